@@ -1,0 +1,82 @@
+"""Construction-time checks: bad input raises at once, naming the argument."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, TypeGuard
+
+__all__ = [
+    "ErrorPredicate",
+    "error_predicate",
+    "is_number",
+    "require_callable",
+    "require_finite",
+    "require_positive",
+    "require_unit_interval",
+]
+
+ErrorPredicate = Callable[[Exception], bool]
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """True for ints and floats, never for ``bool``."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def require_finite(name: str, value: object, *, minimum: float = 0.0) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite number >= minimum."""
+    if not is_number(value):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if result < minimum:
+        raise ValueError(f"{name} must be >= {minimum:g}, got {value!r}")
+    return result
+
+
+def require_positive(name: str, value: object) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite number > 0."""
+    result = require_finite(name, value)
+    if result <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return result
+
+
+def require_unit_interval(name: str, value: object) -> float:
+    """Return ``value`` as a float, or raise if it is outside [0, 1]."""
+    result = require_finite(name, value)
+    if result > 1.0:
+        raise ValueError(f"{name} must be within [0, 1], got {value!r}")
+    return result
+
+
+def require_callable(name: str, value: Any) -> None:
+    """Raise ``TypeError`` unless ``value`` is callable."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {type(value).__name__}")
+
+
+def error_predicate(name: str, value: Any) -> ErrorPredicate:
+    """Normalise an exception type, a tuple of them, or a predicate to a predicate."""
+    if isinstance(value, type) and issubclass(value, BaseException):
+        kinds: tuple[type[BaseException], ...] = (value,)
+    elif (
+        isinstance(value, tuple)
+        and value
+        and all(isinstance(k, type) and issubclass(k, BaseException) for k in value)
+    ):
+        kinds = value
+    elif callable(value):
+        return value  # type: ignore[no-any-return]
+    else:
+        raise TypeError(
+            f"{name} must be a callable predicate, an exception type or a tuple "
+            f"of exception types, got {type(value).__name__}"
+        )
+
+    def matches(error: Exception) -> bool:
+        return isinstance(error, kinds)
+
+    return matches

@@ -1,0 +1,359 @@
+"""Backoff policies: immutable values that describe the delays between attempts.
+
+A policy never holds a random generator. Each retry episode asks the policy
+for a fresh delay sequence with :meth:`Backoff.delays`, passing the generator
+to draw jitter from, so a seeded ``random.Random`` gives the same delays on
+every run and concurrent subscriptions never share a sequence.
+
+Policies compose: ``policy.capped(10.0)`` bounds any policy's delays (the cap
+applies after jitter), and ``policy + other`` (or ``policy + 0.5``) adds two
+delay sequences attempt by attempt.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from ._arguments import is_number, require_finite, require_positive
+
+__all__ = [
+    "Backoff",
+    "CappedBackoff",
+    "ConstantBackoff",
+    "DecorrelatedJitterBackoff",
+    "EqualJitterBackoff",
+    "ExponentialBackoff",
+    "FullJitterBackoff",
+    "LinearBackoff",
+    "SumBackoff",
+    "to_backoff",
+]
+
+
+class Backoff(ABC):
+    """Base class of backoff policies.
+
+    Subclasses are frozen dataclasses. A policy's only job is
+    :meth:`delays`: the sequence of delays, in seconds, before the 2nd, 3rd,
+    ... attempt of one retry episode.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def delays(self, rng: random.Random) -> Iterator[float]:
+        """Return a fresh, endless iterator of delays in seconds.
+
+        Args:
+            rng: the generator to draw jitter from.
+
+        Returns:
+            The delay before the 2nd attempt, then before the 3rd, and so on.
+        """
+
+    def sample(self, count: int, rng: random.Random | None = None) -> list[float]:
+        """Return the first ``count`` delays, for previews and plots.
+
+        Examples:
+            >>> ConstantBackoff(2.0).sample(3)
+            [2.0, 2.0, 2.0]
+        """
+        return list(itertools.islice(self.delays(rng or random.Random()), count))
+
+    def capped(self, max_delay: float) -> CappedBackoff:
+        """Return this policy with every delay bounded by ``max_delay`` seconds."""
+        return CappedBackoff(self, max_delay)
+
+    def __add__(self, other: Backoff | float) -> SumBackoff:
+        """Add two policies (or a policy and a constant) attempt by attempt."""
+        if is_number(other):
+            return SumBackoff(self, ConstantBackoff(other))
+        if isinstance(other, Backoff):
+            return SumBackoff(self, other)
+        return NotImplemented
+
+    def __radd__(self, other: float) -> SumBackoff:
+        if is_number(other):
+            return SumBackoff(ConstantBackoff(other), self)
+        return NotImplemented
+
+
+def _powers(base: float, factor: float, max_delay: float) -> Iterator[float]:
+    """``base * factor ** (k - 1)`` for k = 1, 2, ..., frozen once past ``max_delay``."""
+    if base == 0.0:
+        yield from itertools.repeat(0.0)
+    exponent = 0
+    while True:
+        raw = base * factor**exponent
+        if raw >= max_delay:
+            yield from itertools.repeat(raw)
+        yield raw
+        exponent += 1
+
+
+@dataclass(frozen=True, slots=True)
+class ConstantBackoff(Backoff):
+    """The same delay before every retry.
+
+    Examples:
+        >>> ConstantBackoff(0.5).sample(3)
+        [0.5, 0.5, 0.5]
+    """
+
+    delay: float = 1.0
+
+    def __post_init__(self) -> None:
+        require_finite("delay", self.delay)
+
+    def delays(self, rng: random.Random) -> Iterator[float]:
+        return itertools.repeat(float(self.delay))
+
+
+@dataclass(frozen=True, slots=True)
+class LinearBackoff(Backoff):
+    """``min(initial + step * (k - 1), max_delay)`` before attempt k + 1.
+
+    Examples:
+        >>> LinearBackoff(initial=1.0, step=2.0, max_delay=4.0).sample(4)
+        [1.0, 3.0, 4.0, 4.0]
+    """
+
+    initial: float = 1.0
+    step: float = 1.0
+    max_delay: float = 30.0
+
+    def __post_init__(self) -> None:
+        require_finite("initial", self.initial)
+        require_finite("step", self.step)
+        require_finite("max_delay", self.max_delay)
+
+    def delays(self, rng: random.Random) -> Iterator[float]:
+        for k in itertools.count():
+            delay = self.initial + self.step * k
+            if delay >= self.max_delay:
+                yield from itertools.repeat(float(self.max_delay))
+            yield delay
+
+
+@dataclass(frozen=True, slots=True)
+class ExponentialBackoff(Backoff):
+    """Exponential backoff with proportional jitter, capped after the jitter.
+
+    The delay before attempt k + 1 (k = 1, 2, ...) is::
+
+        min(base * factor ** (k - 1) * (1 + U * jitter), max_delay)
+
+    with ``U`` drawn uniformly from [0, 1) by the operator's ``rng``. The
+    defaults give 1 s, 2 s, 4 s, ... each plus up to 30 %, never above 30 s.
+
+    Examples:
+        >>> ExponentialBackoff(base=1.0, factor=2.0, max_delay=5.0, jitter=0.0).sample(4)
+        [1.0, 2.0, 4.0, 5.0]
+
+    Args:
+        base: the first delay, in seconds, before jitter.
+        factor: the growth per attempt; at least 1.
+        max_delay: the cap, applied after jitter; at least ``base``.
+        jitter: the proportional jitter, within [0, 1]; 0 disables it.
+    """
+
+    base: float = 1.0
+    factor: float = 2.0
+    max_delay: float = 30.0
+    jitter: float = 0.3
+
+    def __post_init__(self) -> None:
+        _check_exponential(self.base, self.factor, self.max_delay)
+        jitter = require_finite("jitter", self.jitter)
+        if jitter > 1.0:
+            raise ValueError(f"jitter must be within [0, 1], got {self.jitter!r}")
+
+    def delays(self, rng: random.Random) -> Iterator[float]:
+        jitter, cap = self.jitter, self.max_delay
+        for raw in _powers(self.base, self.factor, cap):
+            if jitter:
+                yield min(raw * (1 + rng.random() * jitter), cap)
+            else:
+                yield min(raw, cap)
+
+
+@dataclass(frozen=True, slots=True)
+class FullJitterBackoff(Backoff):
+    """AWS "full jitter": ``U * min(max_delay, base * factor ** (k - 1))``.
+
+    Spreads retries over the whole window, which drains contention fastest
+    (AWS Architecture Blog, "Exponential Backoff And Jitter").
+
+    Examples:
+        >>> all(d < 1.0 for d in FullJitterBackoff(base=1.0).sample(1))
+        True
+    """
+
+    base: float = 1.0
+    factor: float = 2.0
+    max_delay: float = 30.0
+
+    def __post_init__(self) -> None:
+        _check_exponential(self.base, self.factor, self.max_delay)
+
+    def delays(self, rng: random.Random) -> Iterator[float]:
+        cap = self.max_delay
+        for raw in _powers(self.base, self.factor, cap):
+            yield rng.random() * min(raw, cap)
+
+
+@dataclass(frozen=True, slots=True)
+class EqualJitterBackoff(Backoff):
+    """AWS "equal jitter": half the exponential delay, plus a random half.
+
+    With ``t = min(max_delay, base * factor ** (k - 1))`` the delay is
+    ``t / 2 + U * t / 2``.
+    """
+
+    base: float = 1.0
+    factor: float = 2.0
+    max_delay: float = 30.0
+
+    def __post_init__(self) -> None:
+        _check_exponential(self.base, self.factor, self.max_delay)
+
+    def delays(self, rng: random.Random) -> Iterator[float]:
+        cap = self.max_delay
+        for raw in _powers(self.base, self.factor, cap):
+            half = min(raw, cap) / 2
+            yield half + rng.random() * half
+
+
+@dataclass(frozen=True, slots=True)
+class DecorrelatedJitterBackoff(Backoff):
+    """AWS "decorrelated jitter": each delay depends on the previous one.
+
+    ``delay = min(max_delay, uniform(base, previous * multiplier))`` with
+    ``previous`` starting at ``base``.
+
+    Examples:
+        >>> all(1.0 <= d <= 3.0 for d in DecorrelatedJitterBackoff().sample(1))
+        True
+    """
+
+    base: float = 1.0
+    max_delay: float = 30.0
+    multiplier: float = 3.0
+
+    def __post_init__(self) -> None:
+        require_finite("base", self.base)
+        require_finite("max_delay", self.max_delay)
+        if self.max_delay < self.base:
+            raise ValueError(
+                f"max_delay must be >= base, got max_delay={self.max_delay!r} "
+                f"and base={self.base!r}"
+            )
+        multiplier = require_finite("multiplier", self.multiplier)
+        if multiplier < 1.0:
+            raise ValueError(f"multiplier must be >= 1, got {self.multiplier!r}")
+
+    def delays(self, rng: random.Random) -> Iterator[float]:
+        base, cap, multiplier = self.base, self.max_delay, self.multiplier
+        previous = base
+        while True:
+            previous = min(cap, rng.uniform(base, previous * multiplier))
+            yield previous
+
+
+@dataclass(frozen=True, slots=True)
+class CappedBackoff(Backoff):
+    """Another policy's delays, each bounded by ``max_delay`` seconds.
+
+    Examples:
+        >>> ConstantBackoff(10.0).capped(3.0).sample(2)
+        [3.0, 3.0]
+    """
+
+    policy: Backoff
+    max_delay: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.policy, Backoff):
+            raise TypeError(
+                f"policy must be a Backoff, got {type(self.policy).__name__}"
+            )
+        require_finite("max_delay", self.max_delay)
+
+    def delays(self, rng: random.Random) -> Iterator[float]:
+        cap = self.max_delay
+        return (min(delay, cap) for delay in self.policy.delays(rng))
+
+
+@dataclass(frozen=True, slots=True)
+class SumBackoff(Backoff):
+    """Two policies' delays added attempt by attempt (``first + second``).
+
+    Examples:
+        >>> (ConstantBackoff(1.0) + 0.5).sample(2)
+        [1.5, 1.5]
+    """
+
+    first: Backoff
+    second: Backoff
+
+    def __post_init__(self) -> None:
+        for name in ("first", "second"):
+            value = getattr(self, name)
+            if not isinstance(value, Backoff):
+                raise TypeError(f"{name} must be a Backoff, got {type(value).__name__}")
+
+    def delays(self, rng: random.Random) -> Iterator[float]:
+        return map(
+            sum, zip(self.first.delays(rng), self.second.delays(rng), strict=True)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _FunctionBackoff(Backoff):
+    """A plain ``function(attempt) -> seconds`` used as a policy.
+
+    ``attempt`` is the number of the attempt that just failed (1 for the
+    first). A result that is not a finite, non-negative number fails the
+    stream with ``ValueError``/``TypeError``.
+    """
+
+    function: Callable[[int], float]
+
+    def delays(self, rng: random.Random) -> Iterator[float]:
+        for attempt in itertools.count(1):
+            yield require_finite("backoff(attempt)", self.function(attempt))
+
+
+def _check_exponential(base: float, factor: float, max_delay: float) -> None:
+    require_finite("base", base)
+    checked_factor = require_finite("factor", factor)
+    if checked_factor < 1.0:
+        raise ValueError(f"factor must be >= 1, got {factor!r}")
+    require_positive("max_delay", max_delay)
+    if max_delay < base:
+        raise ValueError(
+            f"max_delay must be >= base, got max_delay={max_delay!r} and base={base!r}"
+        )
+
+
+def to_backoff(
+    value: Backoff | float | Callable[[int], float] | None,
+) -> Backoff | None:
+    """Normalise what ``rxr.retry(backoff=...)`` accepts to a policy or ``None``.
+
+    A number is a constant delay; a callable is ``function(attempt) -> seconds``.
+    """
+    if value is None or isinstance(value, Backoff):
+        return value
+    if is_number(value):
+        return ConstantBackoff(require_finite("backoff", value))
+    if callable(value):
+        return _FunctionBackoff(value)
+    raise TypeError(
+        "backoff must be a Backoff policy, a number of seconds, a function of the "
+        f"attempt number, or None, got {type(value).__name__}"
+    )

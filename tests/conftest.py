@@ -1,0 +1,17 @@
+"""Hypothesis profiles: a fast default, a thorough ``ci`` profile (HYPOTHESIS_PROFILE=ci)."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("default", max_examples=100, deadline=None, print_blob=True)
+settings.register_profile(
+    "ci",
+    max_examples=400,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

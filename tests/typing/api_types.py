@@ -1,0 +1,34 @@
+"""Pins the public types: type-checked by ``mypy --strict tests/typing``, never run."""
+
+from __future__ import annotations
+
+import random
+from typing import assert_type
+
+import reactivex as rx
+from reactivex import operators as ops
+
+import rxresilience as rxr
+
+numbers: rx.Observable[int] = rx.of(1, 2, 3)
+
+assert_type(numbers.pipe(rxr.retry(3)), rx.Observable[int])
+assert_type(numbers.pipe(rxr.retry(rxr.RetryPolicy())), rx.Observable[int])
+assert_type(
+    numbers.pipe(ops.map(str), rxr.retry(None, backoff=None)), rx.Observable[str]
+)
+assert_type(
+    numbers.pipe(
+        rxr.retry(
+            max_attempts=5,
+            backoff=rxr.ExponentialBackoff().capped(10.0) + 0.5,
+            should_retry=(ConnectionError, TimeoutError),
+            max_elapsed=60.0,
+            rng=random.Random(1),
+            on_retry=lambda event: None,
+        )
+    ),
+    rx.Observable[int],
+)
+assert_type(rxr.FullJitterBackoff().sample(3), list[float])
+assert_type(rxr.RetryPolicy().max_attempts, int | None)
