@@ -1,0 +1,1 @@
+"""Ratio benchmarks: ``python -m benchmarks`` (or ``make bench``)."""

@@ -1,0 +1,35 @@
+"""Run every benchmark suite and print the tables: ``python -m benchmarks``."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from datetime import date
+
+from . import bench_retry
+from ._harness import print_table
+
+SUITES = {"retry": bench_retry.run}
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or list(SUITES)
+    unknown = [name for name in chosen if name not in SUITES]
+    if unknown:
+        print(f"unknown suite(s): {', '.join(unknown)}; choose from {list(SUITES)}")
+        return 2
+    print(
+        f"{date.today()} | Python {platform.python_version()} | "
+        f"{platform.machine()} | {platform.processor() or platform.platform()}"
+    )
+    missed = 0
+    for name in chosen:
+        rows = SUITES[name]()
+        print_table(name, rows)
+        missed += sum(row.verdict == "MISSED" for row in rows)
+    print(f"\n{missed} target(s) missed")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
