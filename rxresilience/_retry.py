@@ -161,12 +161,14 @@ def retry(
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """Resubscribe to the source when it fails, waiting a backoff between attempts.
 
-    ::
+    Each attempt below is ``-a#`` (one value, then an error), one tick per
+    character; the backoff is 2 ticks::
 
-        source:  --a--#        --a--#          --a--b--|
+        attempt 1:  -a#
+        attempt 2:      -a#
+        attempt 3:          -a#
         retry(3, backoff=ConstantBackoff(2))
-        result:  --a-----------a-------------a--b--|
-                      <-- 2 -->      <-- 2 -->
+        result:     -a---a---a#
 
     ``max_attempts`` counts every subscription to the source, the first
     included, as ``reactivex.operators.retry(n)`` does (RxJS and RxJava

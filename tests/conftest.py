@@ -1,4 +1,4 @@
-"""Hypothesis profiles: a fast default, a thorough ``ci`` profile (HYPOTHESIS_PROFILE=ci)."""
+"""Hypothesis profiles: a fast default, a thorough ``ci`` profile (CI=true or HYPOTHESIS_PROFILE=ci)."""
 
 from __future__ import annotations
 
@@ -14,4 +14,6 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+# CI (which sets CI=true) runs the thorough profile unless told otherwise.
+_default_profile = "ci" if os.environ.get("CI") else "default"
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default_profile))

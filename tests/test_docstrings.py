@@ -1,0 +1,100 @@
+"""Docstrings are checked: doctests run, and marble sketches match the operators."""
+
+from __future__ import annotations
+
+import doctest
+import inspect
+import re
+from typing import Any
+
+import pytest
+import reactivex as rx
+from reactivex import abc
+from reactivex.testing import TestScheduler
+
+import rxresilience as rxr
+from rxresilience import _backoff, _retry
+
+from ._support import record
+
+
+@pytest.mark.parametrize("module", [_backoff, _retry])
+def test_doctests_pass(module: Any) -> None:
+    globs = {name: getattr(rxr, name) for name in rxr.__all__}
+    result = doctest.testmod(module, extraglobs=globs, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+
+
+class MarbleError(Exception):
+    pass
+
+
+def marble_events(line: str) -> list[tuple[float, str, Any]]:
+    """Parse ``-a-#``-style marbles, one tick per character, into events."""
+    events: list[tuple[float, str, Any]] = []
+    for tick, char in enumerate(line):
+        if char == "#":
+            events.append((float(tick), "error", MarbleError))
+        elif char == "|":
+            events.append((float(tick), "completed", None))
+        elif char not in "- ":
+            events.append((float(tick), "next", char))
+    return events
+
+
+def marble_source(scheduler: TestScheduler, line: str) -> rx.Observable[str]:
+    """A cold observable that plays ``line`` from each subscription."""
+
+    def subscribe(observer: abc.ObserverBase[str], _: Any = None) -> Any:
+        disposables = []
+        for tick, kind, value in marble_events(line):
+
+            def act(*_: Any, kind: str = kind, value: Any = value) -> None:
+                if kind == "next":
+                    observer.on_next(value)
+                elif kind == "error":
+                    observer.on_error(MarbleError())
+                else:
+                    observer.on_completed()
+
+            disposables.append(scheduler.schedule_relative(tick, act))
+        return rx.disposable.CompositeDisposable(disposables)
+
+    return rx.create(subscribe)
+
+
+def sketch(function: Any) -> dict[str, tuple[int, str]]:
+    """The ``name: marbles`` lines of a docstring's sketch, with their columns."""
+    found: dict[str, tuple[int, str]] = {}
+    for line in (inspect.getdoc(function) or "").splitlines():
+        match = re.match(r"^\s*([\w ]+):\s{2,}(\S.*)$", line)
+        if match:
+            found[match.group(1).strip()] = (match.start(2), match.group(2))
+    return found
+
+
+def test_retry_marble_sketch_matches_the_operator() -> None:
+    lines = sketch(rxr.retry)
+    origin, attempt = lines["attempt 1"]
+    scheduler = TestScheduler()
+    starts: list[float] = []
+
+    def factory(_: Any) -> rx.Observable[str]:
+        starts.append(scheduler.clock)
+        return marble_source(scheduler, attempt)
+
+    events = record(
+        scheduler,
+        lambda: rx.defer(factory).pipe(rxr.retry(3, backoff=rxr.ConstantBackoff(2))),
+        subscribe_at=0.0,
+    )
+    observed = [
+        (time, kind, type(value) if kind == "error" else value)
+        for time, kind, value in events
+    ]
+    result_column, result = lines["result"]
+    assert result_column == origin
+    assert observed == marble_events(result)
+    drawn = [lines[f"attempt {k}"] for k in (1, 2, 3)]
+    assert [float(column - origin) for column, _ in drawn] == starts
+    assert all(marbles == attempt for _, marbles in drawn)
