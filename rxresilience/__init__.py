@@ -17,22 +17,37 @@ from ._backoff import (
     LinearBackoff,
     SumBackoff,
 )
+from ._breaker import CircuitBreaker
+from ._breaker_machine import BreakerMetrics, CircuitState, StateChange
+from ._breaker_storage import BreakerStorage, InMemoryBreakerStorage
+from ._circuit_breaker import circuit_breaker
 from ._retry import RetryEvent, RetryPolicy, retry
-from .errors import ResilienceError
+from ._window import CountWindow, TimeWindow
+from .errors import CircuitOpenError, ResilienceError
 
 __all__ = [
     "Backoff",
+    "BreakerMetrics",
+    "BreakerStorage",
     "CappedBackoff",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CircuitState",
     "ConstantBackoff",
+    "CountWindow",
     "DecorrelatedJitterBackoff",
     "EqualJitterBackoff",
     "ExponentialBackoff",
     "FullJitterBackoff",
+    "InMemoryBreakerStorage",
     "LinearBackoff",
     "ResilienceError",
     "RetryEvent",
     "RetryPolicy",
+    "StateChange",
     "SumBackoff",
+    "TimeWindow",
+    "circuit_breaker",
     "retry",
 ]
 

@@ -21,6 +21,7 @@ from ._arguments import (
     require_positive,
 )
 from ._backoff import Backoff, ExponentialBackoff, to_backoff
+from ._clock import seconds_now
 
 __all__ = ["RetryEvent", "RetryPolicy", "retry"]
 
@@ -362,8 +363,7 @@ class _RetryRun(abc.DisposableBase, Generic[_T]):
         return scheduler
 
     def _now(self) -> float:
-        scheduler = self._time_scheduler()
-        return scheduler.to_seconds(scheduler.now)
+        return seconds_now(self._time_scheduler())
 
     def _drain(self, first: bool = False) -> None:
         source, observer = self._source, self._observer

@@ -1,0 +1,354 @@
+"""The circuit breaker's state machine: pure, with no clock, lock or callback.
+
+Time comes in as an argument (``now``, seconds on the breaker's clock) and
+transitions go out as :class:`StateChange` values; a storage runs the machine
+under its own lock and the breaker publishes the changes after releasing it.
+
+Rules:
+
+- CLOSED: every call is admitted. ``failure_threshold`` consecutive recorded
+  failures open the breaker; so does a window's failure rate or slow-call rate
+  reaching its threshold (``>=``) once it holds ``minimum_calls`` calls.
+- OPEN: calls are refused with the time left until ``opened_at +
+  reset_timeout``; the first call at or after it moves the breaker to
+  HALF_OPEN and is its first trial.
+- HALF_OPEN: up to ``half_open_max_calls`` trials are admitted; a trial given
+  back (ignored error, or disposed with no value) frees its permit. When that
+  many trials succeed the breaker closes; a failed trial (or, with a slow-call
+  rule, a slow one) reopens it.
+- FORCED_OPEN and DISABLED hold until ``reset()``.
+
+Every transition starts a new *generation*. A call's outcome changes the
+state only if the call was admitted in the current generation: a slow call
+admitted while CLOSED that fails after the breaker has moved on to HALF_OPEN
+cannot reopen it, and a late success cannot close it (resilience4j lets such
+calls count). Lifetime totals count every outcome.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from ._window import CountWindow, OutcomeWindow, TimeWindow
+
+__all__ = [
+    "BreakerConfig",
+    "BreakerMetrics",
+    "CircuitMachine",
+    "CircuitState",
+    "Outcome",
+    "StateChange",
+    "Ticket",
+]
+
+
+class CircuitState(enum.StrEnum):
+    """The states of a circuit breaker; the values are the names users see."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half-open"
+    FORCED_OPEN = "forced-open"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """One transition of a breaker.
+
+    Attributes:
+        previous: the state left.
+        current: the state entered.
+        at: when, in seconds on the breaker's clock (virtual ticks under a
+            ``TestScheduler``, epoch seconds on the real clock).
+        reason: why, in words ("3 consecutive failures", "reset timeout
+            elapsed", ...).
+    """
+
+    previous: CircuitState
+    current: CircuitState
+    at: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerMetrics:
+    """A frozen snapshot of a breaker's counters.
+
+    The lifetime totals count since creation or the last ``reset()``; the
+    rates describe the sliding window and are ``None`` without a window or
+    while it holds fewer than ``minimum_calls`` calls.
+
+    Attributes:
+        state: the state when the snapshot was taken.
+        calls: admitted calls that ended as a success or a failure.
+        successes: calls that succeeded.
+        failures: calls that failed (recorded errors, flagged values, trials
+            that overran ``max_half_open_wait``).
+        slow_calls: calls (successful or not) at least ``slow_call_duration`` long.
+        ignored: admitted calls that counted as neither (ignored or unrecorded
+            errors, disposal before any value).
+        rejected: calls refused with ``CircuitOpenError``.
+        consecutive_failures: the current run of failures while CLOSED.
+        window_calls: calls in the sliding window now.
+        failure_rate: failures / calls in the window, or None.
+        slow_call_rate: slow calls / calls in the window, or None.
+    """
+
+    state: CircuitState
+    calls: int
+    successes: int
+    failures: int
+    slow_calls: int
+    ignored: int
+    rejected: int
+    consecutive_failures: int
+    window_calls: int
+    failure_rate: float | None
+    slow_call_rate: float | None
+
+
+class Outcome(enum.Enum):
+    """How a call ended, for the breaker."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    NEITHER = "neither"
+    TIMED_OUT = "timed out"
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """The validated settings the machine reads (built by ``CircuitBreaker``)."""
+
+    failure_threshold: int | None
+    reset_timeout: float
+    half_open_max_calls: int
+    window: CountWindow | TimeWindow | None
+    failure_rate_threshold: float | None
+    slow_call_duration: float | None
+    slow_call_rate_threshold: float | None
+    minimum_calls: int
+
+
+class Ticket:
+    """A permit handed out at admission; settled exactly once."""
+
+    __slots__ = ("generation", "settled", "started_at", "timer", "trial")
+
+    def __init__(self, generation: int, trial: bool, started_at: float) -> None:
+        self.generation = generation
+        self.trial = trial
+        self.started_at = started_at
+        self.settled = False
+        self.timer: Any = None  # the max_half_open_wait timer of a trial, if any
+
+
+Changes = list[StateChange]
+
+
+class CircuitMachine:
+    """The state and counters of one breaker, changed only through its methods."""
+
+    def __init__(self, config: BreakerConfig) -> None:
+        self._config = config
+        self._window: OutcomeWindow | None = (
+            config.window.accumulator() if config.window is not None else None
+        )
+        self.state = CircuitState.CLOSED
+        self.generation = 0
+        self.opened_at = 0.0
+        self._consecutive = 0
+        self._trials_taken = 0
+        self._trial_successes = 0
+        self._reset_totals()
+
+    def _reset_totals(self) -> None:
+        self._successes = 0
+        self._failures = 0
+        self._slow = 0
+        self._ignored = 0
+        self._rejected = 0
+
+    # -- admission ---------------------------------------------------------------
+
+    def acquire(self, now: float) -> tuple[Ticket | None, float | None, Changes]:
+        """Admit a call or refuse it.
+
+        Returns:
+            ``(ticket, None, changes)`` when admitted; ``(None, retry_after,
+            changes)`` when refused, ``retry_after`` in seconds or None.
+        """
+        state = self.state
+        if state is CircuitState.CLOSED or state is CircuitState.DISABLED:
+            return Ticket(self.generation, False, now), None, []
+        changes: Changes = []
+        if state is CircuitState.OPEN:
+            wait = self.opened_at + self._config.reset_timeout - now
+            if wait > 0:
+                self._rejected += 1
+                return None, wait, changes
+            changes.append(
+                self._move(CircuitState.HALF_OPEN, now, "reset timeout elapsed")
+            )
+        elif state is CircuitState.FORCED_OPEN:
+            self._rejected += 1
+            return None, None, changes
+        if self._trials_taken < self._config.half_open_max_calls:
+            self._trials_taken += 1
+            return Ticket(self.generation, True, now), None, changes
+        self._rejected += 1
+        return None, None, changes
+
+    def half_open_if_due(self, now: float) -> Changes:
+        """Move OPEN to HALF_OPEN (for ``auto_half_open``) once the timeout is over."""
+        if (
+            self.state is CircuitState.OPEN
+            and now >= self.opened_at + self._config.reset_timeout
+        ):
+            return [self._move(CircuitState.HALF_OPEN, now, "reset timeout elapsed")]
+        return []
+
+    # -- outcomes -------------------------------------------------------------------
+
+    def record(self, ticket: Ticket, outcome: Outcome, now: float) -> Changes:
+        """Settle ``ticket`` with ``outcome``; a settled ticket is left alone."""
+        if ticket.settled:
+            return []
+        ticket.settled = True
+        config = self._config
+        slow_limit = config.slow_call_duration
+        slow = (
+            slow_limit is not None
+            and outcome is not Outcome.NEITHER
+            and now - ticket.started_at >= slow_limit
+        )
+        if outcome is Outcome.NEITHER:
+            self._ignored += 1
+        else:
+            if outcome is Outcome.SUCCESS:
+                self._successes += 1
+            else:
+                self._failures += 1
+            if slow:
+                self._slow += 1
+        if ticket.generation != self.generation:
+            return []
+        if ticket.trial:
+            return self._record_trial(outcome, slow, now)
+        if self.state is not CircuitState.CLOSED or outcome is Outcome.NEITHER:
+            return []
+        failed = outcome is not Outcome.SUCCESS
+        self._consecutive = self._consecutive + 1 if failed else 0
+        window = self._window
+        if window is not None:
+            window.add(now, failed, slow)
+        threshold = config.failure_threshold
+        if threshold is not None and self._consecutive >= threshold:
+            reason = f"{self._consecutive} consecutive failures"
+        elif window is not None:
+            reason = self._rate_verdict(window, now)
+        else:
+            return []
+        return [self._move(CircuitState.OPEN, now, reason)] if reason else []
+
+    def _record_trial(self, outcome: Outcome, slow: bool, now: float) -> Changes:
+        if outcome is Outcome.NEITHER:
+            self._trials_taken -= 1
+            return []
+        if outcome is Outcome.TIMED_OUT:
+            reason = "trial call outlasted max_half_open_wait"
+        elif outcome is Outcome.FAILURE:
+            reason = "trial call failed"
+        elif slow:
+            reason = "trial call was slow"
+        else:
+            self._trial_successes += 1
+            if self._trial_successes >= self._config.half_open_max_calls:
+                return [
+                    self._move(
+                        CircuitState.CLOSED,
+                        now,
+                        f"{self._trial_successes} of {self._trial_successes} trial calls succeeded",
+                    )
+                ]
+            return []
+        return [self._move(CircuitState.OPEN, now, reason)]
+
+    def _rate_verdict(self, window: OutcomeWindow, now: float) -> str:
+        config = self._config
+        totals = window.totals(now)
+        if totals.calls < config.minimum_calls:
+            return ""
+        rate = config.failure_rate_threshold
+        if rate is not None and totals.failures / totals.calls >= rate:
+            return f"failure rate {totals.failures}/{totals.calls} reached {rate:.0%}"
+        rate = config.slow_call_rate_threshold
+        if rate is not None and totals.slow_calls / totals.calls >= rate:
+            return (
+                f"slow call rate {totals.slow_calls}/{totals.calls} reached {rate:.0%}"
+            )
+        return ""
+
+    # -- manual control -------------------------------------------------------------
+
+    def force(self, target: CircuitState, now: float, reason: str) -> Changes:
+        """``force_open()`` / ``disable()`` / ``reset()`` (target CLOSED)."""
+        if target is CircuitState.CLOSED:
+            self._reset_totals()
+            self._consecutive = 0
+            if self._window is not None:
+                self._window.clear()
+        if self.state is target:
+            return []
+        return [self._move(target, now, reason)]
+
+    def _move(self, target: CircuitState, now: float, reason: str) -> StateChange:
+        change = StateChange(self.state, target, now, reason)
+        self.state = target
+        self.generation += 1
+        if target is CircuitState.OPEN:
+            self.opened_at = now
+        elif target is CircuitState.HALF_OPEN:
+            self._trials_taken = 0
+            self._trial_successes = 0
+        elif target is CircuitState.CLOSED:
+            self._consecutive = 0
+            if self._window is not None:
+                self._window.clear()
+        return change
+
+    # -- reading --------------------------------------------------------------------
+
+    def retry_after(self, now: float) -> float | None:
+        """Seconds until a trial is let through, if known."""
+        if self.state is CircuitState.OPEN:
+            return max(0.0, self.opened_at + self._config.reset_timeout - now)
+        return None
+
+    def metrics(self, now: float) -> BreakerMetrics:
+        window = self._window
+        failure_rate: float | None = None
+        slow_rate: float | None = None
+        window_calls = 0
+        if window is not None:
+            totals = window.totals(now)
+            window_calls = totals.calls
+            if totals.calls and totals.calls >= self._config.minimum_calls:
+                failure_rate = totals.failures / totals.calls
+                slow_rate = totals.slow_calls / totals.calls
+        return BreakerMetrics(
+            state=self.state,
+            calls=self._successes + self._failures,
+            successes=self._successes,
+            failures=self._failures,
+            slow_calls=self._slow,
+            ignored=self._ignored,
+            rejected=self._rejected,
+            consecutive_failures=self._consecutive,
+            window_calls=window_calls,
+            failure_rate=failure_rate,
+            slow_call_rate=slow_rate,
+        )

@@ -1,0 +1,58 @@
+"""A hot observable whose subscribers cannot hurt the publisher or each other."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Generic, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+__all__ = ["Broadcast"]
+
+_T = TypeVar("_T")
+
+_log = logging.getLogger("rxresilience")
+
+
+class Broadcast(Observable[_T], Generic[_T]):
+    """Emits each value to the subscribers present at that moment; no replay.
+
+    A subscriber whose ``on_next`` raises is detached and receives that
+    exception as its ``on_error``; the publisher and the other subscribers
+    carry on. Disposing a subscription detaches it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._observers: tuple[abc.ObserverBase[_T], ...] = ()
+
+    def _subscribe_core(
+        self,
+        observer: abc.ObserverBase[_T],
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase:
+        with self._lock:
+            self._observers = (*self._observers, observer)
+        return Disposable(lambda: self._detach(observer))
+
+    def _detach(self, observer: abc.ObserverBase[_T]) -> None:
+        with self._lock:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+
+    @property
+    def has_observers(self) -> bool:
+        return bool(self._observers)
+
+    def emit(self, value: _T) -> None:
+        for observer in self._observers:
+            try:
+                observer.on_next(value)
+            except Exception as error:
+                self._detach(observer)
+                try:
+                    observer.on_error(error)
+                except Exception:
+                    _log.exception("a subscriber's on_next and on_error both raised")

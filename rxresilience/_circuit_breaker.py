@@ -1,0 +1,147 @@
+"""``rxr.circuit_breaker``: guard an observable with a shared ``CircuitBreaker``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable, SingleAssignmentDisposable
+
+from ._breaker import CircuitBreaker
+from ._breaker_machine import Outcome, Ticket
+from .errors import CircuitOpenError
+
+__all__ = ["circuit_breaker"]
+
+_T = TypeVar("_T")
+
+
+def circuit_breaker(
+    breaker: CircuitBreaker,
+) -> Callable[[Observable[_T]], Observable[_T]]:
+    """Guard the source with ``breaker``: one subscription is one call.
+
+    Permission is decided at subscribe time. While the breaker refuses, the
+    subscriber gets :class:`~rxresilience.CircuitOpenError` (with
+    ``retry_after``) and the source is never subscribed::
+
+        source:   --a--|        --#            (never subscribed)
+        breaker:  closed        closed→open    open
+        result:   --a--|        --#            #  CircuitOpenError
+
+    The call succeeds when the source completes and fails when it errors with
+    an error the breaker records; its duration runs from subscription to the
+    terminal notification on the breaker's clock. The outcome is recorded
+    before the notification is passed on, so a ``retry`` downstream already
+    sees the new state. Disposal before the end counts as a success if the
+    call emitted a value that ``failure_if`` did not flag (so
+    ``call.pipe(rxr.circuit_breaker(b), ops.first())`` counts), and otherwise
+    as neither, giving back a half-open permit.
+
+    Examples:
+        >>> import reactivex as rx
+        >>> breaker = CircuitBreaker(failure_threshold=5, reset_timeout=30.0)
+        >>> rx.of(1).pipe(circuit_breaker(breaker)).run()
+        1
+
+    Args:
+        breaker: the breaker to share; any number of pipelines may use it.
+
+    Returns:
+        An operator function for ``Observable.pipe``.
+    """
+    if not isinstance(breaker, CircuitBreaker):
+        raise TypeError(
+            f"breaker must be a CircuitBreaker, got {type(breaker).__name__}"
+        )
+
+    def apply(source: Observable[_T]) -> Observable[_T]:
+        def subscribe(
+            observer: abc.ObserverBase[_T],
+            scheduler_: abc.SchedulerBase | None = None,
+        ) -> abc.DisposableBase:
+            ticket = breaker._admit()
+            if isinstance(ticket, CircuitOpenError):
+                observer.on_error(ticket)
+                return Disposable()
+            call = _GuardedCall(breaker, ticket, observer)
+            call.upstream.disposable = source.subscribe(
+                call.on_next if breaker._checks_values else call.on_next_unchecked,
+                call.on_error,
+                call.on_completed,
+                scheduler=scheduler_,
+            )
+            return call
+
+        return Observable(subscribe)
+
+    return apply
+
+
+class _GuardedCall(abc.DisposableBase, Generic[_T]):
+    """One admitted call: settles its ticket once, then passes notifications on."""
+
+    __slots__ = ("_breaker", "_emitted", "_observer", "_stopped", "_ticket", "upstream")
+
+    def __init__(
+        self,
+        breaker: CircuitBreaker,
+        ticket: Ticket,
+        observer: abc.ObserverBase[_T],
+    ) -> None:
+        self._breaker = breaker
+        self._ticket = ticket
+        self._observer = observer
+        self._emitted = False
+        self._stopped = False
+        self.upstream = SingleAssignmentDisposable()
+
+    def on_next_unchecked(self, value: _T) -> None:
+        self._emitted = True
+        self._observer.on_next(value)
+
+    def on_next(self, value: _T) -> None:
+        if self._stopped:
+            return
+        try:
+            flagged = self._breaker._flags_failure(value)
+        except Exception as error:  # failure_if itself failed: not the call's fault
+            self._stopped = True
+            self._breaker._settle(self._ticket, Outcome.NEITHER)
+            self.upstream.dispose()
+            self._observer.on_error(error)
+            return
+        if flagged:
+            self._breaker._settle(self._ticket, Outcome.FAILURE)
+        else:
+            self._emitted = True
+        self._observer.on_next(value)
+
+    def on_error(self, error: Exception) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        breaker = self._breaker
+        try:
+            outcome = breaker._classify(error)
+        except Exception as failure:  # record/ignore predicate failed
+            breaker._settle(self._ticket, Outcome.NEITHER)
+            self._observer.on_error(failure)
+            return
+        breaker._settle(self._ticket, outcome)
+        self._observer.on_error(error)
+
+    def on_completed(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._breaker._settle(self._ticket, Outcome.SUCCESS)
+        self._observer.on_completed()
+
+    def dispose(self) -> None:
+        if not self._ticket.settled:
+            self._breaker._settle(
+                self._ticket, Outcome.SUCCESS if self._emitted else Outcome.NEITHER
+            )
+        self.upstream.dispose()

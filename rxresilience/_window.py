@@ -1,0 +1,201 @@
+"""Sliding windows of call outcomes for a circuit breaker's rate rules.
+
+``CountWindow(n)`` keeps the last ``n`` calls; ``TimeWindow(seconds)`` keeps
+the calls that ended within the last ``seconds`` on the breaker's clock, in
+buckets (one second wide by default), evicting whole buckets as time moves
+on. Both cost O(1) per recorded call (amortised for the time window).
+
+The window values are frozen configuration; each breaker makes its own
+accumulator from them with :meth:`CountWindow.accumulator`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from ._arguments import require_positive
+
+__all__ = ["CountWindow", "OutcomeWindow", "TimeWindow", "WindowTotals"]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowTotals:
+    """What a window holds now: calls, and how many of them failed or were slow."""
+
+    calls: int
+    failures: int
+    slow_calls: int
+
+
+class OutcomeWindow(Protocol):
+    """The running accumulator of one breaker's window."""
+
+    def add(self, now: float, failed: bool, slow: bool) -> None: ...
+
+    def totals(self, now: float) -> WindowTotals: ...
+
+    def clear(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CountWindow:
+    """The last ``size`` calls.
+
+    Examples:
+        >>> CountWindow(100).size
+        100
+    """
+
+    size: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or isinstance(self.size, bool):
+            raise TypeError(f"size must be an int, got {type(self.size).__name__}")
+        if self.size < 1:
+            raise ValueError(f"size must be >= 1, got {self.size!r}")
+
+    def accumulator(self) -> OutcomeWindow:
+        """A fresh, empty accumulator for one breaker."""
+        return _CountAccumulator(self.size)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """The calls that ended within the last ``seconds``, in ``buckets`` buckets.
+
+    Eviction is per bucket: a call leaves the window when its whole bucket
+    falls out of it. The default is one-second buckets (``ceil(seconds)`` of
+    them, at most 1000).
+
+    Examples:
+        >>> TimeWindow(60.0).bucket_count
+        60
+    """
+
+    seconds: float
+    buckets: int | None = None
+
+    def __post_init__(self) -> None:
+        require_positive("seconds", self.seconds)
+        if self.buckets is not None:
+            if not isinstance(self.buckets, int) or isinstance(self.buckets, bool):
+                raise TypeError(
+                    f"buckets must be an int, got {type(self.buckets).__name__}"
+                )
+            if self.buckets < 1:
+                raise ValueError(f"buckets must be >= 1, got {self.buckets!r}")
+
+    @property
+    def bucket_count(self) -> int:
+        if self.buckets is not None:
+            return self.buckets
+        return max(1, min(math.ceil(self.seconds), 1000))
+
+    def accumulator(self) -> OutcomeWindow:
+        """A fresh, empty accumulator for one breaker."""
+        return _TimeAccumulator(self.seconds, self.bucket_count)
+
+
+_FAILED = 1
+_SLOW = 2
+
+
+class _CountAccumulator:
+    __slots__ = ("_calls", "_failures", "_next", "_ring", "_size", "_slow")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._ring = bytearray(size)
+        self._next = 0
+        self._calls = 0
+        self._failures = 0
+        self._slow = 0
+
+    def add(self, now: float, failed: bool, slow: bool) -> None:
+        index = self._next
+        if self._calls == self._size:
+            evicted = self._ring[index]
+            self._failures -= evicted & _FAILED
+            self._slow -= (evicted & _SLOW) >> 1
+        else:
+            self._calls += 1
+        flags = (_FAILED if failed else 0) | (_SLOW if slow else 0)
+        self._ring[index] = flags
+        self._failures += failed
+        self._slow += slow
+        self._next = (index + 1) % self._size
+
+    def totals(self, now: float) -> WindowTotals:
+        return WindowTotals(self._calls, self._failures, self._slow)
+
+    def clear(self) -> None:
+        self._ring = bytearray(self._size)
+        self._next = self._calls = self._failures = self._slow = 0
+
+
+class _TimeAccumulator:
+    __slots__ = (
+        "_calls",
+        "_count",
+        "_epochs",
+        "_failures",
+        "_latest",
+        "_per_calls",
+        "_per_failures",
+        "_per_slow",
+        "_slow",
+        "_width",
+    )
+
+    def __init__(self, seconds: float, buckets: int) -> None:
+        self._count = buckets
+        self._width = seconds / buckets
+        self.clear()
+
+    def clear(self) -> None:
+        count = self._count
+        self._epochs = [-1] * count
+        self._per_calls = [0] * count
+        self._per_failures = [0] * count
+        self._per_slow = [0] * count
+        self._calls = self._failures = self._slow = 0
+        self._latest = -1
+
+    def _advance(self, now: float) -> int:
+        epoch = math.floor(now / self._width)
+        latest = self._latest
+        if epoch > latest:
+            # Evict every bucket that the window has moved past: at most all of them.
+            first = max(latest + 1, epoch - self._count + 1)
+            for stale in range(first, epoch + 1):
+                slot = stale % self._count
+                if self._epochs[slot] != stale:
+                    self._calls -= self._per_calls[slot]
+                    self._failures -= self._per_failures[slot]
+                    self._slow -= self._per_slow[slot]
+                    self._per_calls[slot] = 0
+                    self._per_failures[slot] = 0
+                    self._per_slow[slot] = 0
+                    self._epochs[slot] = stale
+            self._latest = epoch
+        return epoch
+
+    def add(self, now: float, failed: bool, slow: bool) -> None:
+        epoch = self._advance(now)
+        if epoch < self._latest - self._count + 1:
+            return  # older than the whole window (a clock that went back)
+        slot = epoch % self._count
+        self._per_calls[slot] += 1
+        self._calls += 1
+        if failed:
+            self._per_failures[slot] += 1
+            self._failures += 1
+        if slow:
+            self._per_slow[slot] += 1
+            self._slow += 1
+
+    def totals(self, now: float) -> WindowTotals:
+        self._advance(now)
+        return WindowTotals(self._calls, self._failures, self._slow)
