@@ -6,10 +6,10 @@ import platform
 import sys
 from datetime import date
 
-from . import bench_retry
+from . import bench_breaker, bench_retry
 from ._harness import print_table
 
-SUITES = {"retry": bench_retry.run}
+SUITES = {"retry": bench_retry.run, "breaker": bench_breaker.run}
 
 
 def main(argv: list[str]) -> int:

@@ -22,6 +22,7 @@ from ._breaker_machine import (
     BreakerMetrics,
     CircuitState,
     Outcome,
+    Refusal,
     StateChange,
     Ticket,
 )
@@ -180,7 +181,7 @@ class CircuitBreaker:
         self._publishing = False
         self._half_open_timer = SerialDisposable()
         self._storage = storage
-        storage.bind(config, self._outbox.extend)
+        storage.bind(config, self._outbox.append)
 
     # -- what users read ------------------------------------------------------------
 
@@ -233,7 +234,7 @@ class CircuitBreaker:
             CircuitOpenError: the breaker refused; ``fn`` was not called.
         """
         ticket = self._admit()
-        if isinstance(ticket, CircuitOpenError):
+        if not isinstance(ticket, Ticket):
             raise ticket
         try:
             result = fn(*args, **kwargs)
@@ -248,27 +249,31 @@ class CircuitBreaker:
         except BaseException:
             self._settle(ticket, Outcome.NEITHER)
             raise
-        failure_if = self._failure_if
-        try:
-            failed = failure_if is not None and failure_if(result)
-        except Exception:
-            self._settle(ticket, Outcome.NEITHER)
-            raise
-        self._settle(ticket, Outcome.FAILURE if failed else Outcome.SUCCESS)
+        if self._failure_if is not None:
+            try:
+                failed = self._failure_if(result)
+            except Exception:
+                self._settle(ticket, Outcome.NEITHER)
+                raise
+            self._settle(ticket, Outcome.FAILURE if failed else Outcome.SUCCESS)
+            return result
+        # The hot path, inlined: settle a success.
+        self._storage.record(ticket, Outcome.SUCCESS, self._clock())
+        if ticket.timer is not None:
+            ticket.timer.dispose()
+        if self._outbox:
+            self._publish()
         return result
 
     # -- the protocol the operator uses ---------------------------------------------
 
     def _admit(self) -> Ticket | CircuitOpenError:
         """A ticket for one call, or the error that refuses it."""
-        admission = self._storage.acquire(self._clock())
+        ticket = self._storage.acquire(self._clock())
         if self._outbox:
             self._publish()
-        ticket = admission.ticket
-        if ticket is None:
-            return CircuitOpenError(
-                self._name, admission.state.value, admission.retry_after
-            )
+        if isinstance(ticket, Refusal):
+            return CircuitOpenError(self._name, ticket.state.value, ticket.retry_after)
         if ticket.trial and self._max_half_open_wait is not None:
             ticket.timer = self._timer_scheduler().schedule_relative(
                 self._max_half_open_wait,

@@ -1,8 +1,9 @@
 """The circuit breaker's state machine: pure, with no clock, lock or callback.
 
 Time comes in as an argument (``now``, seconds on the breaker's clock) and
-transitions go out as :class:`StateChange` values; a storage runs the machine
-under its own lock and the breaker publishes the changes after releasing it.
+transitions go out as :class:`StateChange` values to a sink (which only
+queues them); a storage runs the machine under its own lock and the breaker
+publishes the queued changes after releasing it.
 
 Rules:
 
@@ -28,17 +29,20 @@ calls count). Lifetime totals count every outcome.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._window import CountWindow, OutcomeWindow, TimeWindow
 
 __all__ = [
     "BreakerConfig",
     "BreakerMetrics",
+    "ChangeSink",
     "CircuitMachine",
     "CircuitState",
     "Outcome",
+    "Refusal",
     "StateChange",
     "Ticket",
 ]
@@ -146,14 +150,31 @@ class Ticket:
         self.timer: Any = None  # the max_half_open_wait timer of a trial, if any
 
 
-Changes = list[StateChange]
+class Refusal(NamedTuple):
+    """The answer to a call that is not admitted."""
+
+    retry_after: float | None
+    state: CircuitState
+
+
+ChangeSink = Callable[[StateChange], None]
+
+_SUCCESS = Outcome.SUCCESS
+_CLOSED = CircuitState.CLOSED
+_OPEN = CircuitState.OPEN
+_FORCED_OPEN = Refusal(None, CircuitState.FORCED_OPEN)
+_TRIALS_TAKEN = Refusal(None, CircuitState.HALF_OPEN)
 
 
 class CircuitMachine:
     """The state and counters of one breaker, changed only through its methods."""
 
-    def __init__(self, config: BreakerConfig) -> None:
+    def __init__(self, config: BreakerConfig, sink: ChangeSink) -> None:
         self._config = config
+        self.reset_timeout = config.reset_timeout
+        self._sink = sink
+        # No window and no slow-call rule: a success while CLOSED only resets a count.
+        self._plain = config.window is None and config.slow_call_duration is None
         self._window: OutcomeWindow | None = (
             config.window.accumulator() if config.window is not None else None
         )
@@ -174,50 +195,50 @@ class CircuitMachine:
 
     # -- admission ---------------------------------------------------------------
 
-    def acquire(self, now: float) -> tuple[Ticket | None, float | None, Changes]:
-        """Admit a call or refuse it.
-
-        Returns:
-            ``(ticket, None, changes)`` when admitted; ``(None, retry_after,
-            changes)`` when refused, ``retry_after`` in seconds or None.
-        """
+    def acquire(self, now: float) -> Ticket | Refusal:
+        """Admit a call (a ticket) or refuse it (with ``retry_after`` if known)."""
         state = self.state
-        if state is CircuitState.CLOSED or state is CircuitState.DISABLED:
-            return Ticket(self.generation, False, now), None, []
-        changes: Changes = []
-        if state is CircuitState.OPEN:
-            wait = self.opened_at + self._config.reset_timeout - now
+        if state is _OPEN:
+            wait = self.opened_at + self.reset_timeout - now
             if wait > 0:
                 self._rejected += 1
-                return None, wait, changes
-            changes.append(
-                self._move(CircuitState.HALF_OPEN, now, "reset timeout elapsed")
-            )
+                return Refusal(wait, _OPEN)
+            self._move(CircuitState.HALF_OPEN, now, "reset timeout elapsed")
         elif state is CircuitState.FORCED_OPEN:
             self._rejected += 1
-            return None, None, changes
+            return _FORCED_OPEN
+        elif state is not CircuitState.HALF_OPEN:  # CLOSED or DISABLED
+            return Ticket(self.generation, False, now)
         if self._trials_taken < self._config.half_open_max_calls:
             self._trials_taken += 1
-            return Ticket(self.generation, True, now), None, changes
+            return Ticket(self.generation, True, now)
         self._rejected += 1
-        return None, None, changes
+        return _TRIALS_TAKEN
 
-    def half_open_if_due(self, now: float) -> Changes:
+    def half_open_if_due(self, now: float) -> None:
         """Move OPEN to HALF_OPEN (for ``auto_half_open``) once the timeout is over."""
         if (
             self.state is CircuitState.OPEN
             and now >= self.opened_at + self._config.reset_timeout
         ):
-            return [self._move(CircuitState.HALF_OPEN, now, "reset timeout elapsed")]
-        return []
+            self._move(CircuitState.HALF_OPEN, now, "reset timeout elapsed")
 
     # -- outcomes -------------------------------------------------------------------
 
-    def record(self, ticket: Ticket, outcome: Outcome, now: float) -> Changes:
+    def record(self, ticket: Ticket, outcome: Outcome, now: float) -> None:
         """Settle ``ticket`` with ``outcome``; a settled ticket is left alone."""
         if ticket.settled:
-            return []
+            return
         ticket.settled = True
+        if (
+            outcome is _SUCCESS
+            and self._plain
+            and self.state is _CLOSED
+            and ticket.generation == self.generation
+        ):  # the hot path: nothing to judge
+            self._successes += 1
+            self._consecutive = 0
+            return
         config = self._config
         slow_limit = config.slow_call_duration
         slow = (
@@ -235,11 +256,12 @@ class CircuitMachine:
             if slow:
                 self._slow += 1
         if ticket.generation != self.generation:
-            return []
+            return
         if ticket.trial:
-            return self._record_trial(outcome, slow, now)
+            self._record_trial(outcome, slow, now)
+            return
         if self.state is not CircuitState.CLOSED or outcome is Outcome.NEITHER:
-            return []
+            return
         failed = outcome is not Outcome.SUCCESS
         self._consecutive = self._consecutive + 1 if failed else 0
         window = self._window
@@ -251,13 +273,14 @@ class CircuitMachine:
         elif window is not None:
             reason = self._rate_verdict(window, now)
         else:
-            return []
-        return [self._move(CircuitState.OPEN, now, reason)] if reason else []
+            return
+        if reason:
+            self._move(CircuitState.OPEN, now, reason)
 
-    def _record_trial(self, outcome: Outcome, slow: bool, now: float) -> Changes:
+    def _record_trial(self, outcome: Outcome, slow: bool, now: float) -> None:
         if outcome is Outcome.NEITHER:
             self._trials_taken -= 1
-            return []
+            return
         if outcome is Outcome.TIMED_OUT:
             reason = "trial call outlasted max_half_open_wait"
         elif outcome is Outcome.FAILURE:
@@ -266,16 +289,15 @@ class CircuitMachine:
             reason = "trial call was slow"
         else:
             self._trial_successes += 1
-            if self._trial_successes >= self._config.half_open_max_calls:
-                return [
-                    self._move(
-                        CircuitState.CLOSED,
-                        now,
-                        f"{self._trial_successes} of {self._trial_successes} trial calls succeeded",
-                    )
-                ]
-            return []
-        return [self._move(CircuitState.OPEN, now, reason)]
+            successes = self._trial_successes
+            if successes >= self._config.half_open_max_calls:
+                self._move(
+                    CircuitState.CLOSED,
+                    now,
+                    f"{successes} of {successes} trial calls succeeded",
+                )
+            return
+        self._move(CircuitState.OPEN, now, reason)
 
     def _rate_verdict(self, window: OutcomeWindow, now: float) -> str:
         config = self._config
@@ -294,18 +316,17 @@ class CircuitMachine:
 
     # -- manual control -------------------------------------------------------------
 
-    def force(self, target: CircuitState, now: float, reason: str) -> Changes:
+    def force(self, target: CircuitState, now: float, reason: str) -> None:
         """``force_open()`` / ``disable()`` / ``reset()`` (target CLOSED)."""
         if target is CircuitState.CLOSED:
             self._reset_totals()
             self._consecutive = 0
             if self._window is not None:
                 self._window.clear()
-        if self.state is target:
-            return []
-        return [self._move(target, now, reason)]
+        if self.state is not target:
+            self._move(target, now, reason)
 
-    def _move(self, target: CircuitState, now: float, reason: str) -> StateChange:
+    def _move(self, target: CircuitState, now: float, reason: str) -> None:
         change = StateChange(self.state, target, now, reason)
         self.state = target
         self.generation += 1
@@ -318,7 +339,7 @@ class CircuitMachine:
             self._consecutive = 0
             if self._window is not None:
                 self._window.clear()
-        return change
+        self._sink(change)
 
     # -- reading --------------------------------------------------------------------
 

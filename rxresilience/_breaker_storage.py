@@ -8,42 +8,34 @@ implements the same five operations atomically on its side.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any
 
 from ._breaker_machine import (
     BreakerConfig,
     BreakerMetrics,
+    ChangeSink,
     CircuitMachine,
     CircuitState,
     Outcome,
-    StateChange,
+    Refusal,
     Ticket,
 )
 
-__all__ = ["Admission", "BreakerStorage", "InMemoryBreakerStorage"]
-
-ChangeSink = Callable[[list[StateChange]], None]
-
-
-class Admission(NamedTuple):
-    """The answer to one request for a permit."""
-
-    ticket: Ticket | None
-    retry_after: float | None
-    state: CircuitState
+__all__ = ["BreakerStorage", "InMemoryBreakerStorage"]
 
 
 class BreakerStorage(ABC):
     """The storage interface of a circuit breaker's state.
 
     A storage belongs to one breaker, which binds it once with its settings
-    and a sink for transitions. Implementations call the sink with every
-    transition, in order, *while* their update is still atomic (the sink
-    only queues them), so transitions are published in the order they
-    happened, whichever threads made them.
+    and a sink for transitions. Implementations pass every transition to the
+    sink, in order, *while* their update is still atomic (the sink only
+    queues them), so transitions are published in the order they happened,
+    whichever threads made them.
     """
 
     @abstractmethod
@@ -56,7 +48,7 @@ class BreakerStorage(ABC):
         """The current state, as last known."""
 
     @abstractmethod
-    def acquire(self, now: float) -> Admission:
+    def acquire(self, now: float) -> Ticket | Refusal:
         """Admit a call (a ticket) or refuse it."""
 
     @abstractmethod
@@ -83,65 +75,88 @@ class BreakerStorage(ABC):
 class InMemoryBreakerStorage(BreakerStorage):
     """The default storage: the state machine in this process, under a lock."""
 
-    __slots__ = ("_lock", "_machine", "_sink")
+    __slots__ = ("_lock", "_machine", "_refusals")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._machine: CircuitMachine | None = None
-        self._sink: ChangeSink | None = None
+        self._machine: CircuitMachine = _UNBOUND
+        self._refusals = itertools.count()  # next() is atomic in CPython
 
     def bind(self, config: BreakerConfig, sink: ChangeSink) -> None:
         with self._lock:
-            if self._machine is not None:
+            if self._machine is not _UNBOUND:
                 raise ValueError("storage is already bound to a circuit breaker")
-            self._machine = CircuitMachine(config)
-            self._sink = sink
-
-    def _bound(self) -> tuple[CircuitMachine, ChangeSink]:
-        machine, sink = self._machine, self._sink
-        if machine is None or sink is None:
-            raise RuntimeError("storage is not bound to a circuit breaker")
-        return machine, sink
+            self._machine = CircuitMachine(config, sink)
 
     @property
     def state(self) -> CircuitState:
-        return self._bound()[0].state
+        return self._machine.state
 
-    def acquire(self, now: float) -> Admission:
-        machine, sink = self._bound()
+    def acquire(self, now: float) -> Ticket | Refusal:
+        machine = self._machine
+        # Admission while CLOSED or DISABLED changes nothing, so it needs no lock.
+        # The generation is read before the state: if a transition slips in
+        # between, either the state read sees it (and we take the lock) or the
+        # ticket carries an older generation, whose outcome then only counts in
+        # the totals. Either way the call was admitted when the breaker was closed.
+        generation = machine.generation
+        state = machine.state
+        if state is _CLOSED or state is _DISABLED:
+            return Ticket(generation, False, now)
+        if state is _OPEN:
+            # A refusal while OPEN changes nothing either but a count, which an
+            # atomic counter keeps exact. opened_at is read after the state, so
+            # it belongs to this opening or a later one.
+            wait = machine.opened_at + machine.reset_timeout - now
+            if wait > 0:
+                next(self._refusals)
+                return Refusal(wait, _OPEN)
         with self._lock:
-            ticket, retry_after, changes = machine.acquire(now)
-            if changes:
-                sink(changes)
-            return Admission(ticket, retry_after, machine.state)
+            return machine.acquire(now)
 
     def record(self, ticket: Ticket, outcome: Outcome, now: float) -> None:
-        machine, sink = self._bound()
         with self._lock:
-            changes = machine.record(ticket, outcome, now)
-            if changes:
-                sink(changes)
+            self._machine.record(ticket, outcome, now)
 
     def half_open_if_due(self, now: float) -> None:
-        machine, sink = self._bound()
         with self._lock:
-            changes = machine.half_open_if_due(now)
-            if changes:
-                sink(changes)
+            self._machine.half_open_if_due(now)
 
     def force(self, target: CircuitState, now: float, reason: str) -> None:
-        machine, sink = self._bound()
         with self._lock:
-            changes = machine.force(target, now, reason)
-            if changes:
-                sink(changes)
+            if target is _CLOSED:
+                self._refusals = itertools.count()
+            self._machine.force(target, now, reason)
 
     def retry_after(self, now: float) -> float | None:
-        machine, _ = self._bound()
         with self._lock:
-            return machine.retry_after(now)
+            return self._machine.retry_after(now)
 
     def metrics(self, now: float) -> BreakerMetrics:
-        machine, _ = self._bound()
         with self._lock:
-            return machine.metrics(now)
+            metrics = self._machine.metrics(now)
+            refused = _count_of(self._refusals)
+        return dataclasses.replace(metrics, rejected=metrics.rejected + refused)
+
+
+_CLOSED = CircuitState.CLOSED
+_OPEN = CircuitState.OPEN
+_DISABLED = CircuitState.DISABLED
+
+
+def _count_of(counter: itertools.count[int]) -> int:
+    """How many times ``next`` was called on a fresh ``itertools.count()``."""
+    return int(repr(counter)[len("count(") : -1])
+
+
+class _UnboundMachine(CircuitMachine):
+    """Stands in until ``bind``: every use says the storage is not bound."""
+
+    def __init__(self) -> None:
+        pass
+
+    def __getattribute__(self, name: str) -> Any:
+        raise RuntimeError("storage is not bound to a circuit breaker")
+
+
+_UNBOUND: CircuitMachine = _UnboundMachine()

@@ -16,6 +16,8 @@ __all__ = ["circuit_breaker"]
 
 _T = TypeVar("_T")
 
+_NOTHING = Disposable()  # what a refused subscription returns: nothing to undo
+
 
 def circuit_breaker(
     breaker: CircuitBreaker,
@@ -64,7 +66,7 @@ def circuit_breaker(
             ticket = breaker._admit()
             if isinstance(ticket, CircuitOpenError):
                 observer.on_error(ticket)
-                return Disposable()
+                return _NOTHING
             call = _GuardedCall(breaker, ticket, observer)
             call.upstream.disposable = source.subscribe(
                 call.on_next if breaker._checks_values else call.on_next_unchecked,

@@ -22,6 +22,8 @@ class ResilienceError(Exception):
 class CircuitOpenError(ResilienceError):
     """A circuit breaker refused the call; the protected work never started.
 
+    Raised as ``CircuitOpenError(breaker, state, retry_after)``.
+
     Attributes:
         breaker: the name of the breaker that refused.
         state: the breaker's state when it refused (a ``CircuitState`` value).
@@ -31,12 +33,24 @@ class CircuitOpenError(ResilienceError):
             next attempt.
     """
 
-    def __init__(self, breaker: str, state: str, retry_after: float | None) -> None:
-        wait = "" if retry_after is None else f"; retry after {retry_after:.3f}s"
-        super().__init__(f"circuit breaker {breaker!r} is {state}{wait}")
-        self.breaker = breaker
-        self.state = state
-        self.retry_after = retry_after
+    # The attributes read ``args`` (set by BaseException itself), so refusing a
+    # call, a hot path, runs no Python code to build its error.
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.breaker, self.state, self.retry_after))
+    @property
+    def breaker(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def state(self) -> str:
+        return str(self.args[1])
+
+    @property
+    def retry_after(self) -> float | None:
+        value: float | None = self.args[2]
+        return value
+
+    def __str__(self) -> str:
+        wait = (
+            "" if self.retry_after is None else f"; retry after {self.retry_after:.3f}s"
+        )
+        return f"circuit breaker {self.breaker!r} is {self.state}{wait}"

@@ -180,3 +180,20 @@ def test_state_changes_are_published_once_each_in_order_under_contention() -> No
     for earlier, later in itertools.pairwise(seen):
         assert earlier.current is later.previous  # a gap-free chain
     assert seen[-1].current is breaker.state
+
+
+def test_refusals_while_open_are_counted_exactly_across_threads() -> None:
+    breaker = rxr.CircuitBreaker(1, 3600.0, scheduler=TestScheduler())
+    rx.throw(Boom()).pipe(rxr.circuit_breaker(breaker)).subscribe(
+        on_error=lambda _: None
+    )
+    refused = rx.of(1).pipe(rxr.circuit_breaker(breaker))
+
+    def work(_: int) -> None:
+        for _ in range(2000):
+            refused.subscribe(on_error=lambda _: None)
+
+    _run_threads(work)
+    assert breaker.metrics().rejected == THREADS * 2000
+    breaker.reset()
+    assert breaker.metrics().rejected == 0
