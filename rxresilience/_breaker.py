@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from reactivex import Observable, abc
-from reactivex.disposable import SerialDisposable
+from reactivex.disposable import Disposable, SerialDisposable
 from reactivex.scheduler import TimeoutScheduler
 
 from ._arguments import (
@@ -323,12 +323,15 @@ class CircuitBreaker:
                     self._publishing = False
                     return
                 change = self._outbox.popleft()
-            if change.current is CircuitState.OPEN and self._auto_half_open:
-                self._half_open_timer.disposable = (
-                    self._timer_scheduler().schedule_relative(
-                        self._config.reset_timeout, self._on_half_open_timer
+            if self._auto_half_open:
+                if change.current is CircuitState.OPEN:
+                    self._half_open_timer.disposable = (
+                        self._timer_scheduler().schedule_relative(
+                            self._config.reset_timeout, self._on_half_open_timer
+                        )
                     )
-                )
+                elif change.previous is CircuitState.OPEN:
+                    self._half_open_timer.disposable = Disposable()
             self._changes.emit(change)
 
     def _on_half_open_timer(self, _scheduler: abc.SchedulerBase, _state: Any) -> None:

@@ -26,11 +26,14 @@ def circuit_breaker(
 
     Permission is decided at subscribe time. While the breaker refuses, the
     subscriber gets :class:`~rxresilience.CircuitOpenError` (with
-    ``retry_after``) and the source is never subscribed::
+    ``retry_after``) and the source is never subscribed. Below, each call is
+    drawn from the tick it subscribes, one tick per character, through
+    ``CircuitBreaker(failure_threshold=2, reset_timeout=5)``::
 
-        source:   --a--|        --#            (never subscribed)
-        breaker:  closed        closed→open    open
-        result:   --a--|        --#            #  CircuitOpenError
+        call 1:  -#           fails
+        call 2:    -#         fails: the breaker opens at tick 3
+        call 3:      #        refused at once (retry_after=4): no subscription
+        call 4:          -a|  the first call from tick 8 is a trial: it closes
 
     The call succeeds when the source completes and fails when it errors with
     an error the breaker records; its duration runs from subscription to the

@@ -208,6 +208,7 @@ def test_auto_half_open_timer_of_an_earlier_opening_does_nothing() -> None:
     )
     fail(breaker)  # opens at 0: timer for 10
     breaker.reset()
+    assert pending(scheduler) == []  # leaving OPEN cancels the timer
     scheduler.advance_to(4)
     fail(breaker)  # opens at 4: timer for 14
     scheduler.advance_to(10)

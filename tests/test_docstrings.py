@@ -13,12 +13,14 @@ from reactivex import abc
 from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
-from rxresilience import _backoff, _retry
+from rxresilience import _backoff, _breaker, _circuit_breaker, _retry, _window
 
 from ._support import record
 
 
-@pytest.mark.parametrize("module", [_backoff, _retry])
+@pytest.mark.parametrize(
+    "module", [_backoff, _breaker, _circuit_breaker, _retry, _window]
+)
 def test_doctests_pass(module: Any) -> None:
     globs = {name: getattr(rxr, name) for name in rxr.__all__}
     result = doctest.testmod(module, extraglobs=globs, optionflags=doctest.ELLIPSIS)
@@ -98,3 +100,41 @@ def test_retry_marble_sketch_matches_the_operator() -> None:
     drawn = [lines[f"attempt {k}"] for k in (1, 2, 3)]
     assert [float(column - origin) for column, _ in drawn] == starts
     assert all(marbles == attempt for _, marbles in drawn)
+
+
+def test_circuit_breaker_marble_sketch_matches_the_operator() -> None:
+    lines = sketch(rxr.circuit_breaker)
+    origin = lines["call 1"][0]
+    scheduler = TestScheduler()
+    breaker = rxr.CircuitBreaker(
+        failure_threshold=2, reset_timeout=5, scheduler=scheduler
+    )
+    subscribed: list[float] = []
+    observed: dict[str, list[tuple[float, str, Any]]] = {}
+    for name, (column, drawn) in sorted(lines.items()):
+        marbles = drawn.split()[0]
+        start = float(column - origin)
+        source = marble_source(scheduler, marbles.lstrip("#") or "-")
+
+        def factory(_: Any, source: rx.Observable[str] = source) -> rx.Observable[str]:
+            subscribed.append(scheduler.clock)
+            return source
+
+        observed[name] = [
+            (time - start, kind, type(value) if kind == "error" else value)
+            for time, kind, value in record(
+                scheduler,
+                lambda factory=factory: rx.defer(factory).pipe(
+                    rxr.circuit_breaker(breaker)
+                ),
+                subscribe_at=start,
+                until=start + len(marbles),
+            )
+        ]
+    assert subscribed == [0.0, 2.0, 8.0]  # call 3 never reached its source
+    assert observed["call 1"] == marble_events("-#")
+    assert observed["call 2"] == marble_events("-#")
+    [(time, kind, error)] = observed["call 3"]
+    assert (time, kind, error) == (0.0, "error", rxr.CircuitOpenError)
+    assert observed["call 4"] == marble_events("-a|")
+    assert breaker.state is rxr.CircuitState.CLOSED

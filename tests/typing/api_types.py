@@ -32,3 +32,14 @@ assert_type(
 )
 assert_type(rxr.FullJitterBackoff().sample(3), list[float])
 assert_type(rxr.RetryPolicy().max_attempts, int | None)
+
+breaker = rxr.CircuitBreaker(failure_threshold=5, reset_timeout=30.0)
+assert_type(numbers.pipe(rxr.circuit_breaker(breaker)), rx.Observable[int])
+assert_type(
+    numbers.pipe(rxr.circuit_breaker(breaker), rxr.retry(3)), rx.Observable[int]
+)
+assert_type(breaker.call(lambda a, b: str(a + b), 1, 2), str)
+assert_type(breaker.state, rxr.CircuitState)
+assert_type(breaker.metrics(), rxr.BreakerMetrics)
+assert_type(breaker.state_changes, rx.Observable[rxr.StateChange])
+assert_type(rxr.CircuitOpenError("b", "open", 1.0).retry_after, float | None)
