@@ -1,0 +1,66 @@
+"""Sliding windows against naive models: what they hold after any sequence of calls."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+import rxresilience as rxr
+
+outcomes = st.lists(st.tuples(st.booleans(), st.booleans()), max_size=200)
+
+
+@given(size=st.integers(1, 20), calls=outcomes)
+def test_count_window_holds_exactly_the_last_n_calls(
+    size: int, calls: list[tuple[bool, bool]]
+) -> None:
+    window = rxr.CountWindow(size).accumulator()
+    for failed, slow in calls:
+        window.add(0.0, failed, slow)
+    last = calls[-size:]
+    totals = window.totals(0.0)
+    assert totals.calls == len(last)
+    assert totals.failures == sum(f for f, _ in last)
+    assert totals.slow_calls == sum(s for _, s in last)
+
+
+@given(
+    seconds=st.sampled_from([1.0, 2.5, 10.0, 60.0]),
+    buckets=st.one_of(st.none(), st.integers(1, 12)),
+    steps=st.lists(
+        st.tuples(st.floats(0, 7, allow_nan=False), st.booleans(), st.booleans()),
+        max_size=120,
+    ),
+)
+def test_time_window_holds_the_calls_of_its_live_buckets(
+    seconds: float,
+    buckets: int | None,
+    steps: list[tuple[float, bool, bool]],
+) -> None:
+    config = rxr.TimeWindow(seconds, buckets)
+    width = seconds / config.bucket_count
+    window = config.accumulator()
+    now = 0.0
+    seen: list[tuple[int, bool, bool]] = []
+    for advance, failed, slow in steps:
+        now += advance
+        window.add(now, failed, slow)
+        seen.append((math.floor(now / width), failed, slow))
+    current = math.floor(now / width)
+    live = [(f, s) for epoch, f, s in seen if epoch > current - config.bucket_count]
+    totals = window.totals(now)
+    assert totals.calls == len(live)
+    assert totals.failures == sum(f for f, _ in live)
+    assert totals.slow_calls == sum(s for _, s in live)
+    later = now + seconds
+    assert window.totals(later).calls == 0  # everything ages out
+
+
+def test_clear_empties_both_windows() -> None:
+    for config in (rxr.CountWindow(3), rxr.TimeWindow(5.0)):
+        window = config.accumulator()
+        window.add(1.0, True, True)
+        window.clear()
+        assert window.totals(1.0).calls == 0
