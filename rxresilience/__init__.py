@@ -21,9 +21,12 @@ from ._breaker import CircuitBreaker
 from ._breaker_machine import BreakerMetrics, CircuitState, StateChange
 from ._breaker_storage import BreakerStorage, InMemoryBreakerStorage
 from ._circuit_breaker import circuit_breaker
+from ._fallback import fallback
+from ._resilient import resilient
 from ._retry import RetryEvent, RetryPolicy, retry
+from ._timeout import TimeoutPolicy, timeout
 from ._window import CountWindow, TimeWindow
-from .errors import CircuitOpenError, ResilienceError
+from .errors import CircuitOpenError, ResilienceError, TimeoutError
 
 __all__ = [
     "Backoff",
@@ -47,8 +50,13 @@ __all__ = [
     "StateChange",
     "SumBackoff",
     "TimeWindow",
+    "TimeoutError",
+    "TimeoutPolicy",
     "circuit_breaker",
+    "fallback",
+    "resilient",
     "retry",
+    "timeout",
 ]
 
 __version__ = "0.1.0"

@@ -1,4 +1,11 @@
-"""Reading a scheduler's clock as float seconds, cheaply."""
+"""Reading a scheduler's clock as float seconds, cheaply.
+
+Virtual-time schedulers count seconds in ``clock``; schedulers that keep
+RxPY's default ``now`` (the wall clock in UTC) read ``time.time()`` directly,
+which costs a fraction of building a ``datetime``; any other scheduler is
+asked for its ``now``. Absolute deadlines given as ``datetime`` convert with
+the scheduler's ``to_seconds``, on the same scale.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +14,9 @@ from collections.abc import Callable
 
 from reactivex import abc
 from reactivex.scheduler import VirtualTimeScheduler
+from reactivex.scheduler.scheduler import Scheduler
 
 __all__ = ["clock_of", "seconds_now"]
-
-
-def seconds_now(scheduler: abc.SchedulerBase) -> float:
-    """The scheduler's current time in seconds (virtual ticks for virtual time)."""
-    if isinstance(scheduler, VirtualTimeScheduler):
-        return float(scheduler.clock)
-    return scheduler.to_seconds(scheduler.now)
 
 
 def clock_of(scheduler: abc.SchedulerBase | None) -> Callable[[], float]:
@@ -24,4 +25,11 @@ def clock_of(scheduler: abc.SchedulerBase | None) -> Callable[[], float]:
         return time.time
     if isinstance(scheduler, VirtualTimeScheduler):
         return lambda: float(scheduler.clock)
+    if isinstance(scheduler, Scheduler) and type(scheduler).now is Scheduler.now:
+        return time.time
     return lambda: scheduler.to_seconds(scheduler.now)
+
+
+def seconds_now(scheduler: abc.SchedulerBase) -> float:
+    """The scheduler's current time in seconds (virtual ticks for virtual time)."""
+    return clock_of(scheduler)()

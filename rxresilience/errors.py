@@ -12,7 +12,9 @@ Bad configuration is not a ``ResilienceError``: it raises the built-in
 
 from __future__ import annotations
 
-__all__ = ["CircuitOpenError", "ResilienceError"]
+import builtins
+
+__all__ = ["CircuitOpenError", "ResilienceError", "TimeoutError"]
 
 
 class ResilienceError(Exception):
@@ -54,3 +56,27 @@ class CircuitOpenError(ResilienceError):
             "" if self.retry_after is None else f"; retry after {self.retry_after:.3f}s"
         )
         return f"circuit breaker {self.breaker!r} is {self.state}{wait}"
+
+
+class TimeoutError(ResilienceError, builtins.TimeoutError):
+    """A time budget of ``rxr.timeout`` ran out.
+
+    It is also the built-in ``TimeoutError`` (so an ``OSError``): code that
+    catches either catches it, and a breaker that records ``OSError`` records
+    timeouts too.
+
+    Attributes:
+        budget: which budget ran out: ``"first"`` (the first item),
+            ``"each"`` (the gap between items) or ``"total"`` (the whole
+            subscription).
+        seconds: how long that budget was, in seconds (for an absolute
+            deadline, from subscription to the deadline).
+    """
+
+    def __init__(self, budget: str, seconds: float) -> None:
+        super().__init__(f"{budget} timeout of {seconds:g}s elapsed")
+        self.budget = budget
+        self.seconds = seconds
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.budget, self.seconds))
