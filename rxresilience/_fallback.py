@@ -87,7 +87,7 @@ def fallback(
 
         source:   --a--#
         fallback("b")
-        result:   --a--b|
+        result:   --a--(b|)
 
     Examples:
         >>> import reactivex as rx

@@ -13,13 +13,32 @@ from reactivex import abc
 from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
-from rxresilience import _backoff, _breaker, _circuit_breaker, _retry, _window
+from rxresilience import (
+    _backoff,
+    _breaker,
+    _circuit_breaker,
+    _fallback,
+    _resilient,
+    _retry,
+    _timeout,
+    _window,
+)
 
 from ._support import record
 
 
 @pytest.mark.parametrize(
-    "module", [_backoff, _breaker, _circuit_breaker, _retry, _window]
+    "module",
+    [
+        _backoff,
+        _breaker,
+        _circuit_breaker,
+        _fallback,
+        _resilient,
+        _retry,
+        _timeout,
+        _window,
+    ],
 )
 def test_doctests_pass(module: Any) -> None:
     globs = {name: getattr(rxr, name) for name in rxr.__all__}
@@ -32,15 +51,24 @@ class MarbleError(Exception):
 
 
 def marble_events(line: str) -> list[tuple[float, str, Any]]:
-    """Parse ``-a-#``-style marbles, one tick per character, into events."""
+    """Parse ``-a-#``-style marbles, one tick per character, into events.
+
+    A group ``(b|)`` puts its events at the tick of its opening parenthesis.
+    """
     events: list[tuple[float, str, Any]] = []
+    group_tick: int | None = None
     for tick, char in enumerate(line):
-        if char == "#":
-            events.append((float(tick), "error", MarbleError))
+        at = float(tick if group_tick is None else group_tick)
+        if char == "(":
+            group_tick = tick
+        elif char == ")":
+            group_tick = None
+        elif char == "#":
+            events.append((at, "error", MarbleError))
         elif char == "|":
-            events.append((float(tick), "completed", None))
+            events.append((at, "completed", None))
         elif char not in "- ":
-            events.append((float(tick), "next", char))
+            events.append((at, "next", char))
     return events
 
 
@@ -138,3 +166,32 @@ def test_circuit_breaker_marble_sketch_matches_the_operator() -> None:
     assert (time, kind, error) == (0.0, "error", rxr.CircuitOpenError)
     assert observed["call 4"] == marble_events("-a|")
     assert breaker.state is rxr.CircuitState.CLOSED
+
+
+@pytest.mark.parametrize(
+    ("function", "operator"),
+    [
+        (rxr.timeout, rxr.timeout(3)),
+        (rxr.fallback, rxr.fallback("b")),
+    ],
+)
+def test_source_result_sketches_match(function: Any, operator: Any) -> None:
+    lines = sketch(function)
+    (source_column, source_line), (result_column, result_line) = (
+        lines["source"],
+        lines["result"],
+    )
+    assert source_column == result_column
+    source_marbles = source_line.split()[0]
+    scheduler = TestScheduler()
+    source = marble_source(scheduler, source_marbles)
+    events = record(scheduler, lambda: source.pipe(operator), subscribe_at=0.0)
+    observed = [
+        (time, kind, "error" if kind == "error" else value)
+        for time, kind, value in events
+    ]
+    expected = [
+        (time, kind, "error" if kind == "error" else value)
+        for time, kind, value in marble_events(result_line.split()[0])
+    ]
+    assert observed == expected

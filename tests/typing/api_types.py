@@ -43,3 +43,22 @@ assert_type(breaker.state, rxr.CircuitState)
 assert_type(breaker.metrics(), rxr.BreakerMetrics)
 assert_type(breaker.state_changes, rx.Observable[rxr.StateChange])
 assert_type(rxr.CircuitOpenError("b", "open", 1.0).retry_after, float | None)
+
+assert_type(numbers.pipe(rxr.timeout(5.0)), rx.Observable[int])
+assert_type(
+    numbers.pipe(rxr.timeout(first=1.0, each=2.0, total=3.0)), rx.Observable[int]
+)
+assert_type(numbers.pipe(rxr.fallback(0)), rx.Observable[int])
+assert_type(
+    numbers.pipe(
+        rxr.resilient(
+            timeout=5.0,
+            retry=rxr.RetryPolicy(max_attempts=3),
+            breaker=breaker,
+            fallback=lambda error: rx.of(0),
+            total_timeout=20.0,
+        )
+    ),
+    rx.Observable[int],
+)
+assert_type(rxr.TimeoutError("each", 1.0).budget, str)
