@@ -21,12 +21,32 @@ from ._breaker import CircuitBreaker
 from ._breaker_machine import BreakerMetrics, CircuitState, StateChange
 from ._breaker_storage import BreakerStorage, InMemoryBreakerStorage
 from ._circuit_breaker import circuit_breaker
+from ._codec import Codec, JsonCodec, fingerprint
 from ._fallback import fallback
+from ._idempotent import idempotent
+from ._idempotent_map import idempotent_map
 from ._resilient import resilient
 from ._retry import RetryEvent, RetryPolicy, retry
 from ._timeout import TimeoutPolicy, timeout
 from ._window import CountWindow, TimeWindow
-from .errors import CircuitOpenError, ResilienceError, TimeoutError
+from .errors import (
+    CircuitOpenError,
+    IdempotencyClaimLostError,
+    IdempotencyCodecError,
+    IdempotencyError,
+    IdempotencyInProgressError,
+    IdempotencyKeyReuseError,
+    RecordedError,
+    ResilienceError,
+    TimeoutError,
+)
+from .stores import (
+    Claim,
+    ClaimStatus,
+    IdempotencyStore,
+    InMemoryIdempotencyStore,
+    SQLiteIdempotencyStore,
+)
 
 __all__ = [
     "Backoff",
@@ -36,17 +56,30 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",
+    "Claim",
+    "ClaimStatus",
+    "Codec",
     "ConstantBackoff",
     "CountWindow",
     "DecorrelatedJitterBackoff",
     "EqualJitterBackoff",
     "ExponentialBackoff",
     "FullJitterBackoff",
+    "IdempotencyClaimLostError",
+    "IdempotencyCodecError",
+    "IdempotencyError",
+    "IdempotencyInProgressError",
+    "IdempotencyKeyReuseError",
+    "IdempotencyStore",
     "InMemoryBreakerStorage",
+    "InMemoryIdempotencyStore",
+    "JsonCodec",
     "LinearBackoff",
+    "RecordedError",
     "ResilienceError",
     "RetryEvent",
     "RetryPolicy",
+    "SQLiteIdempotencyStore",
     "StateChange",
     "SumBackoff",
     "TimeWindow",
@@ -54,6 +87,9 @@ __all__ = [
     "TimeoutPolicy",
     "circuit_breaker",
     "fallback",
+    "fingerprint",
+    "idempotent",
+    "idempotent_map",
     "resilient",
     "retry",
     "timeout",

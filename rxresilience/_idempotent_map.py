@@ -1,0 +1,139 @@
+"""``rxr.idempotent_map``: a stream of requests, each run once per idempotency key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+import reactivex as rx
+from reactivex import Observable, abc
+from reactivex import operators as ops
+
+from ._arguments import require_callable
+from ._codec import fingerprint as fingerprint_of
+from ._idempotent import (
+    DEFAULT_TTL,
+    IdempotencySettings,
+    idempotent_by_fingerprint,
+    require_key,
+)
+from .stores._base import IdempotencyStore
+
+__all__ = ["idempotent_map"]
+
+_R = TypeVar("_R")
+_T = TypeVar("_T")
+
+
+def idempotent_map(
+    function: Callable[[_R], Observable[_T]],
+    *,
+    store: IdempotencyStore,
+    key: Callable[[_R], str],
+    payload: Callable[[_R], Any] | None = None,
+    ttl: float = DEFAULT_TTL,
+    max_concurrency: int | None = None,
+    in_progress_timeout: float = 60.0,
+    on_in_progress: Literal["wait", "error"] = "wait",
+    poll_interval: float = 0.1,
+    record_errors: Any = None,
+    finish_on_dispose: bool = False,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[_R]], Observable[_T]]:
+    """Map each request to ``function(request)``, run once per idempotency key.
+
+    ::
+
+        requests:  --r1------r2(dup of r1)--r3--|
+        result:    --v1------v1-------------v3--|   function(r2) never runs
+
+    Each request is handled as ``rx.defer(lambda _: function(request))``
+    piped through :func:`rxresilience.idempotent` with ``key(request)`` and
+    the fingerprint of ``payload(request)``: ``function`` is called only by
+    the request that claims its key. Results come in request order, one
+    request after another (like ``concat_map``); ``max_concurrency=N`` runs
+    up to N requests at once and emits results as they come (like ``merge``).
+
+    A key that is not a non-empty string, a payload that cannot be
+    fingerprinted, or a ``key``/``payload`` function that raises fails the
+    stream with that error, for that element.
+
+    Examples:
+        >>> import reactivex as rx
+        >>> store = InMemoryIdempotencyStore()
+        >>> runs = []
+        >>> def process(request):
+        ...     runs.append(request["id"])
+        ...     return rx.of(f"done {request['id']}")
+        >>> requests = rx.of({"id": "a"}, {"id": "b"}, {"id": "a"})
+        >>> requests.pipe(
+        ...     idempotent_map(process, store=store, key=lambda r: r["id"]),
+        ...     ops.to_list(),
+        ... ).run(), runs
+        (['done a', 'done b', 'done a'], ['a', 'b'])
+
+    Args:
+        function: ``request -> Observable`` of the operation's values.
+        store: where claims and outcomes live.
+        key: ``request -> idempotency key``.
+        payload: ``request -> payload`` to fingerprint; default none.
+        ttl: seconds an outcome lives.
+        max_concurrency: run up to this many requests at once, unordered.
+        in_progress_timeout: as for ``idempotent``.
+        on_in_progress: as for ``idempotent``.
+        poll_interval: as for ``idempotent``.
+        record_errors: as for ``idempotent``.
+        finish_on_dispose: as for ``idempotent``.
+        scheduler: as for ``idempotent``.
+
+    Returns:
+        An operator function for ``Observable.pipe``.
+    """
+    require_callable("function", function)
+    require_callable("key", key)
+    if payload is not None:
+        require_callable("payload", payload)
+    if max_concurrency is not None and (
+        not isinstance(max_concurrency, int)
+        or isinstance(max_concurrency, bool)
+        or max_concurrency < 1
+    ):
+        raise ValueError(
+            f"max_concurrency must be an int >= 1 or None, got {max_concurrency!r}"
+        )
+    settings = IdempotencySettings.build(
+        store,
+        ttl,
+        in_progress_timeout,
+        on_in_progress,
+        poll_interval,
+        record_errors,
+        finish_on_dispose,
+        scheduler,
+    )
+
+    def one(request: _R) -> Observable[_T]:
+        try:
+            request_key = require_key(key(request))
+            fingerprint = None if payload is None else fingerprint_of(payload(request))
+        except Exception as error:
+            return rx.throw(error)
+
+        def run(_: abc.SchedulerBase | None) -> Observable[_T]:
+            result = function(request)
+            if not isinstance(result, Observable):
+                raise TypeError(
+                    f"function must return an Observable, got {type(result).__name__}"
+                )
+            return result
+
+        return rx.defer(run).pipe(
+            idempotent_by_fingerprint(settings, request_key, fingerprint)
+        )
+
+    def apply(requests: Observable[_R]) -> Observable[_T]:
+        if max_concurrency is None:
+            return requests.pipe(ops.concat_map(one))
+        return requests.pipe(ops.map(one), ops.merge(max_concurrent=max_concurrency))
+
+    return apply
