@@ -45,9 +45,20 @@ def record(
         scheduler.schedule_absolute(dispose_at, lambda *_: subscription[0].dispose())
     if until is None:
         VirtualTimeScheduler.start(scheduler)
-    else:
+    elif until > scheduler.clock:
         scheduler.advance_to(until)
+    else:
+        run_due(scheduler)  # advance_to(now) would run nothing at all
     return events
+
+
+def run_due(scheduler: VirtualTimeScheduler) -> None:
+    """Run the items due at the current virtual time, without moving the clock."""
+    queue = scheduler._queue
+    while queue and queue.peek().duetime <= scheduler.now:
+        item = queue.dequeue()
+        if not item.is_cancelled():
+            item.invoke()
 
 
 def pending(scheduler: VirtualTimeScheduler) -> list[Any]:
