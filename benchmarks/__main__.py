@@ -6,13 +6,14 @@ import platform
 import sys
 from datetime import date
 
-from . import bench_breaker, bench_retry, bench_timeout
+from . import bench_breaker, bench_idempotency, bench_retry, bench_timeout
 from ._harness import print_table
 
 SUITES = {
     "retry": bench_retry.run,
     "breaker": bench_breaker.run,
     "timeout": bench_timeout.run,
+    "idempotency": bench_idempotency.run,
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import reactivex as rx
 from reactivex import abc
+from reactivex import operators as ops
 from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
@@ -17,12 +18,16 @@ from rxresilience import (
     _backoff,
     _breaker,
     _circuit_breaker,
+    _codec,
     _fallback,
+    _idempotent,
+    _idempotent_map,
     _resilient,
     _retry,
     _timeout,
     _window,
 )
+from rxresilience.stores import _memory, _sqlite
 
 from ._support import record
 
@@ -33,15 +38,21 @@ from ._support import record
         _backoff,
         _breaker,
         _circuit_breaker,
+        _codec,
         _fallback,
+        _idempotent,
+        _idempotent_map,
+        _memory,
         _resilient,
         _retry,
+        _sqlite,
         _timeout,
         _window,
     ],
 )
 def test_doctests_pass(module: Any) -> None:
-    globs = {name: getattr(rxr, name) for name in rxr.__all__}
+    globs: dict[str, Any] = {name: getattr(rxr, name) for name in rxr.__all__}
+    globs["ops"] = ops
     result = doctest.testmod(module, extraglobs=globs, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
 

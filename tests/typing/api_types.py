@@ -62,3 +62,11 @@ assert_type(
     rx.Observable[int],
 )
 assert_type(rxr.TimeoutError("each", 1.0).budget, str)
+
+store = rxr.InMemoryIdempotencyStore()
+assert_type(numbers.pipe(rxr.idempotent(store, key="k", ttl=60.0)), rx.Observable[int])
+assert_type(
+    numbers.pipe(rxr.idempotent_map(lambda n: rx.of(str(n)), store=store, key=str)),
+    rx.Observable[str],
+)
+assert_type(rxr.fingerprint({"a": 1}), str)
