@@ -21,7 +21,7 @@ from ._breaker import CircuitBreaker
 from ._breaker_machine import BreakerMetrics, CircuitState, StateChange
 from ._breaker_storage import BreakerStorage, InMemoryBreakerStorage
 from ._circuit_breaker import circuit_breaker
-from ._codec import Codec, JsonCodec, fingerprint
+from ._codec import Codec, DataclassCodec, JsonCodec, fingerprint
 from ._fallback import fallback
 from ._idempotent import idempotent
 from ._idempotent_map import idempotent_map
@@ -38,7 +38,30 @@ from .errors import (
     IdempotencyKeyReuseError,
     RecordedError,
     ResilienceError,
+    SagaCancelledError,
+    SagaError,
+    SagaFailed,
+    SagaStepEmptyError,
     TimeoutError,
+)
+from .saga import (
+    CompensationFailed,
+    CompensationStarted,
+    InMemorySagaJournal,
+    JournalEntry,
+    Saga,
+    SagaCompleted,
+    SagaEvent,
+    SagaJournal,
+    SagaRecord,
+    SagaState,
+    SagaStep,
+    SQLiteSagaJournal,
+    StepCompensated,
+    StepFailed,
+    StepStarted,
+    StepSucceeded,
+    recover,
 )
 from .stores import (
     Claim,
@@ -59,8 +82,11 @@ __all__ = [
     "Claim",
     "ClaimStatus",
     "Codec",
+    "CompensationFailed",
+    "CompensationStarted",
     "ConstantBackoff",
     "CountWindow",
+    "DataclassCodec",
     "DecorrelatedJitterBackoff",
     "EqualJitterBackoff",
     "ExponentialBackoff",
@@ -73,6 +99,8 @@ __all__ = [
     "IdempotencyStore",
     "InMemoryBreakerStorage",
     "InMemoryIdempotencyStore",
+    "InMemorySagaJournal",
+    "JournalEntry",
     "JsonCodec",
     "LinearBackoff",
     "RecordedError",
@@ -80,7 +108,23 @@ __all__ = [
     "RetryEvent",
     "RetryPolicy",
     "SQLiteIdempotencyStore",
+    "SQLiteSagaJournal",
+    "Saga",
+    "SagaCancelledError",
+    "SagaCompleted",
+    "SagaError",
+    "SagaEvent",
+    "SagaFailed",
+    "SagaJournal",
+    "SagaRecord",
+    "SagaState",
+    "SagaStep",
+    "SagaStepEmptyError",
     "StateChange",
+    "StepCompensated",
+    "StepFailed",
+    "StepStarted",
+    "StepSucceeded",
     "SumBackoff",
     "TimeWindow",
     "TimeoutError",
@@ -90,6 +134,7 @@ __all__ = [
     "fingerprint",
     "idempotent",
     "idempotent_map",
+    "recover",
     "resilient",
     "retry",
     "timeout",

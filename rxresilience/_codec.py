@@ -14,10 +14,14 @@ import decimal
 import enum
 import hashlib
 import json
+import types
+import typing
 import uuid
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["Codec", "JsonCodec", "fingerprint"]
+_D = TypeVar("_D")
+
+__all__ = ["Codec", "DataclassCodec", "JsonCodec", "fingerprint"]
 
 
 @runtime_checkable
@@ -59,6 +63,89 @@ class JsonCodec:
 
     def __hash__(self) -> int:
         return hash(JsonCodec)
+
+
+class DataclassCodec(Generic[_D]):
+    """JSON for a dataclass type, rebuilt from its type hints on the way back.
+
+    Handles nested dataclasses, ``list``/``tuple``/``dict``/``set`` of them,
+    ``X | None``, enums and JSON scalars: what saga contexts are made of.
+
+    Examples:
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Order:
+        ...     id: str
+        ...     items: tuple[str, ...] = ()
+        >>> codec = DataclassCodec(Order)
+        >>> codec.decode(codec.encode(Order("o-1", ("book",))))
+        Order(id='o-1', items=('book',))
+    """
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: type[_D]) -> None:
+        if not (isinstance(kind, type) and dataclasses.is_dataclass(kind)):
+            raise TypeError(f"kind must be a dataclass type, got {kind!r}")
+        self.kind = kind
+
+    def encode(self, value: Any) -> bytes:
+        return json.dumps(
+            _plain(value), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()
+
+    def decode(self, data: bytes) -> _D:
+        built: _D = _build(self.kind, json.loads(data))
+        return built
+
+    def __repr__(self) -> str:
+        return f"DataclassCodec({self.kind.__qualname__})"
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(kind: Any, data: Any) -> Any:
+    """Rebuild ``data`` (plain JSON) as an instance of the type hint ``kind``."""
+    if data is None or kind is Any:
+        return data
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [k for k in typing.get_args(kind) if k is not type(None)]
+        return _build(options[0], data) if len(options) == 1 else data
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        return kind(
+            **{
+                f.name: _build(hints.get(f.name, Any), data[f.name])
+                for f in dataclasses.fields(kind)
+                if f.init and f.name in data
+            }
+        )
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return kind(data)
+    args = typing.get_args(kind)
+    if origin in (list, set, frozenset):
+        item = args[0] if args else Any
+        return origin(_build(item, v) for v in data)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_build(args[0], v) for v in data)
+        return tuple(_build(k, v) for k, v in zip(args, data, strict=False))
+    if origin is dict:
+        value_kind = args[1] if len(args) == 2 else Any
+        return {k: _build(value_kind, v) for k, v in data.items()}
+    return data
 
 
 def _canonical(value: Any) -> Any:

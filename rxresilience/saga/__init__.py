@@ -1,0 +1,46 @@
+"""Sagas as observable pipelines, journaled and recoverable.
+
+The public names are re-exported from ``rxresilience``.
+"""
+
+from ._events import (
+    CompensationFailed,
+    CompensationStarted,
+    SagaCompleted,
+    SagaEvent,
+    StepCompensated,
+    StepFailed,
+    StepStarted,
+    StepSucceeded,
+)
+from ._journal import (
+    InMemorySagaJournal,
+    JournalEntry,
+    SagaJournal,
+    SagaRecord,
+    SagaState,
+)
+from ._recover import recover
+from ._saga import Saga
+from ._sqlite_journal import SQLiteSagaJournal
+from ._step import SagaStep
+
+__all__ = [
+    "CompensationFailed",
+    "CompensationStarted",
+    "InMemorySagaJournal",
+    "JournalEntry",
+    "SQLiteSagaJournal",
+    "Saga",
+    "SagaCompleted",
+    "SagaEvent",
+    "SagaJournal",
+    "SagaRecord",
+    "SagaState",
+    "SagaStep",
+    "StepCompensated",
+    "StepFailed",
+    "StepStarted",
+    "StepSucceeded",
+    "recover",
+]

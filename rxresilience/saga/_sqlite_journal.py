@@ -1,0 +1,196 @@
+"""``SQLiteSagaJournal``: the durable, embedded default journal."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+
+from ..errors import SagaError
+from ._journal import JournalEntry, SagaJournal, SagaRecord
+
+__all__ = ["SQLiteSagaJournal"]
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rxr_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rxr_sagas (
+    saga_id TEXT PRIMARY KEY,
+    saga_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    touched REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rxr_saga_entries (
+    saga_id TEXT NOT NULL REFERENCES rxr_sagas (saga_id),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    step TEXT NOT NULL,
+    context BLOB,
+    error TEXT,
+    PRIMARY KEY (saga_id, seq)
+);
+CREATE INDEX IF NOT EXISTS rxr_sagas_running ON rxr_sagas (status, touched);
+"""
+
+
+class SQLiteSagaJournal(SagaJournal):
+    """Saga journals in a SQLite database (WAL mode; several processes may share it).
+
+    Examples:
+        >>> import tempfile, os
+        >>> journal = SQLiteSagaJournal(os.path.join(tempfile.mkdtemp(), "sagas.db"))
+        >>> journal.begin("order-1", "order", now=0.0)
+        >>> journal.state("order-1").status
+        'running'
+        >>> journal.close()
+
+    Raises:
+        SagaError: the database holds a journal schema this version does not
+            understand.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._open_schema()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open_schema(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {
+                row[0]
+                for row in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                )
+            }
+            found = None
+            if "rxr_meta" in tables:
+                row = db.execute(
+                    "SELECT value FROM rxr_meta WHERE name = 'saga_schema'"
+                ).fetchone()
+                found = None if row is None else row[0]
+            if found is None and "rxr_sagas" in tables:
+                raise SagaError(
+                    f"{self.path}: a saga table without a schema version; refusing "
+                    "a database this version does not understand"
+                )
+            if found is not None and found != SCHEMA_VERSION:
+                raise SagaError(
+                    f"{self.path}: saga schema version {found!r}; this version of "
+                    f"rxresilience understands {SCHEMA_VERSION!r} only"
+                )
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                "INSERT OR IGNORE INTO rxr_meta (name, value) VALUES ('saga_schema', ?)",
+                (SCHEMA_VERSION,),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def begin(self, saga_id: str, saga_name: str, now: float) -> None:
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO rxr_sagas (saga_id, saga_name, status, touched) "
+                    "VALUES (?, ?, 'running', ?)",
+                    (saga_id, saga_name, now),
+                )
+            except sqlite3.IntegrityError as error:
+                raise SagaError(
+                    f"saga id {saga_id!r} is already in the journal"
+                ) from error
+
+    def append(self, saga_id: str, entry: JournalEntry, now: float) -> None:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT INTO rxr_saga_entries (saga_id, seq, kind, step, context, error) "
+                    "VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM rxr_saga_entries "
+                    "WHERE saga_id = ?), ?, ?, ?, ?)",
+                    (
+                        saga_id,
+                        saga_id,
+                        entry.kind,
+                        entry.step,
+                        entry.context,
+                        entry.error,
+                    ),
+                )
+                db.execute(
+                    "UPDATE rxr_sagas SET touched = ? WHERE saga_id = ?", (now, saga_id)
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def finish(self, saga_id: str, status: str, now: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE rxr_sagas SET status = ?, touched = ? WHERE saga_id = ?",
+                (status, now, saga_id),
+            )
+
+    def load(self, saga_id: str) -> SagaRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT saga_name, status, touched FROM rxr_sagas WHERE saga_id = ?",
+                (saga_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            entries = tuple(
+                JournalEntry(
+                    kind, step, None if context is None else bytes(context), error
+                )
+                for kind, step, context, error in self._db.execute(
+                    "SELECT kind, step, context, error FROM rxr_saga_entries "
+                    "WHERE saga_id = ? ORDER BY seq",
+                    (saga_id,),
+                )
+            )
+        return SagaRecord(saga_id, row[0], row[1], row[2], entries)
+
+    def unfinished(self) -> list[str]:
+        with self._lock:
+            return [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT saga_id FROM rxr_sagas WHERE status = 'running' "
+                    "ORDER BY touched"
+                )
+            ]
+
+    def claim_stale(self, saga_id: str, now: float, stale_before: float) -> bool:
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE rxr_sagas SET touched = ? "
+                "WHERE saga_id = ? AND status = 'running' AND touched < ?",
+                (now, saga_id, stale_before),
+            )
+            return cursor.rowcount == 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteSagaJournal({self.path!r})"

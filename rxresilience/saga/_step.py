@@ -1,0 +1,92 @@
+"""``SagaStep``: one forward action and its compensation."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from reactivex import Observable
+
+from .._arguments import require_callable
+from .._retry import RetryPolicy
+from .._timeout import TimeoutPolicy
+
+__all__ = ["SagaStep", "call_with_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class SagaStep:
+    """A step of a saga.
+
+    ``execute(ctx)`` (or ``execute(ctx, key)``) returns an observable whose
+    last value is the next context; ``compensate(ctx)`` (or
+    ``compensate(ctx, key)``) returns an observable that completes once the
+    step is undone. ``key`` is the stable idempotency key
+    ``f"{saga_id}:{step}"`` (``f"{saga_id}:{step}:compensate"`` for the
+    compensation), so participants can deduplicate across retries and
+    recovery.
+
+    Args:
+        name: unique within its saga.
+        execute: the forward action.
+        compensate: the undo; ``None`` for a step with nothing to undo.
+        retry: a retry policy for ``execute``.
+        timeout: a per-attempt budget for ``execute`` (inside ``retry``).
+        compensation_retry: a retry policy for ``compensate``.
+        compensate_on_failure: compensate this step even when it failed (or
+            was cancelled), for steps that may have had partial effects; it
+            then receives the context it was given.
+    """
+
+    name: str
+    execute: Callable[..., Observable[Any]]
+    compensate: Callable[..., Observable[Any] | None] | None = None
+    retry: RetryPolicy | None = None
+    timeout: float | timedelta | TimeoutPolicy | None = None
+    compensation_retry: RetryPolicy | None = None
+    compensate_on_failure: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        require_callable("execute", self.execute)
+        if self.compensate is not None:
+            require_callable("compensate", self.compensate)
+        for field_name in ("retry", "compensation_retry"):
+            value = getattr(self, field_name)
+            if value is not None and not isinstance(value, RetryPolicy):
+                raise TypeError(
+                    f"{field_name} must be a RetryPolicy, got {type(value).__name__}"
+                )
+        if self.timeout is not None and not isinstance(
+            self.timeout, int | float | timedelta | TimeoutPolicy
+        ):
+            raise TypeError(
+                "timeout must be seconds, a timedelta or a TimeoutPolicy, got "
+                f"{type(self.timeout).__name__}"
+            )
+        if not isinstance(self.compensate_on_failure, bool):
+            raise TypeError("compensate_on_failure must be a bool")
+
+
+def _takes_key(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` is declared with two parameters (context and key)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    variadic = any(p.kind is p.VAR_POSITIONAL for p in parameters)
+    return len(positional) >= 2 or variadic
+
+
+def call_with_key(function: Callable[..., Any], context: Any, key: str) -> Any:
+    """``function(context, key)`` or ``function(context)``, by its declaration."""
+    if _takes_key(function):
+        return function(context, key)
+    return function(context)
