@@ -1,0 +1,80 @@
+"""A saga run in a child process, killed mid-way by the crash-recovery test."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+import reactivex as rx
+
+import rxresilience as rxr
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    reserved: bool = False
+    charged: bool = False
+
+
+def count(effects_path: str, what: str) -> None:
+    db = sqlite3.connect(effects_path, timeout=30, isolation_level=None)
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS effects (what TEXT)")
+        db.execute("INSERT INTO effects VALUES (?)", (what,))
+    finally:
+        db.close()
+
+
+def effects(effects_path: str) -> list[str]:
+    db = sqlite3.connect(effects_path, timeout=30)
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS effects (what TEXT)")
+        return [row[0] for row in db.execute("SELECT what FROM effects")]
+    finally:
+        db.close()
+
+
+def order_saga(effects_path: str, hang_at_third: bool) -> rxr.Saga[Order]:
+    def reserve(order: Order) -> rx.Observable[Order]:
+        count(effects_path, "reserve")
+        return rx.of(replace(order, reserved=True))
+
+    def release(order: Order, key: str) -> rx.Observable[Any]:
+        count(effects_path, f"release {key}")
+        return rx.empty()
+
+    def charge(order: Order) -> rx.Observable[Order]:
+        count(effects_path, "charge")
+        return rx.of(replace(order, charged=True))
+
+    def refund(order: Order, key: str) -> rx.Observable[Any]:
+        assert order.charged  # compensations get the context after their own step
+        count(effects_path, f"refund {key}")
+        return rx.empty()
+
+    def ship(order: Order, ready_path: str = "") -> rx.Observable[Order]:
+        count(effects_path, "ship started")
+        return rx.never() if hang_at_third else rx.of(order)
+
+    return (
+        rxr.Saga[Order]("order")
+        .step("reserve", execute=reserve, compensate=release)
+        .step("charge", execute=charge, compensate=refund)
+        .step("ship", execute=lambda order: ship(order))
+    )
+
+
+def run_and_hang(journal_path: str, effects_path: str, ready_path: str) -> None:
+    journal = rxr.SQLiteSagaJournal(journal_path)
+    saga = order_saga(effects_path, hang_at_third=True)
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, rxr.StepStarted) and event.step == "ship":
+            with open(ready_path, "w") as ready:
+                ready.write("step 2 done")
+
+    saga.execute(Order("o-1"), journal=journal, saga_id="order-o-1").subscribe(on_event)
+    threading.Event().wait()  # hang until SIGKILL
