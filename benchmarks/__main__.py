@@ -6,7 +6,7 @@ import platform
 import sys
 from datetime import date
 
-from . import bench_breaker, bench_idempotency, bench_retry, bench_timeout
+from . import bench_breaker, bench_idempotency, bench_retry, bench_saga, bench_timeout
 from ._harness import print_table
 
 SUITES = {
@@ -14,6 +14,7 @@ SUITES = {
     "breaker": bench_breaker.run,
     "timeout": bench_timeout.run,
     "idempotency": bench_idempotency.run,
+    "saga": bench_saga.run,
 }
 
 

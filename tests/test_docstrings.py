@@ -27,6 +27,7 @@ from rxresilience import (
     _timeout,
     _window,
 )
+from rxresilience.saga import _recover, _saga, _sqlite_journal
 from rxresilience.stores import _memory, _sqlite
 
 from ._support import record
@@ -43,9 +44,12 @@ from ._support import record
         _idempotent,
         _idempotent_map,
         _memory,
+        _recover,
         _resilient,
         _retry,
+        _saga,
         _sqlite,
+        _sqlite_journal,
         _timeout,
         _window,
     ],

@@ -70,3 +70,10 @@ assert_type(
     rx.Observable[str],
 )
 assert_type(rxr.fingerprint({"a": 1}), str)
+
+saga = rxr.Saga[int]("s").step("double", execute=lambda n: rx.of(n * 2))
+assert_type(saga.run(1), rx.Observable[int])
+assert_type(saga.execute(1), rx.Observable[rxr.SagaEvent])
+assert_type(
+    rxr.recover(rxr.InMemorySagaJournal(), {"s": saga}), rx.Observable[rxr.SagaEvent]
+)
