@@ -578,3 +578,60 @@ def test_an_empty_step_is_a_step_failure() -> None:
 def test_a_saga_without_steps_cannot_run() -> None:
     with pytest.raises(rxr.SagaError, match="no steps"):
         rxr.Saga("s").execute(1)
+
+
+def test_compensation_retry_retries_a_failing_compensation() -> None:
+    attempts = 0
+
+    def flaky_undo(ctx: Any) -> rx.Observable[Any]:
+        nonlocal attempts
+        attempts += 1
+        return rx.throw(Boom()) if attempts < 3 else rx.empty()
+
+    saga = (
+        rxr.Saga("s")
+        .step(
+            "a",
+            execute=rx.of,
+            compensate=flaky_undo,
+            compensation_retry=rxr.RetryPolicy(max_attempts=3, backoff=None),
+        )
+        .step("b", execute=lambda ctx: rx.throw(Boom()))
+    )
+    events: list[Any] = []
+    saga.execute(1).subscribe(events.append, events.append)
+    assert describe(events[-2]) == ("StepCompensated", "a")
+    assert attempts == 3
+
+
+def test_recovery_compensates_a_step_that_may_have_happened() -> None:
+    journal = rxr.InMemorySagaJournal()
+    undone: list[Any] = []
+    saga = (
+        rxr.Saga("s")
+        .step("a", execute=lambda ctx: rx.of(f"{ctx}+a"), compensate=undone.append)
+        .step(
+            "b",
+            execute=lambda ctx: rx.never(),  # the process "dies" here
+            compensate=lambda ctx: undone.append(("b", ctx)),
+            compensate_on_failure=True,
+        )
+        .step("c", execute=rx.of, compensate=undone.append)
+    )
+    scheduler = TestScheduler(initial_clock=1000.0)
+    saga.execute("start", journal=journal, saga_id="s-1").subscribe(scheduler=scheduler)
+    scheduler.advance_by(1)  # step a succeeds; step b hangs
+    later = TestScheduler(initial_clock=2000.0)
+    events = record(
+        later,
+        lambda: rxr.recover(journal, {"s": saga}, stale_after=60.0),
+        subscribe_at=2000.0,
+        until=2000.0,
+    )
+    assert undone == [("b", "start+a"), "start+a"]
+    assert [describe(e[2]) for e in events if e[1] == "next"] == [
+        ("CompensationStarted", "b"),
+        ("StepCompensated", "b"),
+        ("CompensationStarted", "a"),
+        ("StepCompensated", "a"),
+    ]
