@@ -25,6 +25,7 @@ from ._codec import Codec, DataclassCodec, JsonCodec, fingerprint
 from ._fallback import fallback
 from ._idempotent import idempotent
 from ._idempotent_map import idempotent_map
+from ._optimistic import OptimisticState, optimistic
 from ._resilient import resilient
 from ._retry import RetryEvent, RetryPolicy, retry
 from ._timeout import TimeoutPolicy, timeout
@@ -36,6 +37,7 @@ from .errors import (
     IdempotencyError,
     IdempotencyInProgressError,
     IdempotencyKeyReuseError,
+    OptimisticStateDisposedError,
     RecordedError,
     ResilienceError,
     SagaCancelledError,
@@ -103,6 +105,8 @@ __all__ = [
     "JournalEntry",
     "JsonCodec",
     "LinearBackoff",
+    "OptimisticState",
+    "OptimisticStateDisposedError",
     "RecordedError",
     "ResilienceError",
     "RetryEvent",
@@ -134,6 +138,7 @@ __all__ = [
     "fingerprint",
     "idempotent",
     "idempotent_map",
+    "optimistic",
     "recover",
     "resilient",
     "retry",

@@ -28,6 +28,7 @@ class Broadcast(Observable[_T], Generic[_T]):
         super().__init__()
         self._lock = threading.Lock()
         self._observers: tuple[abc.ObserverBase[_T], ...] = ()
+        self._completed = False
 
     def _subscribe_core(
         self,
@@ -35,7 +36,14 @@ class Broadcast(Observable[_T], Generic[_T]):
         scheduler: abc.SchedulerBase | None = None,
     ) -> abc.DisposableBase:
         with self._lock:
-            self._observers = (*self._observers, observer)
+            if self._completed:
+                completed = True
+            else:
+                completed = False
+                self._observers = (*self._observers, observer)
+        if completed:
+            observer.on_completed()
+            return Disposable()
         return Disposable(lambda: self._detach(observer))
 
     def _detach(self, observer: abc.ObserverBase[_T]) -> None:
@@ -56,3 +64,14 @@ class Broadcast(Observable[_T], Generic[_T]):
                     observer.on_error(error)
                 except Exception:
                     _log.exception("a subscriber's on_next and on_error both raised")
+
+    def complete(self) -> None:
+        """Complete every subscriber; later subscribers complete at once."""
+        with self._lock:
+            self._completed = True
+            observers, self._observers = self._observers, ()
+        for observer in observers:
+            try:
+                observer.on_completed()
+            except Exception:
+                _log.exception("a subscriber's on_completed raised")

@@ -21,6 +21,7 @@ __all__ = [
     "IdempotencyError",
     "IdempotencyInProgressError",
     "IdempotencyKeyReuseError",
+    "OptimisticStateDisposedError",
     "RecordedError",
     "ResilienceError",
     "SagaCancelledError",
@@ -226,3 +227,7 @@ class SagaCancelledError(SagaError):
     def __init__(self, step: str) -> None:
         super().__init__(f"saga step {step!r} was cancelled by disposal")
         self.step = step
+
+
+class OptimisticStateDisposedError(ResilienceError):
+    """An ``OptimisticState`` was disposed: it takes no more updates."""
