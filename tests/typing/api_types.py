@@ -77,3 +77,8 @@ assert_type(saga.execute(1), rx.Observable[rxr.SagaEvent])
 assert_type(
     rxr.recover(rxr.InMemorySagaJournal(), {"s": saga}), rx.Observable[rxr.SagaEvent]
 )
+
+state = rxr.OptimisticState(0)
+assert_type(state.update(lambda n: n + 1, commit=rx.of), rx.Observable[bool])
+assert_type(state.value, int)
+assert_type(rx.of(1).pipe(rxr.optimistic(state, commit=rx.of)), rx.Observable[bool])
