@@ -6,6 +6,7 @@ Import as ``import rxresilience as rxr`` and pipe the operators like any
     user = rx.defer(lambda _: api.get_user(uid)).pipe(rxr.retry(3))
 """
 
+from . import chaos, testing
 from ._backoff import (
     Backoff,
     CappedBackoff,
@@ -133,6 +134,7 @@ __all__ = [
     "TimeWindow",
     "TimeoutError",
     "TimeoutPolicy",
+    "chaos",
     "circuit_breaker",
     "fallback",
     "fingerprint",
@@ -142,6 +144,7 @@ __all__ = [
     "recover",
     "resilient",
     "retry",
+    "testing",
     "timeout",
 ]
 

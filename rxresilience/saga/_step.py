@@ -27,7 +27,8 @@ class SagaStep:
     step is undone. ``key`` is the stable idempotency key
     ``f"{saga_id}:{step}"`` (``f"{saga_id}:{step}:compensate"`` for the
     compensation), so participants can deduplicate across retries and
-    recovery.
+    recovery; a function receives it when declared with two required
+    parameters.
 
     Args:
         name: unique within its saga.
@@ -73,16 +74,21 @@ class SagaStep:
 
 
 def _takes_key(function: Callable[..., Any]) -> bool:
-    """Whether ``function`` is declared with two parameters (context and key)."""
+    """Whether ``function`` is declared with two required parameters (context, key).
+
+    Parameters with defaults do not count, so the closure idiom
+    ``lambda ctx, i=i: ...`` still takes only the context.
+    """
     try:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
         return False
-    positional = [
-        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    required = [
+        p
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
     ]
-    variadic = any(p.kind is p.VAR_POSITIONAL for p in parameters)
-    return len(positional) >= 2 or variadic
+    return len(required) >= 2
 
 
 def call_with_key(function: Callable[..., Any], context: Any, key: str) -> Any:

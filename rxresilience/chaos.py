@@ -1,0 +1,107 @@
+"""Fault injection operators, for tests and for staging.
+
+A fault is injected when ``rng.random() < rate``, once per subscription (one
+subscription is one call). Pass a seeded ``random.Random`` for repeatable
+chaos.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import reactivex as rx
+from reactivex import Observable, abc
+from reactivex import operators as ops
+from reactivex.disposable import Disposable
+from reactivex.scheduler import TimeoutScheduler
+
+from ._arguments import require_finite, require_unit_interval
+
+__all__ = ["inject_fault", "inject_latency"]
+
+_T = TypeVar("_T")
+
+
+def _rng(rng: random.Random | None) -> random.Random:
+    if rng is not None and not isinstance(rng, random.Random):
+        raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
+    return rng or random.Random()
+
+
+def inject_fault(
+    rate: float,
+    error: Exception | Callable[[], Exception],
+    *,
+    rng: random.Random | None = None,
+) -> Callable[[Observable[_T]], Observable[_T]]:
+    """Fail a subscription with ``error`` at the given rate, without subscribing.
+
+    Examples:
+        >>> import random, reactivex as rx
+        >>> always = inject_fault(1.0, ConnectionError("chaos"), rng=random.Random(1))
+        >>> rx.of(1).pipe(always).pipe(ops.materialize()).run()
+        OnError(chaos)
+
+    Args:
+        rate: the probability in [0, 1] that a subscription fails.
+        error: the error, or a function making a fresh one.
+        rng: where the dice come from.
+    """
+    probability = require_unit_interval("rate", rate)
+    if not isinstance(error, Exception) and not callable(error):
+        raise TypeError(f"error must be an exception or a function, got {error!r}")
+    dice = _rng(rng)
+
+    def apply(source: Observable[_T]) -> Observable[_T]:
+        def subscribe(
+            observer: abc.ObserverBase[_T], scheduler_: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            if dice.random() < probability:
+                observer.on_error(error if isinstance(error, Exception) else error())
+                return Disposable()
+            return source.subscribe(observer, scheduler=scheduler_)
+
+        return Observable(subscribe)
+
+    return apply
+
+
+def inject_latency(
+    rate: float,
+    seconds: float,
+    *,
+    rng: random.Random | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[_T]], Observable[_T]]:
+    """Delay a subscription by ``seconds`` at the given rate.
+
+    The delay runs on ``scheduler``, else the subscribe-time scheduler, else
+    ``TimeoutScheduler``; disposing during it cancels the subscription.
+
+    Args:
+        rate: the probability in [0, 1] that a subscription is delayed.
+        seconds: how long.
+        rng: where the dice come from.
+        scheduler: where the delay runs.
+    """
+    probability = require_unit_interval("rate", rate)
+    delay = require_finite("seconds", seconds)
+    dice = _rng(rng)
+
+    def apply(source: Observable[_T]) -> Observable[_T]:
+        def subscribe(
+            observer: abc.ObserverBase[_T], scheduler_: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            if dice.random() >= probability:
+                return source.subscribe(observer, scheduler=scheduler_)
+            chosen = scheduler or scheduler_ or TimeoutScheduler.singleton()
+            delayed: Observable[Any] = rx.timer(delay, scheduler=chosen).pipe(
+                ops.flat_map(lambda _: source)
+            )
+            return delayed.subscribe(observer, scheduler=scheduler_)
+
+        return Observable(subscribe)
+
+    return apply

@@ -1,0 +1,41 @@
+"""Testing tools for resilience pipelines: virtual time, faults, strategies, laws.
+
+The harness, fault injection, laws and the testing mode need only the
+library; ``strategies`` and ``VirtualTimeMachine`` need Hypothesis (the
+``testing`` extra) and are imported when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import laws
+from ._delays import no_delays, set_no_delays
+from ._flaky import FlakyError, FlakySource, flaky
+from ._trace import Event, Trace, advance, assert_no_pending, pending_items, run
+
+__all__ = [
+    "Event",
+    "FlakyError",
+    "FlakySource",
+    "Trace",
+    "VirtualTimeMachine",
+    "advance",
+    "assert_no_pending",
+    "flaky",
+    "laws",
+    "no_delays",
+    "pending_items",
+    "run",
+    "set_no_delays",
+    "strategies",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "strategies":
+        return importlib.import_module(f"{__name__}.strategies")
+    if name == "VirtualTimeMachine":
+        return importlib.import_module(f"{__name__}._machine").VirtualTimeMachine
+    raise AttributeError(f"module 'rxresilience.testing' has no attribute {name!r}")

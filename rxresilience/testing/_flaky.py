@@ -1,0 +1,151 @@
+"""``flaky``: a cold observable that fails on a script and logs its subscriptions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable, Disposable
+from reactivex.scheduler import TimeoutScheduler
+
+from .._clock import clock_of
+
+__all__ = ["FlakySource", "flaky"]
+
+_T = TypeVar("_T")
+
+#: an outcome in a script: "ok" (emit the values, complete), "fail" (error),
+#: or "hang" (never end)
+Outcome = str
+
+
+class FlakySource(Observable[_T], Generic[_T]):
+    """A cold observable whose n-th subscription follows ``script[n]``.
+
+    Attributes:
+        subscriptions: ``(start, end)`` per subscription on the scheduler's
+            clock, ``end`` None while open.
+    """
+
+    def __init__(
+        self,
+        values: Sequence[_T],
+        script: Callable[[int], Outcome],
+        latency: float,
+        error: Callable[[int], Exception],
+    ) -> None:
+        super().__init__()
+        self._values = tuple(values)
+        self._script = script
+        self._latency = latency
+        self._error = error
+        self.subscriptions: list[tuple[float, float | None]] = []
+
+    @property
+    def calls(self) -> int:
+        """How many times the source was subscribed."""
+        return len(self.subscriptions)
+
+    def _subscribe_core(
+        self,
+        observer: abc.ObserverBase[_T],
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase:
+        sched = scheduler or TimeoutScheduler.singleton()
+        clock = clock_of(scheduler)
+        index = len(self.subscriptions)
+        self.subscriptions.append((clock(), None))
+        outcome = self._script(index)
+        if outcome not in ("ok", "fail", "hang"):
+            raise ValueError(f"unknown outcome {outcome!r}: use 'ok', 'fail' or 'hang'")
+
+        def close() -> None:
+            start, end = self.subscriptions[index]
+            if end is None:
+                self.subscriptions[index] = (start, clock())
+
+        def act(*_: Any) -> None:
+            if outcome == "hang":
+                return
+            if outcome == "fail":
+                close()
+                observer.on_error(self._error(index + 1))
+                return
+            for value in self._values:
+                observer.on_next(value)
+            close()
+            observer.on_completed()
+
+        if self._latency > 0 or scheduler is not None:
+            timer = sched.schedule_relative(self._latency, act)
+        else:
+            act()
+            timer = Disposable()
+        return CompositeDisposable(timer, Disposable(close))
+
+
+class FlakyError(Exception):
+    """The default error of a ``flaky`` source's failing subscriptions."""
+
+
+def flaky(
+    values: Sequence[_T] = ("ok",),  # type: ignore[assignment]
+    *,
+    failures: int | Sequence[Outcome] = 1,
+    latency: float = 0.0,
+    error: Exception | Callable[[int], Exception] | None = None,
+) -> FlakySource[_T]:
+    """A cold observable that fails its first ``failures`` subscriptions.
+
+    Each subscription is a call: after ``latency`` seconds on the
+    subscribe-time scheduler it fails, or emits ``values`` and completes.
+    ``failures`` may instead be a script, one outcome per subscription
+    (``"ok"``, ``"fail"`` or ``"hang"``; the last one repeats).
+
+    Examples:
+        >>> import rxresilience as rxr
+        >>> source = flaky(["user"], failures=2)
+        >>> source.pipe(rxr.retry(3, backoff=None)).run(), source.calls
+        ('user', 3)
+
+    Args:
+        values: what a successful call emits.
+        failures: how many calls fail first, or a script of outcomes.
+        latency: seconds before each call answers.
+        error: the error of a failing call, or a function of the call's
+            number (from 1) making it; default ``FlakyError``.
+    """
+    if isinstance(failures, int):
+        count = failures
+        if count < 0:
+            raise ValueError(f"failures must be >= 0, got {failures!r}")
+
+        def script(index: int) -> Outcome:
+            return "fail" if index < count else "ok"
+
+    else:
+        steps = list(failures)
+        if not steps:
+            raise ValueError("failures must not be an empty script")
+
+        def script(index: int) -> Outcome:
+            return steps[min(index, len(steps) - 1)]
+
+    if latency < 0:
+        raise ValueError(f"latency must be >= 0, got {latency!r}")
+    make_error: Callable[[int], Exception]
+    if error is None:
+        make_error = _default_error
+    elif isinstance(error, Exception):
+        fixed = error
+        make_error = lambda _call: fixed  # noqa: E731
+    elif callable(error):
+        make_error = error
+    else:
+        raise TypeError(f"error must be an exception or a function, got {error!r}")
+    return FlakySource(values, script, latency, make_error)
+
+
+def _default_error(call: int) -> Exception:
+    return FlakyError(f"call {call} failed")

@@ -1,0 +1,149 @@
+"""The laws of ``rxresilience.testing.laws``, run against every operator of the library."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reactivex as rx
+from hypothesis import given
+from hypothesis import strategies as st
+from reactivex import operators as ops
+from reactivex.testing import TestScheduler
+
+import rxresilience as rxr
+from rxresilience.testing import laws
+from rxresilience.testing import strategies as rst
+
+
+@given(policy=rst.retry_policies(), failures=st.integers(0, 6))
+def test_retry_succeeds_after_fewer_failures_than_attempts(
+    policy: rxr.RetryPolicy, failures: int
+) -> None:
+    laws.retry_succeeds_after_fewer_failures_than_attempts(policy, failures)
+
+
+@given(attempts=st.integers(1, 6), backoff=st.one_of(st.none(), rst.backoff_policies()))
+def test_retry_exhausts_after_exactly_n_subscriptions(
+    attempts: int, backoff: rxr.Backoff | None
+) -> None:
+    laws.retry_exhausts_after_exactly_n_subscriptions(attempts, backoff)
+
+
+@given(values=st.lists(st.integers(), max_size=5), repeats=st.integers(1, 3))
+def test_retry_is_transparent_without_failures(values: list[int], repeats: int) -> None:
+    laws.retry_is_transparent_without_failures(values, repeats)
+
+
+@given(policy=rst.backoff_policies(), seed=st.integers(0, 2**16))
+def test_backoff_schedules_are_sane(policy: rxr.Backoff, seed: int) -> None:
+    laws.backoff_schedule_is_sane(policy, seed=seed)
+
+
+@given(
+    gaps=st.lists(st.integers(0, 6), max_size=6),
+    budget=st.sampled_from([2.0, 3.0, 5.0, 7.0]),
+)
+def test_timeout_is_identity_when_every_gap_fits(
+    gaps: list[int], budget: float
+) -> None:
+    laws.timeout_is_identity_when_every_gap_fits(gaps, budget)
+
+
+@given(gaps=st.lists(st.integers(0, 6), max_size=6), budget=st.integers(1, 6))
+def test_timeout_fires_exactly_at_the_deadline(gaps: list[int], budget: int) -> None:
+    laws.timeout_fires_exactly_at_the_deadline(gaps, budget)
+
+
+def _drive(schedule: list[rst.BreakerCall]) -> Any:
+    def drive(breaker: rxr.CircuitBreaker) -> None:
+        scheduler = breaker._scheduler
+        assert isinstance(scheduler, TestScheduler)
+        for call in schedule:
+            error: Exception = (
+                KeyError("ignored") if call.outcome == "ignored" else OSError()
+            )
+            source = rxr.testing.flaky(
+                ["ok"], failures=["ok" if call.outcome == "ok" else "fail"], error=error
+            )
+            source.pipe(rxr.circuit_breaker(breaker)).subscribe(
+                on_error=lambda _: None, scheduler=scheduler
+            )
+            scheduler.advance_by(call.duration + call.pause)
+
+    return drive
+
+
+@given(config=rst.breaker_configs(), schedule=rst.failure_schedules())
+def test_breaker_transitions_are_legal(
+    config: dict[str, Any], schedule: list[rst.BreakerCall]
+) -> None:
+    breaker = rxr.CircuitBreaker(**config, ignore=KeyError, scheduler=TestScheduler())
+    laws.breaker_transitions_are_legal(breaker, _drive(schedule))
+    laws.breaker_never_subscribes_while_open(breaker)
+
+
+@given(
+    config=rst.breaker_configs(),
+    schedule=rst.failure_schedules(),
+    attempts=st.integers(1, 8),
+)
+def test_breaker_admits_at_most_n_trials(
+    config: dict[str, Any], schedule: list[rst.BreakerCall], attempts: int
+) -> None:
+    breaker = rxr.CircuitBreaker(**config, ignore=KeyError, scheduler=TestScheduler())
+    _drive(schedule)(breaker)
+    laws.breaker_admits_at_most_n_trials(breaker, attempts)
+
+
+@given(requests=rst.idempotency_requests())
+def test_idempotent_runs_once_per_key(requests: list[tuple[str, int]]) -> None:
+    laws.idempotent_runs_once_per_key([key for key, _ in requests])
+
+
+@given(plan=rst.saga_plans())
+def test_saga_compensates_exactly_the_succeeded_steps(plan: rst.SagaPlan) -> None:
+    failing = plan.steps if plan.failing_step is None else plan.failing_step
+    laws.saga_compensates_exactly_the_succeeded_steps_in_reverse(plan.steps, failing)
+
+
+_OPERATORS: dict[str, Any] = {
+    "retry": lambda: rxr.retry(5, backoff=rxr.ConstantBackoff(2.0)),
+    "timeout": lambda: rxr.timeout(3.0),
+    "timeout_total": lambda: rxr.timeout(total=4.0),
+    "breaker": lambda: rxr.circuit_breaker(
+        rxr.CircuitBreaker(1, 5.0, scheduler=TestScheduler())
+    ),
+    "fallback": lambda: rxr.fallback(rx.never()),
+    "resilient": lambda: rxr.resilient(
+        timeout=2.0,
+        retry=rxr.RetryPolicy(max_attempts=4, backoff=1.0),
+        total_timeout=20.0,
+    ),
+    "idempotent": lambda: rxr.idempotent(rxr.InMemoryIdempotencyStore(), key="k"),
+    "chaos_latency": lambda: rxr.chaos.inject_latency(1.0, 2.0),
+}
+
+
+@given(
+    name=st.sampled_from(sorted(_OPERATORS)),
+    dispose_at=st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.0, 4.5, 7.0]),
+)
+def test_disposal_leaves_nothing_behind(name: str, dispose_at: float) -> None:
+    laws.disposal_leaves_nothing_behind(_OPERATORS[name](), dispose_at)
+
+
+def test_the_laws_catch_a_broken_retry() -> None:
+    """A law is only useful if it fails: a retry that swallows errors breaks one."""
+
+    def broken(source: rx.Observable[Any]) -> rx.Observable[Any]:
+        return source.pipe(ops.retry(3), ops.catch(rx.empty()))
+
+    errors = 0
+    try:
+        trace = rxr.testing.run(
+            lambda: rxr.testing.flaky(["x"], failures=5).pipe(broken)
+        )
+        trace.assert_error(rxr.testing.FlakyError)
+    except AssertionError:
+        errors += 1
+    assert errors == 1
