@@ -1,0 +1,226 @@
+"""``rxresilience.testing`` and ``rxresilience.chaos`` themselves."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import pytest
+import reactivex as rx
+from hypothesis import given, settings
+from hypothesis.stateful import rule
+from reactivex import operators as ops
+
+import rxresilience as rxr
+from rxresilience.testing import strategies as rst
+
+
+class Boom(Exception):
+    pass
+
+
+# --- the harness --------------------------------------------------------------------
+
+
+def test_run_accepts_zero_as_a_time_and_records_floats() -> None:
+    trace = rxr.testing.run(lambda s: rx.timer(0.5, scheduler=s), subscribe_at=0)
+    trace.assert_values(0).assert_completed(at=0.5)
+    assert trace.subscribed_at == 0.0
+
+
+def test_run_calls_a_factory_without_arguments_too() -> None:
+    assert rxr.testing.run(lambda: rx.of(1, 2)).values == [1, 2]
+
+
+def test_error_assertions_are_type_aware_and_symmetric() -> None:
+    trace = rxr.testing.run(lambda: rx.throw(Boom("down")))
+    trace.assert_error(Boom)
+    trace.assert_error(Boom("down"))
+    with pytest.raises(AssertionError):
+        trace.assert_error(Boom("other text"))
+    with pytest.raises(AssertionError):
+        trace.assert_error(ValueError)
+    trace.assert_events([(0.0, "error", Boom)])
+
+
+def test_failure_messages_render_the_trace_as_marbles() -> None:
+    trace = rxr.testing.run(
+        lambda s: rx.interval(1.0, scheduler=s).pipe(ops.take(3)), subscribe_at=0
+    )
+    with pytest.raises(AssertionError, match=r"trace: -ab\(c\|\)"):
+        trace.assert_values(9)
+
+
+def test_dispose_at_and_assert_no_pending() -> None:
+    scheduler = rxr.testing.run.__globals__["TestScheduler"]()
+    trace = rxr.testing.run(
+        lambda s: rx.timer(10.0, scheduler=s), dispose_at=3.0, scheduler=scheduler
+    )
+    assert trace.events == []
+    assert trace.disposed_at == 3.0
+    rxr.testing.assert_no_pending(scheduler)
+
+
+def test_assert_no_pending_names_what_is_left() -> None:
+    from reactivex.testing import TestScheduler
+
+    scheduler = TestScheduler()
+    rx.timer(7.0, scheduler=scheduler).subscribe()
+    with pytest.raises(AssertionError, match=r"due at \[7.0\]"):
+        rxr.testing.assert_no_pending(scheduler)
+
+
+# --- fault injection ----------------------------------------------------------------
+
+
+def test_flaky_fails_its_first_calls_and_logs_subscriptions() -> None:
+    source = rxr.testing.flaky(["user"], failures=2, latency=1.0)
+    trace = rxr.testing.run(lambda: source.pipe(rxr.retry(3, backoff=1.0)))
+    trace.assert_values("user").assert_completed(at=5.0)
+    assert source.subscriptions == [(0.0, 1.0), (2.0, 3.0), (4.0, 5.0)]
+
+
+def test_flaky_follows_a_script_and_can_hang() -> None:
+    source = rxr.testing.flaky(["x"], failures=["fail", "hang", "ok"])
+    rxr.testing.run(lambda: source.pipe(rxr.retry(3, backoff=None)), until=10)
+    assert source.calls == 2  # the hanging call never ends
+
+
+def test_inject_fault_at_a_rate_is_repeatable_with_a_seed() -> None:
+    def outcomes(seed: int) -> list[str]:
+        fault = rxr.chaos.inject_fault(0.5, lambda: Boom(), rng=random.Random(seed))
+        result = []
+        for _ in range(20):
+            trace = rxr.testing.run(lambda: rx.of("ok").pipe(fault))
+            result.append("fault" if trace.error else "ok")
+        return result
+
+    assert outcomes(3) == outcomes(3)
+    assert set(outcomes(3)) == {"fault", "ok"}
+
+
+def test_inject_latency_delays_on_the_scheduler() -> None:
+    trace = rxr.testing.run(lambda: rx.of("x").pipe(rxr.chaos.inject_latency(1.0, 4.0)))
+    trace.assert_values("x").assert_completed(at=4.0)
+
+
+@pytest.mark.parametrize(
+    ("build", "argument"),
+    [
+        (lambda: rxr.chaos.inject_fault(1.5, Boom()), "rate"),
+        (lambda: rxr.chaos.inject_fault(0.5, "boom"), "error"),
+        (lambda: rxr.chaos.inject_latency(0.5, -1.0), "seconds"),
+        (lambda: rxr.testing.flaky(failures=-1), "failures"),
+    ],
+)
+def test_bad_fault_arguments_raise(build: Any, argument: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=argument):
+        build()
+
+
+# --- no_delays ------------------------------------------------------------------------
+
+
+def test_no_delays_makes_retries_immediate_in_real_time() -> None:
+    source = rxr.testing.flaky(["ok"], failures=3)
+    with rxr.testing.no_delays():
+        # 1 + 2 + 4 seconds of backoff would elapse on the real clock otherwise
+        assert source.pipe(rxr.retry(4)).run() == "ok"
+
+
+def test_no_delays_is_local_to_the_context() -> None:
+    seen: list[float] = []
+
+    def other_thread() -> None:
+        from rxresilience._delay_mode import delays_disabled
+
+        seen.append(float(delays_disabled()))
+
+    with rxr.testing.no_delays():
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+    assert seen == [0.0]
+
+
+def test_the_process_wide_switch() -> None:
+    rxr.testing.set_no_delays(True)
+    try:
+        assert rxr.testing.flaky(["ok"], failures=2).pipe(rxr.retry(3)).run() == "ok"
+    finally:
+        rxr.testing.set_no_delays(False)
+
+
+def test_importing_the_library_does_not_import_hypothesis() -> None:
+    code = "import sys, rxresilience; print('hypothesis' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+# --- strategies -------------------------------------------------------------------------
+
+
+@settings(max_examples=50)
+@given(
+    backoff=rst.backoff_policies(),
+    policy=rst.retry_policies(),
+    config=rst.breaker_configs(),
+    budget=rst.timeout_budgets(),
+    plan=rst.saga_plans(),
+    error=rst.exceptions(),
+    source=rst.flaky_sources(silent_failures=True),
+    schedule=rst.failure_schedules(),
+    requests=rst.idempotency_requests(),
+)
+def test_strategies_build_valid_values(
+    backoff: rxr.Backoff,
+    policy: rxr.RetryPolicy,
+    config: dict[str, Any],
+    budget: rxr.TimeoutPolicy,
+    plan: rst.SagaPlan,
+    error: Exception,
+    source: rxr.testing.FlakySource[Any],
+    schedule: list[rst.BreakerCall],
+    requests: list[tuple[str, int]],
+) -> None:
+    assert len(backoff.sample(5)) == 5
+    rxr.retry(policy)
+    rxr.CircuitBreaker(**config)
+    rxr.timeout(budget)
+    assert plan.steps >= 1
+    assert isinstance(error, Exception)
+    assert source.calls == 0
+    assert all(call.outcome in ("ok", "fail", "ignored") for call in schedule)
+    assert requests
+
+
+# --- VirtualTimeMachine ---------------------------------------------------------------
+
+
+class RetryMachine(rxr.testing.VirtualTimeMachine):
+    """A user's own machine: subscriptions made and disposed in virtual time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.subscriptions: list[Any] = []
+
+    @rule()
+    def subscribe(self) -> None:
+        source = rxr.testing.flaky(["x"], failures=["fail", "hang"], latency=1.0)
+        self.subscriptions.append(
+            source.pipe(rxr.retry(3, backoff=2.0)).subscribe(scheduler=self.scheduler)
+        )
+
+    def teardown(self) -> None:
+        for subscription in self.subscriptions:
+            subscription.dispose()
+        super().teardown()
+
+
+TestRetryMachine = RetryMachine.TestCase
+RetryMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=15)
