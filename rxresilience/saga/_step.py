@@ -86,7 +86,8 @@ def _takes_key(function: Callable[..., Any]) -> bool:
     required = [
         p
         for p in parameters
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.default is p.empty
     ]
     return len(required) >= 2
 
