@@ -41,8 +41,8 @@ def inject_fault(
     Examples:
         >>> import random, reactivex as rx
         >>> always = inject_fault(1.0, ConnectionError("chaos"), rng=random.Random(1))
-        >>> rx.of(1).pipe(always).pipe(ops.materialize()).run()
-        OnError(chaos)
+        >>> rx.of(1).pipe(always, ops.materialize()).run().exception
+        ConnectionError('chaos')
 
     Args:
         rate: the probability in [0, 1] that a subscription fails.

@@ -28,7 +28,9 @@ from rxresilience import (
     _timeout,
     _window,
 )
+from rxresilience import chaos
 from rxresilience.saga import _recover, _saga, _sqlite_journal
+from rxresilience.testing import _delays, _flaky, _trace
 from rxresilience.stores import _memory, _sqlite
 
 from ._support import record
@@ -41,7 +43,9 @@ from ._support import record
         _breaker,
         _circuit_breaker,
         _codec,
+        _delays,
         _fallback,
+        _flaky,
         _idempotent,
         _idempotent_map,
         _memory,
@@ -53,7 +57,9 @@ from ._support import record
         _sqlite,
         _sqlite_journal,
         _timeout,
+        _trace,
         _window,
+        chaos,
     ],
 )
 def test_doctests_pass(module: Any) -> None:
