@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/retry_demo.py
+	$(BIN)/python examples/orders_demo.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from ._clock import RESOLUTION
 from ._window import CountWindow, OutcomeWindow, TimeWindow
 
 __all__ = [
@@ -200,7 +201,7 @@ class CircuitMachine:
         state = self.state
         if state is _OPEN:
             wait = self.opened_at + self.reset_timeout - now
-            if wait > 0:
+            if wait > RESOLUTION:
                 self._rejected += 1
                 return Refusal(wait, _OPEN)
             self._move(CircuitState.HALF_OPEN, now, "reset timeout elapsed")
@@ -219,7 +220,7 @@ class CircuitMachine:
         """Move OPEN to HALF_OPEN (for ``auto_half_open``) once the timeout is over."""
         if (
             self.state is CircuitState.OPEN
-            and now >= self.opened_at + self._config.reset_timeout
+            and now >= self.opened_at + self._config.reset_timeout - RESOLUTION
         ):
             self._move(CircuitState.HALF_OPEN, now, "reset timeout elapsed")
 

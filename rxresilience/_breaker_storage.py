@@ -24,6 +24,7 @@ from ._breaker_machine import (
     Refusal,
     Ticket,
 )
+from ._clock import RESOLUTION
 
 __all__ = ["BreakerStorage", "InMemoryBreakerStorage"]
 
@@ -108,7 +109,7 @@ class InMemoryBreakerStorage(BreakerStorage):
             # atomic counter keeps exact. opened_at is read after the state, so
             # it belongs to this opening or a later one.
             wait = machine.opened_at + machine.reset_timeout - now
-            if wait > 0:
+            if wait > RESOLUTION:
                 next(self._refusals)
                 return Refusal(wait, _OPEN)
         with self._lock:

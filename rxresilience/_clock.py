@@ -16,7 +16,13 @@ from reactivex import abc
 from reactivex.scheduler import VirtualTimeScheduler
 from reactivex.scheduler.scheduler import Scheduler
 
-__all__ = ["clock_of", "seconds_now"]
+__all__ = ["RESOLUTION", "clock_of", "seconds_now"]
+
+#: reactivex schedulers keep time as ``datetime``: a microsecond is the finest
+#: step they resolve. A deadline within this of "now" is due now; without the
+#: slack a timer re-armed for a sub-microsecond remainder would fire at the
+#: same instant forever.
+RESOLUTION = 1e-6
 
 
 def clock_of(scheduler: abc.SchedulerBase | None) -> Callable[[], float]:

@@ -21,7 +21,7 @@ from ._arguments import (
     require_positive,
 )
 from ._backoff import Backoff, ExponentialBackoff, to_backoff
-from ._clock import seconds_now
+from ._clock import RESOLUTION, seconds_now
 from ._delay_mode import delays_disabled
 
 __all__ = ["RetryEvent", "RetryPolicy", "retry"]
@@ -462,7 +462,7 @@ class _RetryRun(abc.DisposableBase, Generic[_T]):
             delay = 0.0
         if policy.max_elapsed is not None:
             elapsed = self._now() - self._episode_start
-            if elapsed + delay > policy.max_elapsed:
+            if elapsed + delay > policy.max_elapsed + RESOLUTION:
                 return None
         if policy.on_retry is not None:
             policy.on_retry(RetryEvent(attempt, delay, error))

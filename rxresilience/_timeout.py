@@ -14,7 +14,7 @@ from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 from reactivex.scheduler import TimeoutScheduler
 
 from ._arguments import is_number
-from ._clock import clock_of
+from ._clock import RESOLUTION, clock_of
 from ._fallback import FallbackLike, Replacement, to_fallback
 from .errors import TimeoutError as ResilienceTimeoutError
 
@@ -296,14 +296,14 @@ class _TimeoutRun(abc.DisposableBase, Generic[_T]):
                 return
             now = self._clock()
             total = self._total_deadline
-            if total is not None and now >= total:
+            if total is not None and now >= total - RESOLUTION:
                 self._expire("total", total - self._start)
                 return
             deadline = self._item_deadline()
             if (
                 deadline is not None
                 and self._count == self._armed_count
-                and now >= deadline
+                and now >= deadline - RESOLUTION
             ):
                 if self._count:
                     seconds = (
@@ -341,7 +341,7 @@ class _TimeoutRun(abc.DisposableBase, Generic[_T]):
     def _past_total(self) -> bool:
         """At or past the total deadline (checked as notifications arrive)."""
         total = self._total_deadline
-        if total is not None and self._clock() >= total:
+        if total is not None and self._clock() >= total - RESOLUTION:
             self._expire("total", total - self._start)
             return True
         return False

@@ -27,11 +27,11 @@ from rxresilience import (
     _retry,
     _timeout,
     _window,
+    chaos,
 )
-from rxresilience import chaos
 from rxresilience.saga import _recover, _saga, _sqlite_journal
-from rxresilience.testing import _delays, _flaky, _trace
 from rxresilience.stores import _memory, _sqlite
+from rxresilience.testing import _delays, _flaky, _trace
 
 from ._support import record
 

@@ -381,3 +381,25 @@ def test_bad_input_raises_at_construction_naming_the_argument(
 ) -> None:
     with pytest.raises(error, match=argument):
         rxr.timeout(**kwargs)
+
+
+def test_a_deadline_a_fraction_of_a_microsecond_away_is_due_now() -> None:
+    """Float clocks vs microsecond schedulers: re-arming must not spin at one instant.
+
+    These times (found by a search) left a remainder below a microsecond,
+    which the scheduler rounds to zero: the timer fired at the same instant
+    forever. Now a deadline within a microsecond is due.
+    """
+    times = [1.481952, 3.146765, 3.618195]
+
+    def source(scheduler: Any) -> rx.Observable[float]:
+        items = [
+            rx.timer(t, scheduler=scheduler).pipe(ops.map(lambda _, t=t: t))
+            for t in times
+        ]
+        return rx.concat(rx.merge(*items), rx.never()).pipe(rxr.timeout(1.1))
+
+    trace = rxr.testing.run(source, subscribe_at=0.9980855560803873, until=100)
+    trace.assert_values().assert_error(rxr.TimeoutError)
+    assert trace.ended_at is not None
+    assert abs(trace.ended_at - (0.9980855560803873 + 1.1)) < 1e-5
