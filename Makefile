@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint notebooks bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+notebooks: $(STAMP)
+	$(BIN)/jupytext --to ipynb notebooks/*.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

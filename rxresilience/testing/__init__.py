@@ -2,7 +2,8 @@
 
 The harness, fault injection, laws and the testing mode need only the
 library; ``strategies`` and ``VirtualTimeMachine`` need Hypothesis (the
-``testing`` extra) and are imported when first used.
+``testing`` extra) and ``draw_timeline`` needs matplotlib; they are imported
+when first used.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "VirtualTimeMachine",
     "advance",
     "assert_no_pending",
+    "draw_timeline",
     "flaky",
     "laws",
     "no_delays",
@@ -36,6 +38,8 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name == "strategies":
         return importlib.import_module(f"{__name__}.strategies")
+    if name == "draw_timeline":
+        return importlib.import_module(f"{__name__}._plot").draw_timeline
     if name == "VirtualTimeMachine":
         return importlib.import_module(f"{__name__}._machine").VirtualTimeMachine
     raise AttributeError(f"module 'rxresilience.testing' has no attribute {name!r}")
