@@ -7,6 +7,7 @@ Import as ``import rxresilience as rxr`` and pipe the operators like any
 """
 
 from . import chaos, testing
+from ._async import EmptySequenceError, from_async, to_async
 from ._backoff import (
     Backoff,
     CappedBackoff,
@@ -24,6 +25,7 @@ from ._breaker_storage import BreakerStorage, InMemoryBreakerStorage
 from ._circuit_breaker import circuit_breaker
 from ._codec import Codec, DataclassCodec, JsonCodec, fingerprint
 from ._fallback import fallback
+from ._http import RetryAfterError, parse_retry_after, raise_for_retry_after
 from ._idempotent import idempotent
 from ._idempotent_map import idempotent_map
 from ._optimistic import OptimisticState, optimistic
@@ -41,6 +43,7 @@ from .errors import (
     OptimisticStateDisposedError,
     RecordedError,
     ResilienceError,
+    ResultRejectedError,
     SagaCancelledError,
     SagaError,
     SagaFailed,
@@ -91,6 +94,7 @@ __all__ = [
     "CountWindow",
     "DataclassCodec",
     "DecorrelatedJitterBackoff",
+    "EmptySequenceError",
     "EqualJitterBackoff",
     "ExponentialBackoff",
     "FullJitterBackoff",
@@ -110,6 +114,8 @@ __all__ = [
     "OptimisticStateDisposedError",
     "RecordedError",
     "ResilienceError",
+    "ResultRejectedError",
+    "RetryAfterError",
     "RetryEvent",
     "RetryPolicy",
     "SQLiteIdempotencyStore",
@@ -138,14 +144,18 @@ __all__ = [
     "circuit_breaker",
     "fallback",
     "fingerprint",
+    "from_async",
     "idempotent",
     "idempotent_map",
     "optimistic",
+    "parse_retry_after",
+    "raise_for_retry_after",
     "recover",
     "resilient",
     "retry",
     "testing",
     "timeout",
+    "to_async",
 ]
 
 __version__ = "0.1.0"

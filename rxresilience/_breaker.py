@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 from reactivex import Observable, abc
@@ -239,23 +239,13 @@ class CircuitBreaker:
         try:
             result = fn(*args, **kwargs)
         except Exception as error:
-            try:
-                outcome = self._classify(error)
-            except Exception:
-                self._settle(ticket, Outcome.NEITHER)
-                raise
-            self._settle(ticket, outcome)
+            self._settle_error(ticket, error)
             raise
         except BaseException:
             self._settle(ticket, Outcome.NEITHER)
             raise
         if self._failure_if is not None:
-            try:
-                failed = self._failure_if(result)
-            except Exception:
-                self._settle(ticket, Outcome.NEITHER)
-                raise
-            self._settle(ticket, Outcome.FAILURE if failed else Outcome.SUCCESS)
+            self._settle_result(ticket, result)
             return result
         # The hot path, inlined: settle a success.
         self._storage.record(ticket, Outcome.SUCCESS, self._clock())
@@ -264,6 +254,47 @@ class CircuitBreaker:
         if self._outbox:
             self._publish()
         return result
+
+    async def call_async(
+        self, fn: Callable[_P, Awaitable[_R]], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> _R:
+        """Await ``fn(*args, **kwargs)`` through the breaker, outside Rx.
+
+        Cancelling the awaiting task counts as neither success nor failure
+        (and gives back a half-open permit).
+
+        Raises:
+            CircuitOpenError: the breaker refused; ``fn`` was not called.
+        """
+        ticket = self._admit()
+        if not isinstance(ticket, Ticket):
+            raise ticket
+        try:
+            result = await fn(*args, **kwargs)
+        except Exception as error:
+            self._settle_error(ticket, error)
+            raise
+        except BaseException:  # cancellation
+            self._settle(ticket, Outcome.NEITHER)
+            raise
+        self._settle_result(ticket, result)
+        return result
+
+    def _settle_error(self, ticket: Ticket, error: Exception) -> None:
+        try:
+            outcome = self._classify(error)
+        except Exception:
+            self._settle(ticket, Outcome.NEITHER)
+            raise
+        self._settle(ticket, outcome)
+
+    def _settle_result(self, ticket: Ticket, result: Any) -> None:
+        try:
+            failed = self._flags_failure(result)
+        except Exception:
+            self._settle(ticket, Outcome.NEITHER)
+            raise
+        self._settle(ticket, Outcome.FAILURE if failed else Outcome.SUCCESS)
 
     # -- the protocol the operator uses ---------------------------------------------
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar, overload
 
 from reactivex import Observable, abc
-from reactivex.disposable import SerialDisposable
+from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 from reactivex.scheduler import CurrentThreadScheduler, TimeoutScheduler
 
 from ._arguments import (
@@ -23,6 +23,7 @@ from ._arguments import (
 from ._backoff import Backoff, ExponentialBackoff, to_backoff
 from ._clock import RESOLUTION, seconds_now
 from ._delay_mode import delays_disabled
+from .errors import ResultRejectedError
 
 __all__ = ["RetryEvent", "RetryPolicy", "retry"]
 
@@ -78,6 +79,7 @@ class RetryPolicy:
     rng: random.Random | None = None
     scheduler: abc.SchedulerBase | None = None
     on_retry: Callable[[RetryEvent], None] | None = None
+    retry_if_result: Callable[[Any], bool] | None = None
 
     _backoff_policy: Backoff | None = field(init=False, repr=False, compare=False)
     _should_retry: ErrorPredicate | None = field(init=False, repr=False, compare=False)
@@ -124,6 +126,8 @@ class RetryPolicy:
             )
         if self.on_retry is not None:
             require_callable("on_retry", self.on_retry)
+        if self.retry_if_result is not None:
+            require_callable("retry_if_result", self.retry_if_result)
 
 
 @overload
@@ -147,6 +151,7 @@ def retry(
     rng: random.Random | None = None,
     scheduler: abc.SchedulerBase | None = None,
     on_retry: Callable[[RetryEvent], None] | None = None,
+    retry_if_result: Callable[[Any], bool] | None = None,
 ) -> Callable[[Observable[_T]], Observable[_T]]: ...
 
 
@@ -160,6 +165,7 @@ def retry(
     rng: random.Random | None = None,
     scheduler: abc.SchedulerBase | None = None,
     on_retry: Callable[[RetryEvent], None] | None = None,
+    retry_if_result: Callable[[Any], bool] | None = None,
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """Resubscribe to the source when it fails, waiting a backoff between attempts.
 
@@ -228,6 +234,11 @@ def retry(
             scheduler.
         on_retry: called with a :class:`RetryEvent` each time a retry is
             scheduled; an exception it raises becomes the stream's error.
+        retry_if_result: a predicate on values (tenacity's
+            ``retry_if_result``): a value it flags (an HTTP 503 response, say)
+            ends the attempt as a failure with
+            :class:`~rxresilience.ResultRejectedError` carrying the value,
+            which is retried like any error and delivered if attempts run out.
 
     Returns:
         An operator function for ``Observable.pipe``.
@@ -245,6 +256,7 @@ def retry(
             or max_elapsed is not None
             or reset_on_success
             or on_retry is not None
+            or retry_if_result is not None
         )
         if given:
             raise TypeError(
@@ -262,6 +274,7 @@ def retry(
                 rng=rng if rng is not None else policy.rng,
                 scheduler=scheduler if scheduler is not None else policy.scheduler,
                 on_retry=policy.on_retry,
+                retry_if_result=policy.retry_if_result,
             )
     else:
         policy = RetryPolicy(
@@ -273,6 +286,7 @@ def retry(
             rng=rng,
             scheduler=scheduler,
             on_retry=on_retry,
+            retry_if_result=retry_if_result,
         )
     operator_rng = policy.rng if policy.rng is not None else random.Random()
 
@@ -370,15 +384,26 @@ class _RetryRun(abc.DisposableBase, Generic[_T]):
 
     def _drain(self, first: bool = False) -> None:
         source, observer = self._source, self._observer
+        checks_values = self._policy.retry_if_result is not None
         while True:
             if self._disposed:
                 return
-            self._inner.disposable = source.subscribe(
-                self._on_next,
-                self._on_error,
-                observer.on_completed,
-                scheduler=self._subscribe_scheduler,
-            )
+            if checks_values:
+                attempt = _CheckedAttempt(self)
+                self._inner.disposable = attempt.subscription
+                attempt.subscription.disposable = source.subscribe(
+                    attempt.on_next,
+                    attempt.on_error,
+                    attempt.on_completed,
+                    scheduler=self._subscribe_scheduler,
+                )
+            else:
+                self._inner.disposable = source.subscribe(
+                    self._on_next,
+                    self._on_error,
+                    observer.on_completed,
+                    scheduler=self._subscribe_scheduler,
+                )
             with self._lock:
                 self._pending -= 1
                 if not self._pending:
@@ -474,3 +499,46 @@ class _RetryRun(abc.DisposableBase, Generic[_T]):
         timer = self._timer
         if timer is not None:
             timer.dispose()
+
+
+class _CheckedAttempt(Generic[_T]):
+    """One attempt under ``retry_if_result``: a flagged value ends it as a failure."""
+
+    __slots__ = ("_live", "_run", "subscription")
+
+    def __init__(self, run: _RetryRun[_T]) -> None:
+        self._run = run
+        self._live = True
+        self.subscription = SingleAssignmentDisposable()
+
+    def on_next(self, value: _T) -> None:
+        if not self._live:
+            return
+        run = self._run
+        predicate = run._policy.retry_if_result
+        assert predicate is not None
+        try:
+            rejected = predicate(value)
+        except Exception as error:
+            self._end()
+            run._observer.on_error(error)
+            return
+        if rejected:
+            self._end()
+            run._on_error(ResultRejectedError(value))
+        else:
+            run._on_next(value)
+
+    def on_error(self, error: Exception) -> None:
+        if self._live:
+            self._live = False
+            self._run._on_error(error)
+
+    def on_completed(self) -> None:
+        if self._live:
+            self._live = False
+            self._run._observer.on_completed()
+
+    def _end(self) -> None:
+        self._live = False
+        self.subscription.dispose()

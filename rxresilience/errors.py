@@ -24,6 +24,7 @@ __all__ = [
     "OptimisticStateDisposedError",
     "RecordedError",
     "ResilienceError",
+    "ResultRejectedError",
     "SagaCancelledError",
     "SagaError",
     "SagaFailed",
@@ -231,3 +232,22 @@ class SagaCancelledError(SagaError):
 
 class OptimisticStateDisposedError(ResilienceError):
     """An ``OptimisticState`` was disposed: it takes no more updates."""
+
+
+class ResultRejectedError(ResilienceError):
+    """``retry_if_result`` flagged a value: the attempt counts as failed.
+
+    Attributes:
+        value: the flagged value (an HTTP response, say).
+        retry_after: the value's own ``retry_after``, if it has a number there.
+    """
+
+    def __init__(self, value: object) -> None:
+        super().__init__(f"rejected result: {value!r}"[:200])
+        self.value = value
+        found = getattr(value, "retry_after", None)
+        self.retry_after = (
+            found
+            if isinstance(found, int | float) and not isinstance(found, bool)
+            else None
+        )

@@ -15,11 +15,13 @@ from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
 from rxresilience import (
+    _async,
     _backoff,
     _breaker,
     _circuit_breaker,
     _codec,
     _fallback,
+    _http,
     _idempotent,
     _idempotent_map,
     _optimistic,
@@ -39,6 +41,7 @@ from ._support import record
 @pytest.mark.parametrize(
     "module",
     [
+        _async,
         _backoff,
         _breaker,
         _circuit_breaker,
@@ -46,6 +49,7 @@ from ._support import record
         _delays,
         _fallback,
         _flaky,
+        _http,
         _idempotent,
         _idempotent_map,
         _memory,

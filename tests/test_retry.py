@@ -730,3 +730,42 @@ def test_bad_backoff_policies_raise_at_construction() -> None:
         rxr.retry(3, backoff=rxr.ExponentialBackoff(jitter=2.0))
     with pytest.raises(ValueError, match="factor"):
         rxr.retry(3, backoff=rxr.ExponentialBackoff(factor=0.5))
+
+
+def test_retry_if_result_retries_a_flagged_value_and_delivers_it_when_exhausted() -> (
+    None
+):
+    source = rxr.testing.flaky([503], failures=0)
+    trace = rxr.testing.run(
+        lambda: source.pipe(
+            rxr.retry(3, backoff=1.0, retry_if_result=lambda v: v >= 500)
+        )
+    )
+    assert source.calls == 3
+    error = trace.error
+    assert isinstance(error, rxr.ResultRejectedError)
+    assert error.value == 503
+    assert trace.values == []
+
+
+def test_retry_if_result_passes_good_values_through() -> None:
+    answers = iter([503, 200])
+    source = rx.defer(lambda _: rx.of(next(answers)))
+    trace = rxr.testing.run(
+        lambda: source.pipe(
+            rxr.retry(3, backoff=None, retry_if_result=lambda v: v >= 500)
+        )
+    )
+    trace.assert_values(200).assert_completed()
+
+
+def test_a_raising_retry_if_result_is_the_streams_error() -> None:
+    broken = RuntimeError("predicate broke")
+
+    def predicate(_: Any) -> bool:
+        raise broken
+
+    trace = rxr.testing.run(
+        lambda: rx.of(1).pipe(rxr.retry(3, retry_if_result=predicate))
+    )
+    assert trace.error is broken

@@ -82,3 +82,12 @@ state = rxr.OptimisticState(0)
 assert_type(state.update(lambda n: n + 1, commit=rx.of), rx.Observable[bool])
 assert_type(state.value, int)
 assert_type(rx.of(1).pipe(rxr.optimistic(state, commit=rx.of)), rx.Observable[bool])
+
+
+async def _awaits() -> None:
+    async def answer() -> int:
+        return 1
+
+    assert_type(rxr.from_async(answer), rx.Observable[int])
+    assert_type(await rxr.to_async(rx.of("x")), str)
+    assert_type(await breaker.call_async(answer), int)
