@@ -6,6 +6,7 @@ import os
 import sqlite3
 import threading
 
+from .._sqlite import open_database
 from ..errors import SagaError
 from ._journal import JournalEntry, SagaJournal, SagaRecord
 
@@ -14,7 +15,6 @@ __all__ = ["SQLiteSagaJournal"]
 SCHEMA_VERSION = "1"
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS rxr_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rxr_sagas (
     saga_id TEXT PRIMARY KEY,
     saga_name TEXT NOT NULL,
@@ -53,54 +53,15 @@ class SQLiteSagaJournal(SagaJournal):
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        self._db = open_database(
+            self.path,
+            timeout=timeout,
+            schema=_SCHEMA,
+            schema_name="saga_schema",
+            version=SCHEMA_VERSION,
+            main_table="rxr_sagas",
+            error=SagaError,
         )
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._open_schema()
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _open_schema(self) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            tables = {
-                row[0]
-                for row in db.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                )
-            }
-            found = None
-            if "rxr_meta" in tables:
-                row = db.execute(
-                    "SELECT value FROM rxr_meta WHERE name = 'saga_schema'"
-                ).fetchone()
-                found = None if row is None else row[0]
-            if found is None and "rxr_sagas" in tables:
-                raise SagaError(
-                    f"{self.path}: a saga table without a schema version; refusing "
-                    "a database this version does not understand"
-                )
-            if found is not None and found != SCHEMA_VERSION:
-                raise SagaError(
-                    f"{self.path}: saga schema version {found!r}; this version of "
-                    f"rxresilience understands {SCHEMA_VERSION!r} only"
-                )
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(
-                "INSERT OR IGNORE INTO rxr_meta (name, value) VALUES ('saga_schema', ?)",
-                (SCHEMA_VERSION,),
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def begin(self, saga_id: str, saga_name: str, now: float) -> None:
         with self._lock:

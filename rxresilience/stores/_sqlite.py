@@ -9,10 +9,10 @@ again, swept now and then, and deleted by :meth:`purge_expired`.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 
 from .._codec import Codec, JsonCodec
+from .._sqlite import open_database
 from ..errors import IdempotencyError
 from ._base import Claim, ClaimStatus, IdempotencyStore
 
@@ -22,10 +22,6 @@ SCHEMA_VERSION = "1"
 _SWEEP_EVERY = 1000  # claims between two sweeps of expired rows
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS rxr_meta (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
 CREATE TABLE IF NOT EXISTS rxr_idempotency (
     key TEXT PRIMARY KEY,
     status TEXT NOT NULL CHECK (status IN ('in_progress', 'completed')),
@@ -78,56 +74,15 @@ class SQLiteIdempotencyStore(IdempotencyStore):
         self.path = os.fspath(path)
         self._lock = threading.Lock()
         self._claims_since_sweep = 0
-        self._db = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        self._db = open_database(
+            self.path,
+            timeout=timeout,
+            schema=_SCHEMA,
+            schema_name="idempotency_schema",
+            version=SCHEMA_VERSION,
+            main_table="rxr_idempotency",
+            error=IdempotencyError,
         )
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._open_schema()
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _open_schema(self) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            tables = {
-                row[0]
-                for row in db.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                )
-            }
-            if "rxr_meta" in tables:
-                row = db.execute(
-                    "SELECT value FROM rxr_meta WHERE name = 'idempotency_schema'"
-                ).fetchone()
-                found = None if row is None else row[0]
-            else:
-                found = None
-            if found is None and "rxr_idempotency" in tables:
-                raise IdempotencyError(
-                    f"{self.path}: an idempotency table without a schema version; "
-                    "refusing a database this version does not understand"
-                )
-            if found is not None and found != SCHEMA_VERSION:
-                raise IdempotencyError(
-                    f"{self.path}: idempotency schema version {found!r}; this "
-                    f"version of rxresilience understands {SCHEMA_VERSION!r} only"
-                )
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(
-                "INSERT OR IGNORE INTO rxr_meta (name, value) "
-                "VALUES ('idempotency_schema', ?)",
-                (SCHEMA_VERSION,),
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def claim(
         self,
