@@ -13,6 +13,7 @@ __all__ = [
     "require_callable",
     "require_finite",
     "require_positive",
+    "require_scheduler",
     "require_unit_interval",
 ]
 
@@ -80,3 +81,13 @@ def error_predicate(name: str, value: Any) -> ErrorPredicate:
         return isinstance(error, kinds)
 
     return matches
+
+
+def require_scheduler(name: str, value: object) -> None:
+    """Raise ``TypeError`` unless ``value`` is None or a reactivex scheduler."""
+    from reactivex import abc
+
+    if value is not None and not isinstance(value, abc.SchedulerBase):
+        raise TypeError(
+            f"{name} must be a reactivex scheduler, got {type(value).__name__}"
+        )

@@ -16,6 +16,7 @@ from ._arguments import (
     error_predicate,
     require_callable,
     require_positive,
+    require_scheduler,
 )
 from ._breaker_machine import (
     BreakerConfig,
@@ -158,11 +159,7 @@ class CircuitBreaker:
                 f"auto_half_open must be a bool, got {type(auto_half_open).__name__}"
             )
         self._auto_half_open = auto_half_open
-        if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
-            raise TypeError(
-                f"scheduler must be a reactivex scheduler, got "
-                f"{type(scheduler).__name__}"
-            )
+        require_scheduler("scheduler", scheduler)
         self._scheduler = scheduler
         self._clock = clock_of(scheduler)
         if storage is None:

@@ -14,7 +14,12 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 from reactivex.scheduler import TimeoutScheduler
 
-from ._arguments import ErrorPredicate, error_predicate, require_positive
+from ._arguments import (
+    ErrorPredicate,
+    error_predicate,
+    require_positive,
+    require_scheduler,
+)
 from ._clock import clock_of
 from ._codec import fingerprint as fingerprint_of
 from .errors import (
@@ -71,11 +76,7 @@ class IdempotencySettings:
                 "finish_on_dispose must be a bool, got "
                 f"{type(finish_on_dispose).__name__}"
             )
-        if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
-            raise TypeError(
-                f"scheduler must be a reactivex scheduler, got "
-                f"{type(scheduler).__name__}"
-            )
+        require_scheduler("scheduler", scheduler)
         return IdempotencySettings(
             store=store,
             ttl=require_positive("ttl", ttl),

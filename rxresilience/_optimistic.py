@@ -15,6 +15,7 @@ from reactivex import operators as ops
 from reactivex.disposable import Disposable
 from reactivex.subject import AsyncSubject
 
+from ._arguments import require_scheduler
 from ._broadcast import Broadcast
 from .errors import OptimisticStateDisposedError
 
@@ -123,10 +124,7 @@ class OptimisticState(Observable[_T], Generic[_T]):
         self, initial: _T, *, scheduler: abc.SchedulerBase | None = None
     ) -> None:
         super().__init__()
-        if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
-            raise TypeError(
-                f"scheduler must be a reactivex scheduler, got {type(scheduler).__name__}"
-            )
+        require_scheduler("scheduler", scheduler)
         self._lock = threading.RLock()
         self._scheduler = scheduler
         self._confirmed: _T = initial

@@ -19,6 +19,7 @@ from ._arguments import (
     is_number,
     require_callable,
     require_positive,
+    require_scheduler,
 )
 from ._backoff import Backoff, ExponentialBackoff, to_backoff
 from ._clock import RESOLUTION, seconds_now
@@ -117,13 +118,7 @@ class RetryPolicy:
             raise TypeError(
                 f"rng must be a random.Random, got {type(self.rng).__name__}"
             )
-        if self.scheduler is not None and not isinstance(
-            self.scheduler, abc.SchedulerBase
-        ):
-            raise TypeError(
-                f"scheduler must be a reactivex scheduler, got "
-                f"{type(self.scheduler).__name__}"
-            )
+        require_scheduler("scheduler", self.scheduler)
         if self.on_retry is not None:
             require_callable("on_retry", self.on_retry)
         if self.retry_if_result is not None:

@@ -13,7 +13,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 from reactivex.scheduler import TimeoutScheduler
 
-from ._arguments import is_number
+from ._arguments import is_number, require_scheduler
 from ._clock import RESOLUTION, clock_of
 from ._fallback import FallbackLike, Replacement, to_fallback
 from .errors import TimeoutError as ResilienceTimeoutError
@@ -151,10 +151,7 @@ def timeout(
     else:
         policy = TimeoutPolicy(each=each, first=first, total=total)
     replacement = None if fallback is None else to_fallback("fallback", fallback)
-    if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
-        raise TypeError(
-            f"scheduler must be a reactivex scheduler, got {type(scheduler).__name__}"
-        )
+    require_scheduler("scheduler", scheduler)
     plan = _Plan(policy)
 
     def apply(source: Observable[_T]) -> Observable[_T]:
@@ -366,16 +363,13 @@ class _TimeoutRun(abc.DisposableBase, Generic[_T]):
             self._observer.on_next(value)
 
     def _on_error(self, error: Exception) -> None:
-        with self._lock:
-            if self._done:
-                return
-            if self._total_deadline is not None and self._past_total():
-                return
-            self._done = True
-            self._timer.dispose()
-            self._observer.on_error(error)
+        self._terminate(lambda: self._observer.on_error(error))
 
     def _on_completed(self) -> None:
+        self._terminate(self._observer.on_completed)
+
+    def _terminate(self, notify: Callable[[], None]) -> None:
+        """Pass the source's end on, unless a budget ran out first (or at that instant)."""
         with self._lock:
             if self._done:
                 return
@@ -383,7 +377,7 @@ class _TimeoutRun(abc.DisposableBase, Generic[_T]):
                 return
             self._done = True
             self._timer.dispose()
-            self._observer.on_completed()
+            notify()
 
     def dispose(self) -> None:
         self._done = True
