@@ -74,6 +74,7 @@ from .stores import (
     ClaimStatus,
     IdempotencyStore,
     InMemoryIdempotencyStore,
+    RedisIdempotencyStore,
     SQLiteIdempotencyStore,
 )
 
@@ -113,6 +114,7 @@ __all__ = [
     "OptimisticState",
     "OptimisticStateDisposedError",
     "RecordedError",
+    "RedisIdempotencyStore",
     "ResilienceError",
     "ResultRejectedError",
     "RetryAfterError",

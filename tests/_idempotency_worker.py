@@ -76,3 +76,33 @@ def claim_and_hang(store_path: str, effects_path: str, ready_path: str) -> None:
         rxr.idempotent(store, key="order-7", in_progress_timeout=30.0)
     ).subscribe()
     threading.Event().wait()  # hang until SIGKILL
+
+
+def race_redis(url: str, effects_path: str, who: str, start_at: float) -> list[Any]:
+    """The same race as ``race``, through a Redis store."""
+    import redis
+
+    store = rxr.RedisIdempotencyStore(
+        redis.Redis.from_url(url, socket_timeout=5), prefix="race:"
+    )
+
+    def operation(_: Any) -> rx.Observable[Any]:
+        count_effect(effects_path, who)
+        return rx.timer(0.2).pipe(ops.map(lambda _: f"charged by {who}"))
+
+    while time.time() < start_at:
+        pass  # every process starts at the same moment
+    try:
+        result: list[Any] = (
+            rx.defer(operation)
+            .pipe(
+                rxr.idempotent(
+                    store, key="order-42", payload={"total": 99}, poll_interval=0.02
+                ),
+                ops.to_list(),
+            )
+            .run()
+        )
+        return result
+    finally:
+        store.close()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from ._redis_server import RedisServer
 
 settings.register_profile("default", max_examples=100, deadline=None, print_blob=True)
 settings.register_profile(
@@ -17,3 +21,12 @@ settings.register_profile(
 # CI (which sets CI=true) runs the thorough profile unless told otherwise.
 _default_profile = "ci" if os.environ.get("CI") else "default"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default_profile))
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the whole session (never a fake, never skipped)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()

@@ -33,10 +33,13 @@ class Boom(Exception):
     pass
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Any]:
     if request.param == "memory":
         yield rxr.InMemoryIdempotencyStore()
+    elif request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        yield rxr.RedisIdempotencyStore(server.client(), prefix=f"{tmp_path.name}:")
     else:
         sqlite_store = rxr.SQLiteIdempotencyStore(tmp_path / "idempotency.db")
         yield sqlite_store

@@ -5,6 +5,7 @@ The public names are re-exported from ``rxresilience``.
 
 from ._base import Claim, ClaimStatus, IdempotencyStore
 from ._memory import InMemoryIdempotencyStore
+from ._redis import RedisIdempotencyStore
 from ._sqlite import SQLiteIdempotencyStore
 
 __all__ = [
@@ -12,5 +13,6 @@ __all__ = [
     "ClaimStatus",
     "IdempotencyStore",
     "InMemoryIdempotencyStore",
+    "RedisIdempotencyStore",
     "SQLiteIdempotencyStore",
 ]

@@ -1,0 +1,101 @@
+"""Redis-backed state against a real redis-server: processes, restarts, lost connections."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+import rxresilience as rxr
+
+from . import _idempotency_worker as worker
+from ._redis_server import RedisServer
+
+
+def test_eight_processes_racing_through_redis_run_the_key_once(
+    redis_server: RedisServer, tmp_path: pathlib.Path
+) -> None:
+    effects_path = str(tmp_path / "effects.db")
+    context = multiprocessing.get_context("spawn")
+    start_at = time.time() + 2.0
+    with context.Pool(8) as pool:
+        results = pool.starmap(
+            worker.race_redis,
+            [(redis_server.url, effects_path, f"p{i}", start_at) for i in range(8)],
+        )
+    ran = worker.effects(effects_path)
+    assert len(ran) == 1
+    assert results == [[f"charged by {ran[0]}"]] * 8
+
+
+def test_completed_records_survive_a_restart_with_aof(tmp_path: pathlib.Path) -> None:
+    server = RedisServer(tmp_path / "aof", appendonly=True)
+    server.start()
+    try:
+        store = rxr.RedisIdempotencyStore(server.client(), prefix="aof:")
+        store.claim("k", None, "owner", now=time.time(), lease_until=time.time() + 60)
+        assert store.complete(
+            "k", "owner", b'{"values":[1],"error":null}', time.time() + 3600
+        )
+        server.stop()
+        server.start()  # same folder, same port: the AOF is replayed
+        again = rxr.RedisIdempotencyStore(server.client(), prefix="aof:")
+        assert again.get("k") == b'{"values":[1],"error":null}'
+    finally:
+        server.stop()
+
+
+def test_a_lost_connection_fails_the_operation_clearly_and_recovers(
+    tmp_path: pathlib.Path,
+) -> None:
+    server = RedisServer(tmp_path / "lost")
+    server.start()
+    store = rxr.RedisIdempotencyStore(server.client(), prefix="lost:")
+    store.claim("a", None, "o", now=0.0, lease_until=10.0)
+    assert store.complete("a", "o", b"{}", expires_at=1e12)
+    server.stop()
+    started = time.monotonic()
+    with pytest.raises(rxr.IdempotencyError, match="Redis"):
+        store.claim("b", None, "o", now=0.0, lease_until=10.0)
+    assert time.monotonic() - started < 10  # bounded, never a hang
+    server.start()
+    try:
+        assert store.claim("b", None, "o", now=0.0, lease_until=10.0).status is (
+            rxr.ClaimStatus.CLAIMED
+        )
+    finally:
+        server.stop()
+
+
+def test_a_lost_connection_fails_the_pipeline_not_the_process(
+    tmp_path: pathlib.Path,
+) -> None:
+    import reactivex as rx
+
+    server = RedisServer(tmp_path / "pipeline")
+    server.start()
+    store = rxr.RedisIdempotencyStore(server.client(), prefix="p:")
+    server.stop()
+    trace = rxr.testing.run(lambda: rx.of(1).pipe(rxr.idempotent(store, key="k")))
+    trace.assert_error(rxr.IdempotencyError)
+
+
+def test_importing_rxresilience_without_redis_works() -> None:
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "import rxresilience as rxr\n"
+        "print(rxr.RedisIdempotencyStore.__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "RedisIdempotencyStore"
+
+
+def test_the_store_refuses_what_is_not_a_client() -> None:
+    with pytest.raises(TypeError, match="client"):
+        rxr.RedisIdempotencyStore(object())
