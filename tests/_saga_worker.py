@@ -77,3 +77,38 @@ def run_and_hang(journal_path: str, effects_path: str, ready_path: str) -> None:
     saga = order_saga(effects_path, hang_at_third=True, ready_path=ready_path)
     saga.execute(Order("o-1"), journal=journal, saga_id="order-o-1").subscribe()
     threading.Event().wait()  # hang until SIGKILL
+
+
+def run_and_hang_redis(url: str, effects_path: str, ready_path: str) -> None:
+    """As ``run_and_hang``, with the journal in Redis."""
+    import redis
+
+    journal = rxr.RedisSagaJournal(
+        redis.Redis.from_url(url, socket_timeout=5), prefix="fleet:"
+    )
+    saga = order_saga(effects_path, hang_at_third=True, ready_path=ready_path)
+    saga.execute(Order("o-9"), journal=journal, saga_id="order-o-9").subscribe()
+    threading.Event().wait()  # hang until SIGKILL
+
+
+def recover_redis(url: str, effects_path: str, start_at: float) -> int:
+    """Recover the fleet's sagas; return how many compensations this process ran."""
+    import time
+
+    import redis
+    from reactivex.testing import TestScheduler
+
+    journal = rxr.RedisSagaJournal(
+        redis.Redis.from_url(url, socket_timeout=5), prefix="fleet:"
+    )
+    saga = order_saga(effects_path, hang_at_third=False)
+    future = TestScheduler(initial_clock=time.time() + 120)
+    while time.time() < start_at:
+        pass  # both recoverers start at the same moment
+    trace = rxr.testing.run(
+        lambda: rxr.recover(journal, {"order": saga}, stale_after=60.0),
+        subscribe_at=future.clock,
+        until=future.clock + 1,
+        scheduler=future,
+    )
+    return sum(1 for e in trace.values if isinstance(e, rxr.StepCompensated))

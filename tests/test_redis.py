@@ -99,3 +99,72 @@ def test_importing_rxresilience_without_redis_works() -> None:
 def test_the_store_refuses_what_is_not_a_client() -> None:
     with pytest.raises(TypeError, match="client"):
         rxr.RedisIdempotencyStore(object())
+
+
+# --- the saga journal ----------------------------------------------------------------
+
+
+def test_a_saga_runs_with_a_redis_journal(redis_server: RedisServer) -> None:
+    import reactivex as rx
+
+    journal = rxr.RedisSagaJournal(redis_server.client(), prefix="j1:")
+    undone: list[int] = []
+    ok = rxr.Saga("s").step(
+        "a", execute=lambda n: rx.of(n + 1), compensate=undone.append
+    )
+    assert ok.run(1, journal=journal, saga_id="s-ok").run() == 2
+    state = journal.state("s-ok")
+    assert state is not None
+    assert (state.status, state.completed_steps) == ("completed", ("a",))
+    failing = (
+        rxr.Saga("f")
+        .step("a", execute=lambda n: rx.of(n + 1), compensate=undone.append)
+        .step("b", execute=lambda n: rx.throw(RuntimeError("no")))
+    )
+    with pytest.raises(rxr.SagaFailed):
+        failing.run(1, journal=journal, saga_id="s-failed").run()
+    state = journal.state("s-failed")
+    assert state is not None
+    assert (state.status, state.compensated_steps, state.failed_step) == (
+        "compensated",
+        ("a",),
+        "b",
+    )
+    assert undone == [2]
+    with pytest.raises(rxr.SagaError, match="already in the journal"):
+        journal.begin("s-ok", "s", now=0.0)
+    assert journal.unfinished() == []
+
+
+def test_a_killed_saga_is_recovered_once_by_one_of_two_racing_processes(
+    redis_server: RedisServer, tmp_path: pathlib.Path
+) -> None:
+    import os
+    import signal
+
+    from . import _saga_worker as sagas
+
+    effects_path = str(tmp_path / "effects.db")
+    ready_path = str(tmp_path / "ready")
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(
+        target=sagas.run_and_hang_redis,
+        args=(redis_server.url, effects_path, ready_path),
+    )
+    child.start()
+    deadline = time.time() + 60
+    while not os.path.exists(ready_path) and time.time() < deadline:
+        child.join(0.01)
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    start_at = time.time() + 2.0
+    with context.Pool(2) as pool:
+        counts = pool.starmap(
+            sagas.recover_redis, [(redis_server.url, effects_path, start_at)] * 2
+        )
+    assert sorted(counts) == [0, 2]  # one process took the saga, the other nothing
+    assert sagas.effects(effects_path)[3:] == [
+        "refund order-o-9:charge:compensate",
+        "release order-o-9:reserve:compensate",
+    ]

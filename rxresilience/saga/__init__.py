@@ -21,6 +21,7 @@ from ._journal import (
     SagaState,
 )
 from ._recover import recover
+from ._redis_journal import RedisSagaJournal
 from ._saga import Saga
 from ._sqlite_journal import SQLiteSagaJournal
 from ._step import SagaStep
@@ -30,6 +31,7 @@ __all__ = [
     "CompensationStarted",
     "InMemorySagaJournal",
     "JournalEntry",
+    "RedisSagaJournal",
     "SQLiteSagaJournal",
     "Saga",
     "SagaCompleted",

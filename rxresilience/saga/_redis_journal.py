@@ -1,0 +1,167 @@
+"""``RedisSagaJournal``: sagas any process of a fleet can recover.
+
+Per saga, a hash (name, status, touched) and a list of entries (JSON; a
+context is base64 of the codec's bytes, never a pickle), plus one sorted set
+of running sagas by last touch. Every write is one Lua script; taking a
+stale saga for recovery is an atomic compare-and-touch, a lease, so two
+processes recovering at once never both compensate it.
+
+``redis`` (redis-py) is an optional dependency: ``pip install
+rxresilience[redis]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from ..errors import SagaError
+from ._journal import JournalEntry, SagaJournal, SagaRecord
+
+__all__ = ["RedisSagaJournal"]
+
+_BEGIN = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'name', ARGV[2], 'status', 'running', 'touched', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+"""
+
+_APPEND = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[3], ARGV[2])
+redis.call('HSET', KEYS[1], 'touched', ARGV[3])
+if redis.call('HGET', KEYS[1], 'status') == 'running' then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+end
+return 1
+"""
+
+_FINISH = """
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'touched', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+_CLAIM_STALE = """
+local found = redis.call('HMGET', KEYS[1], 'status', 'touched')
+if found[1] ~= 'running' or tonumber(found[2]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], 'touched', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+
+class RedisSagaJournal(SagaJournal):
+    """Saga journals in Redis, shared by processes on many machines.
+
+    Args:
+        client: a ``redis.Redis`` client (with a ``socket_timeout``).
+        prefix: prepended to every key.
+
+    Raises:
+        SagaError: when Redis cannot be reached (the operation fails; nothing
+            Redis acknowledged is lost), or a saga id is used twice.
+    """
+
+    def __init__(self, client: Any, *, prefix: str = "saga:") -> None:
+        if not hasattr(client, "register_script"):
+            raise TypeError(
+                f"client must be a redis.Redis client, got {type(client).__name__}"
+            )
+        self.prefix = prefix
+        self._client = client
+        self._running = f"{prefix}running"
+        self._begin = client.register_script(_BEGIN)
+        self._append = client.register_script(_APPEND)
+        self._finish = client.register_script(_FINISH)
+        self._claim = client.register_script(_CLAIM_STALE)
+
+    def _keys(self, saga_id: str) -> list[str]:
+        return [
+            f"{self.prefix}{saga_id}:meta",
+            self._running,
+            f"{self.prefix}{saga_id}:entries",
+        ]
+
+    def _call(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return operation(*args, **kwargs)
+        except Exception as error:
+            raise SagaError(f"Redis saga journal failed: {error}") from error
+
+    def begin(self, saga_id: str, saga_name: str, now: float) -> None:
+        created = self._call(
+            self._begin,
+            keys=self._keys(saga_id)[:2],
+            args=[saga_id, saga_name, repr(now)],
+        )
+        if not created:
+            raise SagaError(f"saga id {saga_id!r} is already in the journal")
+
+    def append(self, saga_id: str, entry: JournalEntry, now: float) -> None:
+        encoded = json.dumps(
+            {
+                "kind": entry.kind,
+                "step": entry.step,
+                "context": None
+                if entry.context is None
+                else base64.b64encode(entry.context).decode(),
+                "error": entry.error,
+            }
+        )
+        self._call(
+            self._append, keys=self._keys(saga_id), args=[saga_id, encoded, repr(now)]
+        )
+
+    def finish(self, saga_id: str, status: str, now: float) -> None:
+        self._call(
+            self._finish,
+            keys=self._keys(saga_id)[:2],
+            args=[saga_id, status, repr(now)],
+        )
+
+    def load(self, saga_id: str) -> SagaRecord | None:
+        meta_key, _, entries_key = self._keys(saga_id)
+        meta = self._call(self._client.hgetall, meta_key)
+        if not meta:
+            return None
+        raw = self._call(self._client.lrange, entries_key, 0, -1)
+        entries = []
+        for item in raw:
+            data = json.loads(item)
+            context = data["context"]
+            entries.append(
+                JournalEntry(
+                    data["kind"],
+                    data["step"],
+                    None if context is None else base64.b64decode(context),
+                    data["error"],
+                )
+            )
+        return SagaRecord(
+            saga_id,
+            meta[b"name"].decode(),
+            meta[b"status"].decode(),
+            float(meta[b"touched"]),
+            tuple(entries),
+        )
+
+    def unfinished(self) -> list[str]:
+        ids = self._call(self._client.zrange, self._running, 0, -1)
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    def claim_stale(self, saga_id: str, now: float, stale_before: float) -> bool:
+        taken = self._call(
+            self._claim,
+            keys=self._keys(saga_id)[:2],
+            args=[saga_id, repr(now), repr(stale_before)],
+        )
+        return bool(taken)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"RedisSagaJournal(prefix={self.prefix!r})"
