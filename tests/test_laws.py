@@ -121,6 +121,10 @@ _OPERATORS: dict[str, Any] = {
     ),
     "idempotent": lambda: rxr.idempotent(rxr.InMemoryIdempotencyStore(), key="k"),
     "chaos_latency": lambda: rxr.chaos.inject_latency(1.0, 2.0),
+    "chaos_fault": lambda: rxr.chaos.inject_fault(0.5, RuntimeError("chaos")),
+    "idempotent_map": lambda: rxr.idempotent_map(
+        rx.of, store=rxr.InMemoryIdempotencyStore(), key=str
+    ),
 }
 
 

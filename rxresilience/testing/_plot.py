@@ -83,8 +83,16 @@ def draw_timeline(
                 )
             else:
                 ax.plot([time, time], [y - 0.25, y + 0.25], color="black", linewidth=2)
+    ax.plot([], [], "o", color="tab:green", label="value")
+    ax.plot([], [], "x", color="tab:red", markeredgewidth=3, label="error")
+    ax.plot(
+        [], [], "|", color="black", markersize=12, markeredgewidth=2, label="completed"
+    )
+    if spans:
+        ax.plot([], [], color="tab:blue", linewidth=6, alpha=0.25, label="subscribed")
+    ax.legend(loc="upper left", fontsize=8, ncol=4, frameon=False)
     ax.set_yticks(range(len(labels)), list(reversed(labels)))
-    ax.set_ylim(-0.7, len(labels) - 0.3)
+    ax.set_ylim(-0.7, len(labels) + 0.2)
     ax.set_xlim(left=-0.5, right=(until if until is not None else last) + 0.5)
     ax.set_xlabel("virtual time (s)")
     if title:
