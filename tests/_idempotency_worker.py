@@ -35,9 +35,24 @@ def effects(effects_path: str) -> list[str]:
         db.close()
 
 
-def race(store_path: str, effects_path: str, who: str, start_at: float) -> list[Any]:
-    """Wait for the common start, then run the keyed operation once."""
-    store = rxr.SQLiteIdempotencyStore(store_path)
+def _store(kind: str, location: str) -> rxr.IdempotencyStore:
+    if kind == "sqlite":
+        return rxr.SQLiteIdempotencyStore(location)
+    import redis
+
+    return rxr.RedisIdempotencyStore(
+        redis.Redis.from_url(location, socket_timeout=5), prefix="race:"
+    )
+
+
+def race(
+    kind: str, location: str, effects_path: str, who: str, start_at: float
+) -> list[Any]:
+    """Wait for the common start, then run the keyed operation once.
+
+    ``kind`` is ``"sqlite"`` (``location`` a file) or ``"redis"`` (a URL).
+    """
+    store = _store(kind, location)
 
     def operation(_: Any) -> rx.Observable[Any]:
         count_effect(effects_path, who)
@@ -76,33 +91,3 @@ def claim_and_hang(store_path: str, effects_path: str, ready_path: str) -> None:
         rxr.idempotent(store, key="order-7", in_progress_timeout=30.0)
     ).subscribe()
     threading.Event().wait()  # hang until SIGKILL
-
-
-def race_redis(url: str, effects_path: str, who: str, start_at: float) -> list[Any]:
-    """The same race as ``race``, through a Redis store."""
-    import redis
-
-    store = rxr.RedisIdempotencyStore(
-        redis.Redis.from_url(url, socket_timeout=5), prefix="race:"
-    )
-
-    def operation(_: Any) -> rx.Observable[Any]:
-        count_effect(effects_path, who)
-        return rx.timer(0.2).pipe(ops.map(lambda _: f"charged by {who}"))
-
-    while time.time() < start_at:
-        pass  # every process starts at the same moment
-    try:
-        result: list[Any] = (
-            rx.defer(operation)
-            .pipe(
-                rxr.idempotent(
-                    store, key="order-42", payload={"total": 99}, poll_interval=0.02
-                ),
-                ops.to_list(),
-            )
-            .run()
-        )
-        return result
-    finally:
-        store.close()

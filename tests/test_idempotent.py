@@ -460,7 +460,7 @@ def test_eight_processes_racing_on_one_key_run_it_once(tmp_path: pathlib.Path) -
     with context.Pool(8) as pool:
         results = pool.starmap(
             worker.race,
-            [(store_path, effects_path, f"p{i}", start_at) for i in range(8)],
+            [("sqlite", store_path, effects_path, f"p{i}", start_at) for i in range(8)],
         )
     ran = worker.effects(effects_path)
     assert len(ran) == 1

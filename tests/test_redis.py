@@ -24,8 +24,11 @@ def test_eight_processes_racing_through_redis_run_the_key_once(
     start_at = time.time() + 2.0
     with context.Pool(8) as pool:
         results = pool.starmap(
-            worker.race_redis,
-            [(redis_server.url, effects_path, f"p{i}", start_at) for i in range(8)],
+            worker.race,
+            [
+                ("redis", redis_server.url, effects_path, f"p{i}", start_at)
+                for i in range(8)
+            ],
         )
     ran = worker.effects(effects_path)
     assert len(ran) == 1
