@@ -21,7 +21,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 _D = TypeVar("_D")
 
-__all__ = ["Codec", "DataclassCodec", "JsonCodec", "fingerprint"]
+__all__ = ["Codec", "DataclassCodec", "JsonCodec", "codec_or_json", "fingerprint"]
 
 
 @runtime_checkable
@@ -31,6 +31,17 @@ class Codec(Protocol):
     def encode(self, value: Any) -> bytes: ...
 
     def decode(self, data: bytes) -> Any: ...
+
+
+def codec_or_json(codec: object) -> Codec:
+    """The given codec, checked, or JSON when it is None."""
+    if codec is None:
+        return JsonCodec()
+    if not isinstance(codec, Codec):
+        raise TypeError(
+            f"codec must have encode() and decode(), got {type(codec).__name__}"
+        )
+    return codec
 
 
 class JsonCodec:

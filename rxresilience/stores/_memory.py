@@ -6,7 +6,7 @@ import threading
 from collections import OrderedDict
 from typing import NamedTuple
 
-from .._codec import Codec, JsonCodec
+from .._codec import Codec, codec_or_json
 from ._base import Claim, ClaimStatus, IdempotencyStore
 
 __all__ = ["InMemoryIdempotencyStore"]
@@ -56,11 +56,7 @@ class InMemoryIdempotencyStore(IdempotencyStore):
             )
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
-        if codec is not None and not isinstance(codec, Codec):
-            raise TypeError(
-                f"codec must have encode() and decode(), got {type(codec).__name__}"
-            )
-        self.codec = codec or JsonCodec()
+        self.codec = codec_or_json(codec)
         self._max_entries = max_entries
         self._lock = threading.Lock()
         self._held: dict[str, _Held] = {}

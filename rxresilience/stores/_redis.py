@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .._codec import Codec, JsonCodec
+from .._codec import Codec, codec_or_json
 from ..errors import IdempotencyError
 from ._base import Claim, ClaimStatus, IdempotencyStore
 
@@ -99,11 +99,7 @@ class RedisIdempotencyStore(IdempotencyStore):
             )
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
-        if codec is not None and not isinstance(codec, Codec):
-            raise TypeError(
-                f"codec must have encode() and decode(), got {type(codec).__name__}"
-            )
-        self.codec = codec or JsonCodec()
+        self.codec = codec_or_json(codec)
         self.prefix = prefix
         self._client = client
         self._claim = client.register_script(_CLAIM)

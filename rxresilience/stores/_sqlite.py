@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 
-from .._codec import Codec, JsonCodec
+from .._codec import Codec, codec_or_json
 from .._sqlite import open_database
 from ..errors import IdempotencyError
 from ._base import Claim, ClaimStatus, IdempotencyStore
@@ -66,11 +66,7 @@ class SQLiteIdempotencyStore(IdempotencyStore):
         codec: Codec | None = None,
         timeout: float = 30.0,
     ) -> None:
-        if codec is not None and not isinstance(codec, Codec):
-            raise TypeError(
-                f"codec must have encode() and decode(), got {type(codec).__name__}"
-            )
-        self.codec = codec or JsonCodec()
+        self.codec = codec_or_json(codec)
         self.path = os.fspath(path)
         self._lock = threading.Lock()
         self._claims_since_sweep = 0
