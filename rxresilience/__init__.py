@@ -29,6 +29,7 @@ from ._http import RetryAfterError, parse_retry_after, raise_for_retry_after
 from ._idempotent import idempotent
 from ._idempotent_map import idempotent_map
 from ._optimistic import OptimisticState, optimistic
+from ._redis_breaker_storage import RedisBreakerStorage
 from ._resilient import resilient
 from ._retry import RetryEvent, RetryPolicy, retry
 from ._timeout import TimeoutPolicy, timeout
@@ -115,6 +116,7 @@ __all__ = [
     "OptimisticState",
     "OptimisticStateDisposedError",
     "RecordedError",
+    "RedisBreakerStorage",
     "RedisIdempotencyStore",
     "RedisSagaJournal",
     "ResilienceError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
@@ -154,6 +155,9 @@ class CircuitBreaker:
             if max_half_open_wait is None
             else require_positive("max_half_open_wait", max_half_open_wait)
         )
+        config = dataclasses.replace(
+            config, max_half_open_wait=self._max_half_open_wait
+        )
         if not isinstance(auto_half_open, bool):
             raise TypeError(
                 f"auto_half_open must be a bool, got {type(auto_half_open).__name__}"
@@ -189,8 +193,15 @@ class CircuitBreaker:
     @property
     def state(self) -> CircuitState:
         """The current state. An OPEN breaker whose timeout has passed stays OPEN
-        until the next call arrives (unless ``auto_half_open``)."""
-        return self._storage.state
+        until the next call arrives (unless ``auto_half_open``).
+
+        With a shared storage this asks it (one round trip to Redis), and any
+        transition made elsewhere since this process last looked is
+        published on :attr:`state_changes`."""
+        state = self._storage.observe(self._clock())
+        if self._outbox:
+            self._publish()
+        return state
 
     @property
     def state_changes(self) -> Observable[StateChange]:
@@ -199,7 +210,10 @@ class CircuitBreaker:
 
     def metrics(self) -> BreakerMetrics:
         """A frozen snapshot: totals, window rates and the state."""
-        return self._storage.metrics(self._clock())
+        metrics = self._storage.metrics(self._clock())
+        if self._outbox:
+            self._publish()
+        return metrics
 
     def __repr__(self) -> str:
         return f"CircuitBreaker(name={self._name!r}, state={self.state.value!r})"

@@ -70,12 +70,18 @@ class StateChange:
             ``TestScheduler``, epoch seconds on the real clock).
         reason: why, in words ("3 consecutive failures", "reset timeout
             elapsed", ...).
+        local: True when the state is this process's own because the
+            breaker's shared storage cannot be reached (see
+            :class:`~rxresilience.RedisBreakerStorage`). The change that
+            announces the fallback (and the one that announces the return to
+            the shared state) may have ``previous == current``.
     """
 
     previous: CircuitState
     current: CircuitState
     at: float
     reason: str
+    local: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +142,7 @@ class BreakerConfig:
     slow_call_duration: float | None
     slow_call_rate_threshold: float | None
     minimum_calls: int
+    max_half_open_wait: float | None = None
 
 
 class Ticket:
@@ -314,6 +321,22 @@ class CircuitMachine:
                 f"slow call rate {totals.slow_calls}/{totals.calls} reached {rate:.0%}"
             )
         return ""
+
+    def adopt(self, state: CircuitState, opened_at: float) -> None:
+        """Start over in ``state`` (a storage's fallback), silently.
+
+        Counters and the window are cleared and a new generation starts, so
+        tickets handed out before count only in the totals.
+        """
+        self._reset_totals()
+        self._consecutive = 0
+        self._trials_taken = 0
+        self._trial_successes = 0
+        if self._window is not None:
+            self._window.clear()
+        self.state = state
+        self.opened_at = opened_at
+        self.generation += 1
 
     # -- manual control -------------------------------------------------------------
 

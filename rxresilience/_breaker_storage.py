@@ -48,6 +48,10 @@ class BreakerStorage(ABC):
     def state(self) -> CircuitState:
         """The current state, as last known."""
 
+    def observe(self, now: float) -> CircuitState:
+        """The current state, asking the shared store if there is one."""
+        return self.state
+
     @abstractmethod
     def acquire(self, now: float) -> Ticket | Refusal:
         """Admit a call (a ticket) or refuse it."""
