@@ -217,3 +217,277 @@ def test_a_storage_binds_to_one_breaker(redis_server: RedisServer) -> None:
     rxr.CircuitBreaker(storage=storage)
     with pytest.raises(ValueError, match="already bound"):
         rxr.CircuitBreaker(storage=storage)
+
+
+# --- one state for many breakers --------------------------------------------------------
+
+
+@dataclass
+class Member:
+    """One breaker of a fleet, on its own virtual clock (one per 'process')."""
+
+    breaker: rxr.CircuitBreaker
+    clock: TestScheduler
+    changes: list[rxr.StateChange]
+
+    def fail(self) -> None:
+        with pytest.raises(ZeroDivisionError):
+            self.breaker.call(lambda: 1 / 0)
+
+    def succeed(self) -> None:
+        assert self.breaker.call(lambda: "ok") == "ok"
+
+    def refused(self) -> rxr.CircuitOpenError:
+        with pytest.raises(rxr.CircuitOpenError) as refusal:
+            self.breaker.call(lambda: "never")
+        return refusal.value
+
+    def seen(self) -> list[tuple[str, str, float, str]]:
+        return [
+            (c.previous.value, c.current.value, c.at, c.reason) for c in self.changes
+        ]
+
+
+def fleet(
+    server: RedisServer,
+    size: int,
+    *,
+    name: str | None = None,
+    starts: tuple[float, ...] = (),
+    **settings: Any,
+) -> list[Member]:
+    name = name or fresh_name()
+    members = []
+    for index in range(size):
+        clock = TestScheduler()
+        clock.advance_by(starts[index] if starts else 0.0)
+        storage = rxr.RedisBreakerStorage(server.client(), name=name)
+        breaker = rxr.CircuitBreaker(scheduler=clock, storage=storage, **settings)
+        member = Member(breaker, clock, [])
+        breaker.state_changes.subscribe(member.changes.append)
+        members.append(member)
+    return members
+
+
+def advance(members: list[Member], seconds: float) -> None:
+    for member in members:
+        member.clock.advance_by(seconds)
+
+
+def test_failures_from_every_member_count_toward_one_threshold(
+    redis_server: RedisServer,
+) -> None:
+    a, b, c = fleet(redis_server, 3, failure_threshold=3, reset_timeout=10.0)
+    a.fail()
+    b.fail()
+    assert c.breaker.state is rxr.CircuitState.CLOSED
+    c.fail()
+    for member in (a, b, c):
+        refusal = member.refused()
+        assert (refusal.state, refusal.retry_after) == ("open", 10.0)
+    assert a.breaker.metrics().failures == 3
+    assert a.breaker.metrics().rejected == 3
+
+
+def test_transitions_made_elsewhere_appear_in_order_when_observed(
+    redis_server: RedisServer,
+) -> None:
+    a, b = fleet(redis_server, 2, failure_threshold=1, reset_timeout=5.0)
+    b.succeed()  # b has talked to Redis once
+    a.fail()
+    advance([a, b], 5.0)
+    a.succeed()  # a trial: half-open, then closed
+    a.fail()  # open again
+    assert b.changes == []  # b has not looked yet
+    expected = [
+        ("closed", "open", 0.0, "1 consecutive failures"),
+        ("open", "half-open", 5.0, "reset timeout elapsed"),
+        ("half-open", "closed", 5.0, "1 of 1 trial calls succeeded"),
+        ("closed", "open", 5.0, "1 consecutive failures"),
+    ]
+    assert a.seen() == expected
+    assert b.breaker.state is rxr.CircuitState.OPEN  # one round trip, and ...
+    assert b.seen() == expected  # ... every transition b missed, in order
+
+
+def test_a_member_that_missed_many_transitions_sees_the_latest_ones(
+    redis_server: RedisServer,
+) -> None:
+    from rxresilience._redis_breaker_storage import LOG_SIZE
+
+    a, b = fleet(redis_server, 2, failure_threshold=1)
+    b.succeed()
+    for _ in range(LOG_SIZE):
+        a.breaker.force_open()
+        a.breaker.reset()
+    a.fail()
+    b.refused()
+    assert len(b.changes) == LOG_SIZE
+    assert b.seen()[-1] == ("closed", "open", 0.0, "1 consecutive failures")
+    assert b.seen() == a.seen()[-LOG_SIZE:]
+
+
+def test_a_new_member_joining_an_open_fleet_hears_why_it_is_open(
+    redis_server: RedisServer,
+) -> None:
+    name = fresh_name()
+    [a] = fleet(redis_server, 1, name=name, failure_threshold=1)
+    a.fail()
+    [late] = fleet(redis_server, 1, name=name, failure_threshold=1)
+    late.refused()
+    assert late.seen() == [("closed", "open", 0.0, "1 consecutive failures")]
+    [later] = fleet(redis_server, 1, name=name, failure_threshold=1)
+    a.breaker.reset()
+    later.succeed()  # a closed fleet is what a new breaker assumes: nothing to say
+    assert later.changes == []
+
+
+def test_half_open_trials_are_counted_across_the_fleet(
+    redis_server: RedisServer,
+) -> None:
+    members = fleet(
+        redis_server, 4, failure_threshold=1, reset_timeout=10.0, half_open_max_calls=2
+    )
+    members[0].fail()
+    advance(members, 10.0)
+    answers = [member.breaker._admit() for member in members for _ in range(3)]
+    tickets = [answer for answer in answers if isinstance(answer, Ticket)]
+    assert len(tickets) == 2
+    assert all(ticket.trial for ticket in tickets)
+    refusals = [a for a in answers if isinstance(a, rxr.CircuitOpenError)]
+    assert {(r.state, r.retry_after) for r in refusals} == {("half-open", None)}
+    assert members[0].breaker.metrics().rejected == 10
+
+
+def test_a_permit_whose_holder_vanished_expires_after_max_half_open_wait(
+    redis_server: RedisServer,
+) -> None:
+    """The holder's clock never moves again, as if its process were killed."""
+    holder, other = fleet(
+        redis_server, 2, failure_threshold=1, reset_timeout=10.0, max_half_open_wait=3.0
+    )
+    holder.fail()
+    advance([holder, other], 10.0)
+    ticket = holder.breaker._admit()
+    assert isinstance(ticket, Ticket)
+    assert ticket.trial
+    other.clock.advance_by(3.0 - 1e-3)
+    assert other.refused().state == "half-open"
+    other.clock.advance_by(1e-3)
+    refusal = other.refused()
+    assert (refusal.state, refusal.retry_after) == ("open", 10.0)
+    assert other.seen()[-1] == (
+        "half-open",
+        "open",
+        13.0,
+        "trial call outlasted max_half_open_wait",
+    )
+    other.clock.advance_by(10.0)
+    other.succeed()  # a fresh trial, which closes the breaker
+    holder.breaker._settle(ticket, Outcome.FAILURE)  # too late to change anything
+    assert other.breaker.state is rxr.CircuitState.CLOSED
+
+
+def test_without_max_half_open_wait_a_permit_expires_after_reset_timeout(
+    redis_server: RedisServer,
+) -> None:
+    holder, other = fleet(redis_server, 2, failure_threshold=1, reset_timeout=10.0)
+    holder.fail()
+    advance([holder, other], 10.0)
+    assert isinstance(holder.breaker._admit(), Ticket)
+    other.clock.advance_by(10.0 - 1e-3)
+    assert other.refused().state == "half-open"
+    other.clock.advance_by(1e-3)
+    assert other.refused().state == "open"
+
+
+@pytest.mark.parametrize("skew", [3.0, -3.0])
+def test_clock_skew_shifts_the_reset_timeout_by_the_skew(
+    redis_server: RedisServer, skew: float
+) -> None:
+    """b's clock reads ``skew`` seconds ahead of a's (behind when negative)."""
+    a, b = fleet(
+        redis_server,
+        2,
+        starts=(100.0, 100.0 + skew),
+        failure_threshold=1,
+        reset_timeout=30.0,
+    )
+    a.fail()  # opened_at = 100 on a's clock
+    advance([a, b], 30.0 - skew - 1e-3)  # just before b's clock reads 130
+    refusal = b.refused()
+    assert refusal.retry_after == pytest.approx(1e-3, abs=1e-6)
+    advance([a, b], 1e-3)
+    if skew > 0:
+        # b is ahead: 27 seconds after the opening (on a's clock), b sees the
+        # reset timeout over and moves the whole fleet to half-open.
+        b.succeed()
+        assert a.breaker.state is rxr.CircuitState.CLOSED
+        assert a.seen()[1] == ("open", "half-open", 130.0, "reset timeout elapsed")
+        assert a.clock.clock == 127.0
+    else:
+        # b is behind: a's clock says the timeout is over, so a's caller goes
+        # first; b alone would have refused until 3 seconds later.
+        assert a.clock.clock == 133.0
+        a.succeed()
+        assert b.breaker.state is rxr.CircuitState.CLOSED
+        assert b.seen()[1] == ("open", "half-open", 133.0, "reset timeout elapsed")
+
+
+def test_time_window_outcomes_land_in_their_recorders_buckets(
+    redis_server: RedisServer,
+) -> None:
+    """A member more than the window behind records outcomes that are dropped."""
+    ahead, behind = fleet(
+        redis_server,
+        2,
+        starts=(100.0, 88.0),
+        failure_threshold=None,
+        window=rxr.TimeWindow(10.0),
+        failure_rate_threshold=0.5,
+        minimum_calls=2,
+    )
+    ahead.succeed()
+    behind.fail()  # 12 seconds behind: older than the whole window
+    assert ahead.breaker.metrics().window_calls == 1
+    ahead.fail()
+    refusal = behind.refused()
+    assert refusal.state == "open"
+
+
+def test_threads_through_two_breakers_sharing_a_name_leave_exact_counts(
+    redis_server: RedisServer,
+) -> None:
+    import threading
+
+    name = fresh_name()
+    breakers = [
+        rxr.CircuitBreaker(
+            failure_threshold=None,
+            window=rxr.CountWindow(100),
+            failure_rate_threshold=1.0,
+            storage=rxr.RedisBreakerStorage(redis_server.client(), name=name),
+        )
+        for _ in range(2)
+    ]
+    start = threading.Barrier(8)
+
+    def work(breaker: rxr.CircuitBreaker) -> None:
+        start.wait()
+        for _ in range(200):
+            breaker.call(lambda: None)
+            with pytest.raises(KeyError):
+                breaker.call({}.__getitem__, "x")
+
+    threads = [threading.Thread(target=work, args=(breakers[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    metrics = breakers[0].metrics()
+    assert (metrics.successes, metrics.failures, metrics.window_calls) == (
+        1600,
+        1600,
+        100,
+    )
+    assert metrics.state is rxr.CircuitState.CLOSED
