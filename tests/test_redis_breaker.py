@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -491,3 +493,229 @@ def test_threads_through_two_breakers_sharing_a_name_leave_exact_counts(
         100,
     )
     assert metrics.state is rxr.CircuitState.CLOSED
+
+
+# --- when Redis cannot be reached -----------------------------------------------------
+
+
+def lone_member(server: RedisServer, **options: Any) -> Member:
+    clock = TestScheduler()
+    storage = rxr.RedisBreakerStorage(
+        server.client(), name=fresh_name(), socket_timeout=0.2, **options
+    )
+    breaker = rxr.CircuitBreaker(3, 10.0, scheduler=clock, storage=storage)
+    member = Member(breaker, clock, [])
+    breaker.state_changes.subscribe(member.changes.append)
+    return member
+
+
+def test_by_default_a_process_cut_off_from_redis_decides_alone_and_says_so(
+    tmp_path: pathlib.Path,
+) -> None:
+    server = RedisServer(tmp_path / "cut")
+    server.start()
+    try:
+        member = lone_member(server, reconnect_after=5.0)
+        member.fail()
+        member.fail()  # two of three failures, counted in Redis
+        server.stop()
+        member.succeed()  # admitted: the last state seen was closed
+        [announcement] = member.changes
+        assert (announcement.previous, announcement.current) == (
+            rxr.CircuitState.CLOSED,
+            rxr.CircuitState.CLOSED,
+        )
+        assert announcement.local
+        assert announcement.reason.startswith("Redis unreachable (ConnectionError")
+        for _ in range(3):  # fresh local counters: three more failures open it
+            member.fail()
+        assert member.changes[-1].current is rxr.CircuitState.OPEN
+        assert member.changes[-1].local
+        assert member.refused().retry_after == 10.0
+        server.start()  # an empty Redis again (no persistence): a closed fleet
+        member.clock.advance_by(4.0)
+        member.refused()  # not time to try Redis again yet: still on its own
+        member.clock.advance_by(1.0)
+        member.succeed()  # Redis again: the fleet is closed
+        back = member.changes[-1]
+        assert (back.previous, back.current, back.local) == (
+            rxr.CircuitState.OPEN,
+            rxr.CircuitState.CLOSED,
+            False,
+        )
+        assert back.reason == "Redis reachable again: following the fleet"
+        assert member.breaker.metrics().successes == 1  # counted in Redis again
+    finally:
+        server.stop()
+
+
+def test_an_open_breaker_cut_off_from_redis_stays_open_until_its_timeout(
+    tmp_path: pathlib.Path,
+) -> None:
+    server = RedisServer(tmp_path / "open")
+    server.start()
+    try:
+        member = lone_member(server)
+        for _ in range(3):
+            member.fail()
+        member.clock.advance_by(4.0)
+        server.stop()
+        refusal = member.refused()
+        assert (refusal.state, refusal.retry_after) == ("open", 6.0)
+        assert member.changes[-1].local
+        member.clock.advance_by(6.0)
+        member.succeed()  # the local trial, on the fleet's opening time
+        assert member.breaker.state is rxr.CircuitState.CLOSED
+    finally:
+        server.stop()
+
+
+def test_refuse_fails_closed_while_redis_is_unreachable(
+    tmp_path: pathlib.Path,
+) -> None:
+    server = RedisServer(tmp_path / "refuse")
+    server.start()
+    try:
+        member = lone_member(server, when_unreachable="refuse", reconnect_after=1.0)
+        member.succeed()
+        server.stop()
+        refusal = member.refused()
+        assert (refusal.state, refusal.retry_after) == ("forced-open", None)
+        [announcement] = member.changes
+        assert announcement.current is rxr.CircuitState.FORCED_OPEN
+        assert announcement.local
+        assert "refusing every call" in announcement.reason
+        server.start()
+        member.clock.advance_by(1.0)
+        member.succeed()
+        assert member.changes[-1].current is rxr.CircuitState.CLOSED
+        assert not member.changes[-1].local
+    finally:
+        server.stop()
+
+
+def test_a_hung_redis_costs_a_call_at_most_the_socket_timeout(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A stopped (SIGSTOP) server accepts connections and never answers."""
+    import os
+    import signal
+
+    server = RedisServer(tmp_path / "hung")
+    server.start()
+    assert server.process is not None
+    try:
+        member = lone_member(server)
+        member.succeed()
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            member.succeed()  # falls back after 0.2 s, then runs locally
+            assert time.monotonic() - started < 5.0  # bounded, never a hang
+            assert "Timeout" in member.changes[-1].reason
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+    finally:
+        server.stop()
+
+
+# --- processes -------------------------------------------------------------------------
+
+
+def run_workers(target: Any, args: tuple[Any, ...], count: int = 4) -> list[Any]:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(count)
+    results = context.Queue()
+    workers = [
+        context.Process(target=target, args=(*args, barrier, results))
+        for _ in range(count)
+    ]
+    for worker in workers:
+        worker.start()
+    answers = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    return answers
+
+
+def test_four_processes_open_the_breaker_together_at_the_threshold(
+    redis_server: RedisServer,
+) -> None:
+    from . import _breaker_worker
+
+    answers = run_workers(
+        _breaker_worker.fail_in_rounds, (redis_server.url, fresh_name())
+    )
+    # After round one, 4 of 8 failures: closed everywhere; after round two, open
+    # everywhere, and every process refuses and heard the one transition.
+    assert (
+        answers
+        == [
+            (
+                ["closed", "open"],
+                "open",
+                [("closed", "open", "8 consecutive failures")],
+            )
+        ]
+        * 4
+    )
+
+
+def test_half_open_admits_exactly_n_trials_across_processes(
+    redis_server: RedisServer,
+) -> None:
+    from . import _breaker_worker
+
+    name = fresh_name()
+    [opener] = fleet(
+        redis_server, 1, name=name, failure_threshold=1, reset_timeout=30.0
+    )
+    opener.fail()
+    taken = run_workers(_breaker_worker.take_trials, (redis_server.url, name))
+    assert sum(taken) == 3
+    assert opener.breaker.metrics().rejected == 4 * 5 - 3
+
+
+def test_a_killed_processs_permit_expires_after_max_half_open_wait(
+    redis_server: RedisServer, tmp_path: pathlib.Path
+) -> None:
+    import multiprocessing
+    import os
+    import signal
+
+    from . import _breaker_worker
+
+    name = fresh_name()
+    [other] = fleet(
+        redis_server,
+        1,
+        name=name,
+        failure_threshold=1,
+        reset_timeout=30.0,
+        max_half_open_wait=5.0,
+    )
+    other.fail()
+    ready = tmp_path / "ready"
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(
+        target=_breaker_worker.take_a_trial_and_hang,
+        args=(redis_server.url, name, str(ready)),
+    )
+    child.start()
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:
+        child.join(0.01)
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    other.clock.advance_by(30.0)
+    assert other.refused().state == "half-open"  # the dead process holds the permit
+    other.clock.advance_by(5.0)
+    assert other.refused().state == "open"
+    assert other.seen()[-1][3] == "trial call outlasted max_half_open_wait"
+    other.clock.advance_by(30.0)
+    other.succeed()
+    assert other.breaker.state is rxr.CircuitState.CLOSED
