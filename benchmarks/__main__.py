@@ -6,7 +6,14 @@ import platform
 import sys
 from datetime import date
 
-from . import bench_breaker, bench_idempotency, bench_retry, bench_saga, bench_timeout
+from . import (
+    bench_breaker,
+    bench_idempotency,
+    bench_redis,
+    bench_retry,
+    bench_saga,
+    bench_timeout,
+)
 from ._harness import print_table
 
 SUITES = {
@@ -15,6 +22,7 @@ SUITES = {
     "timeout": bench_timeout.run,
     "idempotency": bench_idempotency.run,
     "saga": bench_saga.run,
+    "redis": bench_redis.run,
 }
 
 
