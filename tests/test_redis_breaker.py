@@ -719,3 +719,12 @@ def test_a_killed_processs_permit_expires_after_max_half_open_wait(
     other.clock.advance_by(30.0)
     other.succeed()
     assert other.breaker.state is rxr.CircuitState.CLOSED
+
+
+def test_delete_starts_the_fleet_over(redis_server: RedisServer) -> None:
+    a, b = fleet(redis_server, 2, failure_threshold=1)
+    a.fail()
+    a.breaker._storage.delete()  # type: ignore[attr-defined]
+    b.succeed()
+    assert b.breaker.metrics().failures == 0
+    assert b.breaker.state is rxr.CircuitState.CLOSED
