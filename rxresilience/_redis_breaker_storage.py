@@ -158,8 +158,13 @@ local function changes()
   return redis.call('LRANGE', K_LOG, 0, math.min(gen - known, LOG_SIZE) - 1)
 end
 
+-- One bulk string: "gen<TAB>state<TAB>fields..." then one line per transition
+-- the caller has not seen, newest first (cheaper to parse than nested arrays).
 local function reply(...)
-  return {gen, state, changes(), ...}
+  local text = table.concat({gen, state, ...}, '\\t')
+  local log = changes()
+  if #log > 0 then text = text .. '\\n' .. table.concat(log, '\\n') end
+  return text
 end
 
 local function refuse(wait, as_state)
@@ -434,8 +439,11 @@ class RedisBreakerStorage(BreakerStorage):
 
     # -- talking to Redis -------------------------------------------------------------
 
-    def _run(self, script: Any, now: float, *args: Any) -> list[Any] | None:
-        """Run ``script``: its reply, or None when Redis is unreachable."""
+    def _run(self, script: Any, now: float, *args: Any) -> list[str] | None:
+        """Run ``script``: the fields of its reply, or None when Redis is unreachable.
+
+        The fields are the generation, the state, then the script's own.
+        """
         if self._fallen_back:
             with self._lock:
                 if self._fallen_back:
@@ -443,18 +451,18 @@ class RedisBreakerStorage(BreakerStorage):
                         return None
                     self._reconnect_at = now + self._reconnect_after  # we probe
         try:
-            reply: list[Any] = script(
-                keys=self._keys, args=[repr(now), self._seen, *args]
-            )
+            reply: str = script(keys=self._keys, args=[repr(now), self._seen, *args])
         except self._unreachable as error:
             self._fall_back(error, now)
             return None
-        self._observe(reply, now)
-        return reply
+        head, *changes = reply.split("\n")
+        fields = head.split("\t")
+        self._observe(fields, changes, now)
+        return fields
 
-    def _observe(self, reply: list[Any], now: float) -> None:
+    def _observe(self, fields: list[str], changes: list[str], now: float) -> None:
         """Publish the transitions the reply reports that this process has not."""
-        generation, state = int(reply[0]), CircuitState(reply[1])
+        generation, state = int(fields[0]), CircuitState(fields[1])
         with self._lock:
             if self._fallen_back:
                 self._fallen_back = False
@@ -467,7 +475,7 @@ class RedisBreakerStorage(BreakerStorage):
                 )
                 return
             first = self._seen < 0
-            for line in reversed(reply[2]):
+            for line in reversed(changes):
                 entry, previous, current, at, reason = line.split("\t", 4)
                 if int(entry) <= self._seen:
                     continue
@@ -532,10 +540,10 @@ class RedisBreakerStorage(BreakerStorage):
         if reply is None:
             with self._lock:
                 return self._machine().acquire(now)
-        if reply[3] == "ticket":
-            return _RedisTicket(int(reply[4]), reply[5], now)
-        wait = reply[4]
-        return Refusal(float(wait) if wait else None, CircuitState(reply[5]))
+        if reply[2] == "ticket":
+            return _RedisTicket(int(reply[3]), reply[4], now)
+        wait = reply[3]
+        return Refusal(float(wait) if wait else None, CircuitState(reply[4]))
 
     def record(self, ticket: Ticket, outcome: Outcome, now: float) -> None:
         if not isinstance(ticket, _RedisTicket):  # handed out while unreachable
@@ -597,7 +605,7 @@ class RedisBreakerStorage(BreakerStorage):
                 return self._machine().retry_after(now)
         if reply[1] != _OPEN.value:
             return None
-        return max(0.0, float(reply[3]) + self._machine().reset_timeout - now)
+        return max(0.0, float(reply[2]) + self._machine().reset_timeout - now)
 
     def metrics(self, now: float) -> BreakerMetrics:
         reply = self._run(self._read, now, "1")
@@ -605,9 +613,9 @@ class RedisBreakerStorage(BreakerStorage):
             with self._lock:
                 return self._machine().metrics(now)
         successes, failures, slow, ignored, rejected, consecutive = (
-            int(value) for value in reply[4:10]
+            int(value) for value in reply[3:9]
         )
-        calls, failed, slow_calls = (int(value) for value in reply[10:13])
+        calls, failed, slow_calls = (int(value) for value in reply[9:12])
         config = self._config
         failure_rate: float | None = None
         slow_rate: float | None = None
