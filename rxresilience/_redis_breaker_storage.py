@@ -44,6 +44,7 @@ from ._breaker_machine import (
 )
 from ._breaker_storage import BreakerStorage
 from ._clock import RESOLUTION
+from ._redis_client import own_client, require_client
 from ._window import CountWindow, TimeWindow
 
 __all__ = ["RedisBreakerStorage"]
@@ -374,12 +375,7 @@ class RedisBreakerStorage(BreakerStorage):
         when_unreachable: Literal["local", "refuse"] = "local",
         reconnect_after: float = 1.0,
     ) -> None:
-        if not hasattr(client, "connection_pool") or not hasattr(
-            client, "register_script"
-        ):
-            raise TypeError(
-                f"client must be a redis.Redis client, got {type(client).__name__}"
-            )
+        require_client(client)
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         if not isinstance(prefix, str):
@@ -398,7 +394,9 @@ class RedisBreakerStorage(BreakerStorage):
         self.when_unreachable = when_unreachable
         self._reconnect_after = float(reconnect_after)
         self._unreachable = redis.exceptions.RedisError
-        self._client = _bounded_client(client, float(socket_timeout))
+        self._client = own_client(
+            client, socket_timeout=float(socket_timeout), decode_responses=True
+        )
         self._base = f"{prefix}{{{name}}}"
         self._keys: list[str] = []
         self._lock = threading.Lock()
@@ -644,32 +642,6 @@ class RedisBreakerStorage(BreakerStorage):
 
     def __repr__(self) -> str:
         return f"RedisBreakerStorage(name={self.name!r}, prefix={self.prefix!r})"
-
-
-def _bounded_client(client: Any, socket_timeout: float) -> Any:
-    """A client on the same server as ``client`` that never waits or retries long."""
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    pool = client.connection_pool
-    settings = dict(pool.connection_kwargs)
-    for transient in ("orig_socket_timeout", "orig_socket_connect_timeout"):
-        settings.pop(transient, None)
-    settings.update(
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_error=[],
-        decode_responses=True,
-        encoding="utf-8",
-    )
-    bounded = type(pool)(
-        connection_class=pool.connection_class,
-        max_connections=pool.max_connections,
-        **settings,
-    )
-    return redis.Redis(connection_pool=bounded)
 
 
 def _window_shape(window: CountWindow | TimeWindow | None) -> str:

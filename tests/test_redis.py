@@ -171,3 +171,61 @@ def test_a_killed_saga_is_recovered_once_by_one_of_two_racing_processes(
         "refund order-o-9:charge:compensate",
         "release order-o-9:reserve:compensate",
     ]
+
+
+def test_a_client_that_decodes_responses_works_for_every_redis_part(
+    redis_server: RedisServer,
+) -> None:
+    """The parts make their own pools: the client's decode_responses is irrelevant."""
+    import reactivex as rx
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    store = rxr.RedisIdempotencyStore(client, prefix="decoded:")
+    charge = rx.defer(lambda _: rx.of("charged")).pipe(rxr.idempotent(store, key="k"))
+    assert charge.run() == "charged"
+    assert charge.run() == "charged"  # the replay, decoded from the record
+    assert store.get("k") is not None
+    journal = rxr.RedisSagaJournal(client, prefix="decoded-saga:")
+    saga = rxr.Saga("s").step("a", execute=lambda n: rx.of(n + 1))
+    assert saga.run(1, journal=journal, saga_id="one").run() == 2
+    state = journal.state("one")
+    assert state is not None
+    assert state.status == "completed"
+    breaker = rxr.CircuitBreaker(
+        storage=rxr.RedisBreakerStorage(client, name="decoded")
+    )
+    assert breaker.call(lambda: 1) == 1
+
+
+def test_a_lost_connection_fails_a_journal_write_and_keeps_what_was_written(
+    tmp_path: pathlib.Path,
+) -> None:
+    server = RedisServer(tmp_path / "journal", appendonly=True)
+    server.start()
+    try:
+        journal = rxr.RedisSagaJournal(server.client(), prefix="lost-saga:")
+        journal.begin("s1", "order", now=1.0)
+        journal.append("s1", rxr.JournalEntry("step_started", "charge"), now=2.0)
+        server.stop()
+        started = time.monotonic()
+        with pytest.raises(rxr.SagaError, match="Redis saga journal failed"):
+            journal.append("s1", rxr.JournalEntry("step_succeeded", "charge"), now=3.0)
+        assert time.monotonic() - started < 10  # bounded, never a hang
+        server.start()  # the AOF is replayed: nothing acknowledged is lost
+        record = journal.load("s1")
+        assert record is not None
+        assert [entry.kind for entry in record.entries] == ["step_started"]
+        assert journal.unfinished() == ["s1"]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0])
+def test_a_non_positive_socket_timeout_is_refused(
+    redis_server: RedisServer, timeout: float
+) -> None:
+    with pytest.raises(ValueError, match="socket_timeout"):
+        rxr.RedisIdempotencyStore(redis_server.client(), socket_timeout=timeout)
+    with pytest.raises(ValueError, match="socket_timeout"):
+        rxr.RedisSagaJournal(redis_server.client(), socket_timeout=timeout)

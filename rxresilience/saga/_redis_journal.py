@@ -16,6 +16,8 @@ import base64
 import json
 from typing import Any
 
+from .._arguments import require_positive
+from .._redis_client import own_client, require_client
 from ..errors import SagaError
 from ._journal import JournalEntry, SagaJournal, SagaRecord
 
@@ -57,20 +59,35 @@ class RedisSagaJournal(SagaJournal):
     """Saga journals in Redis, shared by processes on many machines.
 
     Args:
-        client: a ``redis.Redis`` client (with a ``socket_timeout``).
+        client: a ``redis.Redis`` client; the journal makes its own
+            connection pool from its settings (replies are read as bytes
+            whatever its ``decode_responses``; no retries).
         prefix: prepended to every key.
+        socket_timeout: seconds to wait for a connection or a reply; default
+            the client's own, or 5 when it sets none, so an operation never
+            hangs.
 
     Raises:
         SagaError: when Redis cannot be reached (the operation fails; nothing
             Redis acknowledged is lost), or a saga id is used twice.
     """
 
-    def __init__(self, client: Any, *, prefix: str = "saga:") -> None:
-        if not hasattr(client, "register_script"):
-            raise TypeError(
-                f"client must be a redis.Redis client, got {type(client).__name__}"
-            )
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = "saga:",
+        socket_timeout: float | None = None,
+    ) -> None:
+        require_client(client)
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
+        if socket_timeout is not None:
+            require_positive("socket_timeout", socket_timeout)
         self.prefix = prefix
+        client = own_client(
+            client, socket_timeout=socket_timeout, decode_responses=False
+        )
         self._client = client
         self._running = f"{prefix}running"
         self._begin = client.register_script(_BEGIN)

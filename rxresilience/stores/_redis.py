@@ -14,7 +14,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .._arguments import require_positive
 from .._codec import Codec, codec_or_json
+from .._redis_client import own_client, require_client
 from ..errors import IdempotencyError
 from ._base import Claim, ClaimStatus, IdempotencyStore
 
@@ -79,11 +81,16 @@ class RedisIdempotencyStore(IdempotencyStore):
     """Idempotency claims and outcomes in Redis, for processes on many machines.
 
     Args:
-        client: a ``redis.Redis`` client (give it a ``socket_timeout`` so a
-            lost connection fails the operation instead of hanging it).
+        client: a ``redis.Redis`` client; the store makes its own
+            connection pool from its settings (replies are read as bytes
+            whatever its ``decode_responses``; no retries, so a write whose
+            reply was lost is never sent twice).
         prefix: prepended to every key.
         codec: how outcomes are encoded (default JSON; never pickle: a shared
             Redis must not become a way to run code in every process).
+        socket_timeout: seconds to wait for a connection or a reply; default
+            the client's own, or 5 when it sets none, so an operation never
+            hangs.
 
     Raises:
         IdempotencyError: on any operation, when Redis cannot be reached; no
@@ -91,16 +98,23 @@ class RedisIdempotencyStore(IdempotencyStore):
     """
 
     def __init__(
-        self, client: Any, *, prefix: str = "idem:", codec: Codec | None = None
+        self,
+        client: Any,
+        *,
+        prefix: str = "idem:",
+        codec: Codec | None = None,
+        socket_timeout: float | None = None,
     ) -> None:
-        if not hasattr(client, "register_script"):
-            raise TypeError(
-                f"client must be a redis.Redis client, got {type(client).__name__}"
-            )
+        require_client(client)
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
+        if socket_timeout is not None:
+            require_positive("socket_timeout", socket_timeout)
         self.codec = codec_or_json(codec)
         self.prefix = prefix
+        client = own_client(
+            client, socket_timeout=socket_timeout, decode_responses=False
+        )
         self._client = client
         self._claim = client.register_script(_CLAIM)
         self._complete = client.register_script(_COMPLETE)

@@ -1,0 +1,61 @@
+"""The Redis connection each Redis-backed part of the library talks through.
+
+Every part makes its own connection pool from the user's ``redis.Redis``
+client (same address, credentials, TLS and pool size), so that the replies
+it parses never depend on the client's ``decode_responses``, and so that a
+lost or hung server costs an operation at most one bounded socket timeout:
+no retries with backoff inside redis-py (a retried write whose reply was
+lost could be applied twice), no wait without end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DEFAULT_STORE_TIMEOUT", "own_client", "require_client"]
+
+#: Seconds a store or journal waits for Redis when the client sets no timeout.
+DEFAULT_STORE_TIMEOUT = 5.0
+
+
+def require_client(client: Any) -> None:
+    """Refuse what is not a ``redis.Redis`` client, naming the argument."""
+    if not hasattr(client, "connection_pool") or not hasattr(client, "register_script"):
+        raise TypeError(
+            f"client must be a redis.Redis client, got {type(client).__name__}"
+        )
+
+
+def own_client(
+    client: Any, *, socket_timeout: float | None, decode_responses: bool
+) -> Any:
+    """A client on ``client``'s server with a bounded timeout and no retries.
+
+    ``socket_timeout`` None keeps the client's own, or
+    :data:`DEFAULT_STORE_TIMEOUT` if it has none.
+    """
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    pool = client.connection_pool
+    settings = dict(pool.connection_kwargs)
+    for transient in ("orig_socket_timeout", "orig_socket_connect_timeout"):
+        settings.pop(transient, None)
+    timeout = socket_timeout
+    if timeout is None:
+        timeout = settings.get("socket_timeout") or DEFAULT_STORE_TIMEOUT
+    settings.update(
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_error=[],
+        decode_responses=decode_responses,
+        encoding="utf-8",
+    )
+    own = type(pool)(
+        connection_class=pool.connection_class,
+        max_connections=pool.max_connections,
+        **settings,
+    )
+    return redis.Redis(connection_pool=own)
