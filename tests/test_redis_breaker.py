@@ -16,6 +16,7 @@ from reactivex.testing import TestScheduler
 import rxresilience as rxr
 from rxresilience._breaker_machine import Outcome, Ticket
 
+from . import test_breaker_stateful as stateful
 from ._redis_server import RedisServer
 
 
@@ -728,3 +729,27 @@ def test_delete_starts_the_fleet_over(redis_server: RedisServer) -> None:
     b.succeed()
     assert b.breaker.metrics().failures == 0
     assert b.breaker.state is rxr.CircuitState.CLOSED
+
+
+# --- the reference model of tests/test_breaker_stateful.py, through Redis ----------------
+
+_SERVER: list[RedisServer] = []
+
+
+@pytest.fixture(autouse=True)
+def _remember_the_server(redis_server: RedisServer) -> None:
+    _SERVER[:] = [redis_server]
+
+
+class RedisBreakerMachine(stateful.BreakerMachine):
+    """The operator-level state machine test, with the state in Redis."""
+
+    def make_breaker(self, **settings: Any) -> rxr.CircuitBreaker:
+        storage = rxr.RedisBreakerStorage(_SERVER[0].client(), name=fresh_name())
+        return rxr.CircuitBreaker(storage=storage, **settings)
+
+
+RedisBreakerMachine.TestCase.settings = stateful.settings(
+    max_examples=100, stateful_step_count=40, deadline=None
+)
+TestRedisBreakerAgainstModel = RedisBreakerMachine.TestCase
