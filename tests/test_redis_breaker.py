@@ -746,7 +746,12 @@ class RedisBreakerMachine(stateful.BreakerMachine):
 
     def make_breaker(self, **settings: Any) -> rxr.CircuitBreaker:
         storage = rxr.RedisBreakerStorage(_SERVER[0].client(), name=fresh_name())
-        return rxr.CircuitBreaker(storage=storage, **settings)
+        # Without max_half_open_wait a fleet's permit expires after the reset
+        # timeout (the model's trials never expire); a wait beyond any run's
+        # virtual time (40 steps of at most 11 s) keeps the two comparable.
+        return rxr.CircuitBreaker(
+            storage=storage, max_half_open_wait=1000.0, **settings
+        )
 
 
 RedisBreakerMachine.TestCase.settings = stateful.settings(
