@@ -6,6 +6,7 @@ import itertools
 import os
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import reactivex as rx
@@ -14,9 +15,23 @@ import rxresilience as rxr
 
 from ._harness import Comparison, compare
 
+RECORD = b'{"values":[1],"error":null}'
+
 
 def _noop(*_: Any) -> None:
     pass
+
+
+def claims_on(store: rxr.IdempotencyStore) -> Callable[[], None]:
+    """One claim + complete of a new key on ``store`` per call."""
+    keys = itertools.count()
+
+    def claim_and_complete() -> None:
+        key = f"k{next(keys)}"
+        store.claim(key, None, "owner", now=0.0, lease_until=60.0)
+        store.complete(key, "owner", RECORD, expires_at=3600.0)
+
+    return claim_and_complete
 
 
 def run() -> list[Comparison]:
@@ -49,13 +64,8 @@ def run() -> list[Comparison]:
         )
     )
 
-    keys = itertools.count()
-    record = b'{"values":[1],"error":null}'
-
-    def claim_and_complete() -> None:
-        key = f"k{next(keys)}"
-        sqlite_store.claim(key, None, "owner", now=0.0, lease_until=60.0)
-        sqlite_store.complete(key, "owner", record, expires_at=3600.0)
+    claim_and_complete = claims_on(sqlite_store)
+    record = RECORD
 
     raw = sqlite3.connect(
         os.path.join(folder, "raw.db"), isolation_level=None, check_same_thread=False

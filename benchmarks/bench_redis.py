@@ -24,6 +24,7 @@ from typing import Any
 import rxresilience as rxr
 
 from ._harness import Comparison, compare
+from .bench_idempotency import claims_on
 
 
 def _count_round_trips(client: Any, action: Callable[[], object], times: int) -> float:
@@ -107,16 +108,12 @@ def _measure(server: Any) -> list[Comparison]:
         ),
     }
     store = rxr.RedisIdempotencyStore(client, prefix="bench-idem:")
-    keys = itertools.count()
-    record = b'{"values":[1],"error":null}'
-
-    def redis_claim_and_complete() -> None:
-        key = f"k{next(keys)}"
-        store.claim(key, None, "owner", now=0.0, lease_until=60.0)
-        store.complete(key, "owner", record, expires_at=3600.0)
+    redis_claim_and_complete = claims_on(store)
 
     trips["idempotency claim + complete"] = _count_round_trips(
-        client, redis_claim_and_complete, 1000
+        store._client,  # the store's own connection pool
+        redis_claim_and_complete,
+        1000,
     )
 
     values = itertools.count()
@@ -153,12 +150,7 @@ def _measure(server: Any) -> list[Comparison]:
     )
     folder = tempfile.mkdtemp()
     sqlite_store = rxr.SQLiteIdempotencyStore(os.path.join(folder, "bench.db"))
-    sqlite_keys = itertools.count()
-
-    def sqlite_claim_and_complete() -> None:
-        key = f"k{next(sqlite_keys)}"
-        sqlite_store.claim(key, None, "owner", now=0.0, lease_until=60.0)
-        sqlite_store.complete(key, "owner", record, expires_at=3600.0)
+    sqlite_claim_and_complete = claims_on(sqlite_store)
 
     rows.append(
         compare(

@@ -53,6 +53,13 @@ def require_unit_interval(name: str, value: object) -> float:
     return result
 
 
+def require_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        listed = " or ".join(repr(choice) for choice in choices)
+        raise ValueError(f"{name} must be {listed}, got {value!r}")
+
+
 def require_callable(name: str, value: Any) -> None:
     """Raise ``TypeError`` unless ``value`` is callable."""
     if not callable(value):

@@ -17,6 +17,7 @@ from reactivex.scheduler import TimeoutScheduler
 from ._arguments import (
     ErrorPredicate,
     error_predicate,
+    require_choice,
     require_positive,
     require_scheduler,
 )
@@ -67,10 +68,7 @@ class IdempotencySettings:
             raise TypeError(
                 f"store must be an IdempotencyStore, got {type(store).__name__}"
             )
-        if on_in_progress not in ("wait", "error"):
-            raise ValueError(
-                f"on_in_progress must be 'wait' or 'error', got {on_in_progress!r}"
-            )
+        require_choice("on_in_progress", on_in_progress, ("wait", "error"))
         if not isinstance(finish_on_dispose, bool):
             raise TypeError(
                 "finish_on_dispose must be a bool, got "

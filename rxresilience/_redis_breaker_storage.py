@@ -30,7 +30,7 @@ import dataclasses
 import threading
 from typing import Any, Literal
 
-from ._arguments import require_positive
+from ._arguments import require_choice, require_positive
 from ._breaker_machine import (
     BreakerConfig,
     BreakerMetrics,
@@ -382,11 +382,7 @@ class RedisBreakerStorage(BreakerStorage):
             raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
         require_positive("socket_timeout", socket_timeout)
         require_positive("reconnect_after", reconnect_after)
-        if when_unreachable not in ("local", "refuse"):
-            raise ValueError(
-                "when_unreachable must be 'local' or 'refuse', "
-                f"got {when_unreachable!r}"
-            )
+        require_choice("when_unreachable", when_unreachable, ("local", "refuse"))
         import redis
 
         self.name = name

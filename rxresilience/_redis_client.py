@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DEFAULT_STORE_TIMEOUT", "own_client", "require_client"]
+from ._arguments import require_positive
+
+__all__ = [
+    "DEFAULT_STORE_TIMEOUT",
+    "own_client",
+    "require_client",
+    "store_client",
+]
 
 #: Seconds a store or journal waits for Redis when the client sets no timeout.
 DEFAULT_STORE_TIMEOUT = 5.0
@@ -59,3 +66,14 @@ def own_client(
         **settings,
     )
     return redis.Redis(connection_pool=own)
+
+
+def store_client(client: Any, *, prefix: object, socket_timeout: object) -> Any:
+    """Check a store's or journal's arguments; the binary client it talks through."""
+    require_client(client)
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
+    timeout = None
+    if socket_timeout is not None:
+        timeout = require_positive("socket_timeout", socket_timeout)
+    return own_client(client, socket_timeout=timeout, decode_responses=False)

@@ -16,8 +16,7 @@ import base64
 import json
 from typing import Any
 
-from .._arguments import require_positive
-from .._redis_client import own_client, require_client
+from .._redis_client import store_client
 from ..errors import SagaError
 from ._journal import JournalEntry, SagaJournal, SagaRecord
 
@@ -79,15 +78,8 @@ class RedisSagaJournal(SagaJournal):
         prefix: str = "saga:",
         socket_timeout: float | None = None,
     ) -> None:
-        require_client(client)
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
-        if socket_timeout is not None:
-            require_positive("socket_timeout", socket_timeout)
+        client = store_client(client, prefix=prefix, socket_timeout=socket_timeout)
         self.prefix = prefix
-        client = own_client(
-            client, socket_timeout=socket_timeout, decode_responses=False
-        )
         self._client = client
         self._running = f"{prefix}running"
         self._begin = client.register_script(_BEGIN)

@@ -17,6 +17,7 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
+from .._arguments import require_choice
 from .._broadcast import Broadcast
 from .._clock import clock_of
 from .._codec import Codec, DataclassCodec, JsonCodec
@@ -124,11 +125,9 @@ class Saga(Generic[_C]):
             raise TypeError(
                 f"journal must be a SagaJournal, got {type(journal).__name__}"
             )
-        if on_compensation_failure not in ("continue", "stop"):
-            raise ValueError(
-                "on_compensation_failure must be 'continue' or 'stop', got "
-                f"{on_compensation_failure!r}"
-            )
+        require_choice(
+            "on_compensation_failure", on_compensation_failure, ("continue", "stop")
+        )
         self.name = name
         self._journal = journal
         self._codec = codec

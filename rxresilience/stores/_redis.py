@@ -14,9 +14,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .._arguments import require_positive
 from .._codec import Codec, codec_or_json
-from .._redis_client import own_client, require_client
+from .._redis_client import store_client
 from ..errors import IdempotencyError
 from ._base import Claim, ClaimStatus, IdempotencyStore
 
@@ -105,16 +104,9 @@ class RedisIdempotencyStore(IdempotencyStore):
         codec: Codec | None = None,
         socket_timeout: float | None = None,
     ) -> None:
-        require_client(client)
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
-        if socket_timeout is not None:
-            require_positive("socket_timeout", socket_timeout)
+        client = store_client(client, prefix=prefix, socket_timeout=socket_timeout)
         self.codec = codec_or_json(codec)
         self.prefix = prefix
-        client = own_client(
-            client, socket_timeout=socket_timeout, decode_responses=False
-        )
         self._client = client
         self._claim = client.register_script(_CLAIM)
         self._complete = client.register_script(_COMPLETE)
