@@ -758,3 +758,18 @@ RedisBreakerMachine.TestCase.settings = stateful.settings(
     max_examples=100, stateful_step_count=40, deadline=None
 )
 TestRedisBreakerAgainstModel = RedisBreakerMachine.TestCase
+
+
+def test_an_idle_member_hears_of_transitions_by_looking_on_a_timer(
+    redis_server: RedisServer,
+) -> None:
+    import reactivex as rx
+
+    a, b = fleet(redis_server, 2, failure_threshold=1)
+    b.succeed()
+    looking = rx.interval(5.0, scheduler=b.clock).subscribe(lambda _: b.breaker.state)
+    a.fail()
+    assert b.changes == []
+    b.clock.advance_by(5.0)
+    assert b.seen() == [("closed", "open", 0.0, "1 consecutive failures")]
+    looking.dispose()
