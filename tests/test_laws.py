@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import reactivex as rx
@@ -13,6 +14,8 @@ from reactivex.testing import TestScheduler
 import rxresilience as rxr
 from rxresilience.testing import laws
 from rxresilience.testing import strategies as rst
+
+from ._redis_server import RedisServer
 
 
 @given(policy=rst.retry_policies(), failures=st.integers(0, 6))
@@ -91,6 +94,31 @@ def test_breaker_admits_at_most_n_trials(
     config: dict[str, Any], schedule: list[rst.BreakerCall], attempts: int
 ) -> None:
     breaker = rxr.CircuitBreaker(**config, ignore=KeyError, scheduler=TestScheduler())
+    _drive(schedule)(breaker)
+    laws.breaker_admits_at_most_n_trials(breaker, attempts)
+
+
+@given(
+    config=rst.breaker_configs(),
+    schedule=rst.failure_schedules(),
+    attempts=st.integers(1, 8),
+)
+def test_the_breaker_laws_hold_with_the_state_in_redis(
+    redis_server: RedisServer,
+    config: dict[str, Any],
+    schedule: list[rst.BreakerCall],
+    attempts: int,
+) -> None:
+    def make() -> rxr.CircuitBreaker:
+        storage = rxr.RedisBreakerStorage(redis_server.client(), name=uuid.uuid4().hex)
+        return rxr.CircuitBreaker(
+            **config, ignore=KeyError, scheduler=TestScheduler(), storage=storage
+        )
+
+    breaker = make()
+    laws.breaker_transitions_are_legal(breaker, _drive(schedule))
+    laws.breaker_never_subscribes_while_open(breaker)
+    breaker = make()
     _drive(schedule)(breaker)
     laws.breaker_admits_at_most_n_trials(breaker, attempts)
 
