@@ -632,8 +632,9 @@ class RedisBreakerStorage(BreakerStorage):
 
     def delete(self) -> None:
         """Remove this breaker's keys from Redis (every process starts over)."""
-        self._client.delete(*self._keys)
-        for key in self._client.scan_iter(match=f"{self._base}:window:*"):
+        base = self._base
+        self._client.delete(base, f"{base}:permits", f"{base}:log")
+        for key in self._client.scan_iter(match=f"{base}:window:*"):
             self._client.delete(key)
 
     def __repr__(self) -> str:

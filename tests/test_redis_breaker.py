@@ -729,6 +729,8 @@ def test_delete_starts_the_fleet_over(redis_server: RedisServer) -> None:
     b.succeed()
     assert b.breaker.metrics().failures == 0
     assert b.breaker.state is rxr.CircuitState.CLOSED
+    unbound = rxr.RedisBreakerStorage(redis_server.client(), name="never-bound")
+    unbound.delete()  # nothing to remove: fine
 
 
 # --- the reference model of tests/test_breaker_stateful.py, through Redis ----------------
