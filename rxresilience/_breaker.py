@@ -216,7 +216,9 @@ class CircuitBreaker:
         return metrics
 
     def __repr__(self) -> str:
-        return f"CircuitBreaker(name={self._name!r}, state={self.state.value!r})"
+        # The state as last known: a repr never waits for a shared storage.
+        state = self._storage.state.value
+        return f"CircuitBreaker(name={self._name!r}, state={state!r})"
 
     # -- manual control --------------------------------------------------------------
 
