@@ -44,7 +44,7 @@ from ._breaker_machine import (
 )
 from ._breaker_storage import BreakerStorage
 from ._clock import RESOLUTION
-from ._redis_client import own_client, require_client
+from ._redis_client import import_redis, own_client, require_client
 from ._window import CountWindow, TimeWindow
 
 __all__ = ["RedisBreakerStorage"]
@@ -383,8 +383,7 @@ class RedisBreakerStorage(BreakerStorage):
         require_positive("socket_timeout", socket_timeout)
         require_positive("reconnect_after", reconnect_after)
         require_choice("when_unreachable", when_unreachable, ("local", "refuse"))
-        import redis
-
+        redis = import_redis()
         self.name = name
         self.prefix = prefix
         self.when_unreachable = when_unreachable

@@ -16,6 +16,7 @@ from ._arguments import require_positive
 
 __all__ = [
     "DEFAULT_STORE_TIMEOUT",
+    "import_redis",
     "own_client",
     "require_client",
     "store_client",
@@ -23,6 +24,18 @@ __all__ = [
 
 #: Seconds a store or journal waits for Redis when the client sets no timeout.
 DEFAULT_STORE_TIMEOUT = 5.0
+
+
+def import_redis() -> Any:
+    """redis-py, or an ImportError that says how to install it."""
+    try:
+        import redis
+    except ImportError as error:
+        raise ImportError(
+            "the Redis-backed parts of rxresilience need redis-py: "
+            "pip install 'rxresilience[redis]'"
+        ) from error
+    return redis
 
 
 def require_client(client: Any) -> None:
@@ -41,7 +54,7 @@ def own_client(
     ``socket_timeout`` None keeps the client's own, or
     :data:`DEFAULT_STORE_TIMEOUT` if it has none.
     """
-    import redis
+    redis = import_redis()
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 

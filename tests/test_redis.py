@@ -91,12 +91,33 @@ def test_importing_rxresilience_without_redis_works() -> None:
     code = (
         "import sys; sys.modules['redis'] = None\n"
         "import rxresilience as rxr\n"
-        "print(rxr.RedisIdempotencyStore.__name__)"
+        "print(rxr.RedisIdempotencyStore.__name__, rxr.RedisBreakerStorage.__name__)\n"
+        "class Client:\n"
+        "    connection_pool = None\n"
+        "    def register_script(self, text): pass\n"
+        "for make in (\n"
+        "    lambda: rxr.RedisBreakerStorage(Client(), name='n'),\n"
+        "    lambda: rxr.RedisIdempotencyStore(Client()),\n"
+        "    lambda: rxr.RedisSagaJournal(Client()),\n"
+        "):\n"
+        "    try:\n"
+        "        make()\n"
+        "    except ImportError as error:\n"
+        "        print(error)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == "RedisIdempotencyStore"
+    hint = (
+        "the Redis-backed parts of rxresilience need redis-py: "
+        "pip install 'rxresilience[redis]'"
+    )
+    assert out.stdout.splitlines() == [
+        "RedisIdempotencyStore RedisBreakerStorage",
+        hint,
+        hint,
+        hint,
+    ]
 
 
 def test_the_store_refuses_what_is_not_a_client() -> None:

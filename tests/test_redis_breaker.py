@@ -775,3 +775,46 @@ def test_an_idle_member_hears_of_transitions_by_looking_on_a_timer(
     b.clock.advance_by(5.0)
     assert b.seen() == [("closed", "open", 0.0, "1 consecutive failures")]
     looking.dispose()
+
+
+def test_threads_racing_for_trials_through_two_processes_get_exactly_n(
+    redis_server: RedisServer,
+) -> None:
+    import threading
+
+    members = fleet(
+        redis_server, 2, failure_threshold=1, reset_timeout=10.0, half_open_max_calls=3
+    )
+    members[0].fail()
+    advance(members, 10.0)
+    start = threading.Barrier(8)
+    tickets: list[Any] = []
+
+    def race(member: Member) -> None:
+        start.wait()
+        for _ in range(10):
+            answer = member.breaker._admit()
+            if isinstance(answer, Ticket):
+                tickets.append(answer)
+
+    threads = [threading.Thread(target=race, args=(members[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(tickets) == 3
+    assert members[0].breaker.metrics().rejected == 80 - 3
+
+
+def test_auto_half_open_on_one_member_moves_the_fleet(
+    redis_server: RedisServer,
+) -> None:
+    a, b = fleet(
+        redis_server, 2, failure_threshold=1, reset_timeout=10.0, auto_half_open=True
+    )
+    b.succeed()
+    a.fail()
+    a.clock.advance_by(10.0)  # a's timer, on a's scheduler
+    assert a.seen()[-1] == ("open", "half-open", 10.0, "reset timeout elapsed")
+    assert b.breaker.state is rxr.CircuitState.HALF_OPEN
+    assert [change[1] for change in b.seen()] == ["open", "half-open"]
