@@ -539,22 +539,16 @@ class RedisBreakerStorage(BreakerStorage):
         return Refusal(float(wait) if wait else None, CircuitState(reply[4]))
 
     def record(self, ticket: Ticket, outcome: Outcome, now: float) -> None:
-        if not isinstance(ticket, _RedisTicket):  # handed out while unreachable
-            if self._fallen_back:
-                with self._lock:
-                    self._machine().record(ticket, outcome, now)
-                return
-            stale = _RedisTicket(-1, "", ticket.started_at)
-            with self._lock:
-                if ticket.settled:
-                    return
-                ticket.settled = True
-            self._record_in_redis(stale, outcome, now)
+        if self._fallen_back and not isinstance(ticket, _RedisTicket):
+            with self._lock:  # handed out while unreachable, settled the same way
+                self._machine().record(ticket, outcome, now)
             return
         with self._lock:
             if ticket.settled:
                 return
             ticket.settled = True
+        if not isinstance(ticket, _RedisTicket):  # back in Redis: the totals only
+            ticket = _RedisTicket(-1, "", ticket.started_at)
         self._record_in_redis(ticket, outcome, now)
 
     def _record_in_redis(
