@@ -10,7 +10,6 @@ from typing import Any, ParamSpec, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
-from reactivex.scheduler import TimeoutScheduler
 
 from ._arguments import (
     ErrorPredicate,
@@ -30,7 +29,7 @@ from ._breaker_machine import (
 )
 from ._breaker_storage import BreakerStorage, InMemoryBreakerStorage
 from ._broadcast import Broadcast
-from ._clock import clock_of
+from ._clock import choose_scheduler, clock_of
 from ._window import CountWindow, TimeWindow
 from .errors import CircuitOpenError
 
@@ -353,7 +352,7 @@ class CircuitBreaker:
     # -- publishing transitions ------------------------------------------------------
 
     def _timer_scheduler(self) -> abc.SchedulerBase:
-        return self._scheduler or TimeoutScheduler.singleton()
+        return choose_scheduler(self._scheduler, None)
 
     def _publish(self) -> None:
         """Emit queued transitions in order, from one thread at a time, lock-free."""

@@ -1,28 +1,63 @@
-"""Reading a scheduler's clock as float seconds, cheaply.
+"""Time has one owner: which scheduler a timer runs on, and how its clock is read.
 
-Virtual-time schedulers count seconds in ``clock``; schedulers that keep
-RxPY's default ``now`` (the wall clock in UTC) read ``time.time()`` directly,
-which costs a fraction of building a ``datetime``; any other scheduler is
-asked for its ``now``. Absolute deadlines given as ``datetime`` convert with
-the scheduler's ``to_seconds``, on the same scale.
+Every time-based part of the library asks this module, and only this module:
+
+- :func:`choose_scheduler` picks where an operator's timers run: the
+  operator's own ``scheduler`` argument, else the scheduler given to
+  ``subscribe``, else ``TimeoutScheduler`` (RxPY's rule for ``timeout`` and
+  ``delay``).
+- :func:`clock_of` reads a scheduler's clock as float seconds, cheaply.
+  Virtual-time schedulers count seconds in ``clock``; schedulers that keep
+  RxPY's default ``now`` (the wall clock in UTC) read ``time.time()``
+  directly, which costs a fraction of building a ``datetime``; any other
+  scheduler is asked for its ``now``. ``None`` is the real clock, the same
+  one ``TimeoutScheduler`` keeps. Absolute deadlines given as ``datetime``
+  convert with the scheduler's ``to_seconds``, on the same scale.
+- :data:`LONGEST_WAIT` is the longest wait a timer can be armed for.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
 from reactivex import abc
-from reactivex.scheduler import VirtualTimeScheduler
+from reactivex.scheduler import TimeoutScheduler, VirtualTimeScheduler
 from reactivex.scheduler.scheduler import Scheduler
 
-__all__ = ["RESOLUTION", "clock_of", "seconds_now"]
+__all__ = [
+    "LONGEST_WAIT",
+    "RESOLUTION",
+    "choose_scheduler",
+    "clock_of",
+    "is_virtual",
+    "seconds_now",
+]
 
 #: reactivex schedulers keep time as ``datetime``: a microsecond is the finest
 #: step they resolve. A deadline within this of "now" is due now; without the
 #: slack a timer re-armed for a sub-microsecond remainder would fire at the
 #: same instant forever.
 RESOLUTION = 1e-6
+
+#: The longest wait a timer can be armed for, in seconds (about 292 years):
+#: thread timers raise ``OverflowError`` beyond it, on the timer's own thread,
+#: where nobody hears it. A duration argument beyond it is refused; a wait
+#: beyond it that arrives at run time (a ``Retry-After``) means "never".
+LONGEST_WAIT: float = threading.TIMEOUT_MAX
+
+
+def choose_scheduler(
+    own: abc.SchedulerBase | None, subscribed: abc.SchedulerBase | None
+) -> abc.SchedulerBase:
+    """The scheduler a subscription's timers run on: ``own``, else ``subscribed``,
+    else ``TimeoutScheduler``."""
+    if own is not None:
+        return own
+    if subscribed is not None:
+        return subscribed
+    return TimeoutScheduler.singleton()
 
 
 def clock_of(scheduler: abc.SchedulerBase | None) -> Callable[[], float]:
@@ -36,6 +71,12 @@ def clock_of(scheduler: abc.SchedulerBase | None) -> Callable[[], float]:
     return lambda: scheduler.to_seconds(scheduler.now)
 
 
-def seconds_now(scheduler: abc.SchedulerBase) -> float:
-    """The scheduler's current time in seconds (virtual ticks for virtual time)."""
+def seconds_now(scheduler: abc.SchedulerBase | None = None) -> float:
+    """The scheduler's current time in seconds (virtual ticks for virtual time);
+    the real epoch clock for None."""
     return clock_of(scheduler)()
+
+
+def is_virtual(scheduler: abc.SchedulerBase | None) -> bool:
+    """True for a virtual-time scheduler (``TestScheduler``, ``HistoricalScheduler``)."""
+    return isinstance(scheduler, VirtualTimeScheduler)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import email.utils
 import math
-import time
 from collections.abc import Collection
 from typing import Any, TypeVar
 
+from ._clock import seconds_now
 from .errors import ResilienceError
 
 __all__ = ["RetryAfterError", "parse_retry_after", "raise_for_retry_after"]
@@ -57,7 +57,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             when = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError):
             return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
+        seconds = when.timestamp() - (seconds_now() if now is None else now)
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)

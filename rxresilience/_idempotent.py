@@ -12,7 +12,6 @@ from typing import Any, Generic, Literal, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
-from reactivex.scheduler import TimeoutScheduler
 
 from ._arguments import (
     ErrorPredicate,
@@ -21,7 +20,7 @@ from ._arguments import (
     require_positive,
     require_scheduler,
 )
-from ._clock import clock_of
+from ._clock import choose_scheduler, clock_of
 from ._codec import fingerprint as fingerprint_of
 from .errors import (
     IdempotencyClaimLostError,
@@ -272,9 +271,8 @@ class _Execution(Generic[_T]):
         self.refs = 0
         self._source = source
         self._subscribe_scheduler = scheduler_
-        time_scheduler = settings.scheduler or scheduler_
-        self._clock = clock_of(time_scheduler)
-        self._timer_scheduler = time_scheduler or TimeoutScheduler.singleton()
+        self._timer_scheduler = choose_scheduler(settings.scheduler, scheduler_)
+        self._clock = clock_of(self._timer_scheduler)
         self._owner = uuid.uuid4().hex
         self._owns_claim = False
         self._lock = threading.RLock()

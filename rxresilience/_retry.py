@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeAlias, TypeVar, overload
 
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
-from reactivex.scheduler import CurrentThreadScheduler, TimeoutScheduler
+from reactivex.scheduler import CurrentThreadScheduler
 
 from ._arguments import (
     ErrorPredicate,
@@ -22,7 +22,7 @@ from ._arguments import (
     require_scheduler,
 )
 from ._backoff import Backoff, ExponentialBackoff, to_backoff
-from ._clock import RESOLUTION, seconds_now
+from ._clock import RESOLUTION, choose_scheduler, seconds_now
 from ._delay_mode import delays_disabled
 from .errors import ResultRejectedError
 
@@ -366,10 +366,8 @@ class _RetryRun(abc.DisposableBase, Generic[_T]):
     def _time_scheduler(self) -> abc.SchedulerBase:
         scheduler = self._scheduler
         if scheduler is None:
-            scheduler = (
-                self._policy.scheduler
-                or self._subscribe_scheduler
-                or TimeoutScheduler.singleton()
+            scheduler = choose_scheduler(
+                self._policy.scheduler, self._subscribe_scheduler
             )
             self._scheduler = scheduler
         return scheduler

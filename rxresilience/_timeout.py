@@ -11,10 +11,9 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
-from reactivex.scheduler import TimeoutScheduler
 
 from ._arguments import is_number, require_scheduler
-from ._clock import RESOLUTION, clock_of
+from ._clock import RESOLUTION, choose_scheduler, clock_of
 from ._fallback import FallbackLike, Replacement, to_fallback
 from .errors import TimeoutError as ResilienceTimeoutError
 
@@ -159,7 +158,7 @@ def timeout(
             observer: abc.ObserverBase[_T],
             scheduler_: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
-            chosen = scheduler or scheduler_ or TimeoutScheduler.singleton()
+            chosen = choose_scheduler(scheduler, scheduler_)
             run = _TimeoutRun(plan, observer, chosen, scheduler_, replacement)
             run.start(source)
             return run

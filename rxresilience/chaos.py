@@ -15,9 +15,9 @@ import reactivex as rx
 from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import Disposable
-from reactivex.scheduler import TimeoutScheduler
 
 from ._arguments import require_finite, require_unit_interval
+from ._clock import choose_scheduler
 
 __all__ = ["inject_fault", "inject_latency"]
 
@@ -96,7 +96,7 @@ def inject_latency(
         ) -> abc.DisposableBase:
             if dice.random() >= probability:
                 return source.subscribe(observer, scheduler=scheduler_)
-            chosen = scheduler or scheduler_ or TimeoutScheduler.singleton()
+            chosen = choose_scheduler(scheduler, scheduler_)
             delayed: Observable[Any] = rx.timer(delay, scheduler=chosen).pipe(
                 ops.flat_map(lambda _: source)
             )

@@ -10,7 +10,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from .._arguments import require_positive
-from .._clock import clock_of
+from .._clock import choose_scheduler, clock_of
 from ..errors import SagaError
 from ._events import SagaEvent
 from ._journal import (
@@ -75,7 +75,8 @@ def recover(
         observer: abc.ObserverBase[SagaEvent],
         scheduler_: abc.SchedulerBase | None = None,
     ) -> abc.DisposableBase:
-        clock = clock_of(scheduler or scheduler_)
+        time_scheduler = choose_scheduler(scheduler, scheduler_)
+        clock = clock_of(time_scheduler)
         pending = collections.deque(journal.unfinished())
         detached = [False]
 
@@ -94,7 +95,9 @@ def recover(
                 if saga is None or not journal.claim_stale(saga_id, now, now - stale):
                     continue
                 relay = _Relay(forward)
-                run = _SagaRun(saga, journal, saga_id, scheduler_, relay, next_saga)
+                run = _SagaRun(
+                    saga, journal, saga_id, scheduler_, time_scheduler, relay, next_saga
+                )
                 failed_step, queue = _compensation_plan(saga, record, run)
                 run.compensate(
                     failed_step,

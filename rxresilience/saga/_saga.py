@@ -19,7 +19,7 @@ from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
 from .._arguments import require_choice
 from .._broadcast import Broadcast
-from .._clock import clock_of
+from .._clock import choose_scheduler, clock_of
 from .._codec import Codec, DataclassCodec, JsonCodec
 from .._retry import RetryPolicy, retry
 from .._timeout import TimeoutPolicy, timeout
@@ -259,6 +259,7 @@ class Saga(Generic[_C]):
                 chosen,
                 saga_id or f"{self.name}-{uuid.uuid4().hex}",
                 scheduler_,
+                choose_scheduler(self._scheduler, scheduler_),
                 observer,
             )
             run.start(context)
@@ -351,6 +352,7 @@ class _SagaRun:
         journal: SagaJournal | None,
         saga_id: str,
         scheduler_: abc.SchedulerBase | None,
+        time_scheduler: abc.SchedulerBase,
         observer: abc.ObserverBase[SagaEvent] | None,
         on_end: Callable[[BaseException | None], None] | None = None,
     ) -> None:
@@ -358,7 +360,9 @@ class _SagaRun:
         self.journal = journal
         self.saga_id = saga_id
         self._scheduler = scheduler_
-        self._clock = clock_of(saga._scheduler or scheduler_)
+        # The journal's clock, and where step timeouts and retries wait.
+        self._time_scheduler = time_scheduler
+        self._clock = clock_of(time_scheduler)
         self._codec = saga.codec() if journal is not None else None
         self._observer = observer
         self._on_end = on_end
@@ -501,9 +505,11 @@ class _SagaRun:
                 if isinstance(budget, TimeoutPolicy)
                 else TimeoutPolicy(each=budget)
             )
-            observable = observable.pipe(timeout(policy))
+            observable = observable.pipe(
+                timeout(policy, scheduler=self._time_scheduler)
+            )
         if step.retry is not None:
-            observable = observable.pipe(retry(step.retry))
+            observable = observable.pipe(self._retry(step.retry))
         return observable
 
     def _step_succeeded(
@@ -646,8 +652,15 @@ class _SagaRun:
 
         observable: Observable[Any] = rx.defer(attempt)
         if step.compensation_retry is not None:
-            observable = observable.pipe(retry(step.compensation_retry))
+            observable = observable.pipe(self._retry(step.compensation_retry))
         return observable
+
+    def _retry(
+        self, policy: RetryPolicy
+    ) -> Callable[[Observable[Any]], Observable[Any]]:
+        """A step's retry: on its policy's own scheduler, else the saga's."""
+        own = choose_scheduler(policy.scheduler, self._time_scheduler)
+        return retry(policy, scheduler=own)
 
     def _compensation_ended(self, step: SagaStep, error: BaseException | None) -> bool:
         """Record a compensation's end; False when the saga stops compensating."""

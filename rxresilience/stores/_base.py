@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from .._clock import seconds_now
 from .._codec import Codec, JsonCodec
 
 __all__ = ["Claim", "ClaimStatus", "IdempotencyStore"]
@@ -80,4 +80,4 @@ class IdempotencyStore(ABC):
 
     @staticmethod
     def _now(now: float | None) -> float:
-        return time.time() if now is None else now
+        return seconds_now() if now is None else now

@@ -11,7 +11,6 @@ rxresilience[redis]``.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from .._codec import Codec, codec_or_json
@@ -169,7 +168,7 @@ class RedisIdempotencyStore(IdempotencyStore):
         return bytes(record)
 
     def purge_expired(self, now: float | None = None) -> int:
-        moment = time.time() if now is None else now
+        moment = self._now(now)
         removed = 0
         try:
             batch: list[str] = []

@@ -7,9 +7,8 @@ from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
-from reactivex.scheduler import TimeoutScheduler
 
-from .._clock import clock_of
+from .._clock import choose_scheduler, clock_of
 
 __all__ = ["FlakySource", "flaky"]
 
@@ -52,8 +51,8 @@ class FlakySource(Observable[_T], Generic[_T]):
         observer: abc.ObserverBase[_T],
         scheduler: abc.SchedulerBase | None = None,
     ) -> abc.DisposableBase:
-        sched = scheduler or TimeoutScheduler.singleton()
-        clock = clock_of(scheduler)
+        sched = choose_scheduler(None, scheduler)
+        clock = clock_of(sched)
         index = len(self.subscriptions)
         self.subscriptions.append((clock(), None))
         outcome = self._script(index)

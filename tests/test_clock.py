@@ -1,0 +1,155 @@
+"""Time has one owner: one rule picks the scheduler, one reader reads its clock."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import threading
+
+import reactivex as rx
+from reactivex import operators as ops
+from reactivex.scheduler import ImmediateScheduler, TimeoutScheduler
+from reactivex.testing import TestScheduler
+
+import rxresilience as rxr
+from rxresilience._clock import LONGEST_WAIT, choose_scheduler, clock_of, seconds_now
+
+from ._support import record
+
+PACKAGE = pathlib.Path(rxr.__file__).parent
+
+
+def test_the_operator_argument_wins_then_the_subscribe_time_scheduler() -> None:
+    own, subscribed = TestScheduler(), TestScheduler()
+    assert choose_scheduler(own, subscribed) is own
+    assert choose_scheduler(None, subscribed) is subscribed
+    assert choose_scheduler(None, None) is TimeoutScheduler.singleton()
+
+
+def test_the_real_clock_is_the_one_timeout_scheduler_keeps() -> None:
+    before = seconds_now()
+    assert abs(clock_of(TimeoutScheduler.singleton())() - before) < 5.0
+    assert abs(clock_of(ImmediateScheduler())() - before) < 5.0
+    scheduler = TestScheduler()
+    scheduler.advance_to(42.5)
+    assert seconds_now(scheduler) == 42.5
+
+
+def test_the_longest_wait_is_what_a_thread_timer_accepts() -> None:
+    assert LONGEST_WAIT == threading.TIMEOUT_MAX
+
+
+def test_no_module_but_the_clock_chooses_a_scheduler_or_reads_the_wall_clock() -> None:
+    """The rule and the reader live in one place: nobody decides on their own."""
+    offenders: list[str] = []
+    pattern = re.compile(
+        r"TimeoutScheduler|time\.(time|monotonic)\(|scheduler\s+or\s+scheduler_"
+    )
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "_clock.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if pattern.search(code) and '"' not in code and "`" not in code:
+                offenders.append(
+                    f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}"
+                )
+    assert offenders == []
+
+
+def test_a_step_timeout_fires_in_the_sagas_virtual_time() -> None:
+    """Saga(scheduler=ts) is the saga's time: its steps' timeouts run on it too."""
+    scheduler = TestScheduler()
+    saga = rxr.Saga("pay", scheduler=scheduler).step(
+        "charge", execute=lambda ctx: rx.never(), timeout=5.0
+    )
+    # Subscribed with no scheduler at all: only the saga's own one is there.
+    events: list[tuple[float, str]] = []
+    saga.run("order").subscribe(
+        on_error=lambda error: events.append((scheduler.clock, type(error).__name__))
+    )
+    scheduler.advance_to(4.0)
+    assert events == []
+    scheduler.advance_to(5.0)
+    assert events == [(5.0, "SagaFailed")]
+
+
+def test_a_step_retry_waits_on_the_sagas_scheduler_unless_its_policy_has_one() -> None:
+    saga_time, policy_time = TestScheduler(), TestScheduler()
+    attempts: list[tuple[float, float]] = []
+
+    def charge(ctx: str) -> rx.Observable[str]:
+        attempts.append((saga_time.clock, policy_time.clock))
+        if len(attempts) < 2:
+            return rx.throw(ConnectionError("down"))
+        return rx.of(ctx)
+
+    on_saga = rxr.Saga("a", scheduler=saga_time).step(
+        "charge", execute=charge, retry=rxr.RetryPolicy(backoff=3.0)
+    )
+    on_saga.run("order").subscribe()
+    saga_time.advance_to(3.0)
+    assert attempts == [(0.0, 0.0), (3.0, 0.0)]
+
+    attempts.clear()
+    on_policy = rxr.Saga("b", scheduler=saga_time).step(
+        "charge",
+        execute=charge,
+        retry=rxr.RetryPolicy(backoff=3.0, scheduler=policy_time),
+    )
+    on_policy.run("order").subscribe()
+    saga_time.advance_by(10.0)
+    assert len(attempts) == 1
+    policy_time.advance_to(3.0)
+    assert len(attempts) == 2
+
+
+def test_recovery_claims_and_writes_on_the_recoverers_scheduler() -> None:
+    journal = rxr.InMemorySagaJournal()
+    journal.begin("s-1", "s", now=0.0)
+    journal.append("s-1", rxr.JournalEntry("step_started", "a"), now=0.0)
+    saga = rxr.Saga("s").step(
+        "a", execute=lambda c: rx.of(c), compensate=lambda c: rx.empty()
+    )
+    scheduler = TestScheduler()
+    scheduler.advance_to(100.0)
+    ends: list[float] = []
+    # Subscribed with no scheduler: only the recoverer's own one is there.
+    rxr.recover(journal, {"s": saga}, stale_after=60.0, scheduler=scheduler).subscribe(
+        on_completed=lambda: ends.append(scheduler.clock)
+    )
+    scheduler.start()
+    assert ends == [100.0]
+    state = journal.state("s-1")
+    assert state is not None
+    assert state.status != "running"
+    assert state.touched == 100.0
+
+
+def test_flaky_sources_keep_time_on_the_subscribe_time_scheduler() -> None:
+    scheduler = TestScheduler()
+    source = rxr.testing.flaky(["ok"], failures=0, latency=2.0)
+    events = record(scheduler, lambda: source, subscribe_at=10)
+    assert events == [(12.0, "next", "ok"), (12.0, "completed", None)]
+    assert source.subscriptions == [(10.0, 12.0)]
+
+
+def test_a_store_without_now_reads_the_real_clock() -> None:
+    store = rxr.InMemoryIdempotencyStore()
+    for key, expires_at in (("live", seconds_now() + 60.0), ("gone", 1.0)):
+        now = 0.0
+        store.claim(key, None, "me", now, lease_until=now + 10.0)
+        assert store.complete(key, "me", b"done", expires_at)
+    assert store.get("live") == b"done"
+    assert store.get("gone") is None
+    assert store.purge_expired() == 1
+
+
+def test_ops_chain_keeps_the_subscribe_time_scheduler() -> None:
+    scheduler = TestScheduler()
+    events = record(
+        scheduler,
+        lambda: rx.of(1).pipe(rxr.timeout(5.0), ops.delay(1.0)),
+        subscribe_at=0,
+    )
+    assert events == [(1.0, "next", 1), (1.0, "completed", None)]
