@@ -6,11 +6,14 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeGuard
 
+from ._clock import LONGEST_WAIT
+
 __all__ = [
     "ErrorPredicate",
     "error_predicate",
     "is_number",
     "require_callable",
+    "require_duration",
     "require_finite",
     "require_positive",
     "require_scheduler",
@@ -42,6 +45,22 @@ def require_positive(name: str, value: object) -> float:
     result = require_finite(name, value)
     if result <= 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
+    return result
+
+
+def require_duration(name: str, value: object, *, positive: bool = False) -> float:
+    """Return a duration in seconds as a float, or raise naming ``name``.
+
+    A duration is a finite number (never a ``bool``), at least 0 (above 0
+    with ``positive``), and at most :data:`~rxresilience._clock.LONGEST_WAIT`:
+    a timer armed for longer dies with ``OverflowError`` on its own thread.
+    """
+    result = require_positive(name, value) if positive else require_finite(name, value)
+    if result > LONGEST_WAIT:
+        raise ValueError(
+            f"{name} must be at most {LONGEST_WAIT:g} seconds (the longest wait a "
+            f"timer can be armed for), got {value!r}"
+        )
     return result
 
 
