@@ -28,19 +28,22 @@ from ._fallback import fallback
 from ._http import RetryAfterError, parse_retry_after, raise_for_retry_after
 from ._idempotent import idempotent
 from ._idempotent_map import idempotent_map
-from ._optimistic import OptimisticState, optimistic
+from ._optimistic import OptimisticState
+from ._optimistic_operator import optimistic
 from ._redis_breaker_storage import RedisBreakerStorage
 from ._resilient import resilient
 from ._retry import RetryEvent, RetryPolicy, retry
 from ._timeout import TimeoutPolicy, timeout
 from ._window import CountWindow, TimeWindow
 from .errors import (
+    CallRefusedError,
     CircuitOpenError,
     IdempotencyClaimLostError,
     IdempotencyCodecError,
     IdempotencyError,
     IdempotencyInProgressError,
     IdempotencyKeyReuseError,
+    OptimisticApplyError,
     OptimisticStateDisposedError,
     RecordedError,
     ResilienceError,
@@ -84,6 +87,7 @@ __all__ = [
     "Backoff",
     "BreakerMetrics",
     "BreakerStorage",
+    "CallRefusedError",
     "CappedBackoff",
     "CircuitBreaker",
     "CircuitOpenError",
@@ -113,6 +117,7 @@ __all__ = [
     "JournalEntry",
     "JsonCodec",
     "LinearBackoff",
+    "OptimisticApplyError",
     "OptimisticState",
     "OptimisticStateDisposedError",
     "RecordedError",

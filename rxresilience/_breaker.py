@@ -190,6 +190,11 @@ class CircuitBreaker:
         return self._name
 
     @property
+    def scheduler(self) -> abc.SchedulerBase | None:
+        """The breaker's clock and where its own timers run; None for the real clock."""
+        return self._scheduler
+
+    @property
     def state(self) -> CircuitState:
         """The current state. An OPEN breaker whose timeout has passed stays OPEN
         until the next call arrives (unless ``auto_half_open``).

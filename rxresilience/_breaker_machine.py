@@ -16,7 +16,11 @@ Rules:
 - HALF_OPEN: up to ``half_open_max_calls`` trials are admitted; a trial given
   back (ignored error, or disposed with no value) frees its permit. When that
   many trials succeed the breaker closes; a failed trial (or, with a slow-call
-  rule, a slow one) reopens it.
+  rule, a slow one) reopens it. The calls refused meanwhile are told to come
+  back when the earliest running trial's ``max_half_open_wait`` ends (if set),
+  or after a tenth of ``reset_timeout``, whichever is sooner: a caller that
+  waits that long finds the trial settled or close to it, never an answer
+  that is stale by a whole ``reset_timeout``.
 - FORCED_OPEN and DISABLED hold until ``reset()``.
 
 Every transition starts a new *generation*. A call's outcome changes the
@@ -171,7 +175,7 @@ _SUCCESS = Outcome.SUCCESS
 _CLOSED = CircuitState.CLOSED
 _OPEN = CircuitState.OPEN
 _FORCED_OPEN = Refusal(None, CircuitState.FORCED_OPEN)
-_TRIALS_TAKEN = Refusal(None, CircuitState.HALF_OPEN)
+_HALF_OPEN = CircuitState.HALF_OPEN
 
 
 class CircuitMachine:
@@ -192,6 +196,7 @@ class CircuitMachine:
         self._consecutive = 0
         self._trials_taken = 0
         self._trial_successes = 0
+        self._trial_starts: list[float] = []  # of the trials running now
         self._reset_totals()
 
     def _reset_totals(self) -> None:
@@ -219,9 +224,18 @@ class CircuitMachine:
             return Ticket(self.generation, False, now)
         if self._trials_taken < self._config.half_open_max_calls:
             self._trials_taken += 1
+            self._trial_starts.append(now)
             return Ticket(self.generation, True, now)
         self._rejected += 1
-        return _TRIALS_TAKEN
+        return Refusal(self._trial_wait(now), _HALF_OPEN)
+
+    def _trial_wait(self, now: float) -> float:
+        """How long a call refused in HALF_OPEN should wait before asking again."""
+        wait = self.reset_timeout / 10
+        limit = self._config.max_half_open_wait
+        if limit is not None and self._trial_starts:
+            wait = min(wait, min(self._trial_starts) + limit - now)
+        return max(wait, RESOLUTION)
 
     def half_open_if_due(self, now: float) -> None:
         """Move OPEN to HALF_OPEN (for ``auto_half_open``) once the timeout is over."""
@@ -266,7 +280,7 @@ class CircuitMachine:
         if ticket.generation != self.generation:
             return
         if ticket.trial:
-            self._record_trial(outcome, slow, now)
+            self._record_trial(ticket, outcome, slow, now)
             return
         if self.state is not CircuitState.CLOSED or outcome is Outcome.NEITHER:
             return
@@ -285,7 +299,11 @@ class CircuitMachine:
         if reason:
             self._move(CircuitState.OPEN, now, reason)
 
-    def _record_trial(self, outcome: Outcome, slow: bool, now: float) -> None:
+    def _record_trial(
+        self, ticket: Ticket, outcome: Outcome, slow: bool, now: float
+    ) -> None:
+        if ticket.started_at in self._trial_starts:
+            self._trial_starts.remove(ticket.started_at)
         if outcome is Outcome.NEITHER:
             self._trials_taken -= 1
             return
@@ -332,6 +350,7 @@ class CircuitMachine:
         self._consecutive = 0
         self._trials_taken = 0
         self._trial_successes = 0
+        self._trial_starts.clear()
         if self._window is not None:
             self._window.clear()
         self.state = state
@@ -359,6 +378,7 @@ class CircuitMachine:
         elif target is CircuitState.HALF_OPEN:
             self._trials_taken = 0
             self._trial_successes = 0
+            self._trial_starts.clear()
         elif target is CircuitState.CLOSED:
             self._consecutive = 0
             if self._window is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import warnings
+import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -10,6 +13,7 @@ from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
 from ._breaker import CircuitBreaker
 from ._breaker_machine import Outcome, Ticket
+from ._clock import is_virtual
 from .errors import CircuitOpenError
 
 __all__ = ["circuit_breaker"]
@@ -17,6 +21,27 @@ __all__ = ["circuit_breaker"]
 _T = TypeVar("_T")
 
 _NOTHING = Disposable()  # what a refused subscription returns: nothing to undo
+
+# Breakers already warned about running on the real clock in virtual time.
+_warned: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
+_warned_lock = threading.Lock()
+
+
+def _warn_of_two_clocks(breaker: CircuitBreaker, scheduler: abc.SchedulerBase) -> None:
+    """Warn, once per breaker, that virtual time meets a breaker on the real clock."""
+    with _warned_lock:
+        if breaker in _warned:
+            return
+        _warned.add(breaker)
+    warnings.warn(
+        f"circuit breaker {breaker.name!r} keeps the real clock, but this pipeline "
+        f"runs in virtual time ({type(scheduler).__name__}): its reset_timeout "
+        f"and retry_after are in real seconds and will not pass as the virtual "
+        f"clock moves; build it with CircuitBreaker(..., scheduler=) given the "
+        f"same scheduler",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 
 def circuit_breaker(
@@ -66,6 +91,12 @@ def circuit_breaker(
             observer: abc.ObserverBase[_T],
             scheduler_: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
+            if (
+                scheduler_ is not None
+                and is_virtual(scheduler_)
+                and not is_virtual(breaker.scheduler)
+            ):
+                _warn_of_two_clocks(breaker, scheduler_)
             ticket = breaker._admit()
             if isinstance(ticket, CircuitOpenError):
                 observer.on_error(ticket)
@@ -87,7 +118,15 @@ def circuit_breaker(
 class _GuardedCall(abc.DisposableBase, Generic[_T]):
     """One admitted call: settles its ticket once, then passes notifications on."""
 
-    __slots__ = ("_breaker", "_emitted", "_observer", "_stopped", "_ticket", "upstream")
+    __slots__ = (
+        "_breaker",
+        "_emitted",
+        "_observer",
+        "_raised",
+        "_stopped",
+        "_ticket",
+        "upstream",
+    )
 
     def __init__(
         self,
@@ -100,11 +139,28 @@ class _GuardedCall(abc.DisposableBase, Generic[_T]):
         self._observer = observer
         self._emitted = False
         self._stopped = False
+        self._raised: Exception | None = None
         self.upstream = SingleAssignmentDisposable()
 
     def on_next_unchecked(self, value: _T) -> None:
         self._emitted = True
-        self._observer.on_next(value)
+        try:
+            self._observer.on_next(value)
+        except Exception as error:
+            self._subscriber_raised(error)
+            raise
+
+    def _subscriber_raised(self, error: Exception) -> None:
+        """Our subscriber's own bug is not the service's: settle as disposal does.
+
+        The exception then travels on as RxPY lets it: up to a timer-driven
+        source's scheduler, or back to us as ``on_error`` from a synchronous
+        source, which we pass on untouched.
+        """
+        self._raised = error
+        self._breaker._settle(
+            self._ticket, Outcome.SUCCESS if self._emitted else Outcome.NEITHER
+        )
 
     def on_next(self, value: _T) -> None:
         if self._stopped:
@@ -121,12 +177,19 @@ class _GuardedCall(abc.DisposableBase, Generic[_T]):
             self._breaker._settle(self._ticket, Outcome.FAILURE)
         else:
             self._emitted = True
-        self._observer.on_next(value)
+        try:
+            self._observer.on_next(value)
+        except Exception as error:
+            self._subscriber_raised(error)
+            raise
 
     def on_error(self, error: Exception) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if error is self._raised:  # settled when it was raised
+            self._observer.on_error(error)
+            return
         breaker = self._breaker
         try:
             outcome = breaker._classify(error)

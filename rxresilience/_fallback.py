@@ -123,8 +123,20 @@ def fallback(
             scheduler_: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             current = SerialDisposable()
+            raised: Exception | None = None
+
+            def on_next(value: _T) -> None:
+                nonlocal raised
+                try:
+                    observer.on_next(value)
+                except Exception as error:
+                    raised = error  # the subscriber's bug, never the source's
+                    raise
 
             def on_error(error: Exception) -> None:
+                if error is raised:
+                    observer.on_error(error)
+                    return
                 try:
                     if matches is not None and not matches(error):
                         observer.on_error(error)
@@ -140,7 +152,7 @@ def fallback(
             first = SingleAssignmentDisposable()
             current.disposable = first
             first.disposable = source.subscribe(
-                observer.on_next, on_error, observer.on_completed, scheduler=scheduler_
+                on_next, on_error, observer.on_completed, scheduler=scheduler_
             )
             return current
 

@@ -11,15 +11,13 @@ from typing import Any, Generic, TypeVar
 
 import reactivex as rx
 from reactivex import Observable, abc
-from reactivex import operators as ops
-from reactivex.disposable import Disposable
-from reactivex.subject import AsyncSubject
 
 from ._arguments import require_scheduler
 from ._broadcast import Broadcast
-from .errors import OptimisticStateDisposedError
+from ._latest import Latest, Outcome
+from .errors import OptimisticApplyError, OptimisticStateDisposedError
 
-__all__ = ["OptimisticState", "optimistic"]
+__all__ = ["OptimisticState"]
 
 _T = TypeVar("_T")
 _NOTHING: Any = object()
@@ -28,59 +26,18 @@ _NOTHING: Any = object()
 class _Layer:
     """One pending update over the confirmed value."""
 
-    __slots__ = ("change", "id", "is_function", "superseded")
+    __slots__ = ("change", "failing", "id", "is_function", "settled", "superseded")
 
     def __init__(self, layer_id: int, change: Any, is_function: bool) -> None:
         self.id = layer_id
         self.change = change
         self.is_function = is_function
         self.superseded = False
+        self.settled = False  # its commit's outcome was taken (exactly once)
+        self.failing = False  # its function raised on the last recompute
 
     def apply(self, value: Any) -> Any:
         return self.change(value) if self.is_function else self.change
-
-
-class _Latest(Observable[_T], Generic[_T]):
-    """A hot stream that replays its current value to each new subscriber."""
-
-    def __init__(self, value: _T, lock: threading.RLock) -> None:
-        super().__init__()
-        self._value = value
-        self._lock = lock
-        self._broadcast: Broadcast[_T] = Broadcast()
-        self._completed = False
-
-    def _subscribe_core(
-        self,
-        observer: abc.ObserverBase[_T],
-        scheduler: abc.SchedulerBase | None = None,
-    ) -> abc.DisposableBase:
-        with self._lock:
-            observer.on_next(self._value)
-            if self._completed:
-                observer.on_completed()
-                return Disposable()
-            return self._broadcast.subscribe(observer)
-
-    def set(self, value: _T, *, always: bool = False) -> None:
-        """Called under the lock: emit ``value`` if it differs (or ``always``)."""
-        if not always and _same(self._value, value):
-            return
-        self._value = value
-        self._broadcast.emit(value)
-
-    def complete(self) -> None:
-        self._completed = True
-        self._broadcast.complete()
-
-
-def _same(a: Any, b: Any) -> bool:
-    if a is b:
-        return True
-    try:
-        return bool(a == b)
-    except Exception:
-        return False
 
 
 class OptimisticState(Observable[_T], Generic[_T]):
@@ -105,6 +62,33 @@ class OptimisticState(Observable[_T], Generic[_T]):
     never sees a value that mixes half an update. Observers run under the
     state's lock, so keep them quick and never block in them on another
     thread that updates the same state.
+
+    When a function raises:
+
+    - at once, in :meth:`update`: the update is refused (nothing shown, the
+      commit is never called, its result emits ``False``, the error goes to
+      :attr:`errors`).
+    - later, when the display is recomputed on a new base (a settled update,
+      :meth:`set_confirmed`, :meth:`refresh`, a server's answer): the layer
+      is left out of the display but stays pending; its error goes to
+      :attr:`errors` once, when it starts failing.
+    - when its commit succeeded and it is folded into the confirmed value:
+      the server accepted it, so its result still emits ``True``; its layer
+      is dropped, the confirmed value is left as it was, and
+      :class:`~rxresilience.OptimisticApplyError` goes to :attr:`errors`: the
+      confirmed value may now differ from the server's, call :meth:`refresh`.
+
+    A subscriber that raises owns its exception; it is never taken for the
+    commit's failure. When a value is pushed to the subscribers present (a
+    change of the display or of :attr:`is_updating`, an error, the result of
+    an update or refresh as its commit or fetch ends), a subscriber whose
+    ``on_next`` raises is detached and receives its own exception as
+    ``on_error`` (logged on the ``"rxresilience"`` logger if that raises too,
+    as it does without an ``on_error``). The commit, the state, and the
+    other subscribers carry on; nothing is rolled back or reported on
+    :attr:`errors`. When a value is replayed to a subscriber as it
+    subscribes, on its own call, RxPY's rule applies: the exception goes to
+    its ``on_error``, or raises from its ``subscribe`` if it has none.
 
     Examples:
         >>> import reactivex as rx
@@ -132,8 +116,8 @@ class OptimisticState(Observable[_T], Generic[_T]):
         self._ids = itertools.count()
         self._settled = 0  # how many updates have settled (for refresh)
         self._disposed = False
-        self._display: _Latest[_T] = _Latest(initial, self._lock)
-        self._updating: _Latest[bool] = _Latest(False, self._lock)
+        self._display: Latest[_T] = Latest(initial, self._lock)
+        self._updating: Latest[bool] = Latest(False, self._lock)
         self._errors: Broadcast[Exception] = Broadcast()
 
     # -- reading -------------------------------------------------------------------------
@@ -183,6 +167,45 @@ class OptimisticState(Observable[_T], Generic[_T]):
         when the commit succeeds, or emits ``False`` and completes after the
         rollback when it fails (the error goes to :attr:`errors`).
 
+        ``commit`` receives the displayed value right after the change: the
+        confirmed value with every pending update applied, the older ones
+        included though the server has not accepted them yet, then this
+        change. With ``["apple"]`` confirmed and "add pear" pending, "add fig"
+        commits ``["apple", "pear", "fig"]`` (see the example below).
+
+        So a commit that sends that whole value (a snapshot) is only safe
+        while updates never overlap: two overlapping whole-cart commits each
+        carry the other's unaccepted change, and the snapshot the server gets
+        last wins. If "add pear" is rejected the server still stores the
+        pear from the fig snapshot; if the snapshots arrive out of order the
+        server keeps the older one. Either way the server and the display
+        disagree. For whole-object APIs, send the change itself and confirm
+        with the server's answer::
+
+            cart.update(
+                lambda items: items if item in items else [*items, item],
+                commit=lambda _shown: api.add_item(item),  # answers the cart
+                confirm_with_result=True,
+            )
+
+        Each answer becomes the confirmed value when it arrives, with the
+        still-pending changes applied on top of it; make those changes
+        harmless to apply twice (as above), since the answer may already
+        hold them. Answers are taken in the order they arrive: if an older
+        answer can arrive after a newer one, :meth:`refresh` once they settle.
+
+        Examples:
+            >>> import reactivex as rx
+            >>> cart = OptimisticState(["apple"])
+            >>> sent = []
+            >>> def save(shown):
+            ...     sent.append(shown)
+            ...     return rx.never()  # still pending
+            >>> _ = cart.update(lambda items: [*items, "pear"], commit=save)
+            >>> _ = cart.update(lambda items: [*items, "fig"], commit=save)
+            >>> sent
+            [['apple', 'pear'], ['apple', 'pear', 'fig']]
+
         Args:
             value_or_function: a new value, or a function of the value below.
             commit: ``commit(new_value)`` returning an observable (or a
@@ -196,7 +219,7 @@ class OptimisticState(Observable[_T], Generic[_T]):
         """
         if not callable(commit):
             raise TypeError(f"commit must be callable, got {type(commit).__name__}")
-        outcome: AsyncSubject[bool] = AsyncSubject()
+        outcome = Outcome()
         with self._lock:
             if self._disposed:
                 raise OptimisticStateDisposedError("the optimistic state was disposed")
@@ -204,12 +227,9 @@ class OptimisticState(Observable[_T], Generic[_T]):
                 next(self._ids), value_or_function, callable(value_or_function)
             )
             self._layers.append(layer)
-            try:
-                shown = self._recompute()
-            except Exception as error:  # the change itself raised: nothing applied
+            shown = self._recompute()
+            if layer.failing:  # the change itself raised (reported): nothing applied
                 self._layers.remove(layer)
-                self._recompute()
-                self._errors.emit(error)
                 return rx.of(False)
             self._updating.set(True)
         try:
@@ -237,32 +257,41 @@ class OptimisticState(Observable[_T], Generic[_T]):
         layer: _Layer,
         error: Exception | None,
         result: Any,
-        outcome: AsyncSubject[bool],
+        outcome: Outcome,
         confirm_with_result: bool,
     ) -> None:
+        """Take the commit's outcome, once; never raises into the commit's producer."""
         if error is None and confirm_with_result and result is _NOTHING:
             error = ValueError(
                 "confirm_with_result=True, but the commit completed without a value"
             )
         with self._lock:
+            if layer.settled:
+                return
+            layer.settled = True
             self._settled += 1
+            not_applied: OptimisticApplyError | None = None
             if layer in self._layers:
                 self._layers.remove(layer)
                 if error is None and not layer.superseded and not self._disposed:
-                    self._confirm(layer, result, confirm_with_result)
+                    try:
+                        self._confirm(layer, result, confirm_with_result)
+                    except Exception as failure:  # accepted, but cannot be folded in
+                        not_applied = OptimisticApplyError(failure)
             if not self._disposed:
-                try:
-                    self._recompute()
-                except Exception as failure:  # a layer's function raised on re-apply
-                    self._errors.emit(failure)
+                self._recompute()
+                if not_applied is not None:
+                    self._errors.emit(not_applied)
                 if error is not None:
                     self._errors.emit(error)
                 self._updating.set(bool(self._layers))
-        outcome.on_next(error is None)
-        outcome.on_completed()
+        outcome.settle(error is None)
 
     def _confirm(self, layer: _Layer, result: Any, confirm_with_result: bool) -> None:
-        """Called under the lock: fold a succeeded layer into the confirmed base."""
+        """Called under the lock: fold a succeeded layer into the confirmed base.
+
+        Raises what the layer's function raises, having changed nothing.
+        """
         if confirm_with_result:
             self._confirmed = result
         else:
@@ -275,15 +304,34 @@ class OptimisticState(Observable[_T], Generic[_T]):
                 self._layers.remove(pending)
 
     def _recompute(self) -> _T:
-        """Called under the lock: fold the layers over the base and show the result."""
+        """Called under the lock: fold the layers over the base and show the result.
+
+        A layer whose function raises is left out (it stays pending); its error
+        goes to :attr:`errors` when it starts failing. Never raises.
+        """
         value = self._confirmed
         for layer in self._layers:
-            value = layer.apply(value)
+            try:
+                value = layer.apply(value)
+            except Exception as error:
+                if not layer.failing:
+                    layer.failing = True
+                    self._errors.emit(error)
+                continue
+            layer.failing = False
         self._display.set(value)
         return value
 
     def set_confirmed(self, value: _T) -> None:
-        """A fresh value from the server: the new base, pending layers re-applied."""
+        """A fresh value from the server: the new base, pending layers re-applied.
+
+        A pending function that raises on the new base is left out of the
+        display but stays pending (nothing is dropped); its error goes to
+        :attr:`errors` rather than being raised here.
+
+        Raises:
+            OptimisticStateDisposedError: the state was disposed.
+        """
         with self._lock:
             if self._disposed:
                 raise OptimisticStateDisposedError("the optimistic state was disposed")
@@ -297,10 +345,12 @@ class OptimisticState(Observable[_T], Generic[_T]):
         (SWR's rule), so a stale read never overwrites a newer change. The
         result emits ``True`` when the value was applied, ``False`` when it
         was discarded or the fetch failed (its error goes to :attr:`errors`).
+        A pending function that raises on the fetched value is treated as by
+        :meth:`set_confirmed`.
         """
         if not callable(fetch):
             raise TypeError(f"fetch must be callable, got {type(fetch).__name__}")
-        outcome: AsyncSubject[bool] = AsyncSubject()
+        outcome = Outcome()
         with self._lock:
             if self._disposed:
                 raise OptimisticStateDisposedError("the optimistic state was disposed")
@@ -311,8 +361,7 @@ class OptimisticState(Observable[_T], Generic[_T]):
             if error is not None:
                 with self._lock:
                     self._errors.emit(error)
-            outcome.on_next(applied)
-            outcome.on_completed()
+            outcome.settle(applied)
 
         def on_completed() -> None:
             with self._lock:
@@ -361,48 +410,3 @@ def _as_observable(started: Any) -> Observable[Any]:
     raise TypeError(
         f"commit must return an Observable or a future, got {type(started).__name__}"
     )
-
-
-def optimistic(
-    state: OptimisticState[_T],
-    *,
-    commit: Callable[[_T], Any],
-    confirm_with_result: bool = False,
-) -> Callable[[Observable[Any]], Observable[bool]]:
-    """Apply each intent (a value or a function) to ``state`` optimistically.
-
-    ::
-
-        intents:  --a-----b--------|
-        result:   -------T----F----|     True when a commit succeeded, False
-                                         when it failed and was rolled back
-
-    Examples:
-        >>> import reactivex as rx
-        >>> name = OptimisticState("Ada")
-        >>> rx.of("Grace").pipe(optimistic(name, commit=lambda v: rx.of(v))).run()
-        True
-        >>> name.value
-        'Grace'
-
-    Args:
-        state: the optimistic state to update.
-        commit: as for :meth:`OptimisticState.update`.
-        confirm_with_result: as for :meth:`OptimisticState.update`.
-
-    Returns:
-        An operator emitting each update's outcome, in the order they settle.
-    """
-    if not isinstance(state, OptimisticState):
-        raise TypeError(f"state must be an OptimisticState, got {type(state).__name__}")
-    if not callable(commit):
-        raise TypeError(f"commit must be callable, got {type(commit).__name__}")
-
-    def one(intent: Any) -> Observable[bool]:
-        return state.update(intent, commit, confirm_with_result=confirm_with_result)
-
-    def apply(intents: Observable[Any]) -> Observable[bool]:
-        outcomes: Observable[bool] = intents.pipe(ops.flat_map(one))
-        return outcomes
-
-    return apply

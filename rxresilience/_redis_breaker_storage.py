@@ -59,7 +59,7 @@ local THRESHOLD, RESET, TRIALS = %(threshold)s, %(reset)s, %(trials)s
 local WINDOW, SIZE, WIDTH = '%(window)s', %(size)s, %(width)s
 local FAIL_RATE, FAIL_RATE_TEXT = %(fail_rate)s, '%(fail_rate_text)s'
 local SLOW_RATE, SLOW_RATE_TEXT = %(slow_rate)s, '%(slow_rate_text)s'
-local MINIMUM, PERMIT_WAIT = %(minimum)s, %(permit_wait)s
+local MINIMUM, PERMIT_WAIT, TRIAL_LIMIT = %(minimum)s, %(permit_wait)s, %(trial_limit)s
 local RESOLUTION, LOG_SIZE = %(resolution)s, %(log_size)s
 
 local now_text = ARGV[1]
@@ -186,11 +186,19 @@ elseif redis.call('ZCOUNT', K_PERMITS, '-inf', now + RESOLUTION) > 0 then
   return refuse(string.format('%.17g', RESET), state)
 end
 if num(redis.call('HGET', K_STATE, 'trials')) >= TRIALS then
-  return refuse('', state)
+  -- Come back when the earliest trial's max_half_open_wait ends, or after a
+  -- tenth of the reset timeout, whichever is sooner (as the Python machine).
+  local wait = RESET / 10
+  if TRIAL_LIMIT > 0 then
+    local first = redis.call('ZRANGE', K_PERMITS, 0, 0, 'WITHSCORES')
+    if #first > 0 then wait = math.min(wait, tonumber(first[2]) - now) end
+  end
+  return refuse(string.format('%.17g', math.max(wait, RESOLUTION)), state)
 end
 redis.call('HINCRBY', K_STATE, 'trials', 1)
 local permit = gen .. ':' .. redis.call('HINCRBY', K_STATE, 'permit_seq', 1)
-redis.call('ZADD', K_PERMITS, now + PERMIT_WAIT, permit)
+-- Scores as text with every digit: Redis would format a Lua number to 14.
+redis.call('ZADD', K_PERMITS, string.format('%.17g', now + PERMIT_WAIT), permit)
 return reply('ticket', gen, permit)
 """
 
@@ -667,6 +675,7 @@ def _constants(config: BreakerConfig) -> dict[str, str]:
         "slow_rate_text": "" if slow_rate is None else f"{slow_rate:.0%}",
         "minimum": str(config.minimum_calls),
         "permit_wait": repr(float(config.reset_timeout if wait is None else wait)),
+        "trial_limit": repr(float(wait or 0.0)),
         "resolution": repr(RESOLUTION),
         "log_size": str(LOG_SIZE),
     }

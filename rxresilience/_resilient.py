@@ -10,6 +10,7 @@ from reactivex import Observable, abc
 
 from ._breaker import CircuitBreaker
 from ._circuit_breaker import circuit_breaker
+from ._clock import is_virtual
 from ._fallback import FallbackLike
 from ._fallback import fallback as fallback_operator
 from ._retry import RetryPolicy
@@ -45,15 +46,20 @@ def resilient(
       abandoned, and its ``TimeoutError`` is an error like any other: the
       breaker counts it and the retry retries it;
     - the breaker sits inside the retry, so every attempt is one call to the
-      breaker, and an open breaker's ``CircuitOpenError`` carries the
-      ``retry_after`` that makes the retry wait until a trial is allowed
-      (instead of burning attempts on refusals);
+      breaker, and a refusal (``CircuitOpenError``, a ``CallRefusedError``)
+      carries the ``retry_after`` that makes the retry wait until a trial is
+      allowed: a refusal uses up no attempt, and the waits are bounded by the
+      retry policy's ``max_refusal_wait`` and ``max_elapsed``;
     - ``total_timeout`` bounds everything, retries and their waits included;
     - ``fallback`` is outermost, so it receives the final error, whatever it
       was (a total timeout included), and replaces it.
 
     To compose them in another order, pipe the single operators yourself
     (see the README).
+
+    An exception raised by the subscriber's own ``on_next`` is never taken
+    for the source's failure: no part counts it, retries it or falls back
+    on it; it travels on as RxPY lets it.
 
     Examples:
         >>> import reactivex as rx
@@ -77,13 +83,16 @@ def resilient(
             ``Observable`` or ``function(error) -> Observable``.
         total_timeout: a budget for everything, or an absolute deadline.
         scheduler: for the timeouts and the retry's delays (a policy's own
-            scheduler wins), else the subscribe-time scheduler.
+            scheduler wins), else the subscribe-time scheduler. With a
+            ``breaker``, it must keep the same kind of time as the breaker's
+            clock: both virtual or both real.
 
     Returns:
         An operator function for ``Observable.pipe``.
 
     Raises:
-        ValueError: no part given, or a bad budget.
+        ValueError: no part given, a bad budget, or a ``scheduler`` in virtual
+            time with a ``breaker`` on the real clock (or the reverse).
         TypeError: a part of the wrong type.
     """
     parts: list[Callable[[Any], Any]] = []
@@ -104,6 +113,7 @@ def resilient(
             raise TypeError(
                 f"breaker must be a CircuitBreaker, got {type(breaker).__name__}"
             )
+        _require_one_kind_of_time(scheduler, breaker)
         parts.append(circuit_breaker(breaker))
     if retry is not None:
         if isinstance(retry, bool) or not isinstance(retry, RetryPolicy | int):
@@ -112,7 +122,9 @@ def resilient(
                 f"{type(retry).__name__}"
             )
         retry_policy = retry if isinstance(retry, RetryPolicy) else RetryPolicy(retry)
-        parts.append(retry_operator(retry_policy, scheduler=scheduler))
+        # A policy's own scheduler wins over resilient's.
+        given = None if retry_policy.scheduler is not None else scheduler
+        parts.append(retry_operator(retry_policy, scheduler=given))
     if total_timeout is not None:
         parts.append(timeout_operator(total=total_timeout, scheduler=scheduler))
     if fallback is not None:
@@ -130,3 +142,24 @@ def resilient(
         return result  # type: ignore[no-any-return]
 
     return apply
+
+
+def _require_one_kind_of_time(
+    scheduler: abc.SchedulerBase | None, breaker: CircuitBreaker
+) -> None:
+    """Refuse a virtual pipeline around a breaker on the real clock, or the reverse:
+    the retry would wait the breaker's ``retry_after`` on the wrong clock and be
+    refused again."""
+    if scheduler is None or is_virtual(scheduler) == is_virtual(breaker.scheduler):
+        return
+    kind = "virtual time" if is_virtual(scheduler) else "real time"
+    breaker_kind = (
+        f"virtual time ({type(breaker.scheduler).__name__})"
+        if is_virtual(breaker.scheduler)
+        else "the real clock"
+    )
+    raise ValueError(
+        f"resilient(scheduler={type(scheduler).__name__}) runs in {kind}, but "
+        f"breaker {breaker.name!r} keeps {breaker_kind}: give the breaker the "
+        f"same scheduler (CircuitBreaker(..., scheduler=...))"
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -18,13 +18,13 @@ from ._arguments import (
     error_predicate,
     is_number,
     require_callable,
-    require_positive,
+    require_duration,
     require_scheduler,
 )
 from ._backoff import Backoff, ExponentialBackoff, to_backoff
-from ._clock import RESOLUTION, choose_scheduler, seconds_now
+from ._clock import LONGEST_WAIT, RESOLUTION, choose_scheduler, seconds_now
 from ._delay_mode import delays_disabled
-from .errors import ResultRejectedError
+from .errors import CallRefusedError, ResultRejectedError
 
 __all__ = ["RetryEvent", "RetryPolicy", "retry"]
 
@@ -42,6 +42,10 @@ RetryPredicate: TypeAlias = (
 """What ``should_retry=`` accepts: a predicate, exception type(s), or None (all)."""
 
 _DEFAULT_BACKOFF = ExponentialBackoff()
+_DEFAULT_MAX_REFUSAL_WAIT = 60.0
+# A refusal that says "come back now" is waited at least this long, so a
+# policy that keeps refusing with ``retry_after=0`` cannot spin the retry.
+_SHORTEST_REFUSAL_WAIT = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +53,19 @@ class RetryEvent:
     """What ``on_retry`` receives each time a retry is scheduled.
 
     Attributes:
-        attempt: the number of the attempt that just failed (1 for the first).
+        attempt: the number of the attempt that just failed (1 for the first);
+            for a refusal, the number of the attempt that was refused and will
+            be made again.
         delay: seconds until the next attempt starts (0 means at once).
         error: the exception that attempt failed with.
+        refused: True when ``error`` is a :class:`~rxresilience.CallRefusedError`
+            (nothing was called; the wait does not use up an attempt).
     """
 
     attempt: int
     delay: float
     error: Exception
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +90,7 @@ class RetryPolicy:
     scheduler: abc.SchedulerBase | None = None
     on_retry: Callable[[RetryEvent], None] | None = None
     retry_if_result: Callable[[Any], bool] | None = None
+    max_refusal_wait: float = _DEFAULT_MAX_REFUSAL_WAIT
 
     _backoff_policy: Backoff | None = field(init=False, repr=False, compare=False)
     _should_retry: ErrorPredicate | None = field(init=False, repr=False, compare=False)
@@ -108,7 +118,8 @@ class RetryPolicy:
             else error_predicate("should_retry", self.should_retry),
         )
         if self.max_elapsed is not None:
-            require_positive("max_elapsed", self.max_elapsed)
+            require_duration("max_elapsed", self.max_elapsed, positive=True)
+        require_duration("max_refusal_wait", self.max_refusal_wait)
         if not isinstance(self.reset_on_success, bool):
             raise TypeError(
                 "reset_on_success must be a bool, got "
@@ -147,6 +158,7 @@ def retry(
     scheduler: abc.SchedulerBase | None = None,
     on_retry: Callable[[RetryEvent], None] | None = None,
     retry_if_result: Callable[[Any], bool] | None = None,
+    max_refusal_wait: float = _DEFAULT_MAX_REFUSAL_WAIT,
 ) -> Callable[[Observable[_T]], Observable[_T]]: ...
 
 
@@ -161,6 +173,7 @@ def retry(
     scheduler: abc.SchedulerBase | None = None,
     on_retry: Callable[[RetryEvent], None] | None = None,
     retry_if_result: Callable[[Any], bool] | None = None,
+    max_refusal_wait: float = _DEFAULT_MAX_REFUSAL_WAIT,
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """Resubscribe to the source when it fails, waiting a backoff between attempts.
 
@@ -185,9 +198,25 @@ def retry(
     subscription has its own attempt count and delay sequence, so
     ``repeat()`` after ``retry`` gets a fresh budget each time.
 
-    An error with a numeric ``retry_after`` attribute (seconds, such as
-    ``rxr.CircuitOpenError``) makes the next delay at least that long, even
-    beyond the policy's cap or with ``backoff=None``.
+    A refusal is not a call: a :class:`~rxresilience.CallRefusedError` (such
+    as ``rxr.CircuitOpenError``) means nothing was called, so it uses up no
+    attempt and does not advance the backoff; the retry waits exactly its
+    ``retry_after`` and tries again. The waits on refusals add up to at most
+    ``max_refusal_wait`` seconds, and stay within ``max_elapsed``; past
+    either, or for a refusal with ``retry_after=None`` (a breaker forced
+    open), the retry ends with the refusal at once. ``should_retry`` is not
+    asked about refusals (``max_refusal_wait=0`` fails fast on them).
+
+    Any other error with a numeric ``retry_after`` attribute (seconds, such
+    as ``rxr.RetryAfterError`` from a server's ``Retry-After``) counts as an
+    attempt and makes the next delay at least that long, even beyond the
+    policy's cap or with ``backoff=None``. A delay longer than a timer can
+    wait (``threading.TIMEOUT_MAX``, about 292 years, or infinity) means
+    "never": the retry gives up at once with that error.
+
+    An exception raised by the subscriber's own ``on_next`` is never retried
+    (``reactivex.operators.retry`` would retry it when a synchronous source
+    hands it back as ``on_error``): it travels on as RxPY lets it.
 
     Examples:
         >>> import reactivex as rx
@@ -228,7 +257,11 @@ def retry(
         scheduler: where delays are scheduled, overriding the subscribe-time
             scheduler.
         on_retry: called with a :class:`RetryEvent` each time a retry is
-            scheduled; an exception it raises becomes the stream's error.
+            scheduled, a refusal's wait included (``event.refused``); an
+            exception it raises becomes the stream's error.
+        max_refusal_wait: the most seconds, in total, spent waiting on
+            refusals (``CallRefusedError``); 0 ends the retry at the first
+            refusal.
         retry_if_result: a predicate on values (tenacity's
             ``retry_if_result``): a value it flags (an HTTP 503 response, say)
             ends the attempt as a failure with
@@ -240,7 +273,9 @@ def retry(
 
     Raises:
         ValueError: ``max_attempts < 1``, negative delays, ``jitter`` outside
-            [0, 1], ``factor < 1``, or a non-positive ``max_elapsed``.
+            [0, 1], ``factor < 1``, a non-positive ``max_elapsed``, a negative
+            ``max_refusal_wait``, or a duration that is not finite or longer
+            than ``threading.TIMEOUT_MAX``.
         TypeError: an argument of the wrong type, such as a non-callable
             ``should_retry``.
     """
@@ -252,6 +287,7 @@ def retry(
             or reset_on_success
             or on_retry is not None
             or retry_if_result is not None
+            or max_refusal_wait != _DEFAULT_MAX_REFUSAL_WAIT
         )
         if given:
             raise TypeError(
@@ -260,16 +296,10 @@ def retry(
             )
         policy = max_attempts
         if rng is not None or scheduler is not None:
-            policy = RetryPolicy(
-                max_attempts=policy.max_attempts,
-                backoff=policy.backoff,
-                should_retry=policy.should_retry,
-                max_elapsed=policy.max_elapsed,
-                reset_on_success=policy.reset_on_success,
+            policy = dataclasses.replace(
+                policy,
                 rng=rng if rng is not None else policy.rng,
                 scheduler=scheduler if scheduler is not None else policy.scheduler,
-                on_retry=policy.on_retry,
-                retry_if_result=policy.retry_if_result,
             )
     else:
         policy = RetryPolicy(
@@ -282,6 +312,7 @@ def retry(
             scheduler=scheduler,
             on_retry=on_retry,
             retry_if_result=retry_if_result,
+            max_refusal_wait=max_refusal_wait,
         )
     operator_rng = policy.rng if policy.rng is not None else random.Random()
 
@@ -323,6 +354,8 @@ class _RetryRun(abc.DisposableBase, Generic[_T]):
         "_on_next",
         "_pending",
         "_policy",
+        "_raised",
+        "_refusal_waited",
         "_rng",
         "_scheduler",
         "_source",
@@ -354,8 +387,10 @@ class _RetryRun(abc.DisposableBase, Generic[_T]):
         self._lock = threading.Lock()
         self._no_delays = delays_disabled()
         self._on_next: Callable[[_T], None] = (
-            self._on_next_resetting if policy.reset_on_success else observer.on_next
+            self._on_next_resetting if policy.reset_on_success else self._forward
         )
+        self._raised: Exception | None = None
+        self._refusal_waited = 0.0
 
     def start(self) -> None:
         if self._policy.max_elapsed is not None:
@@ -419,15 +454,28 @@ class _RetryRun(abc.DisposableBase, Generic[_T]):
                 return
         self._drain()
 
+    def _forward(self, value: _T) -> None:
+        try:
+            self._observer.on_next(value)
+        except Exception as error:
+            # Our subscriber's own bug: a synchronous source hands it back to
+            # us as on_error (RxPY's rule), and it must not be retried.
+            self._raised = error
+            raise
+
     def _on_next_resetting(self, value: _T) -> None:
         self._attempts = 0
         self._delays = None
+        self._refusal_waited = 0.0
         if self._policy.max_elapsed is not None:
             self._episode_start = self._now()
-        self._observer.on_next(value)
+        self._forward(value)
 
     def _on_error(self, error: Exception) -> None:
         if self._disposed:
+            return
+        if error is self._raised:  # the subscriber's exception belongs to it
+            self._observer.on_error(error)
             return
         try:
             delay = self._next_delay(error)
@@ -456,6 +504,8 @@ class _RetryRun(abc.DisposableBase, Generic[_T]):
 
     def _next_delay(self, error: Exception) -> float | None:
         """The delay before the next attempt, or None to give up with ``error``."""
+        if isinstance(error, CallRefusedError):
+            return self._refusal_delay(error)
         policy = self._policy
         self._attempts += 1
         attempt = self._attempts
@@ -473,18 +523,40 @@ class _RetryRun(abc.DisposableBase, Generic[_T]):
             delay = next(delays)
         retry_after = getattr(error, "retry_after", None)
         if is_number(retry_after) and retry_after > delay:
-            if retry_after == math.inf:
-                return None
             delay = float(retry_after)
+        if delay > LONGEST_WAIT:  # "come back in 300 years" (or never): give up now
+            return None
         if self._no_delays:  # rxr.testing.no_delays(): every backoff is zero
             delay = 0.0
-        if policy.max_elapsed is not None:
-            elapsed = self._now() - self._episode_start
-            if elapsed + delay > policy.max_elapsed + RESOLUTION:
-                return None
+        if not self._within_budget(delay):
+            return None
         if policy.on_retry is not None:
             policy.on_retry(RetryEvent(attempt, delay, error))
         return delay
+
+    def _refusal_delay(self, refusal: CallRefusedError) -> float | None:
+        """Wait out a refusal: no attempt used, the backoff left where it is."""
+        wait = refusal.retry_after
+        if not is_number(wait) or not wait <= LONGEST_WAIT or self._no_delays:
+            return None  # unknown, never, or no waiting allowed: end with it
+        wait = max(float(wait), _SHORTEST_REFUSAL_WAIT)
+        policy = self._policy
+        waited = self._refusal_waited + wait
+        if waited > policy.max_refusal_wait + RESOLUTION:
+            return None
+        if not self._within_budget(wait):
+            return None
+        self._refusal_waited = waited
+        if policy.on_retry is not None:
+            policy.on_retry(RetryEvent(self._attempts + 1, wait, refusal, True))
+        return wait
+
+    def _within_budget(self, delay: float) -> bool:
+        """False when an attempt after ``delay`` would start past ``max_elapsed``."""
+        budget = self._policy.max_elapsed
+        if budget is None:
+            return True
+        return self._now() - self._episode_start + delay <= budget + RESOLUTION
 
     def dispose(self) -> None:
         self._disposed = True

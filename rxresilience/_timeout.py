@@ -13,7 +13,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
 from ._arguments import is_number, require_scheduler
-from ._clock import RESOLUTION, choose_scheduler, clock_of
+from ._clock import LONGEST_WAIT, RESOLUTION, choose_scheduler, clock_of
 from ._fallback import FallbackLike, Replacement, to_fallback
 from .errors import TimeoutError as ResilienceTimeoutError
 
@@ -34,8 +34,12 @@ def _relative(name: str, value: Any) -> float:
         raise TypeError(
             f"{name} must be seconds or a timedelta, got {type(value).__name__}"
         )
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{name} must be a positive, finite duration, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > LONGEST_WAIT:
+        raise ValueError(
+            f"{name} must be a positive, finite duration of at most "
+            f"{LONGEST_WAIT:g} seconds (the longest wait a timer can be armed "
+            f"for), got {value!r}"
+        )
     return seconds
 
 
@@ -279,7 +283,9 @@ class _TimeoutRun(abc.DisposableBase, Generic[_T]):
         if total is not None and (deadline is None or total < deadline):
             deadline = total
         self._armed_count = self._count
-        if deadline is None:
+        # A deadline further away than a timer can wait (an absolute one in
+        # the year 9999) is never reached: it arms nothing.
+        if deadline is None or deadline - now > LONGEST_WAIT:
             self._timer.disposable = SingleAssignmentDisposable()
             return
         self._timer.disposable = self._scheduler.schedule_relative(

@@ -13,14 +13,17 @@ Bad configuration is not a ``ResilienceError``: it raises the built-in
 from __future__ import annotations
 
 import builtins
+from typing import TYPE_CHECKING
 
 __all__ = [
+    "CallRefusedError",
     "CircuitOpenError",
     "IdempotencyClaimLostError",
     "IdempotencyCodecError",
     "IdempotencyError",
     "IdempotencyInProgressError",
     "IdempotencyKeyReuseError",
+    "OptimisticApplyError",
     "OptimisticStateDisposedError",
     "RecordedError",
     "ResilienceError",
@@ -37,10 +40,48 @@ class ResilienceError(Exception):
     """Base class of every error raised by rxresilience itself."""
 
 
-class CircuitOpenError(ResilienceError):
+class CallRefusedError(ResilienceError):
+    """A local policy refused the call before it was made: nothing was called.
+
+    A refusal is not a failure of the protected work, so ``rxr.retry`` does
+    not count it as an attempt: it waits ``retry_after`` seconds (its backoff
+    does not advance) and tries again, within ``max_refusal_wait`` and
+    ``max_elapsed``; with ``retry_after=None`` the retry ends at once.
+    :class:`CircuitOpenError` is one; a policy of your own may raise one too.
+
+    Examples:
+        >>> error = CallRefusedError("quota of 'search' used up", retry_after=2.5)
+        >>> error.retry_after
+        2.5
+
+    Attributes:
+        retry_after: seconds until a call may be admitted, or ``None`` when
+            that is unknown (then waiting would not help).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after)
+
+    # Subclasses keep ``retry_after`` as the last of ``args``: reading it costs
+    # nothing when the error is built, and pickling keeps working.
+    @property
+    def retry_after(self) -> float | None:
+        value: float | None = self.args[-1]
+        return value
+
+    def __str__(self) -> str:
+        wait = (
+            "" if self.retry_after is None else f"; retry after {self.retry_after:.3f}s"
+        )
+        return f"{self.args[0]}{wait}"
+
+
+class CircuitOpenError(CallRefusedError):
     """A circuit breaker refused the call; the protected work never started.
 
-    Raised as ``CircuitOpenError(breaker, state, retry_after)``.
+    Raised as ``CircuitOpenError(breaker, state, retry_after)``; a
+    :class:`CallRefusedError`, so ``rxr.retry`` waits for the breaker instead
+    of spending attempts on its refusals.
 
     Attributes:
         breaker: the name of the breaker that refused.
@@ -51,8 +92,16 @@ class CircuitOpenError(ResilienceError):
             next attempt.
     """
 
-    # The attributes read ``args`` (set by BaseException itself), so refusing a
-    # call, a hot path, runs no Python code to build its error.
+    # The attributes read ``args`` (set by BaseException's own ``__init__``), so
+    # refusing a call, a hot path, runs no Python code to build its error.
+    if TYPE_CHECKING:
+
+        def __init__(
+            self, breaker: str, state: str, retry_after: float | None
+        ) -> None: ...
+
+    else:
+        __init__ = ResilienceError.__init__
 
     @property
     def breaker(self) -> str:
@@ -61,11 +110,6 @@ class CircuitOpenError(ResilienceError):
     @property
     def state(self) -> str:
         return str(self.args[1])
-
-    @property
-    def retry_after(self) -> float | None:
-        value: float | None = self.args[2]
-        return value
 
     def __str__(self) -> str:
         wait = (
@@ -232,6 +276,32 @@ class SagaCancelledError(SagaError):
 
 class OptimisticStateDisposedError(ResilienceError):
     """An ``OptimisticState`` was disposed: it takes no more updates."""
+
+
+class OptimisticApplyError(ResilienceError):
+    """The server accepted an update whose function then failed on the confirmed value.
+
+    ``OptimisticState`` folds an accepted function update into its confirmed
+    value by applying the function to it. When that raises, the update still
+    counts as accepted (its result emits ``True``), its layer is dropped and
+    the confirmed value is left as it was: it may now differ from the
+    server's, so call ``refresh()``. Reported on ``OptimisticState.errors``.
+
+    Attributes:
+        cause: the function's error (also ``__cause__``).
+    """
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(
+            f"an update the server accepted raised when re-applied to the confirmed "
+            f"value ({cause!r}); the client's confirmed value may now differ from "
+            "the server's: call refresh()"
+        )
+        self.cause = cause
+        self.__cause__ = cause
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.cause,))
 
 
 class ResultRejectedError(ResilienceError):

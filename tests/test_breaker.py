@@ -158,7 +158,7 @@ def test_half_open_admits_exactly_the_permitted_trials() -> None:
     assert results[:3] == [[], [], []]
     [(_, refused)] = results[3]
     assert isinstance(refused, rxr.CircuitOpenError)
-    assert refused.retry_after is None
+    assert refused.retry_after == 1.0  # a tenth of the reset timeout
     assert refused.state == "half-open"
     for observer in calls.open[:2]:
         observer.on_completed()

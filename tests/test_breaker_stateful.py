@@ -84,7 +84,7 @@ class Model:
             self.trials_taken += 1
             return ModelCall(self.generation, trial=True)
         self.rejected += 1
-        return None
+        return RESET / 10  # come back in a tenth of the reset timeout
 
     def settle(self, call: ModelCall, outcome: str, now: float) -> None:
         if call.settled:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import doctest
+import importlib
 import inspect
+import pkgutil
 import re
 from typing import Any
 
@@ -14,59 +16,18 @@ from reactivex import operators as ops
 from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
-from rxresilience import (
-    _async,
-    _backoff,
-    _breaker,
-    _circuit_breaker,
-    _codec,
-    _fallback,
-    _http,
-    _idempotent,
-    _idempotent_map,
-    _optimistic,
-    _resilient,
-    _retry,
-    _timeout,
-    _window,
-    chaos,
-)
-from rxresilience.saga import _recover, _saga, _sqlite_journal
-from rxresilience.stores import _memory, _sqlite
-from rxresilience.testing import _delays, _flaky, _trace
 
 from ._support import record
 
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        _async,
-        _backoff,
-        _breaker,
-        _circuit_breaker,
-        _codec,
-        _delays,
-        _fallback,
-        _flaky,
-        _http,
-        _idempotent,
-        _idempotent_map,
-        _memory,
-        _optimistic,
-        _recover,
-        _resilient,
-        _retry,
-        _saga,
-        _sqlite,
-        _sqlite_journal,
-        _timeout,
-        _trace,
-        _window,
-        chaos,
-    ],
+# Every module of the package, so a new one cannot be forgotten here.
+MODULES = sorted(
+    info.name for info in pkgutil.walk_packages(rxr.__path__, prefix="rxresilience.")
 )
-def test_doctests_pass(module: Any) -> None:
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests_pass(name: str) -> None:
+    module = importlib.import_module(name)
     globs: dict[str, Any] = {name: getattr(rxr, name) for name in rxr.__all__}
     globs["ops"] = ops
     result = doctest.testmod(module, extraglobs=globs, optionflags=doctest.ELLIPSIS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -275,6 +276,326 @@ def test_the_operator_applies_each_intent() -> None:
     scheduler.advance_to(1)
     assert results == [True, True]
     assert state.confirmed == 3
+
+
+# --- a function that cannot be re-applied: the server's acceptance stands ----------
+
+
+def raises_on_second_call(change: Any) -> Any:
+    """A change that works once (for the display) and raises the next time."""
+    calls = [0]
+
+    def function(value: Any) -> Any:
+        calls[0] += 1
+        if calls[0] > 1:
+            raise Boom("cannot re-apply")
+        return change(value)
+
+    return function
+
+
+def test_an_update_accepted_by_the_server_but_failing_to_reapply_still_emits_true() -> (
+    None
+):
+    state = rxr.OptimisticState(1)
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    flags: list[bool] = []
+    state.is_updating.subscribe(flags.append)
+    events: list[Any] = []
+    state.update(raises_on_second_call(lambda n: n + 1), rx.of).subscribe(
+        events.append, events.append, lambda: events.append("done")
+    )
+    assert events == [True, "done"]
+    assert [type(e) for e in errors] == [rxr.OptimisticApplyError]
+    assert isinstance(errors[0].__cause__, Boom)
+    assert (state.value, state.confirmed) == (1, 1)  # the layer is dropped
+    assert flags[-1] is False
+
+
+def test_an_apply_error_carries_its_cause_and_asks_for_a_refresh() -> None:
+    cause = Boom("cannot re-apply")
+    error = rxr.OptimisticApplyError(cause)
+    assert isinstance(error, rxr.ResilienceError)
+    assert error.cause is cause
+    assert error.__cause__ is cause
+    assert "may now differ from the server" in str(error)
+    assert "refresh()" in str(error)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is rxr.OptimisticApplyError
+    assert isinstance(copy.cause, Boom)
+    assert copy.__cause__ is copy.cause
+    assert str(copy) == str(error)
+
+
+def test_an_update_failing_to_reapply_on_a_virtual_clock_keeps_the_base_and_the_rest() -> (
+    None
+):
+    scheduler = TestScheduler()
+    state: rxr.OptimisticState[dict[str, Any]] = rxr.OptimisticState({"n": 1})
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    a = outcome(state.update(lambda d: {**d, "n": d["n"] + 1}, server(scheduler, 5)))
+    b = outcome(state.update(lambda d: {**d, "tag": "x"}, server(scheduler, 8)))
+    scheduler.advance_to(2)
+    state.set_confirmed({"count": 0})  # a base the first change cannot take
+    assert state.value == {"count": 0, "tag": "x"}
+    assert [type(e) for e in errors] == [KeyError]  # the display left it out
+    scheduler.advance_to(5)
+    assert a == [True]
+    assert [type(e) for e in errors] == [KeyError, rxr.OptimisticApplyError]
+    assert isinstance(errors[1].__cause__, KeyError)
+    assert state.confirmed == {"count": 0}
+    assert state.value == {"count": 0, "tag": "x"}
+    scheduler.advance_to(8)
+    assert b == [True]
+    assert (state.value, state.confirmed) == ({"count": 0, "tag": "x"},) * 2
+
+
+def test_an_update_failing_to_reapply_with_the_states_scheduler_still_emits_true() -> (
+    None
+):
+    scheduler = TestScheduler()
+    state = rxr.OptimisticState(1, scheduler=scheduler)
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    result = outcome(state.update(raises_on_second_call(lambda n: n + 1), rx.of))
+    assert (result, state.value) == ([], 2)
+    scheduler.advance_to(1)
+    assert result == [True]
+    assert [type(e) for e in errors] == [rxr.OptimisticApplyError]
+    assert (state.value, state.confirmed) == (1, 1)
+
+
+def test_a_layer_the_new_base_breaks_leaves_the_display_and_is_reported_once() -> None:
+    scheduler = TestScheduler()
+    state = rxr.OptimisticState(1)
+    shown = watch(state, scheduler)
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    state.update(
+        lambda n: n + 1, server(scheduler, 2, answer=0), confirm_with_result=True
+    )
+    divide = outcome(state.update(lambda n: 10 // n, server(scheduler, 6)))
+    state.update(lambda n: n * 3, server(scheduler, 4))
+    assert [v for _, v in shown] == [1, 2, 5, 15]
+    scheduler.advance_to(2)  # the server's answer, 0, is a base 10 // n cannot take
+    assert [type(e) for e in errors] == [ZeroDivisionError]
+    assert state.value == 0  # 0 * 3: the failing layer is left out, the rest shown
+    scheduler.advance_to(4)
+    assert [type(e) for e in errors] == [ZeroDivisionError]  # not reported again
+    scheduler.advance_to(6)
+    assert divide == [True]
+    assert [type(e) for e in errors] == [ZeroDivisionError, rxr.OptimisticApplyError]
+    assert (state.value, state.confirmed) == (0, 0)
+    assert [v for _, v in shown] == [1, 2, 5, 15, 0]
+
+
+def test_set_confirmed_keeps_a_layer_the_new_base_breaks_and_reports_it() -> None:
+    scheduler = TestScheduler()
+    state = rxr.OptimisticState(2)
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    state.update(lambda n: 10 // n, server(scheduler, 5))
+    state.update(lambda n: n + 1, server(scheduler, 5))
+    state.set_confirmed(0)  # does not raise
+    assert (state.value, state.confirmed) == (1, 0)
+    assert [type(e) for e in errors] == [ZeroDivisionError]
+    state.set_confirmed(5)  # the layer was kept: it applies again
+    assert state.value == 3
+
+
+def test_a_refresh_a_pending_layer_cannot_take_is_applied_and_the_layer_reported() -> (
+    None
+):
+    state = rxr.OptimisticState(2)
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    state.update(lambda n: 10 // n, lambda _: rx.never())
+    applied = outcome(state.refresh(lambda: rx.of(0)))
+    assert applied == [True]
+    assert (state.value, state.confirmed) == (0, 0)
+    assert [type(e) for e in errors] == [ZeroDivisionError]
+
+
+# --- a misbehaving subscriber: its exception is its own, never the commit's --------
+
+
+class SubscriberBug(Exception):
+    pass
+
+
+def raising(value: Any) -> None:
+    raise SubscriberBug(f"cannot handle {value!r}")
+
+
+def test_a_subscriber_raising_on_the_operators_result_gets_its_own_error_synchronously() -> (
+    None
+):
+    state = rxr.OptimisticState(0)
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    received: list[Exception] = []
+    rx.of(lambda n: n + 1).pipe(rxr.optimistic(state, commit=rx.of)).subscribe(
+        raising, received.append
+    )
+    assert [type(e) for e in received] == [SubscriberBug]
+    assert errors == []  # not a commit failure
+    assert (state.value, state.confirmed) == (1, 1)  # the accepted update stands
+    assert outcome(state.update(lambda n: n + 1, rx.of)) == [True]
+
+
+def test_a_subscriber_raising_on_an_updates_result_never_reaches_the_commit() -> None:
+    scheduler = TestScheduler()
+    state = rxr.OptimisticState(0)
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    flags: list[bool] = []
+    state.is_updating.subscribe(flags.append)
+    result = state.update(lambda n: n + 1, server(scheduler, 5))
+    raiser: list[Any] = []
+    result.subscribe(raising, raiser.append, lambda: raiser.append("done"))
+    other: list[Any] = []
+    result.subscribe(other.append, other.append, lambda: other.append("done"))
+    scheduler.advance_to(5)  # does not raise: the bug never reaches the timer
+    assert [type(e) for e in raiser] == [SubscriberBug]
+    assert other == [True, "done"]  # settled once, for everyone else
+    assert errors == []
+    assert (state.value, state.confirmed) == (1, 1)
+    assert flags == [False, True, False]
+
+
+def test_a_subscriber_raising_inside_a_synchronous_commit_gets_its_own_error() -> None:
+    state = rxr.OptimisticState(0)
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    raiser: list[Any] = []
+    other: list[Any] = []
+
+    def start(_: Any) -> None:
+        # On this thread's trampoline rx.of runs after ``start`` returns, so both
+        # subscribers are there when the commit completes.
+        result = state.update(lambda n: n + 1, rx.of)
+        result.subscribe(raising, raiser.append)
+        result.subscribe(other.append, other.append, lambda: other.append("done"))
+
+    rx.of(None).subscribe(start)
+    assert [type(e) for e in raiser] == [SubscriberBug]
+    assert other == [True, "done"]
+    assert errors == []
+    assert (state.value, state.confirmed) == (1, 1)
+
+
+def test_a_late_subscriber_raising_on_a_settled_result_gets_its_own_error() -> None:
+    state = rxr.OptimisticState(0)
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    result = state.update(lambda n: n + 1, rx.of)
+    raiser: list[Any] = []
+    result.subscribe(raising, raiser.append)
+    assert [type(e) for e in raiser] == [SubscriberBug]
+    assert outcome(result) == [True]
+    assert errors == []
+    assert state.confirmed == 1
+
+
+def test_a_subscriber_raising_on_a_refreshs_result_never_reaches_the_fetch() -> None:
+    scheduler = TestScheduler()
+    state = rxr.OptimisticState(0)
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    result = state.refresh(
+        lambda: rx.timer(3, scheduler=scheduler).pipe(ops.map(lambda _: 42))
+    )
+    raiser: list[Any] = []
+    result.subscribe(raising, raiser.append)
+    other = outcome(result)
+    scheduler.advance_to(3)
+    assert [type(e) for e in raiser] == [SubscriberBug]
+    assert other == [True]
+    assert errors == []
+    assert state.value == 42
+
+
+@pytest.mark.parametrize("stream", ["display", "is_updating", "errors"])
+def test_a_subscriber_raising_on_a_state_stream_is_detached_alone(stream: str) -> None:
+    scheduler = TestScheduler()
+    state = rxr.OptimisticState(0)
+    source: rx.Observable[Any] = {
+        "display": state,
+        "is_updating": state.is_updating,
+        "errors": state.errors,
+    }[stream]
+    raiser: list[Any] = []
+    calls = [0]
+
+    def bad(value: Any) -> None:
+        calls[0] += 1
+        if calls[0] > 1 or stream == "errors":  # after the replay, if any
+            raise SubscriberBug(value)
+
+    source.subscribe(bad, raiser.append)
+    others: list[Any] = []
+    source.subscribe(others.append)
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    a = outcome(state.update(lambda n: n + 1, server(scheduler, 2, fail=True)))
+    b = outcome(state.update(lambda n: n + 10, server(scheduler, 4)))
+    scheduler.advance_to(4)
+    assert [type(e) for e in raiser] == [SubscriberBug]
+    assert (a, b) == ([False], [True])
+    assert (state.value, state.confirmed) == (10, 10)
+    assert [type(e) for e in errors] == [Boom]  # only the commit that failed
+    assert [o if isinstance(o, bool | int) else type(o) for o in others] == {
+        "display": [0, 1, 11, 10],
+        "is_updating": [False, True, False],
+        "errors": [Boom],
+    }[stream]  # the other subscriber saw every change
+
+
+# --- what ``commit`` receives when updates overlap ---------------------------------
+
+
+def test_overlapping_updates_commit_the_display_with_every_pending_layer() -> None:
+    cart = rxr.OptimisticState(["apple"])
+    sent: list[list[str]] = []
+
+    def save(shown: list[str]) -> rx.Observable[Any]:
+        sent.append(shown)
+        return rx.never()  # still pending
+
+    cart.update(lambda c: [*c, "pear"], commit=save)
+    cart.update(lambda c: [*c, "fig"], commit=save)
+    assert sent == [["apple", "pear"], ["apple", "pear", "fig"]]
+
+
+def test_a_delta_commit_confirmed_with_the_servers_answer_follows_the_server() -> None:
+    scheduler = TestScheduler()
+    cart = rxr.OptimisticState(["apple"])
+    on_server = ["apple"]
+
+    def add_item(item: str) -> rx.Observable[list[str]]:
+        def accept(_: Any) -> list[str]:
+            on_server.append(item)
+            return list(on_server)
+
+        return rx.timer(2, scheduler=scheduler).pipe(ops.map(accept))
+
+    cart.update(
+        lambda c: [*c, "pear"],
+        commit=lambda _shown: add_item("pear"),
+        confirm_with_result=True,
+    )
+    scheduler.advance_to(1)
+    cart.update(
+        lambda c: [*c, "fig"],
+        commit=lambda _shown: add_item("fig"),
+        confirm_with_result=True,
+    )
+    assert cart.value == ["apple", "pear", "fig"]
+    scheduler.advance_to(3)
+    assert cart.value == on_server == ["apple", "pear", "fig"]
+    assert cart.confirmed == on_server
 
 
 # --- a model: the display is the fold of the pending layers over the base ---------

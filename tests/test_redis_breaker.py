@@ -358,7 +358,7 @@ def test_half_open_trials_are_counted_across_the_fleet(
     assert len(tickets) == 2
     assert all(ticket.trial for ticket in tickets)
     refusals = [a for a in answers if isinstance(a, rxr.CircuitOpenError)]
-    assert {(r.state, r.retry_after) for r in refusals} == {("half-open", None)}
+    assert {(r.state, r.retry_after) for r in refusals} == {("half-open", 1.0)}
     assert members[0].breaker.metrics().rejected == 10
 
 

@@ -26,6 +26,7 @@ def draw_timeline(
 
     Examples:
         >>> import reactivex as rx
+        >>> from rxresilience.testing import run
         >>> trace = run(lambda s: rx.timer(2.0, scheduler=s))
         >>> axes = draw_timeline({"timer": trace}, title="a timer")  # doctest: +SKIP
 
