@@ -208,6 +208,7 @@ class _TimeoutRun(abc.DisposableBase, Generic[_T]):
         "_scheduler",
         "_start",
         "_subscribe_scheduler",
+        "_suspended",
         "_switched",
         "_timer",
         "_total_deadline",
@@ -239,6 +240,9 @@ class _TimeoutRun(abc.DisposableBase, Generic[_T]):
         self._timer = SerialDisposable()
         self._upstream = SingleAssignmentDisposable()
         self._switched = SerialDisposable()
+        # The subscriber raised from on_next: as ops.timeout, no item deadline
+        # runs until the next item (the total budget still does).
+        self._suspended = False
         now = self._start = self._clock()
         # The first item's deadline and the budget it reports.
         first_deadline: float | None
@@ -271,6 +275,8 @@ class _TimeoutRun(abc.DisposableBase, Generic[_T]):
     # -- deadlines ------------------------------------------------------------------
 
     def _item_deadline(self) -> float | None:
+        if self._suspended:
+            return None
         if not self._count:
             return self._first_deadline
         if self._each_s is not None:
@@ -365,7 +371,17 @@ class _TimeoutRun(abc.DisposableBase, Generic[_T]):
                 and self._total_deadline is None
             ):
                 self._timer.dispose()  # only `first` was set: no budget is left
-            self._observer.on_next(value)
+            if self._suspended:
+                self._suspended = False
+                self._arm(self._clock())
+            try:
+                self._observer.on_next(value)
+            except Exception:
+                # The subscriber's own bug travels on as RxPY lets it; it is not
+                # the source's failure, and it stops the item deadline for now.
+                self._suspended = True
+                self._arm(self._clock())
+                raise
 
     def _on_error(self, error: Exception) -> None:
         self._terminate(lambda: self._observer.on_error(error))
