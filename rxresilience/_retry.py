@@ -523,8 +523,10 @@ class _RetryRun(abc.DisposableBase, Generic[_T]):
             delay = next(delays)
         retry_after = getattr(error, "retry_after", None)
         if is_number(retry_after) and retry_after > delay:
+            if retry_after > LONGEST_WAIT:  # "in 300 years", or never: give up now
+                return None
             delay = float(retry_after)
-        if delay > LONGEST_WAIT:  # "come back in 300 years" (or never): give up now
+        if delay > LONGEST_WAIT:  # a function backoff's answer, as absurd
             return None
         if self._no_delays:  # rxr.testing.no_delays(): every backoff is zero
             delay = 0.0

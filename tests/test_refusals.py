@@ -379,6 +379,26 @@ def test_a_retry_after_of_centuries_gives_up_at_once_with_the_servers_error() ->
     assert scheduler.waits == []
 
 
+class ComeBackLater(Exception):
+    def __init__(self, retry_after: Any) -> None:
+        super().__init__(f"come back after {retry_after!r}")
+        self.retry_after = retry_after
+
+
+@pytest.mark.parametrize("retry_after", [10**400, math.inf, 1e10])
+def test_a_huge_retry_after_of_any_number_type_gives_up_with_the_error(
+    retry_after: Any,
+) -> None:
+    scheduler = WatchedScheduler()
+    error = ComeBackLater(retry_after)
+    errors: list[Exception] = []
+    rx.throw(error).pipe(rxr.retry(3, scheduler=scheduler)).subscribe(
+        on_error=errors.append
+    )
+    assert errors == [error]
+    assert scheduler.waits == []
+
+
 def test_a_function_backoff_of_centuries_gives_up_at_once() -> None:
     scheduler = WatchedScheduler()
     error = ServiceDown()
