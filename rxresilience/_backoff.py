@@ -8,17 +8,25 @@ every run and concurrent subscriptions never share a sequence.
 Policies compose: ``policy.capped(10.0)`` bounds any policy's delays (the cap
 applies after jitter), and ``policy + other`` (or ``policy + 0.5``) adds two
 delay sequences attempt by attempt.
+
+Every delay, cap and base is a duration: a finite number of seconds, at least
+0, at most :data:`~rxresilience._clock.LONGEST_WAIT` (about 292 years, the
+longest wait a timer can be armed for), kept as a float; anything else raises
+``ValueError`` (``TypeError`` for a non-number or a ``bool``) naming the
+argument. Delays are computed in floats and never overflow, whatever the
+attempt number.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from ._arguments import is_number, require_finite, require_positive
+from ._arguments import is_number, require_duration, require_finite
 
 __all__ = [
     "Backoff",
@@ -83,16 +91,36 @@ class Backoff(ABC):
 
 
 def _powers(base: float, factor: float, max_delay: float) -> Iterator[float]:
-    """``base * factor ** (k - 1)`` for k = 1, 2, ..., frozen once past ``max_delay``."""
-    if base == 0.0:
-        yield from itertools.repeat(0.0)
+    """``base * factor ** (k - 1)`` for k = 1, 2, ..., in floats, held at
+    ``max_delay`` once it gets there.
+
+    Never overflows: once at the cap the sequence stops computing, and a
+    ``factor ** exponent`` beyond the largest float (a tiny ``base``, or a huge
+    ``factor``) continues by multiplying, which at worst gives ``inf``, past
+    any cap.
+    """
+    raw = base
+    if raw == 0.0 or factor == 1.0:
+        yield from itertools.repeat(min(raw, max_delay))
+        return
     exponent = 0
-    while True:
-        raw = base * factor**exponent
-        if raw >= max_delay:
-            yield from itertools.repeat(raw)
+    while raw < max_delay:
         yield raw
         exponent += 1
+        try:
+            raw = base * factor**exponent
+        except OverflowError:
+            raw *= factor
+    yield from itertools.repeat(max_delay)
+
+
+def _durations(policy: Backoff, *names: str, positive: tuple[str, ...] = ()) -> None:
+    """Check a frozen policy's duration fields and keep each as a float."""
+    for name in names:
+        seconds = require_duration(
+            name, getattr(policy, name), positive=name in positive
+        )
+        object.__setattr__(policy, name, seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +135,10 @@ class ConstantBackoff(Backoff):
     delay: float = 1.0
 
     def __post_init__(self) -> None:
-        require_finite("delay", self.delay)
+        _durations(self, "delay")
 
     def delays(self, rng: random.Random) -> Iterator[float]:
-        return itertools.repeat(float(self.delay))
+        return itertools.repeat(self.delay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,16 +155,16 @@ class LinearBackoff(Backoff):
     max_delay: float = 30.0
 
     def __post_init__(self) -> None:
-        require_finite("initial", self.initial)
-        require_finite("step", self.step)
-        require_finite("max_delay", self.max_delay)
+        _durations(self, "initial", "step", "max_delay")
 
     def delays(self, rng: random.Random) -> Iterator[float]:
+        initial, step, cap = self.initial, self.step, self.max_delay
         for k in itertools.count():
-            delay = self.initial + self.step * k
-            if delay >= self.max_delay:
-                yield from itertools.repeat(float(self.max_delay))
+            delay = initial + step * k
+            if delay >= cap:
+                break
             yield delay
+        yield from itertools.repeat(cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +183,19 @@ class ExponentialBackoff(Backoff):
         [1.0, 2.0, 4.0, 5.0]
 
     Args:
-        base: the first delay, in seconds, before jitter.
-        factor: the growth per attempt; at least 1.
-        max_delay: the cap, applied after jitter; at least ``base``.
+        base: the first delay, in seconds, before jitter: at least 0 (0 for
+            no delay at all), at most ``LONGEST_WAIT``.
+        factor: the growth per attempt: a finite ratio, at least 1.
+        max_delay: the cap, applied after jitter: above 0, at least ``base``,
+            at most ``LONGEST_WAIT``.
         jitter: the proportional jitter, within [0, 1]; 0 disables it.
+
+    Raises:
+        ValueError: a duration (``base``, ``max_delay``) that is not finite,
+            is negative (``max_delay``: not above 0) or exceeds
+            ``LONGEST_WAIT`` (about 292 years); ``max_delay < base``; a
+            ``factor`` below 1 or not finite; ``jitter`` outside [0, 1].
+        TypeError: an argument that is not a number (a ``bool`` included).
     """
 
     base: float = 1.0
@@ -167,10 +204,11 @@ class ExponentialBackoff(Backoff):
     jitter: float = 0.3
 
     def __post_init__(self) -> None:
-        _check_exponential(self.base, self.factor, self.max_delay)
+        _check_exponential(self)
         jitter = require_finite("jitter", self.jitter)
         if jitter > 1.0:
             raise ValueError(f"jitter must be within [0, 1], got {self.jitter!r}")
+        object.__setattr__(self, "jitter", jitter)
 
     def delays(self, rng: random.Random) -> Iterator[float]:
         jitter, cap = self.jitter, self.max_delay
@@ -198,7 +236,7 @@ class FullJitterBackoff(Backoff):
     max_delay: float = 30.0
 
     def __post_init__(self) -> None:
-        _check_exponential(self.base, self.factor, self.max_delay)
+        _check_exponential(self)
 
     def delays(self, rng: random.Random) -> Iterator[float]:
         cap = self.max_delay
@@ -219,7 +257,7 @@ class EqualJitterBackoff(Backoff):
     max_delay: float = 30.0
 
     def __post_init__(self) -> None:
-        _check_exponential(self.base, self.factor, self.max_delay)
+        _check_exponential(self)
 
     def delays(self, rng: random.Random) -> Iterator[float]:
         cap = self.max_delay
@@ -245,8 +283,7 @@ class DecorrelatedJitterBackoff(Backoff):
     multiplier: float = 3.0
 
     def __post_init__(self) -> None:
-        require_finite("base", self.base)
-        require_finite("max_delay", self.max_delay)
+        _durations(self, "base", "max_delay")
         if self.max_delay < self.base:
             raise ValueError(
                 f"max_delay must be >= base, got max_delay={self.max_delay!r} "
@@ -255,12 +292,15 @@ class DecorrelatedJitterBackoff(Backoff):
         multiplier = require_finite("multiplier", self.multiplier)
         if multiplier < 1.0:
             raise ValueError(f"multiplier must be >= 1, got {self.multiplier!r}")
+        object.__setattr__(self, "multiplier", multiplier)
 
     def delays(self, rng: random.Random) -> Iterator[float]:
         base, cap, multiplier = self.base, self.max_delay, self.multiplier
+        largest = sys.float_info.max  # previous * multiplier may overflow to inf
         previous = base
         while True:
-            previous = min(cap, rng.uniform(base, previous * multiplier))
+            high = min(previous * multiplier, largest)
+            previous = min(cap, rng.uniform(base, high))
             yield previous
 
 
@@ -281,7 +321,7 @@ class CappedBackoff(Backoff):
             raise TypeError(
                 f"policy must be a Backoff, got {type(self.policy).__name__}"
             )
-        require_finite("max_delay", self.max_delay)
+        _durations(self, "max_delay")
 
     def delays(self, rng: random.Random) -> Iterator[float]:
         cap = self.max_delay
@@ -307,9 +347,13 @@ class SumBackoff(Backoff):
                 raise TypeError(f"{name} must be a Backoff, got {type(value).__name__}")
 
     def delays(self, rng: random.Random) -> Iterator[float]:
-        return map(
-            sum, zip(self.first.delays(rng), self.second.delays(rng), strict=True)
-        )
+        # Two delays from functions (see ``_FunctionBackoff``) may add up past
+        # the largest float: hold the sum there, still "never" for a retry.
+        largest = sys.float_info.max
+        for first, second in zip(
+            self.first.delays(rng), self.second.delays(rng), strict=True
+        ):
+            yield min(first + second, largest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,12 +372,18 @@ class _FunctionBackoff(Backoff):
             yield require_finite("backoff(attempt)", self.function(attempt))
 
 
-def _check_exponential(base: float, factor: float, max_delay: float) -> None:
-    require_finite("base", base)
-    checked_factor = require_finite("factor", factor)
-    if checked_factor < 1.0:
-        raise ValueError(f"factor must be >= 1, got {factor!r}")
-    require_positive("max_delay", max_delay)
+def _check_exponential(
+    policy: ExponentialBackoff | FullJitterBackoff | EqualJitterBackoff,
+) -> None:
+    """``base`` and ``max_delay`` are durations (the cap above 0), ``factor`` a
+    finite ratio >= 1; all kept as floats."""
+    _durations(policy, "base")
+    factor = require_finite("factor", policy.factor)
+    if factor < 1.0:
+        raise ValueError(f"factor must be >= 1, got {policy.factor!r}")
+    object.__setattr__(policy, "factor", factor)
+    _durations(policy, "max_delay", positive=("max_delay",))
+    base, max_delay = policy.base, policy.max_delay
     if max_delay < base:
         raise ValueError(
             f"max_delay must be >= base, got max_delay={max_delay!r} and base={base!r}"
@@ -345,12 +395,13 @@ def to_backoff(
 ) -> Backoff | None:
     """Normalise what ``rxr.retry(backoff=...)`` accepts to a policy or ``None``.
 
-    A number is a constant delay; a callable is ``function(attempt) -> seconds``.
+    A number is a constant delay (a duration: finite, at least 0, at most
+    ``LONGEST_WAIT``); a callable is ``function(attempt) -> seconds``.
     """
     if value is None or isinstance(value, Backoff):
         return value
     if is_number(value):
-        return ConstantBackoff(require_finite("backoff", value))
+        return ConstantBackoff(require_duration("backoff", value))
     if callable(value):
         return _FunctionBackoff(value)
     raise TypeError(

@@ -15,6 +15,7 @@ from ._arguments import (
     ErrorPredicate,
     error_predicate,
     require_callable,
+    require_duration,
     require_positive,
     require_scheduler,
 )
@@ -106,10 +107,14 @@ class CircuitBreaker:
         name: a name for errors and logs.
 
     Raises:
-        ValueError: thresholds out of range, non-positive timeouts or windows,
-            ``half_open_max_calls < 1``, a window without a rate threshold (or
-            the reverse), or no rule that could open the breaker.
-        TypeError: an argument of the wrong type.
+        ValueError: thresholds out of range; a duration (``reset_timeout``,
+            ``slow_call_duration``, ``max_half_open_wait``) that is not above
+            0, not finite, or above ``LONGEST_WAIT`` (about 292 years, the
+            longest wait a timer can be armed for);
+            ``half_open_max_calls < 1``; a window without a rate threshold
+            (or the reverse); no rule that could open the breaker.
+        TypeError: an argument of the wrong type (a ``bool`` where a number
+            goes included).
     """
 
     def __init__(
@@ -152,7 +157,9 @@ class CircuitBreaker:
         self._max_half_open_wait = (
             None
             if max_half_open_wait is None
-            else require_positive("max_half_open_wait", max_half_open_wait)
+            else require_duration(
+                "max_half_open_wait", max_half_open_wait, positive=True
+            )
         )
         config = dataclasses.replace(
             config, max_half_open_wait=self._max_half_open_wait
@@ -401,7 +408,7 @@ def _make_config(
     """Validate the breaker's settings, naming the argument at fault."""
     if failure_threshold is not None:
         _require_count("failure_threshold", failure_threshold)
-    timeout = require_positive("reset_timeout", reset_timeout)
+    timeout = require_duration("reset_timeout", reset_timeout, positive=True)
     _require_count("half_open_max_calls", half_open_max_calls)
     if window is not None and not isinstance(window, CountWindow | TimeWindow):
         raise TypeError(
@@ -416,7 +423,9 @@ def _make_config(
             if checked > 1.0:
                 raise ValueError(f"{name} must be within (0, 1], got {rate!r}")
     if slow_call_duration is not None:
-        require_positive("slow_call_duration", slow_call_duration)
+        slow_call_duration = require_duration(
+            "slow_call_duration", slow_call_duration, positive=True
+        )
     if (slow_call_duration is None) != (slow_call_rate_threshold is None):
         raise ValueError(
             "slow_call_duration and slow_call_rate_threshold go together: "

@@ -17,7 +17,7 @@ from ._arguments import (
     ErrorPredicate,
     error_predicate,
     require_choice,
-    require_positive,
+    require_duration,
     require_scheduler,
 )
 from ._clock import choose_scheduler, clock_of
@@ -76,12 +76,14 @@ class IdempotencySettings:
         require_scheduler("scheduler", scheduler)
         return IdempotencySettings(
             store=store,
-            ttl=require_positive("ttl", ttl),
-            in_progress_timeout=require_positive(
-                "in_progress_timeout", in_progress_timeout
+            ttl=require_duration("ttl", ttl, positive=True),
+            in_progress_timeout=require_duration(
+                "in_progress_timeout", in_progress_timeout, positive=True
             ),
             on_in_progress=on_in_progress,
-            poll_interval=require_positive("poll_interval", poll_interval),
+            poll_interval=require_duration(
+                "poll_interval", poll_interval, positive=True
+            ),
             record_errors=None
             if record_errors is None
             else error_predicate("record_errors", record_errors),
@@ -179,10 +181,13 @@ def idempotent(
         An operator function for ``Observable.pipe``.
 
     Raises:
-        ValueError: an empty key, a non-positive ``ttl`` or timeout, an
-            unknown ``on_in_progress``.
+        ValueError: an empty key; a ``ttl``, ``in_progress_timeout`` or
+            ``poll_interval`` not above 0, not finite, or above
+            ``LONGEST_WAIT`` (about 292 years, the longest wait a timer can be
+            armed for); an unknown ``on_in_progress``.
         TypeError: a key that is not a string, a payload that cannot be
-            fingerprinted, a store or option of the wrong type.
+            fingerprinted, a store or option of the wrong type (a ``bool``
+            where seconds go included).
     """
     settings = IdempotencySettings.build(
         store,

@@ -88,6 +88,13 @@ def idempotent_map(
 
     Returns:
         An operator function for ``Observable.pipe``.
+
+    Raises:
+        ValueError: a ``max_concurrency`` that is not an int >= 1 or None;
+            otherwise as for ``idempotent`` (``ttl``, ``in_progress_timeout``
+            and ``poll_interval`` above 0, finite, at most ``LONGEST_WAIT``).
+        TypeError: ``function``, ``key`` or ``payload`` not callable;
+            otherwise as for ``idempotent``.
     """
     require_callable("function", function)
     require_callable("key", key)

@@ -30,7 +30,7 @@ import dataclasses
 import threading
 from typing import Any, Literal
 
-from ._arguments import require_choice, require_positive
+from ._arguments import require_choice, require_duration
 from ._breaker_machine import (
     BreakerConfig,
     BreakerMetrics,
@@ -369,8 +369,9 @@ class RedisBreakerStorage(BreakerStorage):
     Raises:
         TypeError: ``client`` is not a ``redis.Redis`` client, or an argument
             has the wrong type.
-        ValueError: an empty name, a non-positive timeout, or an unknown
-            ``when_unreachable``.
+        ValueError: an empty name; a ``socket_timeout`` or ``reconnect_after``
+            not above 0, not finite, or above ``LONGEST_WAIT`` (about 292
+            years); an unknown ``when_unreachable``.
     """
 
     def __init__(
@@ -388,8 +389,8 @@ class RedisBreakerStorage(BreakerStorage):
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
-        require_positive("socket_timeout", socket_timeout)
-        require_positive("reconnect_after", reconnect_after)
+        require_duration("socket_timeout", socket_timeout, positive=True)
+        require_duration("reconnect_after", reconnect_after, positive=True)
         require_choice("when_unreachable", when_unreachable, ("local", "refuse"))
         redis = import_redis()
         self.name = name

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._arguments import require_positive
+from ._arguments import require_duration
 
 __all__ = [
     "DEFAULT_STORE_TIMEOUT",
@@ -82,11 +82,16 @@ def own_client(
 
 
 def store_client(client: Any, *, prefix: object, socket_timeout: object) -> Any:
-    """Check a store's or journal's arguments; the binary client it talks through."""
+    """Check a store's or journal's arguments; the binary client it talks through.
+
+    ``socket_timeout`` is None (the client's own) or a duration: above 0 (a
+    zero timeout makes redis-py's sockets non-blocking), finite, at most
+    ``LONGEST_WAIT``.
+    """
     require_client(client)
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
     timeout = None
     if socket_timeout is not None:
-        timeout = require_positive("socket_timeout", socket_timeout)
+        timeout = require_duration("socket_timeout", socket_timeout, positive=True)
     return own_client(client, socket_timeout=timeout, decode_responses=False)

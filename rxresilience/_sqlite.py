@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 
-__all__ = ["open_database"]
+from ._arguments import require_finite
+
+__all__ = ["LONGEST_BUSY_TIMEOUT", "open_database"]
+
+#: The longest ``timeout`` (seconds) SQLite can wait for a lock: it keeps the
+#: busy timeout as a C ``int`` of milliseconds, and a longer one wraps round to
+#: "do not wait at all" (``database is locked`` at once), silently.
+LONGEST_BUSY_TIMEOUT = (2**31 - 1) / 1000
 
 _META = (
     "CREATE TABLE IF NOT EXISTS rxr_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -26,9 +33,20 @@ def open_database(
     Every component writes its schema version in ``rxr_meta`` under
     ``schema_name``; a database holding another version, or ``main_table``
     without a version, is refused with ``error`` rather than misread.
+
+    ``timeout`` is checked before the file is touched: seconds to wait for
+    another connection's lock, finite, from 0 (do not wait) to
+    :data:`LONGEST_BUSY_TIMEOUT`, else ``ValueError`` (``TypeError`` for a
+    non-number or a ``bool``) naming it.
     """
+    seconds = require_finite("timeout", timeout)
+    if seconds > LONGEST_BUSY_TIMEOUT:  # tighter than LONGEST_WAIT
+        raise ValueError(
+            f"timeout must be at most {LONGEST_BUSY_TIMEOUT!r} seconds (SQLite "
+            f"keeps it as an int of milliseconds), got {timeout!r}"
+        )
     db = sqlite3.connect(
-        path, timeout=timeout, isolation_level=None, check_same_thread=False
+        path, timeout=seconds, isolation_level=None, check_same_thread=False
     )
     try:
         db.execute("PRAGMA journal_mode=WAL")

@@ -15,7 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from ._arguments import require_positive
+from ._arguments import require_duration
+from ._clock import RESOLUTION
 
 __all__ = ["CountWindow", "OutcomeWindow", "TimeWindow", "WindowTotals"]
 
@@ -72,13 +73,22 @@ class TimeWindow:
     Examples:
         >>> TimeWindow(60.0).bucket_count
         60
+
+    Raises:
+        ValueError: ``seconds`` not above 0, not finite, or above
+            ``LONGEST_WAIT`` (about 292 years); ``buckets < 1``; a bucket
+            (``seconds / buckets``) narrower than a microsecond, the finest
+            step a scheduler resolves.
+        TypeError: ``seconds`` not a number (a ``bool`` included), or
+            ``buckets`` not an int.
     """
 
     seconds: float
     buckets: int | None = None
 
     def __post_init__(self) -> None:
-        require_positive("seconds", self.seconds)
+        seconds = require_duration("seconds", self.seconds, positive=True)
+        object.__setattr__(self, "seconds", seconds)
         if self.buckets is not None:
             if not isinstance(self.buckets, int) or isinstance(self.buckets, bool):
                 raise TypeError(
@@ -86,6 +96,12 @@ class TimeWindow:
                 )
             if self.buckets < 1:
                 raise ValueError(f"buckets must be >= 1, got {self.buckets!r}")
+        if seconds / self.bucket_count < RESOLUTION:
+            raise ValueError(
+                f"seconds / buckets (the width of a bucket) must be at least "
+                f"{RESOLUTION:g} seconds, got seconds={self.seconds!r} and "
+                f"buckets={self.bucket_count!r}"
+            )
 
     @property
     def bucket_count(self) -> int:

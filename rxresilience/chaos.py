@@ -16,7 +16,7 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import Disposable
 
-from ._arguments import require_finite, require_unit_interval
+from ._arguments import require_duration, require_unit_interval
 from ._clock import choose_scheduler
 
 __all__ = ["inject_fault", "inject_latency"]
@@ -82,12 +82,18 @@ def inject_latency(
 
     Args:
         rate: the probability in [0, 1] that a subscription is delayed.
-        seconds: how long.
+        seconds: how long: at least 0, at most ``LONGEST_WAIT`` (about 292
+            years, the longest wait a timer can be armed for).
         rng: where the dice come from.
         scheduler: where the delay runs.
+
+    Raises:
+        ValueError: ``rate`` outside [0, 1]; ``seconds`` negative, not finite,
+            or above ``LONGEST_WAIT``.
+        TypeError: ``rate`` or ``seconds`` not a number (a ``bool`` included).
     """
     probability = require_unit_interval("rate", rate)
-    delay = require_finite("seconds", seconds)
+    delay = require_duration("seconds", seconds)
     dice = _rng(rng)
 
     def apply(source: Observable[_T]) -> Observable[_T]:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+import sys
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import rxresilience as rxr
+from rxresilience._backoff import _FunctionBackoff, to_backoff
+from rxresilience._clock import LONGEST_WAIT
 
 
 def test_exponential_backoff_follows_the_documented_formula() -> None:
@@ -145,3 +151,316 @@ def test_non_numbers_are_type_errors() -> None:
         rxr.ConstantBackoff(True)
     with pytest.raises(TypeError, match="policy"):
         rxr.CappedBackoff(1.0, 2.0)  # type: ignore[arg-type]
+
+
+# -- duration arguments: finite, >= 0 (> 0 where zero means nothing), <= LONGEST_WAIT --
+
+#: (build from the value, the argument's name, the field holding it, zero accepted)
+_DURATION_ARGUMENTS: list[Any] = [
+    pytest.param(rxr.ConstantBackoff, "delay", "delay", True, id="Constant.delay"),
+    pytest.param(
+        lambda v: rxr.LinearBackoff(initial=v, max_delay=LONGEST_WAIT),
+        "initial",
+        "initial",
+        True,
+        id="Linear.initial",
+    ),
+    pytest.param(
+        lambda v: rxr.LinearBackoff(step=v), "step", "step", True, id="Linear.step"
+    ),
+    pytest.param(
+        lambda v: rxr.LinearBackoff(initial=0.0, max_delay=v),
+        "max_delay",
+        "max_delay",
+        True,
+        id="Linear.max_delay",
+    ),
+    *(
+        pytest.param(
+            lambda v, kind=kind: kind(base=v, max_delay=LONGEST_WAIT),
+            "base",
+            "base",
+            True,
+            id=f"{kind.__name__}.base",
+        )
+        for kind in (
+            rxr.ExponentialBackoff,
+            rxr.FullJitterBackoff,
+            rxr.EqualJitterBackoff,
+            rxr.DecorrelatedJitterBackoff,
+        )
+    ),
+    *(
+        pytest.param(
+            lambda v, kind=kind: kind(base=0.0, max_delay=v),
+            "max_delay",
+            "max_delay",
+            zero,
+            id=f"{kind.__name__}.max_delay",
+        )
+        for kind, zero in (
+            (rxr.ExponentialBackoff, False),
+            (rxr.FullJitterBackoff, False),
+            (rxr.EqualJitterBackoff, False),
+            (rxr.DecorrelatedJitterBackoff, True),
+        )
+    ),
+    pytest.param(
+        lambda v: rxr.CappedBackoff(rxr.ConstantBackoff(1.0), v),
+        "max_delay",
+        "max_delay",
+        True,
+        id="Capped.max_delay",
+    ),
+    pytest.param(
+        lambda v: rxr.ConstantBackoff(1.0).capped(v),
+        "max_delay",
+        "max_delay",
+        True,
+        id="capped()",
+    ),
+    pytest.param(to_backoff, "backoff", "delay", True, id="retry(backoff=seconds)"),
+]
+
+_OUT_OF_RANGE: list[Any] = [
+    pytest.param(1e10, ValueError, id="1e10"),
+    pytest.param(LONGEST_WAIT * (1 + 1e-15), ValueError, id="just-past-longest"),
+    pytest.param(10**10, ValueError, id="int-10**10"),
+    pytest.param(math.inf, ValueError, id="inf"),
+    pytest.param(-math.inf, ValueError, id="-inf"),
+    pytest.param(math.nan, ValueError, id="nan"),
+    pytest.param(-1, ValueError, id="-1"),
+    pytest.param(-1e-300, ValueError, id="-tiny"),
+    pytest.param(True, TypeError, id="True"),
+    pytest.param("5", TypeError, id="str"),
+]
+
+
+@pytest.mark.parametrize(("value", "error"), _OUT_OF_RANGE)
+@pytest.mark.parametrize(("build", "argument", "field", "zero"), _DURATION_ARGUMENTS)
+def test_a_duration_argument_out_of_range_is_refused_naming_it(
+    build: Callable[[object], object],
+    argument: str,
+    field: str,
+    zero: bool,
+    value: object,
+    error: type[Exception],
+) -> None:
+    with pytest.raises(error, match=rf"^{argument} "):
+        build(value)
+
+
+@pytest.mark.parametrize(("build", "argument", "field", "zero"), _DURATION_ARGUMENTS)
+def test_a_duration_argument_in_range_is_kept_as_a_float(
+    build: Callable[[object], object], argument: str, field: str, zero: bool
+) -> None:
+    for value in (5, 0.5, 1e-300, int(LONGEST_WAIT), LONGEST_WAIT):
+        kept = getattr(build(value), field)
+        assert type(kept) is float
+        assert kept == value
+    if zero:
+        assert getattr(build(0), field) == 0.0
+    else:
+        with pytest.raises(ValueError, match=rf"^{argument} must be > 0"):
+            build(0)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda v: rxr.ExponentialBackoff(factor=v),
+        lambda v: rxr.FullJitterBackoff(factor=v),
+        lambda v: rxr.EqualJitterBackoff(factor=v),
+    ],
+)
+def test_a_factor_is_a_finite_ratio_of_at_least_one(
+    build: Callable[[object], rxr.Backoff],
+) -> None:
+    for bad in (math.inf, math.nan, 0.5, 0, -2):
+        with pytest.raises(ValueError, match=r"^factor "):
+            build(bad)
+    with pytest.raises(TypeError, match=r"^factor "):
+        build(True)
+    for good in (1, 2, 1.5, 1e300, 1.7e308):
+        assert build(good).sample(3) is not None
+
+
+_ATTEMPTS = 100_000
+
+
+def _policies_at_their_limits() -> list[Any]:
+    """(policy, cap): every kind, integer and float arguments, jitter on and off."""
+    tiny = 5e-324  # the smallest float: factor ** exponent overflows long before
+    longest = int(LONGEST_WAIT)
+    exponential: list[tuple[rxr.Backoff, float]] = []
+    for kind in (rxr.FullJitterBackoff, rxr.EqualJitterBackoff):
+        exponential += [
+            (kind(base=1, factor=2, max_delay=longest), LONGEST_WAIT),
+            (kind(base=tiny, factor=2.0, max_delay=LONGEST_WAIT), LONGEST_WAIT),
+            (kind(base=1e-300, factor=1e300, max_delay=30.0), 30.0),
+            (kind(base=3, factor=1.0000001, max_delay=60), 60.0),
+            (kind(base=0, factor=7, max_delay=1), 1.0),
+        ]
+    for jitter in (0, 0.3, 1):
+        exponential += [
+            (
+                rxr.ExponentialBackoff(
+                    base=1, factor=2, max_delay=longest, jitter=jitter
+                ),
+                LONGEST_WAIT,
+            ),
+            (
+                rxr.ExponentialBackoff(
+                    base=tiny, factor=2.0, max_delay=LONGEST_WAIT, jitter=jitter
+                ),
+                LONGEST_WAIT,
+            ),
+            (
+                rxr.ExponentialBackoff(
+                    base=1e-300, factor=1e300, max_delay=30.0, jitter=jitter
+                ),
+                30.0,
+            ),
+            (
+                rxr.ExponentialBackoff(
+                    base=7, factor=10**6, max_delay=longest, jitter=jitter
+                ),
+                LONGEST_WAIT,
+            ),
+            (
+                rxr.ExponentialBackoff(
+                    base=tiny, factor=1.7e308, max_delay=tiny, jitter=jitter
+                ),
+                tiny,
+            ),
+            (
+                rxr.ExponentialBackoff(base=0, factor=3, max_delay=5, jitter=jitter),
+                5.0,
+            ),
+        ]
+    others: list[tuple[rxr.Backoff, float]] = [
+        (rxr.ConstantBackoff(0), 0.0),
+        (rxr.ConstantBackoff(5), 5.0),
+        (rxr.ConstantBackoff(longest), LONGEST_WAIT),
+        (rxr.LinearBackoff(initial=1, step=2, max_delay=30), 30.0),
+        (rxr.LinearBackoff(initial=0, step=longest, max_delay=longest), LONGEST_WAIT),
+        (rxr.LinearBackoff(initial=0.0, step=tiny, max_delay=1.0), 1.0),
+        (rxr.LinearBackoff(initial=50, step=0, max_delay=10), 10.0),
+        (rxr.DecorrelatedJitterBackoff(base=1, max_delay=longest), LONGEST_WAIT),
+        (
+            rxr.DecorrelatedJitterBackoff(
+                base=tiny, max_delay=LONGEST_WAIT, multiplier=1.7e308
+            ),
+            LONGEST_WAIT,
+        ),
+        (rxr.DecorrelatedJitterBackoff(base=0, max_delay=5, multiplier=1), 5.0),
+        (rxr.ConstantBackoff(10).capped(3), 3.0),
+        (
+            rxr.ExponentialBackoff(base=tiny, factor=2, max_delay=longest).capped(60),
+            60.0,
+        ),
+        (
+            rxr.ExponentialBackoff(base=1, factor=1e300, max_delay=longest)
+            + rxr.LinearBackoff(initial=1, step=longest, max_delay=longest),
+            2 * LONGEST_WAIT,
+        ),
+        (rxr.FullJitterBackoff(max_delay=30) + 5, 35.0),
+        (0.5 + rxr.DecorrelatedJitterBackoff(), 30.5),
+        (_FunctionBackoff(lambda attempt: attempt % 7), 6.0),
+        (_FunctionBackoff(lambda attempt: (attempt % 13) * 0.25), 3.0),
+        (_FunctionBackoff(lambda attempt: min(attempt, 60)), 60.0),
+        # run-time values past LONGEST_WAIT are the retry's "never": kept finite
+        (_FunctionBackoff(lambda attempt: 1e300) + rxr.ConstantBackoff(5), 1e300),
+        (
+            _FunctionBackoff(lambda attempt: 1.7e308)
+            + _FunctionBackoff(lambda attempt: 1.7e308),
+            sys.float_info.max,
+        ),
+    ]
+    return [
+        pytest.param(policy, cap, id=f"{index}-{type(policy).__name__}")
+        for index, (policy, cap) in enumerate(others + exponential)
+    ]
+
+
+@pytest.mark.parametrize(("policy", "cap"), _policies_at_their_limits())
+def test_attempt_100_000_of_every_policy_is_a_finite_float_within_the_cap(
+    policy: rxr.Backoff, cap: float
+) -> None:
+    delays = list(itertools.islice(policy.delays(random.Random(7)), _ATTEMPTS))
+    assert len(delays) == _ATTEMPTS
+    assert all(type(delay) is float for delay in delays)
+    assert all(map(math.isfinite, delays))
+    assert min(delays) >= 0.0
+    assert max(delays) <= cap
+
+
+_durations = st.one_of(
+    st.integers(0, int(LONGEST_WAIT)),
+    st.floats(0.0, LONGEST_WAIT),
+    st.sampled_from([0.0, 5e-324, 1e-300, 1.0, LONGEST_WAIT]),
+)
+_factors = st.one_of(
+    st.integers(1, 10**9),
+    st.floats(1.0, 1.7e308),
+    st.sampled_from([1.0, 1.0000001, 2.0, 1e300, 1.7e308]),
+)
+
+
+@given(
+    kind=st.sampled_from(
+        [rxr.ExponentialBackoff, rxr.FullJitterBackoff, rxr.EqualJitterBackoff]
+    ),
+    base=_durations,
+    factor=_factors,
+    cap=_durations,
+    jitter=st.sampled_from([0, 0.0, 0.3, 1]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_exponential_delays_never_overflow_for_any_valid_arguments(
+    kind: Any, base: float, factor: float, cap: float, jitter: float, seed: int
+) -> None:
+    max_delay = max(base, cap) or 1.0
+    options: dict[str, Any] = (
+        {"jitter": jitter} if kind is rxr.ExponentialBackoff else {}
+    )
+    policy = kind(base=base, factor=factor, max_delay=max_delay, **options)
+    delays = policy.sample(2_000, random.Random(seed))
+    assert all(type(delay) is float and math.isfinite(delay) for delay in delays)
+    assert min(delays) >= 0.0
+    assert max(delays) <= max_delay
+    if jitter == 0 and kind is rxr.ExponentialBackoff:
+        assert delays == sorted(delays)  # never shrinks, then holds the cap
+
+
+@given(
+    base=_durations,
+    cap=_durations,
+    multiplier=_factors,
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_decorrelated_jitter_never_overflows_for_any_valid_arguments(
+    base: float, cap: float, multiplier: float, seed: int
+) -> None:
+    max_delay = max(base, cap)
+    policy = rxr.DecorrelatedJitterBackoff(
+        base=base, max_delay=max_delay, multiplier=multiplier
+    )
+    delays = policy.sample(2_000, random.Random(seed))
+    assert all(type(delay) is float and math.isfinite(delay) for delay in delays)
+    assert all(float(base) <= delay <= max_delay for delay in delays)
+
+
+def test_exponential_backoff_holds_the_formula_with_a_tiny_base() -> None:
+    """Far past where ``2.0 ** exponent`` overflows, the delays still double."""
+    tiny = 5e-324
+    delays = rxr.ExponentialBackoff(
+        base=tiny, factor=2.0, max_delay=LONGEST_WAIT, jitter=0.0
+    ).sample(1200)
+    assert delays[0] == tiny
+    assert delays[1] == 2 * tiny
+    first_capped = delays.index(LONGEST_WAIT)
+    assert all(d < LONGEST_WAIT for d in delays[:first_capped])
+    assert delays[first_capped:] == [LONGEST_WAIT] * (1200 - first_capped)
+    for before, after in itertools.pairwise(delays[:first_capped]):
+        assert after == pytest.approx(2 * before, rel=1e-9)

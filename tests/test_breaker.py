@@ -808,6 +808,81 @@ def test_bad_windows_raise_naming_the_argument(build: Any, argument: str) -> Non
         build()
 
 
+_SLOW_RULE: dict[str, Any] = {
+    "window": rxr.CountWindow(10),
+    "slow_call_rate_threshold": 0.5,
+}
+
+
+@pytest.mark.parametrize(
+    ("argument", "others"),
+    [
+        ("reset_timeout", {}),
+        ("max_half_open_wait", {}),
+        ("slow_call_duration", _SLOW_RULE),
+    ],
+)
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (1e10, ValueError),
+        (10**10, ValueError),
+        (float("inf"), ValueError),
+        (float("nan"), ValueError),
+        (-1, ValueError),
+        (0, ValueError),
+        (0.0, ValueError),
+        (True, TypeError),
+        ("5", TypeError),
+    ],
+)
+def test_a_duration_out_of_range_is_refused_naming_it(
+    argument: str, others: dict[str, Any], value: object, error: type[Exception]
+) -> None:
+    """Above LONGEST_WAIT a timer would die on its own thread: refused when built."""
+    options: dict[str, Any] = {**others, argument: value}
+    with pytest.raises(error, match=rf"^{argument} "):
+        rxr.CircuitBreaker(**options)
+
+
+@pytest.mark.parametrize(
+    ("argument", "others"),
+    [
+        ("reset_timeout", {}),
+        ("max_half_open_wait", {}),
+        ("slow_call_duration", _SLOW_RULE),
+    ],
+)
+def test_a_duration_in_range_is_kept_as_seconds(
+    argument: str, others: dict[str, Any]
+) -> None:
+    from rxresilience._clock import LONGEST_WAIT
+
+    for value in (5, 0.5, LONGEST_WAIT):
+        options: dict[str, Any] = {**others, argument: value}
+        breaker = rxr.CircuitBreaker(**options)
+        kept = getattr(breaker._config, argument)
+        assert type(kept) is float
+        assert kept == value
+
+
+def test_a_reset_timeout_of_longest_wait_opens_and_stays_open() -> None:
+    from rxresilience._clock import LONGEST_WAIT
+
+    scheduler = TestScheduler()
+    breaker = rxr.CircuitBreaker(
+        failure_threshold=1,
+        reset_timeout=LONGEST_WAIT,
+        auto_half_open=True,
+        scheduler=scheduler,
+    )
+    with pytest.raises(ZeroDivisionError):
+        breaker.call(lambda: 1 / 0)
+    assert breaker.state is S.OPEN
+    scheduler.advance_by(1e9)
+    assert breaker.state is S.OPEN
+
+
 def test_the_operator_wants_a_breaker() -> None:
     with pytest.raises(TypeError, match="breaker"):
         rxr.circuit_breaker("payments")  # type: ignore[arg-type]

@@ -583,3 +583,90 @@ def test_a_store_of_the_wrong_type_is_refused() -> None:
 def test_a_bad_max_entries_is_refused() -> None:
     with pytest.raises(ValueError, match="max_entries"):
         rxr.InMemoryIdempotencyStore(max_entries=0)
+
+
+_OUT_OF_RANGE: list[Any] = [
+    pytest.param(1e10, ValueError, id="1e10"),
+    pytest.param(10**10, ValueError, id="int-10**10"),
+    pytest.param(float("inf"), ValueError, id="inf"),
+    pytest.param(float("nan"), ValueError, id="nan"),
+    pytest.param(-1, ValueError, id="-1"),
+    pytest.param(True, TypeError, id="True"),
+    pytest.param("5", TypeError, id="str"),
+]
+
+
+@pytest.mark.parametrize("argument", ["ttl", "in_progress_timeout", "poll_interval"])
+@pytest.mark.parametrize(("value", "error"), [*_OUT_OF_RANGE, (0, ValueError)])
+def test_a_duration_out_of_range_is_refused_naming_it(
+    argument: str, value: object, error: type[Exception]
+) -> None:
+    store = rxr.InMemoryIdempotencyStore()
+    options: dict[str, Any] = {argument: value}
+    with pytest.raises(error, match=rf"^{argument} "):
+        rxr.idempotent(store, key="k", **options)
+    with pytest.raises(error, match=rf"^{argument} "):
+        rxr.idempotent_map(rx.of, store=store, key=str, **options)
+
+
+@pytest.mark.parametrize("argument", ["ttl", "in_progress_timeout", "poll_interval"])
+def test_a_duration_in_range_is_kept_as_seconds(argument: str) -> None:
+    from rxresilience._clock import LONGEST_WAIT
+    from rxresilience._idempotent import IdempotencySettings
+
+    defaults: dict[str, Any] = {
+        "store": rxr.InMemoryIdempotencyStore(),
+        "ttl": 60.0,
+        "in_progress_timeout": 60.0,
+        "on_in_progress": "wait",
+        "poll_interval": 0.1,
+        "record_errors": None,
+        "finish_on_dispose": False,
+        "scheduler": None,
+    }
+    for value in (5, 0.5, LONGEST_WAIT):
+        settings = IdempotencySettings.build(**{**defaults, argument: value})
+        kept = getattr(settings, argument)
+        assert type(kept) is float
+        assert kept == value
+    store = rxr.InMemoryIdempotencyStore()
+    options: dict[str, Any] = {argument: 5}
+    values = rx.of(1).pipe(rxr.idempotent(store, key="k", **options)).run()
+    assert values == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        *_OUT_OF_RANGE,
+        pytest.param(2_147_484, ValueError, id="past-int-milliseconds"),
+        pytest.param(-0.5, ValueError, id="-0.5"),
+    ],
+)
+def test_a_sqlite_timeout_out_of_range_is_refused_naming_it(
+    tmp_path: pathlib.Path, value: object, error: type[Exception]
+) -> None:
+    """SQLite keeps its busy timeout as an int of milliseconds: a longer one
+    would wrap round to "do not wait at all"."""
+    path = tmp_path / "idempotency.db"
+    with pytest.raises(error, match=r"^timeout "):
+        rxr.SQLiteIdempotencyStore(path, timeout=value)  # type: ignore[arg-type]
+    assert not path.exists()  # refused before the database is touched
+
+
+def test_the_longest_sqlite_timeout_still_waits_for_the_lock(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "idempotency.db"
+    for value in (0, 5, 0.5):
+        rxr.SQLiteIdempotencyStore(path, timeout=value).close()
+    store = rxr.SQLiteIdempotencyStore(path, timeout=2_147_483.647)
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, lambda: writer.execute("COMMIT")).start()
+    started = time.monotonic()
+    claim = store.claim("k", None, "owner", now=0.0, lease_until=60.0)
+    assert claim.status is rxr.ClaimStatus.CLAIMED
+    assert time.monotonic() - started >= 0.2  # it waited, rather than "locked"
+    store.close()
+    writer.close()

@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -123,6 +124,47 @@ def test_importing_rxresilience_without_redis_works() -> None:
 def test_the_store_refuses_what_is_not_a_client() -> None:
     with pytest.raises(TypeError, match="client"):
         rxr.RedisIdempotencyStore(object())
+
+
+def _client_of_no_server() -> Any:
+    """A client of a port nobody listens on: a store built from it must not connect."""
+    import redis
+
+    from ._redis_server import _free_port
+
+    return redis.Redis.from_url(f"redis://127.0.0.1:{_free_port()}/0")
+
+
+_OUT_OF_RANGE: list[Any] = [
+    pytest.param(1e10, ValueError, id="1e10"),
+    pytest.param(10**10, ValueError, id="int-10**10"),
+    pytest.param(float("inf"), ValueError, id="inf"),
+    pytest.param(float("nan"), ValueError, id="nan"),
+    pytest.param(-1, ValueError, id="-1"),
+    pytest.param(True, TypeError, id="True"),
+    pytest.param("5", TypeError, id="str"),
+]
+
+
+@pytest.mark.parametrize(
+    "build", [rxr.RedisIdempotencyStore, rxr.RedisSagaJournal], ids=["store", "journal"]
+)
+@pytest.mark.parametrize(("value", "error"), [*_OUT_OF_RANGE, (0, ValueError)])
+def test_a_socket_timeout_out_of_range_is_refused_before_connecting(
+    build: Any, value: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=r"^socket_timeout "):
+        build(_client_of_no_server(), socket_timeout=value)
+
+
+@pytest.mark.parametrize(
+    "build", [rxr.RedisIdempotencyStore, rxr.RedisSagaJournal], ids=["store", "journal"]
+)
+def test_a_socket_timeout_in_range_is_accepted(build: Any) -> None:
+    from rxresilience._clock import LONGEST_WAIT
+
+    for value in (None, 5, 0.5, LONGEST_WAIT):
+        build(_client_of_no_server(), socket_timeout=value)
 
 
 # --- the saga journal ----------------------------------------------------------------

@@ -215,6 +215,47 @@ def test_bad_arguments_are_refused_when_built(
         rxr.RedisBreakerStorage(client, **given_arguments)
 
 
+def _client_of_no_server() -> Any:
+    """A client of a port nobody listens on: a storage built from it must not connect."""
+    import redis
+
+    from ._redis_server import _free_port
+
+    return redis.Redis.from_url(f"redis://127.0.0.1:{_free_port()}/0")
+
+
+@pytest.mark.parametrize("argument", ["socket_timeout", "reconnect_after"])
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (1e10, ValueError),
+        (10**10, ValueError),
+        (float("inf"), ValueError),
+        (float("nan"), ValueError),
+        (-1, ValueError),
+        (0, ValueError),
+        (True, TypeError),
+        ("5", TypeError),
+    ],
+)
+def test_a_duration_out_of_range_is_refused_before_connecting(
+    argument: str, value: object, error: type[Exception]
+) -> None:
+    options: dict[str, Any] = {argument: value}
+    with pytest.raises(error, match=rf"^{argument} "):
+        rxr.RedisBreakerStorage(_client_of_no_server(), name="x", **options)
+
+
+@pytest.mark.parametrize("argument", ["socket_timeout", "reconnect_after"])
+def test_a_duration_in_range_is_accepted(argument: str) -> None:
+    from rxresilience._clock import LONGEST_WAIT
+
+    for value in (5, 0.5, LONGEST_WAIT):
+        options: dict[str, Any] = {argument: value}
+        storage = rxr.RedisBreakerStorage(_client_of_no_server(), name="x", **options)
+        assert storage.name == "x"
+
+
 def test_a_storage_binds_to_one_breaker(redis_server: RedisServer) -> None:
     storage = rxr.RedisBreakerStorage(redis_server.client(), name=fresh_name())
     rxr.CircuitBreaker(storage=storage)

@@ -8,6 +8,7 @@ import pathlib
 import signal
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -556,6 +557,101 @@ def test_a_step_added_after_the_saga_ran_is_refused() -> None:
     saga.run(1).run()
     with pytest.raises(rxr.SagaError, match="already run"):
         saga.step("b", execute=rx.of)
+
+
+_OUT_OF_RANGE: list[Any] = [
+    pytest.param(1e10, ValueError, id="1e10"),
+    pytest.param(10**10, ValueError, id="int-10**10"),
+    pytest.param(float("inf"), ValueError, id="inf"),
+    pytest.param(float("nan"), ValueError, id="nan"),
+    pytest.param(-1, ValueError, id="-1"),
+    pytest.param(True, TypeError, id="True"),
+    pytest.param("5", TypeError, id="str"),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        *_OUT_OF_RANGE,
+        pytest.param(0, ValueError, id="0"),
+        pytest.param(timedelta(0), ValueError, id="timedelta-0"),
+        pytest.param(timedelta(seconds=-1), ValueError, id="timedelta-negative"),
+        pytest.param(timedelta(days=200_000), ValueError, id="timedelta-huge"),
+        pytest.param(datetime.now(UTC), TypeError, id="datetime"),
+    ],
+)
+def test_a_step_timeout_out_of_range_is_refused_when_the_step_is_made(
+    value: object, error: type[Exception]
+) -> None:
+    """Accepted once, such a budget hung the saga (or killed a timer thread)."""
+    with pytest.raises(error, match=r"^timeout "):
+        rxr.SagaStep("a", execute=rx.of, timeout=value)  # type: ignore[arg-type]
+    with pytest.raises(error, match=r"^timeout "):
+        rxr.Saga("s").step("a", execute=rx.of, timeout=value)  # type: ignore[arg-type]
+
+
+def test_a_step_timeout_in_range_is_accepted() -> None:
+    from rxresilience._clock import LONGEST_WAIT
+
+    for value in (5, 0.5, LONGEST_WAIT):
+        step = rxr.SagaStep("a", execute=rx.of, timeout=value)
+        assert type(step.timeout) is float
+        assert step.timeout == value
+    for budget in (timedelta(seconds=5), rxr.TimeoutPolicy(each=5.0), None):
+        assert rxr.SagaStep("a", execute=rx.of, timeout=budget).timeout == budget
+
+
+def test_a_step_timeout_of_longest_wait_lets_the_step_finish() -> None:
+    from rxresilience._clock import LONGEST_WAIT
+
+    scheduler = TestScheduler()
+    saga: rxr.Saga[int] = rxr.Saga("s", scheduler=scheduler).step(
+        "slow",
+        execute=lambda ctx: rx.timer(1e6, scheduler=scheduler).pipe(
+            ops.map(lambda _: ctx + 1)
+        ),
+        timeout=LONGEST_WAIT,
+    )
+    results: list[Any] = []
+    saga.run(1).subscribe(results.append, scheduler=scheduler)
+    scheduler.advance_by(2e6)
+    assert results == [2]
+
+
+@pytest.mark.parametrize(("value", "error"), [*_OUT_OF_RANGE, (0, ValueError)])
+def test_a_stale_after_out_of_range_is_refused_naming_it(
+    value: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=r"^stale_after "):
+        rxr.recover(rxr.InMemorySagaJournal(), {}, stale_after=value)  # type: ignore[arg-type]
+
+
+def test_a_stale_after_in_range_is_accepted() -> None:
+    from rxresilience._clock import LONGEST_WAIT
+
+    for value in (5, 0.5, LONGEST_WAIT):
+        assert (
+            rxr.recover(rxr.InMemorySagaJournal(), {}, stale_after=value)
+            .pipe(ops.to_list())
+            .run()
+            == []
+        )
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [*_OUT_OF_RANGE, pytest.param(2_147_484, ValueError, id="past-int-ms")],
+)
+def test_a_sqlite_journal_timeout_out_of_range_is_refused_naming_it(
+    tmp_path: pathlib.Path, value: object, error: type[Exception]
+) -> None:
+    path = tmp_path / "sagas.db"
+    with pytest.raises(error, match=r"^timeout "):
+        rxr.SQLiteSagaJournal(path, timeout=value)  # type: ignore[arg-type]
+    assert not path.exists()
+    for good in (0, 5, 0.5, 2_147_483.647):
+        rxr.SQLiteSagaJournal(path, timeout=good).close()
 
 
 def test_a_step_function_that_raises_is_a_step_failure() -> None:

@@ -121,6 +121,48 @@ def test_bad_fault_arguments_raise(build: Any, argument: str) -> None:
         build()
 
 
+_OUT_OF_RANGE: list[Any] = [
+    pytest.param(1e10, ValueError, id="1e10"),
+    pytest.param(10**10, ValueError, id="int-10**10"),
+    pytest.param(float("inf"), ValueError, id="inf"),
+    pytest.param(float("nan"), ValueError, id="nan"),
+    pytest.param(-1, ValueError, id="-1"),
+    pytest.param(True, TypeError, id="True"),
+    pytest.param("5", TypeError, id="str"),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "argument"),
+    [
+        (lambda v: rxr.chaos.inject_latency(0.5, v), "seconds"),
+        (lambda v: rxr.testing.flaky(latency=v), "latency"),
+        (
+            lambda v: rxr.testing.FlakySource(
+                ["ok"], lambda i: "ok", v, lambda call: Boom()
+            ),
+            "latency",
+        ),
+    ],
+)
+@pytest.mark.parametrize(("value", "error"), _OUT_OF_RANGE)
+def test_a_latency_out_of_range_is_refused_naming_it(
+    build: Any, argument: str, value: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=rf"^{argument} "):
+        build(value)
+
+
+def test_a_latency_in_range_is_accepted_zero_included() -> None:
+    from rxresilience._clock import LONGEST_WAIT
+
+    for value in (0, 5, 0.5, LONGEST_WAIT):
+        rxr.chaos.inject_latency(0.5, value)
+        rxr.testing.flaky(latency=value)
+    trace = rxr.testing.run(lambda: rxr.testing.flaky(["x"], failures=0, latency=3))
+    trace.assert_values("x").assert_completed(at=3.0)
+
+
 # --- no_delays ------------------------------------------------------------------------
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import time
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import rxresilience as rxr
+from rxresilience._clock import LONGEST_WAIT
 
 outcomes = st.lists(st.tuples(st.booleans(), st.booleans()), max_size=200)
 
@@ -64,3 +67,56 @@ def test_clear_empties_both_windows() -> None:
         window.add(1.0, True, True)
         window.clear()
         assert window.totals(1.0).calls == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (1e10, ValueError),
+        (10**10, ValueError),
+        (float("inf"), ValueError),
+        (float("nan"), ValueError),
+        (-1, ValueError),
+        (0, ValueError),
+        (0.0, ValueError),
+        (True, TypeError),
+        ("5", TypeError),
+    ],
+)
+def test_time_window_seconds_out_of_range_are_refused_naming_them(
+    value: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=r"^seconds "):
+        rxr.TimeWindow(value)  # type: ignore[arg-type]
+
+
+def test_time_window_seconds_in_range_are_kept_as_a_float() -> None:
+    for value in (5, 0.5, int(LONGEST_WAIT), LONGEST_WAIT):
+        window = rxr.TimeWindow(value)
+        assert type(window.seconds) is float
+        assert window.seconds == value
+    assert rxr.TimeWindow(5) == rxr.TimeWindow(5.0)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "buckets"), [(1e-7, None), (1e-300, None), (1e-3, 10_000)]
+)
+def test_a_bucket_narrower_than_a_microsecond_is_refused(
+    seconds: float, buckets: int | None
+) -> None:
+    """Schedulers resolve a microsecond at best; ``now / width`` overflows long before."""
+    with pytest.raises(ValueError, match=r"^seconds .*buckets"):
+        rxr.TimeWindow(seconds, buckets)
+
+
+def test_the_narrowest_and_widest_windows_count_on_the_real_clock() -> None:
+    for config in (
+        rxr.TimeWindow(1e-6),
+        rxr.TimeWindow(1e-3, buckets=1000),
+        rxr.TimeWindow(LONGEST_WAIT),
+        rxr.TimeWindow(LONGEST_WAIT, buckets=1),
+    ):
+        window = config.accumulator()
+        now = time.time()
+        window.add(now, True, False)
+        assert window.totals(now).calls == 1

@@ -9,7 +9,7 @@ from typing import Any
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from .._arguments import require_positive
+from .._arguments import require_duration
 from .._clock import choose_scheduler, clock_of
 from ..errors import SagaError
 from ._events import SagaEvent
@@ -56,12 +56,19 @@ def recover(
         journal: where the sagas were recorded.
         sagas: the saga definitions, by name.
         stale_after: seconds without a journal entry after which a running saga
-            counts as abandoned.
+            counts as abandoned: above 0, at most ``LONGEST_WAIT`` (about 292
+            years).
         scheduler: the clock (default: the subscribe-time scheduler, else the
             real clock).
 
     Returns:
         A cold observable: each subscription recovers what is unfinished then.
+
+    Raises:
+        ValueError: a ``stale_after`` not above 0, not finite, or above
+            ``LONGEST_WAIT``.
+        TypeError: a journal, sagas or ``stale_after`` of the wrong type (a
+            ``bool`` included).
     """
     if not isinstance(journal, SagaJournal):
         raise TypeError(f"journal must be a SagaJournal, got {type(journal).__name__}")
@@ -69,7 +76,7 @@ def recover(
         isinstance(s, Saga) for s in sagas.values()
     ):
         raise TypeError("sagas must map saga names to Saga objects")
-    stale = require_positive("stale_after", stale_after)
+    stale = require_duration("stale_after", stale_after, positive=True)
 
     def subscribe(
         observer: abc.ObserverBase[SagaEvent],

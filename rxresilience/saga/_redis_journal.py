@@ -62,13 +62,19 @@ class RedisSagaJournal(SagaJournal):
             connection pool from its settings (replies are read as bytes
             whatever its ``decode_responses``; no retries).
         prefix: prepended to every key.
-        socket_timeout: seconds to wait for a connection or a reply; default
-            the client's own, or 5 when it sets none, so an operation never
+        socket_timeout: seconds to wait for a connection or a reply, above 0
+            and at most ``LONGEST_WAIT`` (about 292 years); default the
+            client's own, or 5 when it sets none, so an operation never
             hangs.
 
     Raises:
         SagaError: when Redis cannot be reached (the operation fails; nothing
             Redis acknowledged is lost), or a saga id is used twice.
+        ValueError: a ``socket_timeout`` not above 0, not finite, or above
+            ``LONGEST_WAIT``; checked before connecting.
+        TypeError: ``client`` is not a ``redis.Redis`` client, ``prefix`` not
+            a string, or ``socket_timeout`` not a number (a ``bool``
+            included).
     """
 
     def __init__(

@@ -45,9 +45,18 @@ class SQLiteSagaJournal(SagaJournal):
         'running'
         >>> journal.close()
 
+    Args:
+        path: the database file (created if missing), or ``":memory:"``.
+        timeout: seconds to wait for another process's write lock: finite,
+            from 0 (do not wait) to about 24.8 days (``2**31 - 1``
+            milliseconds, the longest SQLite keeps).
+
     Raises:
         SagaError: the database holds a journal schema this version does not
             understand.
+        ValueError: a ``timeout`` out of that range, checked before the
+            database is touched.
+        TypeError: a ``timeout`` that is not a number (a ``bool`` included).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:

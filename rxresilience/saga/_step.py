@@ -10,7 +10,7 @@ from typing import Any
 
 from reactivex import Observable
 
-from .._arguments import require_callable
+from .._arguments import is_number, require_callable
 from .._retry import RetryPolicy
 from .._timeout import TimeoutPolicy
 
@@ -35,11 +35,20 @@ class SagaStep:
         execute: the forward action.
         compensate: the undo; ``None`` for a step with nothing to undo.
         retry: a retry policy for ``execute``.
-        timeout: a per-attempt budget for ``execute`` (inside ``retry``).
+        timeout: a per-attempt budget for ``execute`` (inside ``retry``):
+            seconds or a ``timedelta``, above 0 and at most ``LONGEST_WAIT``
+            (about 292 years), as ``TimeoutPolicy(each=...)`` takes; or a
+            ``TimeoutPolicy``. Seconds are kept as a float.
         compensation_retry: a retry policy for ``compensate``.
         compensate_on_failure: compensate this step even when it failed (or
             was cancelled), for steps that may have had partial effects; it
             then receives the context it was given.
+
+    Raises:
+        ValueError: an empty name, or a ``timeout`` out of range (not above
+            0, not finite, above ``LONGEST_WAIT``).
+        TypeError: an argument of the wrong type (a ``bool`` or a
+            ``datetime`` as ``timeout`` included).
     """
 
     name: str
@@ -62,15 +71,30 @@ class SagaStep:
                 raise TypeError(
                     f"{field_name} must be a RetryPolicy, got {type(value).__name__}"
                 )
-        if self.timeout is not None and not isinstance(
-            self.timeout, int | float | timedelta | TimeoutPolicy
-        ):
-            raise TypeError(
-                "timeout must be seconds, a timedelta or a TimeoutPolicy, got "
-                f"{type(self.timeout).__name__}"
-            )
+        self._check_timeout()
         if not isinstance(self.compensate_on_failure, bool):
             raise TypeError("compensate_on_failure must be a bool")
+
+    def _check_timeout(self) -> None:
+        """A budget the step's ``timeout`` operator will take, refused now
+        rather than when the saga runs; seconds kept as a float."""
+        budget: object = self.timeout
+        if budget is None or isinstance(budget, TimeoutPolicy):
+            return
+        if not is_number(budget) and not isinstance(budget, timedelta):
+            raise TypeError(
+                "timeout must be seconds, a timedelta or a TimeoutPolicy, got "
+                f"{type(budget).__name__}"
+            )
+        try:
+            TimeoutPolicy(each=budget)
+        except ValueError as error:
+            raise ValueError(
+                f"timeout must be a budget for one attempt, as "
+                f"TimeoutPolicy(each=...) takes: {error}"
+            ) from None
+        if is_number(budget):
+            object.__setattr__(self, "timeout", float(budget))
 
 
 def _takes_key(function: Callable[..., Any]) -> bool:

@@ -86,13 +86,19 @@ class RedisIdempotencyStore(IdempotencyStore):
         prefix: prepended to every key.
         codec: how outcomes are encoded (default JSON; never pickle: a shared
             Redis must not become a way to run code in every process).
-        socket_timeout: seconds to wait for a connection or a reply; default
-            the client's own, or 5 when it sets none, so an operation never
+        socket_timeout: seconds to wait for a connection or a reply, above 0
+            and at most ``LONGEST_WAIT`` (about 292 years); default the
+            client's own, or 5 when it sets none, so an operation never
             hangs.
 
     Raises:
         IdempotencyError: on any operation, when Redis cannot be reached; no
             record Redis acknowledged is lost.
+        ValueError: a ``socket_timeout`` not above 0, not finite, or above
+            ``LONGEST_WAIT``; checked before connecting.
+        TypeError: ``client`` is not a ``redis.Redis`` client, ``prefix`` not
+            a string, or ``socket_timeout`` not a number (a ``bool``
+            included).
     """
 
     def __init__(

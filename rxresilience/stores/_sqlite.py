@@ -52,11 +52,16 @@ class SQLiteIdempotencyStore(IdempotencyStore):
     Args:
         path: the database file (created if missing), or ``":memory:"``.
         codec: how outcomes are encoded (default JSON; never pickle).
-        timeout: seconds to wait for another process's write lock.
+        timeout: seconds to wait for another process's write lock: finite,
+            from 0 (do not wait) to about 24.8 days (``2**31 - 1``
+            milliseconds, the longest SQLite keeps).
 
     Raises:
         IdempotencyError: the database holds a schema this version does not
             understand.
+        ValueError: a ``timeout`` out of that range, checked before the
+            database is touched.
+        TypeError: a ``timeout`` that is not a number (a ``bool`` included).
     """
 
     def __init__(

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
+from .._arguments import require_duration
 from .._clock import choose_scheduler, clock_of
 
 __all__ = ["FlakySource", "flaky"]
@@ -37,7 +38,7 @@ class FlakySource(Observable[_T], Generic[_T]):
         super().__init__()
         self._values = tuple(values)
         self._script = script
-        self._latency = latency
+        self._latency = require_duration("latency", latency)
         self._error = error
         self.subscriptions: list[tuple[float, float | None]] = []
 
@@ -111,9 +112,16 @@ def flaky(
     Args:
         values: what a successful call emits.
         failures: how many calls fail first, or a script of outcomes.
-        latency: seconds before each call answers.
+        latency: seconds before each call answers: at least 0 (0 answers at
+            once), at most ``LONGEST_WAIT`` (about 292 years).
         error: the error of a failing call, or a function of the call's
             number (from 1) making it; default ``FlakyError``.
+
+    Raises:
+        ValueError: negative ``failures``, an empty script, or a ``latency``
+            negative, not finite, or above ``LONGEST_WAIT``.
+        TypeError: a ``latency`` that is not a number (a ``bool`` included),
+            or an ``error`` that is neither an exception nor a function.
     """
     if isinstance(failures, int):
         count = failures
@@ -131,8 +139,7 @@ def flaky(
         def script(index: int) -> Outcome:
             return steps[min(index, len(steps) - 1)]
 
-    if latency < 0:
-        raise ValueError(f"latency must be >= 0, got {latency!r}")
+    latency = require_duration("latency", latency)
     make_error: Callable[[int], Exception]
     if error is None:
         make_error = _default_error
