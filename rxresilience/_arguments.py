@@ -32,7 +32,10 @@ def require_finite(name: str, value: object, *, minimum: float = 0.0) -> float:
     """Return ``value`` as a float, or raise if it is not a finite number >= minimum."""
     if not is_number(value):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an int beyond any float
+        raise ValueError(f"{name} must be finite, got {value!r}") from None
     if not math.isfinite(result):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if result < minimum:

@@ -20,6 +20,7 @@ attempt number.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import sys
 from abc import ABC, abstractmethod
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ._arguments import is_number, require_duration, require_finite
+from ._clock import LONGEST_WAIT
 
 __all__ = [
     "Backoff",
@@ -361,15 +363,24 @@ class _FunctionBackoff(Backoff):
     """A plain ``function(attempt) -> seconds`` used as a policy.
 
     ``attempt`` is the number of the attempt that just failed (1 for the
-    first). A result that is not a finite, non-negative number fails the
-    stream with ``ValueError``/``TypeError``.
+    first). A result that is not a number, NaN or negative fails the stream
+    with ``TypeError``/``ValueError``; one too large for any timer (infinity
+    included) means "never", and ``rxr.retry`` gives up with the attempt's
+    error.
     """
 
     function: Callable[[int], float]
 
     def delays(self, rng: random.Random) -> Iterator[float]:
         for attempt in itertools.count(1):
-            yield require_finite("backoff(attempt)", self.function(attempt))
+            yield _function_delay(self.function(attempt))
+
+
+def _function_delay(value: object) -> float:
+    """A function backoff's answer as seconds: ``inf`` for "never"."""
+    if is_number(value) and value > LONGEST_WAIT:  # an int beyond any float too
+        return math.inf
+    return require_finite("backoff(attempt)", value)
 
 
 def _check_exponential(

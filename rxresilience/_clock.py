@@ -65,7 +65,10 @@ def clock_of(scheduler: abc.SchedulerBase | None) -> Callable[[], float]:
     if scheduler is None:
         return time.time
     if isinstance(scheduler, VirtualTimeScheduler):
-        return lambda: float(scheduler.clock)
+        if isinstance(scheduler.clock, int | float):  # TestScheduler: seconds
+            return lambda: float(scheduler.clock)
+        # HistoricalScheduler keeps a datetime: its seconds since the epoch.
+        return lambda: scheduler.to_seconds(scheduler.clock)
     if isinstance(scheduler, Scheduler) and type(scheduler).now is Scheduler.now:
         return time.time
     return lambda: scheduler.to_seconds(scheduler.now)

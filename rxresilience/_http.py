@@ -29,7 +29,10 @@ class RetryAfterError(ResilienceError):
     """
 
     def __init__(self, status: int, retry_after: float | None, response: Any) -> None:
-        wait = "" if retry_after is None else f", retry after {retry_after:g}s"
+        try:
+            wait = "" if retry_after is None else f", retry after {retry_after:g}s"
+        except (OverflowError, TypeError, ValueError):  # 10**400, or not a number
+            wait = f", retry after {retry_after!r}s"
         super().__init__(f"HTTP {status}{wait}")
         self.status = status
         self.retry_after = retry_after

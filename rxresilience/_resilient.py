@@ -113,7 +113,7 @@ def resilient(
             raise TypeError(
                 f"breaker must be a CircuitBreaker, got {type(breaker).__name__}"
             )
-        _require_one_kind_of_time(scheduler, breaker)
+        _require_one_kind_of_time("scheduler", scheduler, breaker)
         parts.append(circuit_breaker(breaker))
     if retry is not None:
         if isinstance(retry, bool) or not isinstance(retry, RetryPolicy | int):
@@ -122,6 +122,10 @@ def resilient(
                 f"{type(retry).__name__}"
             )
         retry_policy = retry if isinstance(retry, RetryPolicy) else RetryPolicy(retry)
+        if breaker is not None:
+            _require_one_kind_of_time(
+                "retry.scheduler", retry_policy.scheduler, breaker
+            )
         # A policy's own scheduler wins over resilient's.
         given = None if retry_policy.scheduler is not None else scheduler
         parts.append(retry_operator(retry_policy, scheduler=given))
@@ -145,7 +149,7 @@ def resilient(
 
 
 def _require_one_kind_of_time(
-    scheduler: abc.SchedulerBase | None, breaker: CircuitBreaker
+    name: str, scheduler: abc.SchedulerBase | None, breaker: CircuitBreaker
 ) -> None:
     """Refuse a virtual pipeline around a breaker on the real clock, or the reverse:
     the retry would wait the breaker's ``retry_after`` on the wrong clock and be
@@ -159,7 +163,7 @@ def _require_one_kind_of_time(
         else "the real clock"
     )
     raise ValueError(
-        f"resilient(scheduler={type(scheduler).__name__}) runs in {kind}, but "
+        f"resilient({name}={type(scheduler).__name__}) runs in {kind}, but "
         f"breaker {breaker.name!r} keeps {breaker_kind}: give the breaker the "
         f"same scheduler (CircuitBreaker(..., scheduler=...))"
     )

@@ -205,7 +205,11 @@ def retry(
     ``max_refusal_wait`` seconds, and stay within ``max_elapsed``; past
     either, or for a refusal with ``retry_after=None`` (a breaker forced
     open), the retry ends with the refusal at once. ``should_retry`` is not
-    asked about refusals (``max_refusal_wait=0`` fails fast on them).
+    asked about refusals (``max_refusal_wait=0`` fails fast on them). The
+    retry trusts the error's type: a refusal raised from deep inside the
+    retried work, after it did something, is waited out and the work runs
+    again; put breakers directly inside the retry (as ``rxr.resilient``
+    does).
 
     Any other error with a numeric ``retry_after`` attribute (seconds, such
     as ``rxr.RetryAfterError`` from a server's ``Retry-After``) counts as an
@@ -541,7 +545,8 @@ class _RetryRun(abc.DisposableBase, Generic[_T]):
         wait = refusal.retry_after
         if not is_number(wait) or not wait <= LONGEST_WAIT or self._no_delays:
             return None  # unknown, never, or no waiting allowed: end with it
-        wait = max(float(wait), _SHORTEST_REFUSAL_WAIT)
+        # Never shorter than a millisecond (and never float() of -10**400).
+        wait = float(wait) if wait > _SHORTEST_REFUSAL_WAIT else _SHORTEST_REFUSAL_WAIT
         policy = self._policy
         waited = self._refusal_waited + wait
         if waited > policy.max_refusal_wait + RESOLUTION:

@@ -60,6 +60,7 @@ class CallRefusedError(ResilienceError):
     """
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
+        _require_wait(retry_after)
         super().__init__(message, retry_after)
 
     # Subclasses keep ``retry_after`` as the last of ``args``: reading it costs
@@ -69,11 +70,13 @@ class CallRefusedError(ResilienceError):
         value: float | None = self.args[-1]
         return value
 
+    @retry_after.setter
+    def retry_after(self, value: float | None) -> None:
+        _require_wait(value)
+        self.args = (*self.args[:-1], value)
+
     def __str__(self) -> str:
-        wait = (
-            "" if self.retry_after is None else f"; retry after {self.retry_after:.3f}s"
-        )
-        return f"{self.args[0]}{wait}"
+        return f"{self.args[0]}{_wait_text(self.retry_after)}"
 
 
 class CircuitOpenError(CallRefusedError):
@@ -112,10 +115,28 @@ class CircuitOpenError(CallRefusedError):
         return str(self.args[1])
 
     def __str__(self) -> str:
-        wait = (
-            "" if self.retry_after is None else f"; retry after {self.retry_after:.3f}s"
-        )
+        wait = _wait_text(self.retry_after)
         return f"circuit breaker {self.breaker!r} is {self.state}{wait}"
+
+
+def _require_wait(value: object) -> None:
+    """``retry_after`` is seconds (any real number; ``rxr.retry`` judges it) or None."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float)
+    ):
+        raise TypeError(
+            f"retry_after must be a number of seconds or None, got "
+            f"{type(value).__name__}"
+        )
+
+
+def _wait_text(value: object) -> str:
+    if value is None:
+        return ""
+    try:
+        return f"; retry after {value:.3f}s"
+    except (OverflowError, TypeError, ValueError):  # 10**400, or not a number
+        return f"; retry after {value!r}s"
 
 
 class TimeoutError(ResilienceError, builtins.TimeoutError):

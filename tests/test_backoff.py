@@ -370,7 +370,10 @@ def _policies_at_their_limits() -> list[Any]:
         (_FunctionBackoff(lambda attempt: (attempt % 13) * 0.25), 3.0),
         (_FunctionBackoff(lambda attempt: min(attempt, 60)), 60.0),
         # run-time values past LONGEST_WAIT are the retry's "never": kept finite
-        (_FunctionBackoff(lambda attempt: 1e300) + rxr.ConstantBackoff(5), 1e300),
+        (
+            _FunctionBackoff(lambda attempt: 1e300) + rxr.ConstantBackoff(5),
+            sys.float_info.max,
+        ),
         (
             _FunctionBackoff(lambda attempt: 1.7e308)
             + _FunctionBackoff(lambda attempt: 1.7e308),

@@ -8,7 +8,11 @@ import threading
 
 import reactivex as rx
 from reactivex import operators as ops
-from reactivex.scheduler import ImmediateScheduler, TimeoutScheduler
+from reactivex.scheduler import (
+    HistoricalScheduler,
+    ImmediateScheduler,
+    TimeoutScheduler,
+)
 from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
@@ -153,3 +157,28 @@ def test_ops_chain_keeps_the_subscribe_time_scheduler() -> None:
         subscribe_at=0,
     )
     assert events == [(1.0, "next", 1), (1.0, "completed", None)]
+
+
+def test_a_historical_scheduler_drives_timeouts_breakers_and_budgets() -> None:
+    """HistoricalScheduler keeps a datetime clock: read as seconds since the epoch."""
+    from datetime import UTC, datetime, timedelta
+
+    scheduler = HistoricalScheduler(initial_clock=datetime(2026, 1, 1, tzinfo=UTC))
+    errors: list[Exception] = []
+    rx.never().pipe(rxr.timeout(5.0)).subscribe(
+        on_error=errors.append, scheduler=scheduler
+    )
+    breaker = rxr.CircuitBreaker(1, reset_timeout=10.0, scheduler=scheduler)
+    assert breaker.call(len, "abc") == 3
+    attempts: list[datetime] = []
+
+    def failing(_: object) -> rx.Observable[int]:
+        attempts.append(scheduler.now)
+        return rx.throw(ConnectionError("down"))
+
+    rx.defer(failing).pipe(rxr.retry(None, backoff=2.0, max_elapsed=4.0)).subscribe(
+        on_error=errors.append, scheduler=scheduler
+    )
+    scheduler.advance_by(timedelta(seconds=10))
+    assert [type(error) for error in errors] == [ConnectionError, rxr.TimeoutError]
+    assert len(attempts) == 3  # at +0, +2 and +4 s: the budget's last instant

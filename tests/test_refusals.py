@@ -468,3 +468,76 @@ def test_resilient_lets_a_retry_policys_own_scheduler_win() -> None:
     assert results == []
     own.advance_to(2.0)
     assert results == ["ok"]
+
+
+# --- odd numbers and odd callers -------------------------------------------------------------
+
+
+def test_a_call_refused_error_takes_only_seconds_and_prints_any_of_them() -> None:
+    with pytest.raises(TypeError, match="retry_after"):
+        rxr.CallRefusedError("no", retry_after="soon")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="retry_after"):
+        rxr.CallRefusedError("no", retry_after=True)
+    huge = rxr.CallRefusedError("quota", retry_after=10**400)
+    assert str(huge).startswith("quota; retry after 1000")
+    assert str(rxr.CallRefusedError("quota")) == "quota"
+
+
+def test_a_policy_of_your_own_may_set_retry_after_as_an_attribute() -> None:
+    class QuotaExceeded(rxr.CallRefusedError):
+        def __init__(self, wait: float) -> None:
+            super().__init__("quota exceeded")
+            self.retry_after = wait
+
+    error = QuotaExceeded(2.5)
+    assert error.retry_after == 2.5
+    assert str(error) == "quota exceeded; retry after 2.500s"
+    scheduler = TestScheduler()
+    source = Script(scheduler, error, "ok")
+    record(scheduler, lambda: source.observable().pipe(rxr.retry(1)), subscribe_at=0)
+    assert source.starts == [0.0, 2.5]
+
+
+def test_a_hugely_negative_refusal_waits_the_shortest_wait() -> None:
+    scheduler = TestScheduler()
+    source = Script(scheduler, refused(-(10**400)), "ok")
+    events = record(
+        scheduler, lambda: source.observable().pipe(rxr.retry(1)), subscribe_at=0
+    )
+    assert source.starts == [0.0, 0.001]
+    assert events[0][1:] == ("next", "ok")
+
+
+@pytest.mark.parametrize("answer", [math.inf, 10**400])
+def test_a_function_backoff_answering_never_gives_up_with_the_error(
+    answer: Any,
+) -> None:
+    error = ServiceDown()
+    errors: list[Exception] = []
+    rx.throw(error).pipe(
+        rxr.retry(3, backoff=lambda attempt: answer, scheduler=WatchedScheduler())
+    ).subscribe(on_error=errors.append)
+    assert errors == [error]
+
+
+@pytest.mark.parametrize("value", [10**400, math.inf, math.nan, -1, 1e10])
+def test_max_refusal_wait_is_a_duration(value: Any) -> None:
+    with pytest.raises(ValueError, match="max_refusal_wait"):
+        rxr.RetryPolicy(max_refusal_wait=value)
+    with pytest.raises(TypeError, match="max_refusal_wait"):
+        rxr.RetryPolicy(max_refusal_wait=True)
+
+
+def test_resilient_checks_the_retry_policys_own_scheduler_against_the_breaker() -> None:
+    breaker = rxr.CircuitBreaker(name="payments")
+    policy = rxr.RetryPolicy(backoff=1.0, scheduler=TestScheduler())
+    with pytest.raises(ValueError, match=r"retry\.scheduler=TestScheduler"):
+        rxr.resilient(breaker=breaker, retry=policy)
+
+
+def test_a_virtual_breaker_on_a_real_scheduler_warns_too() -> None:
+    breaker = rxr.CircuitBreaker(name="virtual", scheduler=TestScheduler())
+    with pytest.warns(RuntimeWarning, match="'virtual' keeps virtual time"):
+        rx.of(1).pipe(rxr.circuit_breaker(breaker)).subscribe(
+            scheduler=TimeoutScheduler.singleton()
+        )

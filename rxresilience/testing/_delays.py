@@ -14,6 +14,10 @@ __all__ = ["no_delays", "set_no_delays"]
 def no_delays() -> Iterator[None]:
     """Within the block, every ``rxr.retry`` backoff is zero (retries are immediate).
 
+    A refusal (``rxr.CallRefusedError``, such as an open breaker's) is not
+    waited out in the block: it ends the retry at once, as waiting zero
+    seconds for a permit would only be refused again.
+
     For application tests that cannot inject a scheduler. It is a context
     variable: it holds for the current thread or asyncio task and for the
     subscriptions made there (a subscription reads it when it starts).
