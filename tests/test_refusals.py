@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import reactivex as rx
+from hypothesis import given
+from hypothesis import strategies as st
 from reactivex import operators as ops
 from reactivex.scheduler import TimeoutScheduler
 from reactivex.testing import TestScheduler
@@ -20,7 +22,7 @@ import rxresilience as rxr
 from rxresilience.testing import no_delays
 
 from ._redis_server import RedisServer
-from ._support import record
+from ._support import pending, record
 
 
 class ServiceDown(Exception):
@@ -350,6 +352,65 @@ def test_a_half_open_refusal_waits_until_the_earliest_trial_may_be_abandoned(
     assert error.retry_after == pytest.approx(1.5)  # the trial ends by t=32
 
 
+def test_resilient_total_timeout_bounds_the_refusal_waits(
+    breaker_on: Callable[..., rxr.CircuitBreaker],
+) -> None:
+    scheduler = TestScheduler()
+    breaker = breaker_on(failure_threshold=1, reset_timeout=30.0, scheduler=scheduler)
+    with pytest.raises(ServiceDown):
+        breaker.call(_fail)
+    source = Script(scheduler, "ok")
+    events = record(
+        scheduler,
+        lambda: source.observable().pipe(
+            rxr.resilient(
+                timeout=1.0,
+                retry=rxr.RetryPolicy(max_attempts=3),
+                breaker=breaker,
+                total_timeout=5.0,
+                scheduler=scheduler,
+            )
+        ),
+        subscribe_at=0,
+    )
+    [(time, kind, error)] = events
+    assert (time, kind) == (5.0, "error")
+    assert isinstance(error, rxr.TimeoutError)
+    assert error.budget == "total"
+    assert source.starts == []  # the breaker never let a call through
+
+
+def test_resilient_falls_back_on_a_refusal_that_ends_the_retry(
+    breaker_on: Callable[..., rxr.CircuitBreaker],
+) -> None:
+    scheduler = TestScheduler()
+    breaker = breaker_on(scheduler=scheduler)
+    breaker.force_open()
+    source = Script(scheduler, "fresh")
+    seen: list[Exception] = []
+
+    def cached(error: Exception) -> rx.Observable[str]:
+        seen.append(error)
+        return rx.of("cached")
+
+    events = record(
+        scheduler,
+        lambda: source.observable().pipe(
+            rxr.resilient(
+                retry=rxr.RetryPolicy(max_attempts=3),
+                breaker=breaker,
+                fallback=cached,
+                scheduler=scheduler,
+            )
+        ),
+        subscribe_at=0,
+    )
+    assert events == [(0.0, "next", "cached"), (0.0, "completed", None)]
+    [refusal] = seen
+    assert isinstance(refusal, rxr.CircuitOpenError)
+    assert source.starts == []
+
+
 # --- runtime waits beyond what a timer can hold -------------------------------------------
 
 
@@ -535,9 +596,59 @@ def test_resilient_checks_the_retry_policys_own_scheduler_against_the_breaker() 
         rxr.resilient(breaker=breaker, retry=policy)
 
 
-def test_a_virtual_breaker_on_a_real_scheduler_warns_too() -> None:
+def test_a_virtual_breaker_run_with_run_does_not_warn() -> None:
+    """``.run()`` subscribes on a real scheduler: that is no second clock."""
     breaker = rxr.CircuitBreaker(name="virtual", scheduler=TestScheduler())
-    with pytest.warns(RuntimeWarning, match="'virtual' keeps virtual time"):
-        rx.of(1).pipe(rxr.circuit_breaker(breaker)).subscribe(
-            scheduler=TimeoutScheduler.singleton()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rx.of(1).pipe(rxr.circuit_breaker(breaker)).run() == 1
+
+
+# --- disposal at every instant of a refusal wait --------------------------------------------
+
+
+@given(
+    failures=st.integers(0, 3),
+    call_seconds=st.sampled_from([0.0, 0.5, 3.3]),
+    callers=st.integers(1, 4),
+    dispose_at=st.floats(0.0, 40.0, allow_nan=False).map(lambda t: round(t, 1)),
+)
+def test_disposal_at_any_instant_of_a_refusal_wait_leaves_nothing_behind(
+    failures: int, call_seconds: float, callers: int, dispose_at: float
+) -> None:
+    """Nothing starts after disposal, no permit leaks, no timer stays queued."""
+    scheduler = TestScheduler()
+    breaker = rxr.CircuitBreaker(
+        failure_threshold=1, reset_timeout=10.0, scheduler=scheduler
+    )
+    starts: list[tuple[int, float]] = []
+    script = ["fail"] * failures + ["ok"]
+
+    def make(caller: int) -> rx.Observable[str]:
+        def subscribe(_: Any) -> rx.Observable[str]:
+            starts.append((caller, float(scheduler.clock)))
+            answer = script.pop(0) if len(script) > 1 else script[0]
+            later = rx.timer(call_seconds, scheduler=scheduler)
+            if answer == "fail":
+                return later.pipe(ops.flat_map(lambda _: rx.throw(ServiceDown())))
+            return later.pipe(ops.map(lambda _: "ok"))
+
+        return rx.defer(subscribe).pipe(
+            rxr.circuit_breaker(breaker),
+            rxr.retry(3, backoff=1.0, max_refusal_wait=30.0),
         )
+
+    subscriptions = [
+        make(caller).subscribe(on_error=lambda _: None, scheduler=scheduler)
+        for caller in range(callers)
+    ]
+    scheduler.advance_to(dispose_at)
+    for subscription in subscriptions:
+        subscription.dispose()
+    started = len(starts)
+    scheduler.advance_to(200.0)
+    assert len(starts) == started  # nothing started after disposal
+    assert pending(scheduler) == []  # every timer was cancelled
+    # Every admitted call was settled or given back: a trial now gets through.
+    scheduler.advance_to(300.0)
+    assert rx.of(1).pipe(rxr.circuit_breaker(breaker)).run() == 1
