@@ -29,7 +29,8 @@ def _relative(name: str, value: Any) -> float:
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif is_number(value):
-        seconds = float(value)
+        # An int beyond any float (10**400) is as out of range as infinity.
+        seconds = math.inf if value > LONGEST_WAIT else float(value)
     else:
         raise TypeError(
             f"{name} must be seconds or a timedelta, got {type(value).__name__}"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import reactivex as rx
 from reactivex.testing import TestScheduler
 
@@ -37,3 +39,23 @@ def record(
         scheduler=scheduler,
     )
     return trace.events  # type: ignore[return-value]
+
+
+#: Durations every duration argument refuses (with the error expected):
+#: beyond what a timer can wait, not finite, negative, or not a number.
+DURATIONS_OUT_OF_RANGE: list[Any] = [
+    pytest.param(1e10, ValueError, id="1e10"),
+    pytest.param(10**10, ValueError, id="int-10**10"),
+    pytest.param(10**400, ValueError, id="int-10**400"),
+    pytest.param(math.inf, ValueError, id="inf"),
+    pytest.param(math.nan, ValueError, id="nan"),
+    pytest.param(-1, ValueError, id="-1"),
+    pytest.param(True, TypeError, id="True"),
+    pytest.param("5", TypeError, id="str"),
+]
+#: ... and those refused where a duration must be above zero.
+POSITIVE_DURATIONS_OUT_OF_RANGE: list[Any] = [
+    *DURATIONS_OUT_OF_RANGE,
+    pytest.param(0, ValueError, id="0"),
+    pytest.param(0.0, ValueError, id="0.0"),
+]

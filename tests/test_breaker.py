@@ -13,7 +13,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 import rxresilience as rxr
 from rxresilience import CircuitState as S
 
-from ._support import pending, record
+from ._support import POSITIVE_DURATIONS_OUT_OF_RANGE, pending, record
 
 on_next = ReactiveTest.on_next
 on_error = ReactiveTest.on_error
@@ -824,17 +824,7 @@ _SLOW_RULE: dict[str, Any] = {
 )
 @pytest.mark.parametrize(
     ("value", "error"),
-    [
-        (1e10, ValueError),
-        (10**10, ValueError),
-        (float("inf"), ValueError),
-        (float("nan"), ValueError),
-        (-1, ValueError),
-        (0, ValueError),
-        (0.0, ValueError),
-        (True, TypeError),
-        ("5", TypeError),
-    ],
+    POSITIVE_DURATIONS_OUT_OF_RANGE,
 )
 def test_a_duration_out_of_range_is_refused_naming_it(
     argument: str, others: dict[str, Any], value: object, error: type[Exception]

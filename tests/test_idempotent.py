@@ -22,7 +22,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 import rxresilience as rxr
 
 from . import _idempotency_worker as worker
-from ._support import pending, record
+from ._support import DURATIONS_OUT_OF_RANGE, pending, record
 
 on_next = ReactiveTest.on_next
 on_error = ReactiveTest.on_error
@@ -585,15 +585,7 @@ def test_a_bad_max_entries_is_refused() -> None:
         rxr.InMemoryIdempotencyStore(max_entries=0)
 
 
-_OUT_OF_RANGE: list[Any] = [
-    pytest.param(1e10, ValueError, id="1e10"),
-    pytest.param(10**10, ValueError, id="int-10**10"),
-    pytest.param(float("inf"), ValueError, id="inf"),
-    pytest.param(float("nan"), ValueError, id="nan"),
-    pytest.param(-1, ValueError, id="-1"),
-    pytest.param(True, TypeError, id="True"),
-    pytest.param("5", TypeError, id="str"),
-]
+_OUT_OF_RANGE = DURATIONS_OUT_OF_RANGE
 
 
 @pytest.mark.parametrize("argument", ["ttl", "in_progress_timeout", "poll_interval"])

@@ -15,6 +15,7 @@ import rxresilience as rxr
 
 from . import _idempotency_worker as worker
 from ._redis_server import RedisServer
+from ._support import DURATIONS_OUT_OF_RANGE
 
 
 def test_eight_processes_racing_through_redis_run_the_key_once(
@@ -135,15 +136,7 @@ def _client_of_no_server() -> Any:
     return redis.Redis.from_url(f"redis://127.0.0.1:{_free_port()}/0")
 
 
-_OUT_OF_RANGE: list[Any] = [
-    pytest.param(1e10, ValueError, id="1e10"),
-    pytest.param(10**10, ValueError, id="int-10**10"),
-    pytest.param(float("inf"), ValueError, id="inf"),
-    pytest.param(float("nan"), ValueError, id="nan"),
-    pytest.param(-1, ValueError, id="-1"),
-    pytest.param(True, TypeError, id="True"),
-    pytest.param("5", TypeError, id="str"),
-]
+_OUT_OF_RANGE = DURATIONS_OUT_OF_RANGE
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from rxresilience._breaker_machine import Outcome, Ticket
 
 from . import test_breaker_stateful as stateful
 from ._redis_server import RedisServer
+from ._support import POSITIVE_DURATIONS_OUT_OF_RANGE
 
 
 def fresh_name() -> str:
@@ -227,16 +228,7 @@ def _client_of_no_server() -> Any:
 @pytest.mark.parametrize("argument", ["socket_timeout", "reconnect_after"])
 @pytest.mark.parametrize(
     ("value", "error"),
-    [
-        (1e10, ValueError),
-        (10**10, ValueError),
-        (float("inf"), ValueError),
-        (float("nan"), ValueError),
-        (-1, ValueError),
-        (0, ValueError),
-        (True, TypeError),
-        ("5", TypeError),
-    ],
+    POSITIVE_DURATIONS_OUT_OF_RANGE,
 )
 def test_a_duration_out_of_range_is_refused_before_connecting(
     argument: str, value: object, error: type[Exception]

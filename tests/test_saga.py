@@ -21,7 +21,7 @@ from reactivex.testing import TestScheduler
 import rxresilience as rxr
 
 from . import _saga_worker as worker
-from ._support import record
+from ._support import DURATIONS_OUT_OF_RANGE, record
 
 
 class Boom(Exception):
@@ -559,15 +559,7 @@ def test_a_step_added_after_the_saga_ran_is_refused() -> None:
         saga.step("b", execute=rx.of)
 
 
-_OUT_OF_RANGE: list[Any] = [
-    pytest.param(1e10, ValueError, id="1e10"),
-    pytest.param(10**10, ValueError, id="int-10**10"),
-    pytest.param(float("inf"), ValueError, id="inf"),
-    pytest.param(float("nan"), ValueError, id="nan"),
-    pytest.param(-1, ValueError, id="-1"),
-    pytest.param(True, TypeError, id="True"),
-    pytest.param("5", TypeError, id="str"),
-]
+_OUT_OF_RANGE = DURATIONS_OUT_OF_RANGE
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,8 @@ from reactivex import operators as ops
 import rxresilience as rxr
 from rxresilience.testing import strategies as rst
 
+from ._support import DURATIONS_OUT_OF_RANGE
+
 
 class Boom(Exception):
     pass
@@ -121,15 +123,7 @@ def test_bad_fault_arguments_raise(build: Any, argument: str) -> None:
         build()
 
 
-_OUT_OF_RANGE: list[Any] = [
-    pytest.param(1e10, ValueError, id="1e10"),
-    pytest.param(10**10, ValueError, id="int-10**10"),
-    pytest.param(float("inf"), ValueError, id="inf"),
-    pytest.param(float("nan"), ValueError, id="nan"),
-    pytest.param(-1, ValueError, id="-1"),
-    pytest.param(True, TypeError, id="True"),
-    pytest.param("5", TypeError, id="str"),
-]
+_OUT_OF_RANGE = DURATIONS_OUT_OF_RANGE
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 import rxresilience as rxr
 from rxresilience._clock import LONGEST_WAIT
 
+from ._support import POSITIVE_DURATIONS_OUT_OF_RANGE
+
 outcomes = st.lists(st.tuples(st.booleans(), st.booleans()), max_size=200)
 
 
@@ -71,17 +73,7 @@ def test_clear_empties_both_windows() -> None:
 
 @pytest.mark.parametrize(
     ("value", "error"),
-    [
-        (1e10, ValueError),
-        (10**10, ValueError),
-        (float("inf"), ValueError),
-        (float("nan"), ValueError),
-        (-1, ValueError),
-        (0, ValueError),
-        (0.0, ValueError),
-        (True, TypeError),
-        ("5", TypeError),
-    ],
+    POSITIVE_DURATIONS_OUT_OF_RANGE,
 )
 def test_time_window_seconds_out_of_range_are_refused_naming_them(
     value: object, error: type[Exception]
