@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+import rxresilience as rxr
 
 from ._redis_server import RedisServer
 
@@ -30,3 +34,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def breaker_on(request: pytest.FixtureRequest) -> Callable[..., rxr.CircuitBreaker]:
+    """Build breakers whose state lives in memory, or in a real Redis."""
+
+    def make(**settings: Any) -> rxr.CircuitBreaker:
+        if request.param == "redis":
+            server: RedisServer = request.getfixturevalue("redis_server")
+            settings["storage"] = rxr.RedisBreakerStorage(
+                server.client(), name=uuid.uuid4().hex
+            )
+        return rxr.CircuitBreaker(**settings)
+
+    return make

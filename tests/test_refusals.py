@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-import uuid
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,7 +20,6 @@ from reactivex.testing import TestScheduler
 import rxresilience as rxr
 from rxresilience.testing import no_delays
 
-from ._redis_server import RedisServer
 from ._support import pending, record
 
 
@@ -50,21 +48,6 @@ class Script:
 
 def refused(retry_after: float | None) -> rxr.CallRefusedError:
     return rxr.CallRefusedError("no permit", retry_after=retry_after)
-
-
-@pytest.fixture(params=["memory", "redis"])
-def breaker_on(request: pytest.FixtureRequest) -> Callable[..., rxr.CircuitBreaker]:
-    """Build breakers whose state lives in memory, or in a real Redis."""
-
-    def make(**settings: Any) -> rxr.CircuitBreaker:
-        if request.param == "redis":
-            server: RedisServer = request.getfixturevalue("redis_server")
-            settings["storage"] = rxr.RedisBreakerStorage(
-                server.client(), name=uuid.uuid4().hex
-            )
-        return rxr.CircuitBreaker(**settings)
-
-    return make
 
 
 # --- the error ---------------------------------------------------------------------------

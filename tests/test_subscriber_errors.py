@@ -22,8 +22,6 @@ from reactivex.testing import ReactiveTest, TestScheduler
 
 import rxresilience as rxr
 
-from ._redis_server import RedisServer
-
 on_next = ReactiveTest.on_next
 on_completed = ReactiveTest.on_completed
 on_error = ReactiveTest.on_error
@@ -87,25 +85,6 @@ def drive(scheduler: TestScheduler, until: float) -> list[float]:
         except SubscriberBug:
             raised.append(float(scheduler.clock))
             scheduler.stop()  # a raising action leaves a TestScheduler running
-
-
-@pytest.fixture(params=["memory", "redis"])
-def breaker_on(
-    request: pytest.FixtureRequest,
-) -> Callable[..., rxr.CircuitBreaker]:
-    """Build breakers whose state lives in memory, or in a real Redis."""
-
-    def make(**settings: Any) -> rxr.CircuitBreaker:
-        if request.param == "redis":
-            server: RedisServer = request.getfixturevalue("redis_server")
-            import uuid
-
-            settings["storage"] = rxr.RedisBreakerStorage(
-                server.client(), name=uuid.uuid4().hex
-            )
-        return rxr.CircuitBreaker(**settings)
-
-    return make
 
 
 # --- circuit breaker -----------------------------------------------------------------
