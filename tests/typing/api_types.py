@@ -43,6 +43,10 @@ assert_type(breaker.state, rxr.CircuitState)
 assert_type(breaker.metrics(), rxr.BreakerMetrics)
 assert_type(breaker.state_changes, rx.Observable[rxr.StateChange])
 assert_type(rxr.CircuitOpenError("b", "open", 1.0).retry_after, float | None)
+assert_type(rxr.CallRefusedError("quota", retry_after=2.0).retry_after, float | None)
+assert_type(rxr.RetryPolicy(max_refusal_wait=30.0).max_refusal_wait, float)
+assert_type(rxr.RetryEvent(1, 2.0, ValueError(), refused=True).refused, bool)
+assert_type(rxr.OptimisticApplyError(ValueError()).cause, BaseException)
 
 assert_type(numbers.pipe(rxr.timeout(5.0)), rx.Observable[int])
 assert_type(
