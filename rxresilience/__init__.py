@@ -26,6 +26,7 @@ from ._circuit_breaker import circuit_breaker
 from ._codec import Codec, DataclassCodec, JsonCodec, fingerprint
 from ._fallback import fallback
 from ._http import RetryAfterError, parse_retry_after, raise_for_retry_after
+from ._idempotency_policy import IdempotencyPolicy
 from ._idempotent import idempotent
 from ._idempotent_map import idempotent_map
 from ._optimistic import OptimisticState
@@ -110,6 +111,7 @@ __all__ = [
     "IdempotencyError",
     "IdempotencyInProgressError",
     "IdempotencyKeyReuseError",
+    "IdempotencyPolicy",
     "IdempotencyStore",
     "InMemoryBreakerStorage",
     "InMemoryIdempotencyStore",

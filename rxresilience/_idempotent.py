@@ -2,115 +2,42 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import uuid
-import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable, SerialDisposable
 
-from ._arguments import (
-    ErrorPredicate,
-    error_predicate,
-    require_choice,
-    require_duration,
-    require_scheduler,
-)
-from ._clock import choose_scheduler, clock_of
+from ._codec import Codec
 from ._codec import fingerprint as fingerprint_of
-from .errors import (
-    IdempotencyClaimLostError,
-    IdempotencyCodecError,
-    IdempotencyInProgressError,
-    IdempotencyKeyReuseError,
-    RecordedError,
+from ._idempotency_policy import (
+    DEFAULT_TTL,
+    IdempotencyPolicy,
+    require_key,
+    warn_without_renewal,
 )
-from .stores._base import ClaimStatus, IdempotencyStore
+from ._idempotent_run import join
+from .stores._base import IdempotencyStore
 
-__all__ = ["IdempotencySettings", "idempotent", "idempotent_by_fingerprint"]
+__all__ = ["idempotent", "idempotent_by_fingerprint"]
 
 _T = TypeVar("_T")
 
 _NO_PAYLOAD: Any = object()
-DEFAULT_TTL = 24 * 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotencySettings:
-    """The validated options shared by ``idempotent`` and ``idempotent_map``."""
-
-    store: IdempotencyStore
-    ttl: float
-    in_progress_timeout: float
-    on_in_progress: str
-    poll_interval: float
-    record_errors: ErrorPredicate | None
-    finish_on_dispose: bool
-    scheduler: abc.SchedulerBase | None
-
-    @staticmethod
-    def build(
-        store: IdempotencyStore,
-        ttl: float,
-        in_progress_timeout: float,
-        on_in_progress: str,
-        poll_interval: float,
-        record_errors: Any,
-        finish_on_dispose: bool,
-        scheduler: abc.SchedulerBase | None,
-    ) -> IdempotencySettings:
-        if not isinstance(store, IdempotencyStore):
-            raise TypeError(
-                f"store must be an IdempotencyStore, got {type(store).__name__}"
-            )
-        require_choice("on_in_progress", on_in_progress, ("wait", "error"))
-        if not isinstance(finish_on_dispose, bool):
-            raise TypeError(
-                "finish_on_dispose must be a bool, got "
-                f"{type(finish_on_dispose).__name__}"
-            )
-        require_scheduler("scheduler", scheduler)
-        return IdempotencySettings(
-            store=store,
-            ttl=require_duration("ttl", ttl, positive=True),
-            in_progress_timeout=require_duration(
-                "in_progress_timeout", in_progress_timeout, positive=True
-            ),
-            on_in_progress=on_in_progress,
-            poll_interval=require_duration(
-                "poll_interval", poll_interval, positive=True
-            ),
-            record_errors=None
-            if record_errors is None
-            else error_predicate("record_errors", record_errors),
-            finish_on_dispose=finish_on_dispose,
-            scheduler=scheduler,
-        )
-
-
-def require_key(key: object) -> str:
-    """An idempotency key must be a non-empty string."""
-    if not isinstance(key, str):
-        raise TypeError(f"key must be a non-empty string, got {type(key).__name__}")
-    if not key:
-        raise ValueError("key must be a non-empty string, got ''")
-    return key
+_DEFAULTS = IdempotencyPolicy.__dataclass_fields__
 
 
 def idempotent(
-    store: IdempotencyStore,
+    store: IdempotencyStore | IdempotencyPolicy,
     *,
     key: str,
-    ttl: float = DEFAULT_TTL,
     payload: Any = _NO_PAYLOAD,
+    ttl: float = DEFAULT_TTL,
     in_progress_timeout: float = 60.0,
+    max_run: float | None = None,
     on_in_progress: Literal["wait", "error"] = "wait",
     poll_interval: float = 0.1,
     record_errors: Any = None,
+    codec: Codec | None = None,
     finish_on_dispose: bool = False,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Callable[[Observable[_T]], Observable[_T]]:
@@ -135,16 +62,41 @@ def idempotent(
     the source again. A recorded error replays as ``rxr.RecordedError``
     (its type name and message: nothing is unpickled).
 
-    A claim is a lease of ``in_progress_timeout`` seconds: if its owner dies,
-    a waiting duplicate claims the key after it and runs the source. Set it
-    above the longest run: an owner whose lease ran out cannot record its
-    outcome (its subscribers get ``IdempotencyClaimLostError``).
+    A claim is a lease of ``in_progress_timeout`` seconds, which the owner
+    renews every third of it while the source runs: the lease measures how
+    fast a *dead* owner is detected (a waiting duplicate then claims the key
+    and runs the source), not how long the operation may take. A renewal
+    answered "not yours" disposes the source, records nothing and ends with
+    ``IdempotencyClaimLostError``; one that cannot reach the store is tried
+    again at the next tick, and the execution ends so only once the lease has
+    run out on our clock. ``max_run`` bounds a hung but live owner: at
+    ``max_run`` the source is disposed, renewal stops, the claim is kept until
+    its lease lapses (the outcome is unknown) and subscribers get
+    ``rxr.TimeoutError`` (budget ``"max_run"``); a duplicate waiting in
+    another process waits at most ``max_run``, then fails with
+    ``IdempotencyInProgressError``. A store written for 0.1, without
+    ``renew``, keeps 0.1's unrenewed leases (a ``RuntimeWarning`` says so).
+
+    A value the codec cannot encode (a ``Decimal``, a ``datetime``, a
+    response object) arrives after the side effect happened: the source runs
+    on to its own end, a marker is recorded instead of the outcome, and the
+    subscribers get ``IdempotencyCodecError`` (``ran=True``, naming the key
+    and the type) at once; duplicates get the same error until the ``ttl``
+    ends, and the operation never runs again for the key. Map the value to
+    JSON before ``idempotent``, or pass ``codec=``.
+
+    A subscriber whose ``on_next`` raises gets its own exception as
+    ``on_error`` and is detached alone; the source runs on to its own end,
+    which is recorded (as with ``finish_on_dispose=True``), and the other
+    subscribers are unaffected.
 
     Disposal: the execution is disposed when its last subscriber disposes,
-    and its claim released; the operation's outcome is then unknown (it may
-    or may not have taken effect) and a later subscription runs it again.
-    With ``finish_on_dispose=True`` the source runs on to record its outcome,
-    for operations that must not be left half-done (a charge).
+    and its claim released (a claim won while the disposal happened is
+    released at once, and the source never starts); the operation's outcome
+    is then unknown (it may or may not have taken effect) and a later
+    subscription runs it again. With ``finish_on_dispose=True`` the source
+    runs on to record its outcome, for operations that must not be left
+    half-done (a charge).
 
     Examples:
         >>> import reactivex as rx
@@ -155,24 +107,37 @@ def idempotent(
         ... )
         >>> charge.run(), charge.run(), len(charges)
         ('ch_1', 'ch_1', 1)
+        >>> policy = IdempotencyPolicy(store, ttl=3600)  # frozen, reusable
+        >>> again = rx.defer(lambda _: rx.of("ch_2")).pipe(
+        ...     idempotent(policy, key="charge-42")
+        ... )
+        >>> again.run()
+        'ch_1'
 
     Args:
         store: where claims and outcomes live (``InMemoryIdempotencyStore``,
-            ``SQLiteIdempotencyStore``, ...).
+            ``SQLiteIdempotencyStore``, ...), or an :class:`IdempotencyPolicy`
+            holding every option (then only ``key`` and ``payload`` may be
+            given beside it).
         key: the idempotency key, a non-empty string.
         ttl: seconds a recorded outcome lives, on the scheduler's clock.
         payload: what the request carries; its fingerprint is recorded, and
             the same key with another payload fails with
             ``IdempotencyKeyReuseError`` and runs nothing.
-        in_progress_timeout: the lease of a claim, in seconds.
+        in_progress_timeout: the lease of a claim, in seconds, renewed every
+            third of it while the source runs.
+        max_run: the longest the operation may run, in seconds; default
+            unbounded.
         on_in_progress: ``"wait"`` (default) or ``"error"``, for a duplicate
             that finds the key held by another process or store.
         poll_interval: seconds between looks at the store while waiting.
         record_errors: errors to record and replay too (a predicate or
             exception types); default none.
+        codec: how outcomes are encoded; default the store's own.
         finish_on_dispose: keep the source running after the last subscriber
             disposes, to record its outcome.
-        scheduler: the clock for ``ttl`` and leases and where polls run, else
+        scheduler: the clock for ``ttl`` and leases and where polls and
+            renewals run, else
             the subscribe-time scheduler, else the real clock. Expiries are
             stored as epoch seconds of that clock: processes sharing a store
             must all use real clocks.
@@ -189,320 +154,61 @@ def idempotent(
             fingerprinted, a store or option of the wrong type (a ``bool``
             where seconds go included).
     """
-    settings = IdempotencySettings.build(
+    policy = _policy_of(
         store,
-        ttl,
-        in_progress_timeout,
-        on_in_progress,
-        poll_interval,
-        record_errors,
-        finish_on_dispose,
-        scheduler,
+        ttl=ttl,
+        in_progress_timeout=in_progress_timeout,
+        max_run=max_run,
+        on_in_progress=on_in_progress,
+        poll_interval=poll_interval,
+        record_errors=record_errors,
+        codec=codec,
+        finish_on_dispose=finish_on_dispose,
+        scheduler=scheduler,
     )
     checked_key = require_key(key)
     fingerprint = None if payload is _NO_PAYLOAD else fingerprint_of(payload)
-    return idempotent_by_fingerprint(settings, checked_key, fingerprint)
+    return idempotent_by_fingerprint(policy, checked_key, fingerprint)
+
+
+def _policy_of(
+    store: IdempotencyStore | IdempotencyPolicy, **options: Any
+) -> IdempotencyPolicy:
+    """A policy from a store and keyword options, or the given policy alone."""
+    if isinstance(store, IdempotencyPolicy):
+        given = [
+            name
+            for name, value in options.items()
+            if value != (False if name == "finish_on_dispose" else _default(name))
+        ]
+        if given:
+            raise TypeError(
+                "idempotent() takes either an IdempotencyPolicy or a store with "
+                f"keyword options, not both (got {', '.join(given)})"
+            )
+        policy = store.with_finish_on_dispose(False)
+    else:
+        policy = IdempotencyPolicy(store, **options)
+    warn_without_renewal(policy.store)
+    return policy
+
+
+def _default(name: str) -> Any:
+    return _DEFAULTS[name].default
 
 
 def idempotent_by_fingerprint(
-    settings: IdempotencySettings, key: str, fingerprint: str | None
+    policy: IdempotencyPolicy, key: str, fingerprint: str | None
 ) -> Callable[[Observable[_T]], Observable[_T]]:
-    """The operator for an already validated key and payload fingerprint."""
+    """The operator for a decided policy and an already validated key and payload."""
 
     def apply(source: Observable[_T]) -> Observable[_T]:
         def subscribe(
             observer: abc.ObserverBase[_T],
             scheduler_: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
-            return _join(settings, key, fingerprint, source, observer, scheduler_)
+            return join(policy, key, fingerprint, source, observer, scheduler_)
 
         return Observable(subscribe)
 
     return apply
-
-
-# Executions in flight in this process, per store and key.
-_REGISTRY: weakref.WeakKeyDictionary[IdempotencyStore, dict[str, _Execution[Any]]] = (
-    weakref.WeakKeyDictionary()
-)
-_REGISTRY_LOCK = threading.Lock()
-
-
-def _join(
-    settings: IdempotencySettings,
-    key: str,
-    fingerprint: str | None,
-    source: Observable[_T],
-    observer: abc.ObserverBase[_T],
-    scheduler_: abc.SchedulerBase | None,
-) -> abc.DisposableBase:
-    store = settings.store
-    with _REGISTRY_LOCK:
-        executions = _REGISTRY.setdefault(store, {})
-        execution = executions.get(key)
-        if execution is not None and execution.fingerprint != fingerprint:
-            reused = True
-        else:
-            reused = False
-            fresh = execution is None
-            if execution is None:
-                execution = _Execution(settings, key, fingerprint, source, scheduler_)
-                executions[key] = execution
-            execution.refs += 1
-    if reused:
-        observer.on_error(IdempotencyKeyReuseError(key))
-        return Disposable()
-    assert execution is not None
-    execution.attach(observer)
-    if fresh:
-        execution.start()
-    return Disposable(lambda: execution.detach(observer))
-
-
-class _Execution(Generic[_T]):
-    """One run (or replay, or wait) of a key in this process, shared by joiners."""
-
-    def __init__(
-        self,
-        settings: IdempotencySettings,
-        key: str,
-        fingerprint: str | None,
-        source: Observable[_T],
-        scheduler_: abc.SchedulerBase | None,
-    ) -> None:
-        self.settings = settings
-        self.key = key
-        self.fingerprint = fingerprint
-        self.refs = 0
-        self._source = source
-        self._subscribe_scheduler = scheduler_
-        self._timer_scheduler = choose_scheduler(settings.scheduler, scheduler_)
-        self._clock = clock_of(self._timer_scheduler)
-        self._owner = uuid.uuid4().hex
-        self._owns_claim = False
-        self._lock = threading.RLock()
-        self._observers: list[abc.ObserverBase[_T]] = []
-        self._values: list[_T] = []
-        self._terminal: tuple[str, Exception | None] | None = None
-        self._cancelled = False
-        self._upstream = SerialDisposable()
-        self._poll = SerialDisposable()
-
-    # -- subscribers ------------------------------------------------------------------
-
-    def attach(self, observer: abc.ObserverBase[_T]) -> None:
-        with self._lock:
-            for value in self._values:
-                observer.on_next(value)
-            terminal = self._terminal
-            if terminal is None:
-                self._observers.append(observer)
-                return
-        self._deliver_terminal([observer], terminal)
-
-    def detach(self, observer: abc.ObserverBase[_T]) -> None:
-        with self._lock:
-            if observer in self._observers:
-                self._observers.remove(observer)
-        with _REGISTRY_LOCK:
-            self.refs -= 1
-            last = self.refs == 0 and self._terminal is None and not self._cancelled
-            if last and not self.settings.finish_on_dispose:
-                self._cancelled = True
-                self._unregister()
-            else:
-                last = False
-        if last:
-            self._poll.dispose()
-            self._upstream.dispose()
-            self._release_claim()
-
-    def _unregister(self) -> None:
-        """Called under the registry lock."""
-        executions = _REGISTRY.get(self.settings.store)
-        if executions is not None and executions.get(self.key) is self:
-            del executions[self.key]
-
-    # -- claiming ----------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._try_claim()
-
-    def _try_claim(self, *_: Any) -> None:
-        if self._cancelled:
-            return
-        settings = self.settings
-        now = self._clock()
-        try:
-            claim = settings.store.claim(
-                self.key,
-                self.fingerprint,
-                self._owner,
-                now,
-                now + settings.in_progress_timeout,
-            )
-        except Exception as error:
-            self._finish("error", error)
-            return
-        status = claim.status
-        if status is ClaimStatus.CLAIMED:
-            self._owns_claim = True
-            self._run()
-        elif status is ClaimStatus.COMPLETED:
-            assert claim.record is not None
-            self._replay(claim.record)
-        elif status is ClaimStatus.KEY_REUSED:
-            self._finish("error", IdempotencyKeyReuseError(self.key))
-        elif settings.on_in_progress == "error":
-            self._finish("error", IdempotencyInProgressError(self.key))
-        else:
-            self._poll.disposable = self._timer_scheduler.schedule_relative(
-                settings.poll_interval, self._try_claim
-            )
-
-    def _replay(self, record: bytes) -> None:
-        try:
-            outcome = self.settings.store.codec.decode(record)
-            values = list(outcome["values"])
-            error = outcome.get("error")
-        except Exception as failure:
-            self._finish(
-                "error",
-                _codec_error(f"cannot decode the record of key {self.key!r}", failure),
-            )
-            return
-        with self._lock:
-            for value in values:
-                self._emit(value)
-        if error is None:
-            self._finish("completed", None)
-        else:
-            self._finish(
-                "error", RecordedError(str(error["type"]), str(error["message"]))
-            )
-
-    # -- running ---------------------------------------------------------------------
-
-    def _run(self) -> None:
-        self._upstream.disposable = self._source.subscribe(
-            self._on_next,
-            self._on_error,
-            self._on_completed,
-            scheduler=self._subscribe_scheduler,
-        )
-
-    def _on_next(self, value: _T) -> None:
-        if self._terminal is not None or self._cancelled:
-            return
-        try:
-            self.settings.store.codec.encode(value)
-        except Exception as failure:
-            self._upstream.dispose()
-            self._release_claim()
-            self._finish(
-                "error",
-                _codec_error(f"cannot encode a value of key {self.key!r}", failure),
-            )
-            return
-        with self._lock:
-            self._emit(value)
-
-    def _emit(self, value: _T) -> None:
-        """Called under the execution lock."""
-        self._values.append(value)
-        for observer in list(self._observers):
-            observer.on_next(value)
-
-    def _on_error(self, error: Exception) -> None:
-        if self._terminal is not None or self._cancelled:
-            return
-        predicate = self.settings.record_errors
-        try:
-            record = predicate is not None and predicate(error)
-        except Exception as failure:
-            self._release_claim()
-            self._finish("error", failure)
-            return
-        if record:
-            described = {"type": _qualified_name(error), "message": str(error)}
-            self._record({"values": self._values, "error": described}, "error", error)
-        else:
-            self._release_claim()
-            self._finish("error", error)
-
-    def _on_completed(self) -> None:
-        if self._terminal is not None or self._cancelled:
-            return
-        self._record({"values": self._values, "error": None}, "completed", None)
-
-    def _record(
-        self, outcome: dict[str, Any], kind: str, error: Exception | None
-    ) -> None:
-        settings = self.settings
-        store = settings.store
-        try:
-            record = store.codec.encode(outcome)
-        except Exception as failure:
-            self._release_claim()
-            self._finish(
-                "error",
-                _codec_error(f"cannot encode the outcome of key {self.key!r}", failure),
-            )
-            return
-        try:
-            kept = store.complete(
-                self.key, self._owner, record, self._clock() + settings.ttl
-            )
-        except Exception as failure:
-            self._release_claim()
-            self._finish("error", failure)
-            return
-        self._owns_claim = False
-        if not kept:
-            self._finish("error", IdempotencyClaimLostError(self.key))
-            return
-        self._finish(kind, error)
-
-    def _release_claim(self) -> None:
-        if self._owns_claim:
-            self._owns_claim = False
-            # If the store cannot be reached the claim expires by itself, and
-            # the error that made us release it is the one to report.
-            with contextlib.suppress(Exception):
-                self.settings.store.release(self.key, self._owner)
-
-    # -- finishing ---------------------------------------------------------------------
-
-    def _finish(self, kind: str, error: Exception | None) -> None:
-        with _REGISTRY_LOCK:
-            self._unregister()
-        with self._lock:
-            if self._terminal is not None:
-                return
-            terminal = self._terminal = (kind, error)
-            observers, self._observers = self._observers, []
-        self._poll.dispose()
-        self._deliver_terminal(observers, terminal)
-
-    @staticmethod
-    def _deliver_terminal(
-        observers: list[abc.ObserverBase[_T]], terminal: tuple[str, Exception | None]
-    ) -> None:
-        kind, error = terminal
-        for observer in observers:
-            if kind == "completed":
-                observer.on_completed()
-            else:
-                assert error is not None
-                observer.on_error(error)
-
-
-def _qualified_name(error: Exception) -> str:
-    kind = type(error)
-    return f"{kind.__module__}.{kind.__qualname__}"
-
-
-def _codec_error(message: str, cause: Exception) -> IdempotencyCodecError:
-    error = IdempotencyCodecError(f"{message}: {cause}")
-    error.__cause__ = cause
-    return error

@@ -10,13 +10,15 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 
 from ._arguments import require_callable
+from ._codec import Codec
 from ._codec import fingerprint as fingerprint_of
-from ._idempotent import (
+from ._idempotency_policy import (
     DEFAULT_TTL,
-    IdempotencySettings,
-    idempotent_by_fingerprint,
+    IdempotencyPolicy,
     require_key,
+    warn_without_renewal,
 )
+from ._idempotent import idempotent_by_fingerprint
 from .stores._base import IdempotencyStore
 
 __all__ = ["idempotent_map"]
@@ -28,15 +30,18 @@ _T = TypeVar("_T")
 def idempotent_map(
     function: Callable[[_R], Observable[_T]],
     *,
-    store: IdempotencyStore,
+    store: IdempotencyStore | None = None,
     key: Callable[[_R], str],
     payload: Callable[[_R], Any] | None = None,
+    policy: IdempotencyPolicy | None = None,
     ttl: float = DEFAULT_TTL,
     max_concurrency: int | None = None,
     in_progress_timeout: float = 60.0,
+    max_run: float | None = None,
     on_in_progress: Literal["wait", "error"] = "wait",
     poll_interval: float = 0.1,
     record_errors: Any = None,
+    codec: Codec | None = None,
     finish_on_dispose: bool = False,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Callable[[Observable[_R]], Observable[_T]]:
@@ -74,15 +79,19 @@ def idempotent_map(
 
     Args:
         function: ``request -> Observable`` of the operation's values.
-        store: where claims and outcomes live.
+        store: where claims and outcomes live (or give ``policy``).
         key: ``request -> idempotency key``.
         payload: ``request -> payload`` to fingerprint; default none.
+        policy: an :class:`IdempotencyPolicy` holding every option, instead
+            of ``store`` and the options below.
         ttl: seconds an outcome lives.
         max_concurrency: run up to this many requests at once, unordered.
         in_progress_timeout: as for ``idempotent``.
+        max_run: as for ``idempotent``.
         on_in_progress: as for ``idempotent``.
         poll_interval: as for ``idempotent``.
         record_errors: as for ``idempotent``.
+        codec: as for ``idempotent``.
         finish_on_dispose: as for ``idempotent``.
         scheduler: as for ``idempotent``.
 
@@ -108,16 +117,28 @@ def idempotent_map(
         raise ValueError(
             f"max_concurrency must be an int >= 1 or None, got {max_concurrency!r}"
         )
-    settings = IdempotencySettings.build(
-        store,
-        ttl,
-        in_progress_timeout,
-        on_in_progress,
-        poll_interval,
-        record_errors,
-        finish_on_dispose,
-        scheduler,
-    )
+    if (store is None) == (policy is None):
+        raise TypeError("idempotent_map() takes a store= or a policy=, exactly one")
+    if policy is None:
+        assert store is not None
+        policy = IdempotencyPolicy(
+            store,
+            ttl=ttl,
+            in_progress_timeout=in_progress_timeout,
+            max_run=max_run,
+            on_in_progress=on_in_progress,
+            poll_interval=poll_interval,
+            record_errors=record_errors,
+            codec=codec,
+            finish_on_dispose=finish_on_dispose,
+            scheduler=scheduler,
+        )
+    elif not isinstance(policy, IdempotencyPolicy):
+        raise TypeError(
+            f"policy must be an IdempotencyPolicy, got {type(policy).__name__}"
+        )
+    decided = policy.with_finish_on_dispose(False)
+    warn_without_renewal(decided.store)
 
     def one(request: _R) -> Observable[_T]:
         try:
@@ -135,7 +156,7 @@ def idempotent_map(
             return result
 
         return rx.defer(run).pipe(
-            idempotent_by_fingerprint(settings, request_key, fingerprint)
+            idempotent_by_fingerprint(decided, request_key, fingerprint)
         )
 
     def apply(requests: Observable[_R]) -> Observable[_T]:

@@ -11,8 +11,11 @@ from reactivex import Observable, abc
 from ._breaker import CircuitBreaker
 from ._circuit_breaker import circuit_breaker
 from ._clock import is_virtual
+from ._codec import fingerprint as fingerprint_of
 from ._fallback import FallbackLike
 from ._fallback import fallback as fallback_operator
+from ._idempotency_policy import IdempotencyPolicy, require_key, warn_without_renewal
+from ._idempotent import idempotent_by_fingerprint
 from ._retry import RetryPolicy
 from ._retry import retry as retry_operator
 from ._timeout import Budget, TimeoutPolicy
@@ -22,6 +25,8 @@ __all__ = ["resilient"]
 
 _T = TypeVar("_T")
 
+_NO_PAYLOAD: Any = object()
+
 
 def resilient(
     *,
@@ -30,6 +35,9 @@ def resilient(
     breaker: CircuitBreaker | None = None,
     fallback: FallbackLike = None,
     total_timeout: Budget | None = None,
+    idempotency: IdempotencyPolicy | None = None,
+    idempotency_key: str | None = None,
+    payload: Any = _NO_PAYLOAD,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """Apply the given patterns in one documented order; every part is optional.
@@ -54,8 +62,26 @@ def resilient(
     - ``fallback`` is outermost, so it receives the final error, whatever it
       was (a total timeout included), and replaces it.
 
+    With ``idempotency`` (a call that must take effect once, such as a
+    charge), the order becomes::
+
+        fallback( total_timeout( retry( timeout( idempotent( circuit_breaker(
+            source ))))))
+
+    - ``idempotent`` sits inside the per-attempt timeout and finishes what it
+      starts (``finish_on_dispose``, which must not be False here): an
+      attempt that gives up waiting leaves the operation running, and the
+      next attempt *joins* it instead of running it again, then gets its
+      value (or, once recorded, its replay);
+    - the breaker sits inside ``idempotent``, so a replay of a recorded
+      outcome never touches the breaker (it is served while the breaker is
+      OPEN), and the breaker sees the real call once: its outcome when it
+      ends, whatever attempts gave up waiting for it. Attempt timeouts are
+      not counted by the breaker in this order; a slow call counts through
+      ``slow_call_duration`` if the breaker has a slow-call rule.
+
     To compose them in another order, pipe the single operators yourself
-    (see the README).
+    (see the README's "Where each operator goes").
 
     An exception raised by the subscriber's own ``on_next`` is never taken
     for the source's failure: no part counts it, retries it or falls back
@@ -82,6 +108,11 @@ def resilient(
         fallback: what to continue with on any final error: a value, an
             ``Observable`` or ``function(error) -> Observable``.
         total_timeout: a budget for everything, or an absolute deadline.
+        idempotency: an :class:`IdempotencyPolicy`: run the call once per
+            ``idempotency_key`` (its ``finish_on_dispose`` None means True).
+        idempotency_key: the key of this call; required with ``idempotency``.
+        payload: what the call carries, fingerprinted as for
+            ``rxr.idempotent``.
         scheduler: for the timeouts and the retry's delays (a policy's own
             scheduler wins), else the subscribe-time scheduler. With a
             ``breaker``, it must keep the same kind of time as the breaker's
@@ -91,11 +122,14 @@ def resilient(
         An operator function for ``Observable.pipe``.
 
     Raises:
-        ValueError: no part given, a bad budget, or a ``scheduler`` in virtual
-            time with a ``breaker`` on the real clock (or the reverse).
-        TypeError: a part of the wrong type.
+        ValueError: no part given, a bad budget, a ``scheduler`` in virtual
+            time with a ``breaker`` on the real clock (or the reverse), or an
+            ``idempotency`` policy with ``finish_on_dispose=False``.
+        TypeError: a part of the wrong type; ``idempotency`` without
+            ``idempotency_key``, or either of those without the other.
     """
     parts: list[Callable[[Any], Any]] = []
+    attempt_timeout: Callable[[Any], Any] | None = None
     if timeout is not None:
         policy = timeout if isinstance(timeout, TimeoutPolicy) else None
         if policy is None:
@@ -107,7 +141,9 @@ def resilient(
                     f"{type(timeout).__name__}"
                 )
             policy = TimeoutPolicy(each=timeout)
-        parts.append(timeout_operator(policy, scheduler=scheduler))
+        attempt_timeout = timeout_operator(policy, scheduler=scheduler)
+        if idempotency is None:
+            parts.append(attempt_timeout)
     if breaker is not None:
         if not isinstance(breaker, CircuitBreaker):
             raise TypeError(
@@ -115,6 +151,12 @@ def resilient(
             )
         _require_one_kind_of_time("scheduler", scheduler, breaker)
         parts.append(circuit_breaker(breaker))
+    if idempotency is not None:
+        parts.append(_idempotent_part(idempotency, idempotency_key, payload))
+        if attempt_timeout is not None:  # outside: an attempt may give up waiting
+            parts.append(attempt_timeout)
+    elif idempotency_key is not None or payload is not _NO_PAYLOAD:
+        raise TypeError("idempotency_key and payload need idempotency= (a policy)")
     if retry is not None:
         if isinstance(retry, bool) or not isinstance(retry, RetryPolicy | int):
             raise TypeError(
@@ -135,8 +177,8 @@ def resilient(
         parts.append(fallback_operator(fallback))
     if not parts:
         raise ValueError(
-            "resilient needs at least one part: timeout, retry, breaker, fallback "
-            "or total_timeout"
+            "resilient needs at least one part: timeout, retry, breaker, "
+            "idempotency, fallback or total_timeout"
         )
 
     def apply(source: Observable[_T]) -> Observable[_T]:
@@ -167,3 +209,26 @@ def _require_one_kind_of_time(
         f"breaker {breaker.name!r} keeps {breaker_kind}: give the breaker the "
         f"same scheduler (CircuitBreaker(..., scheduler=...))"
     )
+
+
+def _idempotent_part(
+    policy: IdempotencyPolicy, key: str | None, payload: Any
+) -> Callable[[Any], Any]:
+    """``idempotent`` as ``resilient`` places it: it finishes what it starts."""
+    if not isinstance(policy, IdempotencyPolicy):
+        raise TypeError(
+            f"idempotency must be an IdempotencyPolicy, got {type(policy).__name__}"
+        )
+    if key is None:
+        raise TypeError("idempotency= needs idempotency_key=, the key of this call")
+    if policy.finish_on_dispose is False:
+        raise ValueError(
+            "resilient(idempotency=...) needs finish_on_dispose True (or None): an "
+            "attempt that times out disposes its subscription, and the operation "
+            "it started must run on, so that the next attempt joins it instead of "
+            "running it again; leave finish_on_dispose=None"
+        )
+    decided = policy.with_finish_on_dispose(True)
+    warn_without_renewal(decided.store)
+    fingerprint = None if payload is _NO_PAYLOAD else fingerprint_of(payload)
+    return idempotent_by_fingerprint(decided, require_key(key), fingerprint)

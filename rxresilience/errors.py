@@ -149,7 +149,9 @@ class TimeoutError(ResilienceError, builtins.TimeoutError):
     Attributes:
         budget: which budget ran out: ``"first"`` (the first item),
             ``"each"`` (the gap between items) or ``"total"`` (the whole
-            subscription).
+            subscription) of ``rxr.timeout``, or ``"max_run"`` of
+            ``rxr.idempotent`` (the operation outlasted it; its outcome is
+            unknown).
         seconds: how long that budget was, in seconds (for an absolute
             deadline, from subscription to the deadline).
     """
@@ -215,7 +217,41 @@ class IdempotencyClaimLostError(IdempotencyError):
 
 
 class IdempotencyCodecError(IdempotencyError):
-    """A value could not be encoded (or a record decoded) by the store's codec."""
+    """A value could not be encoded (or a record decoded) by the store's codec.
+
+    When ``ran`` is true the operation *did* run (its side effect happened)
+    but its outcome could not be recorded: a marker was recorded instead, so
+    duplicates get this error too, until the ``ttl`` ends, and never run the
+    operation again.
+
+    Attributes:
+        key: the idempotency key, when known.
+        value_type: the qualified name of the type that could not be encoded,
+            when known.
+        ran: True when the operation ran and only its recording failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        value_type: str | None = None,
+        ran: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.value_type = value_type
+        self.ran = ran
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_codec_error, (str(self), self.key, self.value_type, self.ran))
+
+
+def _rebuild_codec_error(
+    message: str, key: str | None, value_type: str | None, ran: bool
+) -> IdempotencyCodecError:
+    return IdempotencyCodecError(message, key=key, value_type=value_type, ran=ran)
 
 
 class RecordedError(IdempotencyError):

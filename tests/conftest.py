@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -49,3 +50,17 @@ def breaker_on(request: pytest.FixtureRequest) -> Callable[..., rxr.CircuitBreak
         return rxr.CircuitBreaker(**settings)
 
     return make
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Any]:
+    """An idempotency store: in memory, on SQLite, or on a real Redis."""
+    if request.param == "memory":
+        yield rxr.InMemoryIdempotencyStore()
+    elif request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        yield rxr.RedisIdempotencyStore(server.client(), prefix=f"{tmp_path.name}:")
+    else:
+        sqlite_store = rxr.SQLiteIdempotencyStore(tmp_path / "idempotency.db")
+        yield sqlite_store
+        sqlite_store.close()

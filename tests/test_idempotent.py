@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,19 +30,6 @@ on_completed = ReactiveTest.on_completed
 
 class Boom(Exception):
     pass
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Any]:
-    if request.param == "memory":
-        yield rxr.InMemoryIdempotencyStore()
-    elif request.param == "redis":
-        server = request.getfixturevalue("redis_server")
-        yield rxr.RedisIdempotencyStore(server.client(), prefix=f"{tmp_path.name}:")
-    else:
-        sqlite_store = rxr.SQLiteIdempotencyStore(tmp_path / "idempotency.db")
-        yield sqlite_store
-        sqlite_store.close()
 
 
 class Operation:
@@ -227,9 +213,8 @@ def test_ttl_expiry_in_virtual_time_runs_the_source_again(store: Any) -> None:
     assert operation.runs == 2
 
 
-def test_a_value_the_codec_cannot_encode_fails_and_releases_the_claim(
-    store: Any,
-) -> None:
+def test_a_value_the_codec_cannot_encode_is_never_run_again(store: Any) -> None:
+    """The effect happened: a marker is recorded and duplicates get the error."""
     calls = 0
 
     def operation(_: Any) -> rx.Observable[Any]:
@@ -241,8 +226,11 @@ def test_a_value_the_codec_cannot_encode_fails_and_releases_the_claim(
     with pytest.raises(rxr.IdempotencyCodecError) as failure:
         charge.run()
     assert isinstance(failure.value.__cause__, TypeError)
-    assert charge.run() == "fine"  # the claim was released
-    assert calls == 2
+    assert failure.value.ran
+    with pytest.raises(rxr.IdempotencyCodecError) as again:
+        charge.run()
+    assert again.value.ran
+    assert calls == 1
 
 
 # --- disposal ---------------------------------------------------------------------------
@@ -604,25 +592,15 @@ def test_a_duration_out_of_range_is_refused_naming_it(
 @pytest.mark.parametrize("argument", ["ttl", "in_progress_timeout", "poll_interval"])
 def test_a_duration_in_range_is_kept_as_seconds(argument: str) -> None:
     from rxresilience._clock import LONGEST_WAIT
-    from rxresilience._idempotent import IdempotencySettings
 
-    defaults: dict[str, Any] = {
-        "store": rxr.InMemoryIdempotencyStore(),
-        "ttl": 60.0,
-        "in_progress_timeout": 60.0,
-        "on_in_progress": "wait",
-        "poll_interval": 0.1,
-        "record_errors": None,
-        "finish_on_dispose": False,
-        "scheduler": None,
-    }
     for value in (5, 0.5, LONGEST_WAIT):
-        settings = IdempotencySettings.build(**{**defaults, argument: value})
-        kept = getattr(settings, argument)
+        options: dict[str, Any] = {argument: value}
+        policy = rxr.IdempotencyPolicy(rxr.InMemoryIdempotencyStore(), **options)
+        kept = getattr(policy, argument)
         assert type(kept) is float
         assert kept == value
     store = rxr.InMemoryIdempotencyStore()
-    options: dict[str, Any] = {argument: 5}
+    options = {argument: 5}
     values = rx.of(1).pipe(rxr.idempotent(store, key="k", **options)).run()
     assert values == 1
 

@@ -1,0 +1,161 @@
+"""``rxr.IdempotencyPolicy``: the options of ``rxr.idempotent`` as one frozen value."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Literal
+
+from reactivex import abc
+
+from ._arguments import (
+    ErrorPredicate,
+    error_predicate,
+    require_choice,
+    require_duration,
+    require_scheduler,
+)
+from ._codec import Codec, codec_or_json
+from .stores._base import IdempotencyStore
+
+__all__ = ["DEFAULT_TTL", "IdempotencyPolicy", "require_key"]
+
+DEFAULT_TTL = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyPolicy:
+    """How ``rxr.idempotent`` runs an operation once per key: frozen and reusable.
+
+    Holds no key: give it per call, ``rxr.idempotent(policy, key=...,
+    payload=...)``, or as a function to ``rxr.idempotent_map(..., key=...)``
+    and ``rxr.resilient(idempotency=policy, idempotency_key=...)``.
+
+    Examples:
+        >>> policy = IdempotencyPolicy(InMemoryIdempotencyStore(), ttl=3600)
+        >>> policy.in_progress_timeout, policy.max_run
+        (60.0, None)
+
+    Args:
+        store: where claims and outcomes live.
+        ttl: seconds a recorded outcome lives, on the scheduler's clock.
+        in_progress_timeout: the lease of a claim, in seconds. The owner
+            renews it every third of it while the operation runs, so it
+            measures how fast a *dead* owner is detected, not how long the
+            operation may take.
+        max_run: the longest the operation may run, in seconds (default
+            unbounded). At ``max_run`` the source is disposed, renewal stops,
+            the claim is kept until its lease lapses (the outcome is
+            unknown) and subscribers get ``rxr.TimeoutError`` (budget
+            ``"max_run"``); a duplicate waiting in another process waits at
+            most this long, then fails with ``IdempotencyInProgressError``.
+        on_in_progress: ``"wait"`` or ``"error"``, for a duplicate that
+            finds the key held by another process or store.
+        poll_interval: seconds between looks at the store while waiting.
+        record_errors: errors to record and replay too (a predicate, an
+            exception type or a tuple of them); default none.
+        codec: how outcomes are encoded; default the store's own.
+        finish_on_dispose: keep the source running after the last subscriber
+            disposes, to record its outcome; ``None`` for the operator's
+            default (False for ``idempotent``, True inside ``resilient``).
+        scheduler: the clock of ``ttl`` and leases and where polls and
+            renewals run; else the subscribe-time scheduler, else the real
+            clock.
+
+    Raises:
+        ValueError: a duration not above 0, not finite or above
+            ``LONGEST_WAIT``; an unknown ``on_in_progress``.
+        TypeError: an option of the wrong type.
+    """
+
+    store: IdempotencyStore
+    _: KW_ONLY
+    ttl: float = DEFAULT_TTL
+    in_progress_timeout: float = 60.0
+    max_run: float | None = None
+    on_in_progress: Literal["wait", "error"] = "wait"
+    poll_interval: float = 0.1
+    record_errors: Any = None
+    codec: Codec | None = None
+    finish_on_dispose: bool | None = None
+    scheduler: abc.SchedulerBase | None = None
+
+    _record_errors: ErrorPredicate | None = field(init=False, repr=False, compare=False)
+    _codec: Codec = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        store = self.store
+        if not isinstance(store, IdempotencyStore):
+            raise TypeError(
+                f"store must be an IdempotencyStore, got {type(store).__name__}"
+            )
+        for name, positive in (
+            ("ttl", True),
+            ("in_progress_timeout", True),
+            ("poll_interval", True),
+        ):
+            seconds = require_duration(name, getattr(self, name), positive=positive)
+            object.__setattr__(self, name, seconds)
+        if self.max_run is not None:
+            object.__setattr__(
+                self,
+                "max_run",
+                require_duration("max_run", self.max_run, positive=True),
+            )
+        require_choice("on_in_progress", self.on_in_progress, ("wait", "error"))
+        if self.finish_on_dispose is not None and not isinstance(
+            self.finish_on_dispose, bool
+        ):
+            raise TypeError(
+                "finish_on_dispose must be a bool or None, got "
+                f"{type(self.finish_on_dispose).__name__}"
+            )
+        require_scheduler("scheduler", self.scheduler)
+        object.__setattr__(
+            self,
+            "_record_errors",
+            None
+            if self.record_errors is None
+            else error_predicate("record_errors", self.record_errors),
+        )
+        object.__setattr__(
+            self,
+            "_codec",
+            store.codec if self.codec is None else codec_or_json(self.codec),
+        )
+
+    def with_finish_on_dispose(self, default: bool) -> IdempotencyPolicy:
+        """This policy with ``finish_on_dispose`` decided (``default`` if None)."""
+        if self.finish_on_dispose is not None:
+            return self
+        return dataclasses.replace(self, finish_on_dispose=default)
+
+
+def store_renews(store: IdempotencyStore) -> bool:
+    """True when the store implements ``renew`` (stores written for 0.1 do not)."""
+    base = getattr(IdempotencyStore, "renew", None)
+    own = getattr(type(store), "renew", None)
+    return own is not None and own is not base
+
+
+def warn_without_renewal(store: IdempotencyStore) -> None:
+    """A store written for 0.1 keeps 0.1's leases: say what that means."""
+    if not store_renews(store):
+        warnings.warn(
+            f"{type(store).__name__} does not implement IdempotencyStore.renew: "
+            f"claims are not renewed while the operation runs, so "
+            f"in_progress_timeout must exceed the longest run or a live owner is "
+            f"taken over (0.1's behaviour); implement renew() to lift this",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def require_key(key: object) -> str:
+    """An idempotency key must be a non-empty string."""
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a non-empty string, got {type(key).__name__}")
+    if not key:
+        raise ValueError("key must be a non-empty string, got ''")
+    return key

@@ -1,0 +1,417 @@
+"""One execution of an idempotent operation in this process, shared by its joiners.
+
+An execution claims its key, then runs the source (renewing the claim's lease
+while it runs), replays a recorded outcome, or waits for another owner. Every
+subscription to the same key in this process while it is in flight joins it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import uuid
+import weakref
+from typing import Any, Generic, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable, SerialDisposable
+
+from ._clock import RESOLUTION, choose_scheduler, clock_of
+from ._idempotency_policy import IdempotencyPolicy, store_renews
+from ._idempotency_record import (
+    decode_record,
+    encode_outcome,
+    qualified_name,
+    unrecordable,
+    unrecordable_marker,
+)
+from ._lease import Lease
+from .errors import (
+    IdempotencyClaimLostError,
+    IdempotencyInProgressError,
+    IdempotencyKeyReuseError,
+)
+from .errors import TimeoutError as ResilienceTimeoutError
+from .stores._base import ClaimStatus, IdempotencyStore
+
+__all__ = ["join"]
+
+_T = TypeVar("_T")
+_log = logging.getLogger("rxresilience")
+
+# Executions in flight in this process, per store and key.
+_REGISTRY: weakref.WeakKeyDictionary[
+    IdempotencyStore, dict[str, IdempotentRun[Any]]
+] = weakref.WeakKeyDictionary()
+_REGISTRY_LOCK = threading.Lock()
+
+
+def join(
+    policy: IdempotencyPolicy,
+    key: str,
+    fingerprint: str | None,
+    source: Observable[_T],
+    observer: abc.ObserverBase[_T],
+    scheduler_: abc.SchedulerBase | None,
+) -> abc.DisposableBase:
+    """Subscribe ``observer`` to the execution of ``key``, starting one if needed."""
+    with _REGISTRY_LOCK:
+        executions = _REGISTRY.setdefault(policy.store, {})
+        execution = executions.get(key)
+        if execution is not None and execution.fingerprint != fingerprint:
+            reused = True
+        else:
+            reused = False
+            fresh = execution is None
+            if execution is None:
+                execution = IdempotentRun(policy, key, fingerprint, source, scheduler_)
+                executions[key] = execution
+            execution.refs += 1
+    if reused:
+        observer.on_error(IdempotencyKeyReuseError(key))
+        return Disposable()
+    assert execution is not None
+    execution.attach(observer)
+    if fresh:
+        execution.start()
+    return Disposable(lambda: execution.detach(observer))
+
+
+def _tell(observer: abc.ObserverBase[Any], error: Exception) -> None:
+    """Give a subscriber that raised its own exception, and only to it."""
+    try:
+        observer.on_error(error)
+    except Exception:  # its on_error raised too: nobody else may pay for it
+        _log.exception("an idempotent subscriber's on_next and on_error both raised")
+
+
+class IdempotentRun(Generic[_T]):
+    """One run (or replay, or wait) of a key in this process, shared by joiners."""
+
+    def __init__(
+        self,
+        policy: IdempotencyPolicy,
+        key: str,
+        fingerprint: str | None,
+        source: Observable[_T],
+        scheduler_: abc.SchedulerBase | None,
+    ) -> None:
+        self.policy = policy
+        self.key = key
+        self.fingerprint = fingerprint
+        self.refs = 0  # guarded by the registry lock
+        self._source = source
+        self._subscribe_scheduler = scheduler_
+        self._scheduler = choose_scheduler(policy.scheduler, scheduler_)
+        self._clock = clock_of(self._scheduler)
+        self._codec = policy._codec
+        self._owner = uuid.uuid4().hex
+        self._lock = threading.RLock()
+        self._observers: list[abc.ObserverBase[_T]] = []
+        self._values: list[_T] = []
+        # What subscribers get (set once), and whether the execution is over.
+        self._terminal: tuple[str, Exception | None] | None = None
+        self._ended = False
+        # Guarded by the registry lock: disposal and claiming decide together.
+        self._cancelled = False
+        self._owns_claim = False
+        # The source must run to its own end: finish_on_dispose, a subscriber
+        # that raised, or a value the codec cannot encode.
+        self._keep_running = bool(policy.finish_on_dispose)
+        self._unrecordable: tuple[str, str] | None = None
+        self._waiting_since: float | None = None
+        self._lease: Lease | None = None
+        self._upstream = SerialDisposable()
+        self._poll = SerialDisposable()
+        self._max_run = SerialDisposable()
+
+    # -- subscribers ------------------------------------------------------------------
+
+    def attach(self, observer: abc.ObserverBase[_T]) -> None:
+        with self._lock:
+            for value in self._values:
+                try:
+                    observer.on_next(value)
+                except Exception as error:
+                    self._keep_running = True
+                    _tell(observer, error)
+                    return
+            terminal = self._terminal
+            if terminal is None:
+                self._observers.append(observer)
+                return
+        self._deliver([observer], terminal)
+
+    def detach(self, observer: abc.ObserverBase[_T]) -> None:
+        with self._lock:
+            if observer in self._observers:
+                self._observers.remove(observer)
+        with _REGISTRY_LOCK:
+            self.refs -= 1
+            cancel = (
+                self.refs == 0
+                and self._terminal is None
+                and not self._cancelled
+                and not self._keep_running
+            )
+            if cancel:
+                self._cancelled = True
+                self._unregister()
+        if cancel:
+            self._stop_timers()
+            self._upstream.dispose()
+            self._release_claim()
+
+    def _disposed(self) -> bool:
+        return self._cancelled
+
+    def _unregister(self) -> None:
+        """Called under the registry lock."""
+        executions = _REGISTRY.get(self.policy.store)
+        if executions is not None and executions.get(self.key) is self:
+            del executions[self.key]
+
+    # -- claiming ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._try_claim()
+
+    def _try_claim(self, *_: Any) -> None:
+        if self._disposed():
+            return
+        policy = self.policy
+        now = self._clock()
+        try:
+            claim = policy.store.claim(
+                self.key,
+                self.fingerprint,
+                self._owner,
+                now,
+                now + policy.in_progress_timeout,
+            )
+        except Exception as error:
+            self._end("error", error)
+            return
+        status = claim.status
+        with _REGISTRY_LOCK:
+            cancelled = self._cancelled
+            if status is ClaimStatus.CLAIMED and not cancelled:
+                self._owns_claim = True
+        if cancelled:
+            # Disposed while the claim was in flight: give back what we won.
+            if status is ClaimStatus.CLAIMED:
+                with contextlib.suppress(Exception):
+                    policy.store.release(self.key, self._owner)
+            return
+        if status is ClaimStatus.CLAIMED:
+            self._run(now)
+        elif status is ClaimStatus.COMPLETED:
+            assert claim.record is not None
+            self._replay(claim.record)
+        elif status is ClaimStatus.KEY_REUSED:
+            self._end("error", IdempotencyKeyReuseError(self.key))
+        elif policy.on_in_progress == "error":
+            self._end("error", IdempotencyInProgressError(self.key))
+        else:
+            self._wait(now)
+
+    def _wait(self, now: float) -> None:
+        """Look again in ``poll_interval``, for at most ``max_run`` in all."""
+        delay = self.policy.poll_interval
+        max_run = self.policy.max_run
+        if max_run is not None:
+            if self._waiting_since is None:
+                self._waiting_since = now
+            left = self._waiting_since + max_run - now
+            if left <= RESOLUTION:
+                self._end("error", IdempotencyInProgressError(self.key))
+                return
+            delay = min(delay, left)
+        self._poll.disposable = self._scheduler.schedule_relative(
+            delay, self._try_claim
+        )
+
+    def _replay(self, record: bytes) -> None:
+        try:
+            outcome = decode_record(self._codec, self.key, record)
+        except Exception as failure:
+            self._end("error", failure)
+            return
+        with self._lock:
+            for value in outcome.values:
+                self._emit(value)
+        if outcome.error is None:
+            self._end("completed", None)
+        else:
+            self._end("error", outcome.error)
+
+    # -- running ---------------------------------------------------------------------
+
+    def _run(self, now: float) -> None:
+        policy = self.policy
+        store = policy.store
+        if store_renews(store):
+            self._lease = Lease(
+                policy.in_progress_timeout,
+                now + policy.in_progress_timeout,
+                self._scheduler,
+                self._clock,
+                lambda until: bool(
+                    getattr(store, "renew")(self.key, self._owner, until)  # noqa: B009
+                ),
+                self._claim_lost,
+            )
+        if policy.max_run is not None:
+            self._max_run.disposable = self._scheduler.schedule_relative(
+                policy.max_run, self._ran_too_long
+            )
+        with _REGISTRY_LOCK:
+            if self._cancelled:  # disposed just now: the source never starts
+                return
+        self._upstream.disposable = self._source.subscribe(
+            self._on_next,
+            self._on_error,
+            self._on_completed,
+            scheduler=self._subscribe_scheduler,
+        )
+
+    def _on_next(self, value: _T) -> None:
+        if self._ended or self._cancelled or self._unrecordable is not None:
+            return
+        try:
+            self._codec.encode(value)
+        except Exception as failure:
+            # The effect happened: never run again. Run on to the source's end,
+            # then record a marker; subscribers learn it now.
+            self._unrecordable = (qualified_name(value), str(failure))
+            self._keep_running = True
+            self._announce(
+                "error", unrecordable(self.key, *self._unrecordable), failure
+            )
+            return
+        with self._lock:
+            self._emit(value)
+
+    def _emit(self, value: _T) -> None:
+        """Called under the execution lock: a subscriber that raises is told alone."""
+        self._values.append(value)
+        for observer in list(self._observers):
+            try:
+                observer.on_next(value)
+            except Exception as error:
+                self._observers.remove(observer)
+                self._keep_running = True
+                _tell(observer, error)
+
+    def _on_error(self, error: Exception) -> None:
+        if self._ended or self._cancelled:
+            return
+        predicate = self.policy._record_errors
+        if self._unrecordable is None:
+            try:
+                record = predicate is not None and predicate(error)
+            except Exception as failure:
+                self._release_claim()
+                self._end("error", failure)
+                return
+            if not record:
+                self._release_claim()
+                self._end("error", error)
+                return
+        self._record("error", error)
+
+    def _on_completed(self) -> None:
+        if self._ended or self._cancelled:
+            return
+        self._record("completed", None)
+
+    def _record(self, kind: str, error: Exception | None) -> None:
+        store = self.policy.store
+        if self._unrecordable is None:
+            try:
+                record = encode_outcome(self._codec, self._values, error)
+            except Exception as failure:
+                self._unrecordable = ("outcome", str(failure))
+        if self._unrecordable is not None:
+            record = unrecordable_marker(*self._unrecordable)
+            kind, error = "error", unrecordable(self.key, *self._unrecordable)
+        try:
+            kept = store.complete(
+                self.key, self._owner, record, self._clock() + self.policy.ttl
+            )
+        except Exception as failure:
+            self._release_claim()
+            self._end("error", failure)
+            return
+        self._owns_claim = False
+        if not kept:
+            self._end("error", IdempotencyClaimLostError(self.key))
+            return
+        self._end(kind, error)
+
+    def _claim_lost(self, _why: str) -> None:
+        """The lease was taken over, or lapsed unrenewed: stop, record nothing."""
+        self._upstream.dispose()
+        self._release_claim()  # checked against our owner token: harmless if taken
+        self._end("error", IdempotencyClaimLostError(self.key))
+
+    def _ran_too_long(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        """``max_run`` passed: stop, and keep the claim until its lease lapses."""
+        if self._ended:
+            return
+        self._owns_claim = False  # the outcome is unknown: nobody may run it yet
+        self._upstream.dispose()
+        max_run = self.policy.max_run
+        assert max_run is not None
+        self._end("error", ResilienceTimeoutError("max_run", max_run))
+
+    def _release_claim(self) -> None:
+        with _REGISTRY_LOCK:
+            owns, self._owns_claim = self._owns_claim, False
+        if owns:
+            # If the store cannot be reached the claim expires by itself, and
+            # the error that made us release it is the one to report.
+            with contextlib.suppress(Exception):
+                self.policy.store.release(self.key, self._owner)
+
+    # -- finishing ---------------------------------------------------------------------
+
+    def _stop_timers(self) -> None:
+        if self._lease is not None:
+            self._lease.stop()
+        self._poll.dispose()
+        self._max_run.dispose()
+
+    def _announce(
+        self, kind: str, error: Exception | None, cause: Exception | None = None
+    ) -> None:
+        """Give the subscribers their terminal notification (once)."""
+        if error is not None and cause is not None and error.__cause__ is None:
+            error.__cause__ = cause
+        with self._lock:
+            if self._terminal is not None:
+                return
+            terminal = self._terminal = (kind, error)
+            observers, self._observers = self._observers, []
+        self._deliver(observers, terminal)
+
+    def _end(self, kind: str, error: Exception | None) -> None:
+        """The execution is over: no timer left, out of the registry, told."""
+        self._ended = True
+        self._stop_timers()
+        with _REGISTRY_LOCK:
+            self._unregister()
+        self._announce(kind, error)
+
+    @staticmethod
+    def _deliver(
+        observers: list[abc.ObserverBase[_T]], terminal: tuple[str, Exception | None]
+    ) -> None:
+        kind, error = terminal
+        for observer in observers:
+            if kind == "completed":
+                observer.on_completed()
+            else:
+                assert error is not None
+                observer.on_error(error)

@@ -1,0 +1,384 @@
+"""``rxr.idempotent`` under faults: disposal mid-claim, unencodable results,
+subscribers that raise, leases that must be renewed (memory, SQLite, Redis)."""
+
+from __future__ import annotations
+
+import decimal
+import threading
+from typing import Any
+
+import pytest
+import reactivex as rx
+from reactivex import operators as ops
+from reactivex.testing import TestScheduler
+
+import rxresilience as rxr
+from rxresilience.stores import Claim, ClaimStatus
+
+from ._support import pending
+
+
+class SubscriberBug(Exception):
+    pass
+
+
+class Gated(rxr.IdempotencyStore):
+    """A real store whose ``claim`` can be held at a gate (another thread's claim
+    in flight), delegating everything else."""
+
+    def __init__(self, inner: rxr.IdempotencyStore) -> None:
+        self.inner = inner
+        self.codec = inner.codec
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def claim(
+        self,
+        key: str,
+        fingerprint: str | None,
+        owner: str,
+        now: float,
+        lease_until: float,
+    ) -> Claim:
+        self.entered.set()
+        assert self.gate.wait(10)
+        return self.inner.claim(key, fingerprint, owner, now, lease_until)
+
+    def complete(self, key: str, owner: str, record: bytes, expires_at: float) -> bool:
+        return self.inner.complete(key, owner, record, expires_at)
+
+    def release(self, key: str, owner: str) -> bool:
+        return self.inner.release(key, owner)
+
+    def renew(self, key: str, owner: str, lease_until: float) -> bool:
+        return self.inner.renew(key, owner, lease_until)  # type: ignore[attr-defined,no-any-return]
+
+    def get(self, key: str, now: float | None = None) -> bytes | None:
+        return self.inner.get(key, now)
+
+    def purge_expired(self, now: float | None = None) -> int:
+        return self.inner.purge_expired(now)
+
+
+class Runs:
+    """A cold operation that counts its runs and how long each stayed subscribed."""
+
+    def __init__(self, make: Any) -> None:
+        self.count = 0
+        self.disposed = 0
+        self._make = make
+
+    def observable(self) -> rx.Observable[Any]:
+        def subscribe(_: Any) -> rx.Observable[Any]:
+            self.count += 1
+            return self._make().pipe(ops.finally_action(self._ended))
+
+        return rx.defer(subscribe)
+
+    def _ended(self) -> None:
+        self.disposed += 1
+
+
+def hold_elsewhere(store: rxr.IdempotencyStore, key: str, now: float = 0.0) -> None:
+    claim = store.claim(key, None, "another-process", now, now + 60.0)
+    assert claim.status is ClaimStatus.CLAIMED
+
+
+# --- 1. disposal while a claim is being taken ----------------------------------------
+
+
+def test_disposal_while_polling_a_key_held_elsewhere_never_starts_the_source(
+    store: Any,
+) -> None:
+    scheduler = TestScheduler()
+    hold_elsewhere(store, "k")
+    runs = Runs(lambda: rx.of("charged"))
+    subscription = (
+        runs.observable()
+        .pipe(rxr.idempotent(store, key="k", poll_interval=1.0, scheduler=scheduler))
+        .subscribe(scheduler=scheduler)
+    )
+    scheduler.advance_to(5.0)
+    subscription.dispose()
+    assert store.release("k", "another-process")
+    scheduler.advance_to(100.0)
+    assert runs.count == 0
+    assert pending(scheduler) == []
+    # Nothing of ours holds the key: a new owner claims it at once.
+    assert store.claim("k", None, "later", 100.0, 160.0).status is ClaimStatus.CLAIMED
+
+
+def test_a_claim_won_after_disposal_is_released_at_once(store: Any) -> None:
+    """The poll's claim is in flight on another thread when the last subscriber
+    disposes; it comes back CLAIMED: released, and the source never starts."""
+    gated = Gated(store)
+    scheduler = TestScheduler()
+    hold_elsewhere(store, "k")
+    runs = Runs(lambda: rx.of("charged"))
+    subscription = (
+        runs.observable()
+        .pipe(rxr.idempotent(gated, key="k", poll_interval=1.0, scheduler=scheduler))
+        .subscribe(scheduler=scheduler)
+    )
+    gated.entered.clear()
+    gated.gate.clear()
+    poller = threading.Thread(target=scheduler.advance_to, args=(1.0,))
+    poller.start()
+    assert gated.entered.wait(10)  # the claim is in flight on the poller thread
+    subscription.dispose()
+    assert store.release("k", "another-process")  # so the claim will be won
+    gated.gate.set()
+    poller.join(10)
+    scheduler.advance_to(100.0)
+    assert runs.count == 0
+    assert store.claim("k", None, "later", 100.0, 160.0).status is ClaimStatus.CLAIMED
+
+
+# --- 2. a result the codec cannot encode -------------------------------------------------
+
+
+def test_an_unencodable_result_is_never_run_again_and_the_source_runs_to_its_end(
+    store: Any,
+) -> None:
+    scheduler = TestScheduler()
+    runs = Runs(
+        lambda: rx.timer(1.0, scheduler=scheduler).pipe(
+            ops.flat_map(lambda _: rx.of("ok", decimal.Decimal("9.99"))),
+            ops.concat(rx.timer(9.0, scheduler=scheduler).pipe(ops.map(str))),
+        )
+    )
+    charge = runs.observable().pipe(
+        rxr.idempotent(store, key="charge-7", ttl=100.0, scheduler=scheduler)
+    )
+    first: list[Any] = []
+    charge.subscribe(first.append, first.append, scheduler=scheduler)
+    scheduler.advance_to(1.0)
+    # Told at once: the values before the bad one, then the error.
+    [value, error] = first
+    assert value == "ok"
+    assert isinstance(error, rxr.IdempotencyCodecError)
+    assert error.ran
+    assert error.key == "charge-7"
+    assert error.value_type == "decimal.Decimal"
+    assert "charge-7" in str(error)
+    assert "decimal.Decimal" in str(error)
+    assert "codec=" in str(error)
+    # A retry joining in this process gets the same, and nothing runs again.
+    joined: list[Any] = []
+    charge.subscribe(joined.append, joined.append, scheduler=scheduler)
+    assert isinstance(joined[-1], rxr.IdempotencyCodecError)
+    assert runs.disposed == 0  # the source runs on to its own end
+    scheduler.advance_to(10.0)
+    assert runs.disposed == 1
+    # A duplicate after the end: the marker is replayed, never the operation.
+    later: list[Any] = []
+    charge.subscribe(later.append, later.append, scheduler=scheduler)
+    scheduler.advance_to(50.0)
+    assert isinstance(later[-1], rxr.IdempotencyCodecError)
+    assert later[-1].ran
+    assert runs.count == 1
+    # After the ttl the key is free again.
+    scheduler.advance_to(111.0)
+    charge.subscribe(scheduler=scheduler)
+    scheduler.advance_to(200.0)
+    assert runs.count == 2
+
+
+def test_the_marker_is_read_whatever_the_codec(store: Any) -> None:
+    """A duplicate whose codec could not decode the marker still reads it."""
+
+    class Refusing:
+        def encode(self, value: Any) -> bytes:
+            if isinstance(value, dict):
+                raise TypeError("no dicts here")
+            return b"v"
+
+        def decode(self, data: bytes) -> Any:
+            raise AssertionError("the marker must be read before the codec")
+
+    policy = rxr.IdempotencyPolicy(store, codec=Refusing())
+    runs = Runs(lambda: rx.of(1))
+    charge = runs.observable().pipe(rxr.idempotent(policy, key="k"))
+    for _ in range(3):
+        with pytest.raises(rxr.IdempotencyCodecError) as failure:
+            charge.run()
+        assert failure.value.ran
+    assert runs.count == 1
+
+
+# --- 3. a subscriber's exception belongs to that subscriber ---------------------------
+
+
+def test_a_raising_subscriber_of_a_synchronous_source_is_told_alone_and_recorded(
+    store: Any,
+) -> None:
+    runs = Runs(lambda: rx.of("a", "b"))
+    charge = runs.observable().pipe(rxr.idempotent(store, key="k"))
+    seen: list[Any] = []
+
+    def raising(value: Any) -> None:
+        seen.append(value)
+        raise SubscriberBug(value)
+
+    charge.subscribe(raising, seen.append, lambda: seen.append("done"))
+    assert [type(x).__name__ if isinstance(x, Exception) else x for x in seen] == [
+        "a",
+        "SubscriberBug",
+    ]
+    # The operation ran to its end and was recorded: a duplicate replays it.
+    assert charge.pipe(ops.to_list()).run() == ["a", "b"]
+    assert runs.count == 1
+
+
+@pytest.mark.parametrize("subscribers", [1, 2])
+def test_a_raising_subscriber_of_a_timer_driven_source_leaves_the_others_alone(
+    store: Any, subscribers: int
+) -> None:
+    scheduler = TestScheduler()
+    runs = Runs(lambda: rx.interval(1.0, scheduler=scheduler).pipe(ops.take(3)))
+    charge = runs.observable().pipe(rxr.idempotent(store, key="k", scheduler=scheduler))
+    bad: list[Any] = []
+    good: list[Any] = []
+
+    def raising(value: Any) -> None:
+        bad.append(value)
+        raise SubscriberBug(value)
+
+    charge.subscribe(raising, bad.append, scheduler=scheduler)
+    if subscribers == 2:
+        charge.subscribe(good.append, good.append, lambda: good.append("done"))
+    scheduler.advance_to(10.0)
+    assert bad[0] == 0
+    assert isinstance(bad[1], SubscriberBug)
+    assert len(bad) == 2
+    if subscribers == 2:
+        assert good == [0, 1, 2, "done"]
+    assert runs.disposed == 1  # ran to its own end
+    replayed = charge.pipe(ops.to_list()).run()
+    assert replayed == [0, 1, 2]
+    assert runs.count == 1
+
+
+def test_idempotent_map_tells_a_raising_subscriber_and_records_the_request(
+    store: Any,
+) -> None:
+    calls: list[str] = []
+
+    def process(request: str) -> rx.Observable[str]:
+        calls.append(request)
+        return rx.of(f"{request}-1", f"{request}-2")
+
+    seen: list[Any] = []
+
+    def raising(value: Any) -> None:
+        seen.append(value)
+        raise SubscriberBug(value)
+
+    rx.of("r1").pipe(rxr.idempotent_map(process, store=store, key=str)).subscribe(
+        raising, seen.append
+    )
+    assert seen[0] == "r1-1"
+    assert isinstance(seen[1], SubscriberBug)
+    again = (
+        rx.of("r1")
+        .pipe(rxr.idempotent_map(process, store=store, key=str), ops.to_list())
+        .run()
+    )
+    assert again == ["r1-1", "r1-2"]
+    assert calls == ["r1"]
+
+
+# --- 5. the policy, and where idempotency goes in resilient -------------------------------
+
+
+def test_a_slow_charge_under_attempt_timeouts_runs_once_and_answers(
+    store: Any,
+) -> None:
+    """It takes effect at once and answers after 8 s; attempts give up at 4 s."""
+    scheduler = TestScheduler()
+    effects: list[float] = []
+
+    def charge(_: Any) -> rx.Observable[str]:
+        effects.append(float(scheduler.clock))
+        return rx.timer(8.0, scheduler=scheduler).pipe(ops.map(lambda _: "ch_1"))
+
+    breaker = rxr.CircuitBreaker(failure_threshold=2, scheduler=scheduler)
+    payment = rx.defer(charge).pipe(
+        rxr.resilient(
+            timeout=4.0,
+            retry=rxr.RetryPolicy(max_attempts=4, backoff=1.0),
+            breaker=breaker,
+            idempotency=rxr.IdempotencyPolicy(store, scheduler=scheduler),
+            idempotency_key="order-1",
+            payload={"amount": 100},
+            scheduler=scheduler,
+        )
+    )
+    seen: list[tuple[float, Any]] = []
+    payment.subscribe(
+        lambda value: seen.append((float(scheduler.clock), value)),
+        lambda error: seen.append((float(scheduler.clock), error)),
+        scheduler=scheduler,
+    )
+    scheduler.advance_to(60.0)
+    assert effects == [0.0]  # charged once
+    assert seen == [(8.0, "ch_1")]  # attempt 2 (from t=5) joined and got it
+    assert breaker.metrics().successes == 1  # the breaker saw the real call once
+    assert breaker.metrics().failures == 0
+    assert pending(scheduler) == []
+
+
+def test_a_recorded_charge_is_replayed_while_the_breaker_is_open(store: Any) -> None:
+    scheduler = TestScheduler()
+    breaker = rxr.CircuitBreaker(failure_threshold=1, scheduler=scheduler)
+    runs = Runs(lambda: rx.of("ch_1"))
+    policy = rxr.IdempotencyPolicy(store, scheduler=scheduler)
+
+    def payment(key: str) -> rx.Observable[str]:
+        return runs.observable().pipe(
+            rxr.resilient(
+                breaker=breaker,
+                idempotency=policy,
+                idempotency_key=key,
+                scheduler=scheduler,
+            )
+        )
+
+    assert payment("order-1").run() == "ch_1"
+    breaker.force_open()
+    assert payment("order-1").run() == "ch_1"  # replayed: the breaker untouched
+    with pytest.raises(rxr.CircuitOpenError):
+        payment("order-2").run()
+    assert runs.count == 1
+
+
+def test_resilient_refuses_an_idempotency_that_would_stop_on_a_timeout() -> None:
+    policy = rxr.IdempotencyPolicy(
+        rxr.InMemoryIdempotencyStore(), finish_on_dispose=False
+    )
+    with pytest.raises(ValueError, match="finish_on_dispose"):
+        rxr.resilient(idempotency=policy, idempotency_key="k")
+    with pytest.raises(TypeError, match="idempotency_key"):
+        rxr.resilient(idempotency=rxr.IdempotencyPolicy(policy.store))
+    with pytest.raises(TypeError, match="idempotency="):
+        rxr.resilient(timeout=1.0, idempotency_key="k")
+
+
+def test_a_policy_is_frozen_reusable_and_refuses_options_beside_it() -> None:
+    store = rxr.InMemoryIdempotencyStore()
+    policy = rxr.IdempotencyPolicy(store, ttl=60, max_run=30)
+    assert (policy.ttl, policy.max_run, policy.finish_on_dispose) == (60.0, 30.0, None)
+    with pytest.raises(AttributeError):
+        policy.ttl = 5  # type: ignore[misc]
+    with pytest.raises(TypeError, match="ttl"):
+        rxr.idempotent(policy, key="k", ttl=5)
+    assert rx.of(1).pipe(rxr.idempotent(policy, key="a")).run() == 1
+    assert rx.of(2).pipe(rxr.idempotent(policy, key="a")).run() == 1
+    assert (
+        rx.of("r").pipe(rxr.idempotent_map(rx.of, policy=policy, key=str)).run() == "r"
+    )
+    with pytest.raises(TypeError, match="exactly one"):
+        rxr.idempotent_map(rx.of, key=str)
+    with pytest.raises(ValueError, match="max_run"):
+        rxr.IdempotencyPolicy(store, max_run=0)
