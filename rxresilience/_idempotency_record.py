@@ -44,9 +44,7 @@ def qualified_name(value: object) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def encode_outcome(
-    codec: Codec, values: list[Any], error: Exception | None
-) -> bytes:
+def encode_outcome(codec: Codec, values: list[Any], error: Exception | None) -> bytes:
     """The record of an outcome; raises what the codec raises."""
     described = (
         None

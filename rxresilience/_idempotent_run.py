@@ -257,9 +257,7 @@ class IdempotentRun(Generic[_T]):
                 now + policy.in_progress_timeout,
                 self._scheduler,
                 self._clock,
-                lambda until: bool(
-                    getattr(store, "renew")(self.key, self._owner, until)  # noqa: B009
-                ),
+                lambda until: store.renew(self.key, self._owner, until),
                 self._claim_lost,
             )
         if policy.max_run is not None:

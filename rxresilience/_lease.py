@@ -68,9 +68,9 @@ class Lease:
         self._timer = SerialDisposable()
         self._arm()
 
-    def _arm(self) -> None:
+    def _arm(self, delay: float | None = None) -> None:
         self._timer.disposable = self._scheduler.schedule_relative(
-            self._length / 3, self._tick
+            self._length / 3 if delay is None else delay, self._tick
         )
 
     def _tick(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
@@ -83,8 +83,8 @@ class Lease:
         except Exception:  # the store could not be reached: try at the next tick
             if now >= self.until - RESOLUTION:
                 self._lose("lapsed")
-            else:
-                self._arm()
+            else:  # the last try lands on the lease's end, not past it
+                self._arm(min(self._length / 3, self.until - now))
             return
         if not held:
             self._lose("taken")

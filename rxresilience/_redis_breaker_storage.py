@@ -633,11 +633,25 @@ class RedisBreakerStorage(BreakerStorage):
         )
 
     def delete(self) -> None:
-        """Remove this breaker's keys from Redis (every process starts over)."""
+        """Remove this breaker's keys from Redis (every process starts over).
+
+        Its windows of every shape go too (processes may have run with
+        another window); the name and prefix are literal in the scan, so no
+        other breaker's key is touched, whatever characters they hold.
+        """
+        import re
+
+        from ._redis_client import glob_escape
+
         base = self._base
         self._client.delete(base, f"{base}:permits", f"{base}:log")
-        for key in self._client.scan_iter(match=f"{base}:window:*"):
-            self._client.delete(key)
+        windows = f"{base}:window:"
+        # a window's name ends in its shape: another breaker whose name starts
+        # with "{name}}:window:" has keys under the same literal prefix
+        shape = re.compile(r"count:[0-9]+|time:[^:{}]+:[0-9]+|none")
+        for key in self._client.scan_iter(match=glob_escape(windows) + "*"):
+            if shape.fullmatch(key[len(windows) :]):
+                self._client.delete(key)
 
     def __repr__(self) -> str:
         return f"RedisBreakerStorage(name={self.name!r}, prefix={self.prefix!r})"

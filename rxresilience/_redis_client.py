@@ -16,6 +16,7 @@ from ._arguments import require_duration
 
 __all__ = [
     "DEFAULT_STORE_TIMEOUT",
+    "glob_escape",
     "import_redis",
     "own_client",
     "require_client",
@@ -24,6 +25,20 @@ __all__ = [
 
 #: Seconds a store or journal waits for Redis when the client sets no timeout.
 DEFAULT_STORE_TIMEOUT = 5.0
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis glob (``SCAN MATCH``, ``KEYS``).
+
+    Redis globs give ``*``, ``?``, ``[``, ``]`` and ``\\`` a meaning; each is
+    escaped with a backslash, so ``glob_escape(prefix) + "*"`` matches the
+    keys that start with ``prefix`` and no others.
+
+    Examples:
+        >>> print(glob_escape("a*[x]?"))
+        a\\*\\[x\\]\\?
+    """
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def import_redis() -> Any:

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 
-from ._arguments import require_finite
+from ._arguments import require_choice, require_finite
 
-__all__ = ["LONGEST_BUSY_TIMEOUT", "open_database"]
+__all__ = [
+    "LONGEST_BUSY_TIMEOUT",
+    "SYNCHRONOUS",
+    "open_database",
+    "require_synchronous",
+]
+
+#: The durability settings offered: ``"NORMAL"`` (in WAL mode a commit
+#: survives a crash of the process, not a power loss or an OS crash) and
+#: ``"FULL"`` (it survives those too, at the cost of an fsync per commit).
+SYNCHRONOUS = ("NORMAL", "FULL")
+
+#: The mode of a database file we create: it holds user data.
+FILE_MODE = 0o600
 
 #: The longest ``timeout`` (seconds) SQLite can wait for a lock: it keeps the
 #: busy timeout as a C ``int`` of milliseconds, and a longer one wraps round to
@@ -18,10 +33,42 @@ _META = (
 )
 
 
+def require_synchronous(synchronous: object) -> str:
+    """``"NORMAL"`` or ``"FULL"``, else ``ValueError`` naming ``synchronous``."""
+    require_choice("synchronous", synchronous, SYNCHRONOUS)
+    return str(synchronous)
+
+
+def create_private(path: str) -> None:
+    """Create ``path`` empty and private (0600) unless it exists.
+
+    An existing file keeps its mode. SQLite gives the ``-wal`` and ``-shm``
+    files it creates the database's mode, so they are private too. The mode is
+    set with ``fchmod``, so no umask can widen or narrow it. A failure other
+    than "it exists" is left to SQLite to report.
+    """
+    if path in ("", ":memory:"):  # no file
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except OSError:  # it exists (left as it is), or SQLite will say why not
+        return
+    try:
+        if hasattr(os, "fchmod"):  # POSIX; elsewhere the mode is advisory anyway
+            os.fchmod(fd, FILE_MODE)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    finally:
+        os.close(fd)
+
+
 def open_database(
     path: str,
     *,
     timeout: float,
+    synchronous: object = "NORMAL",
     schema: str,
     schema_name: str,
     version: str,
@@ -37,7 +84,8 @@ def open_database(
     ``timeout`` is checked before the file is touched: seconds to wait for
     another connection's lock, finite, from 0 (do not wait) to
     :data:`LONGEST_BUSY_TIMEOUT`, else ``ValueError`` (``TypeError`` for a
-    non-number or a ``bool``) naming it.
+    non-number or a ``bool``) naming it; so is ``synchronous``, one of
+    :data:`SYNCHRONOUS`. A new database file is created private (0600).
     """
     seconds = require_finite("timeout", timeout)
     if seconds > LONGEST_BUSY_TIMEOUT:  # tighter than LONGEST_WAIT
@@ -45,12 +93,14 @@ def open_database(
             f"timeout must be at most {LONGEST_BUSY_TIMEOUT!r} seconds (SQLite "
             f"keeps it as an int of milliseconds), got {timeout!r}"
         )
+    durability = require_synchronous(synchronous)
+    create_private(path)
     db = sqlite3.connect(
         path, timeout=seconds, isolation_level=None, check_same_thread=False
     )
     try:
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA synchronous={durability}")  # one of two literals
         db.execute("BEGIN IMMEDIATE")
         try:
             tables = {

@@ -91,3 +91,20 @@ def claim_and_hang(store_path: str, effects_path: str, ready_path: str) -> None:
         rxr.idempotent(store, key="order-7", in_progress_timeout=30.0)
     ).subscribe()
     threading.Event().wait()  # hang until SIGKILL
+
+
+def claim_and_renew(store_path: str, effects_path: str, ready_path: str) -> None:
+    """Claim the key with a 1 s lease, start the effect, and run (renewing) until
+    killed."""
+    store = rxr.SQLiteIdempotencyStore(store_path)
+
+    def operation(_: Any) -> rx.Observable[Any]:
+        count_effect(effects_path, "crashed")
+        with open(ready_path, "w") as ready:
+            ready.write("claimed")
+        return rx.never()
+
+    rx.defer(operation).pipe(
+        rxr.idempotent(store, key="order-8", in_progress_timeout=1.0)
+    ).subscribe()
+    threading.Event().wait()  # hang (renewing on timer threads) until SIGKILL

@@ -22,6 +22,7 @@ import rxresilience as rxr
 
 from . import _idempotency_worker as worker
 from ._support import DURATIONS_OUT_OF_RANGE, pending, record
+from .test_idempotent_run import Flaky
 
 on_next = ReactiveTest.on_next
 on_error = ReactiveTest.on_error
@@ -330,10 +331,12 @@ def test_a_duplicate_elsewhere_can_fail_at_once(tmp_path: pathlib.Path) -> None:
     ]
 
 
-def test_an_expired_claim_is_taken_over_and_the_slow_owner_loses(
+def test_an_owner_that_cannot_renew_loses_its_claim_and_a_duplicate_takes_over(
     tmp_path: pathlib.Path,
 ) -> None:
     mine, theirs = _two_stores(tmp_path)
+    unreachable = Flaky(theirs)
+    unreachable.unreachable = True  # every renewal fails: the lease runs out
     scheduler = TestScheduler()
     slow = Operation(scheduler, latency=50.0)
     fast = Operation(scheduler, latency=1.0)
@@ -341,7 +344,7 @@ def test_an_expired_claim_is_taken_over_and_the_slow_owner_loses(
         scheduler,
         lambda: slow.observable.pipe(
             rxr.idempotent(
-                theirs, key="k", scheduler=scheduler, in_progress_timeout=20.0
+                unreachable, key="k", scheduler=scheduler, in_progress_timeout=20.0
             )
         ),
         subscribe_at=0,
@@ -355,11 +358,11 @@ def test_an_expired_claim_is_taken_over_and_the_slow_owner_loses(
         subscribe_at=1,
         until=100,
     )
-    # the slow owner's lease ends at 20: the waiting duplicate claims at 21 and
-    # records at 22; the slow owner finishes at 50 and cannot overwrite it
-    assert fast_events[-1] == (22.0, "completed", None)
-    assert slow_events[-1][:2] == (50.0, "error")
+    # the slow owner's lease ends at 20 unrenewed: it stops there, and the
+    # waiting duplicate claims at 21 and records at 22
+    assert slow_events[-1][:2] == (20.0, "error")
     assert isinstance(slow_events[-1][2], rxr.IdempotencyClaimLostError)
+    assert fast_events[-1] == (22.0, "completed", None)
     replay = (
         rx.of("x")
         .pipe(rxr.idempotent(mine, key="k", scheduler=scheduler))

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import reactivex as rx
+from hypothesis import given
+from hypothesis import strategies as st
 from reactivex import operators as ops
 from reactivex.testing import TestScheduler
 
@@ -52,7 +54,7 @@ class Gated(rxr.IdempotencyStore):
         return self.inner.release(key, owner)
 
     def renew(self, key: str, owner: str, lease_until: float) -> bool:
-        return self.inner.renew(key, owner, lease_until)  # type: ignore[attr-defined,no-any-return]
+        return self.inner.renew(key, owner, lease_until)
 
     def get(self, key: str, now: float | None = None) -> bytes | None:
         return self.inner.get(key, now)
@@ -382,3 +384,299 @@ def test_a_policy_is_frozen_reusable_and_refuses_options_beside_it() -> None:
         rxr.idempotent_map(rx.of, key=str)
     with pytest.raises(ValueError, match="max_run"):
         rxr.IdempotencyPolicy(store, max_run=0)
+
+
+# --- 4. leases renewed while the operation runs, within max_run -----------------------
+
+
+class Flaky(Gated):
+    """A real store whose renewals can be made to fail or to answer "not yours"."""
+
+    def __init__(self, inner: rxr.IdempotencyStore) -> None:
+        super().__init__(inner)
+        self.renewals: list[float] = []
+        self.unreachable = False
+        self.not_yours = False
+
+    def renew(self, key: str, owner: str, lease_until: float) -> bool:
+        if self.unreachable:
+            raise rxr.IdempotencyError("the store cannot be reached")
+        if self.not_yours:
+            return False
+        self.renewals.append(lease_until)
+        return super().renew(key, owner, lease_until)
+
+
+def two_handles(
+    kind: str, tmp_path: Any, redis_server: Any
+) -> tuple[rxr.IdempotencyStore, rxr.IdempotencyStore]:
+    """Two store objects on one store: as two processes see it."""
+    if kind == "sqlite":
+        path = tmp_path / "shared.db"
+        return rxr.SQLiteIdempotencyStore(path), rxr.SQLiteIdempotencyStore(path)
+    prefix = f"{tmp_path.name}:"
+    return (
+        rxr.RedisIdempotencyStore(redis_server.client(), prefix=prefix),
+        rxr.RedisIdempotencyStore(redis_server.client(), prefix=prefix),
+    )
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def handles(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> tuple[rxr.IdempotencyStore, rxr.IdempotencyStore]:
+    server = (
+        request.getfixturevalue("redis_server") if request.param == "redis" else None
+    )
+    return two_handles(request.param, tmp_path, server)
+
+
+def test_a_run_lasting_twenty_leases_is_never_taken_over(
+    handles: tuple[rxr.IdempotencyStore, rxr.IdempotencyStore],
+) -> None:
+    ours, theirs = handles
+    scheduler = TestScheduler()
+    runs = Runs(lambda: rx.timer(60.0, scheduler=scheduler).pipe(ops.map(str)))
+    options = {"in_progress_timeout": 3.0, "poll_interval": 0.5, "scheduler": scheduler}
+    first: list[Any] = []
+    runs.observable().pipe(rxr.idempotent(ours, key="k", **options)).subscribe(
+        first.append, first.append, scheduler=scheduler
+    )
+    duplicate: list[Any] = []
+    scheduler.schedule_absolute(
+        1.0,
+        lambda *_: (
+            runs.observable()
+            .pipe(rxr.idempotent(theirs, key="k", **options))
+            .subscribe(duplicate.append, duplicate.append, scheduler=scheduler)
+        ),
+    )
+    scheduler.advance_to(100.0)
+    assert runs.count == 1
+    assert first == ["0"]
+    assert duplicate == ["0"]  # waited the whole 60 s, then replayed
+    assert pending(scheduler) == []  # no renewal timer left after the end
+
+
+def test_an_owner_that_stops_renewing_is_taken_over_one_lease_after_its_last_renewal(
+    handles: tuple[rxr.IdempotencyStore, rxr.IdempotencyStore],
+) -> None:
+    ours, theirs = handles
+    flaky = Flaky(ours)
+    scheduler = TestScheduler()
+    starts: list[float] = []
+
+    def operation(_: Any) -> rx.Observable[str]:
+        starts.append(float(scheduler.clock))
+        return rx.timer(60.0, scheduler=scheduler).pipe(ops.map(str))
+
+    options = {"in_progress_timeout": 3.0, "poll_interval": 0.5, "scheduler": scheduler}
+    first: list[Any] = []
+    rx.defer(operation).pipe(rxr.idempotent(flaky, key="k", **options)).subscribe(
+        first.append, first.append, scheduler=scheduler
+    )
+    rx.defer(operation).pipe(rxr.idempotent(theirs, key="k", **options)).subscribe(
+        scheduler=scheduler
+    )
+    scheduler.advance_to(9.0)  # renewals at 1, 2, ..., 9: the lease runs to 12
+    assert flaky.renewals[-1] == 12.0
+    flaky.unreachable = True
+    scheduler.advance_to(11.9)
+    assert first == []  # still within the lease: ours runs on
+    scheduler.advance_to(12.0)
+    assert starts == [0.0, 12.0]  # taken over one lease after the last renewal
+    [error] = first
+    assert isinstance(error, rxr.IdempotencyClaimLostError)
+
+
+def test_a_renewal_answered_not_yours_stops_the_source_and_records_nothing(
+    store: Any,
+) -> None:
+    flaky = Flaky(store)
+    scheduler = TestScheduler()
+    runs = Runs(lambda: rx.timer(10.0, scheduler=scheduler).pipe(ops.map(str)))
+    seen: list[Any] = []
+    runs.observable().pipe(
+        rxr.idempotent(flaky, key="k", in_progress_timeout=3.0, scheduler=scheduler)
+    ).subscribe(seen.append, seen.append, scheduler=scheduler)
+    scheduler.advance_to(1.5)
+    flaky.not_yours = True
+    scheduler.advance_to(2.0)
+    [error] = seen
+    assert isinstance(error, rxr.IdempotencyClaimLostError)
+    assert runs.disposed == 1  # the source was stopped at once
+    scheduler.advance_to(30.0)
+    assert store.get("k", 30.0) is None  # nothing recorded
+    assert pending(scheduler) == []
+
+
+def test_max_run_stops_a_hung_owner_and_keeps_the_claim_until_its_lease_lapses(
+    store: Any,
+) -> None:
+    scheduler = TestScheduler()
+    runs = Runs(rx.never)
+    seen: list[Any] = []
+    runs.observable().pipe(
+        rxr.idempotent(
+            store, key="k", in_progress_timeout=3.0, max_run=10.0, scheduler=scheduler
+        )
+    ).subscribe(seen.append, seen.append, scheduler=scheduler)
+    scheduler.advance_to(10.0)
+    [error] = seen
+    assert isinstance(error, rxr.TimeoutError)
+    assert (error.budget, error.seconds) == ("max_run", 10.0)
+    assert runs.disposed == 1
+    assert pending(scheduler) == []  # renewal stopped
+    # The outcome is unknown: the claim stands until its lease (renewed at 9 s,
+    # to 12 s) lapses, then the key is free.
+    assert store.claim("k", None, "next", 11.0, 20.0).status is ClaimStatus.IN_PROGRESS
+    assert store.claim("k", None, "next", 12.0, 20.0).status is ClaimStatus.CLAIMED
+
+
+def test_a_duplicate_waits_at_most_max_run_for_a_key_held_elsewhere(store: Any) -> None:
+    scheduler = TestScheduler()
+    hold_elsewhere(store, "k")
+    runs = Runs(lambda: rx.of("x"))
+    seen: list[tuple[float, Any]] = []
+    runs.observable().pipe(
+        rxr.idempotent(
+            store, key="k", max_run=5.0, poll_interval=2.0, scheduler=scheduler
+        )
+    ).subscribe(
+        lambda v: seen.append((scheduler.clock, v)),
+        lambda e: seen.append((scheduler.clock, e)),
+        scheduler=scheduler,
+    )
+    scheduler.advance_to(30.0)
+    [(at, error)] = seen
+    assert at == 5.0
+    assert isinstance(error, rxr.IdempotencyInProgressError)
+    assert runs.count == 0
+
+
+def test_a_store_without_renew_warns_when_the_operator_is_built() -> None:
+    class Old(rxr.IdempotencyStore):  # a third-party store written for 0.1
+        def __init__(self) -> None:
+            self.inner = rxr.InMemoryIdempotencyStore()
+
+        def claim(self, *args: Any) -> Claim:
+            return self.inner.claim(*args)
+
+        def complete(self, *args: Any) -> bool:
+            return self.inner.complete(*args)
+
+        def release(self, *args: Any) -> bool:
+            return self.inner.release(*args)
+
+        def get(self, *args: Any) -> bytes | None:
+            return self.inner.get(*args)
+
+        def purge_expired(self, now: float | None = None) -> int:
+            return self.inner.purge_expired(now)
+
+    old = Old()
+    with pytest.warns(RuntimeWarning, match="renew"):
+        charge = rx.of("ok").pipe(rxr.idempotent(old, key="k"))
+    assert charge.run() == "ok"  # 0.1's behaviour: it works, unrenewed
+
+
+def test_a_killed_owner_renewing_a_one_second_lease_is_taken_over(
+    tmp_path: Any,
+) -> None:
+    """Real time and a real process: renewal keeps a live owner's claim past
+    its 1 s lease; SIGKILL ends it, and a waiting duplicate takes over."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    from . import _idempotency_worker as worker
+
+    store_path = str(tmp_path / "renew.db")
+    effects_path = str(tmp_path / "effects.db")
+    ready_path = str(tmp_path / "ready")
+    child = multiprocessing.get_context("spawn").Process(
+        target=worker.claim_and_renew, args=(store_path, effects_path, ready_path)
+    )
+    child.start()
+    deadline = time.time() + 60
+    while not os.path.exists(ready_path) and time.time() < deadline:
+        child.join(0.01)
+    assert os.path.exists(ready_path)
+    store = rxr.SQLiteIdempotencyStore(store_path)
+    done = threading.Event()
+    results: list[Any] = []
+
+    def recover(_: Any) -> rx.Observable[str]:
+        worker.count_effect(effects_path, "recovered")
+        return rx.of("charged")
+
+    rx.defer(recover).pipe(
+        rxr.idempotent(
+            store, key="order-8", in_progress_timeout=1.0, poll_interval=0.05
+        )
+    ).subscribe(results.append, results.append, done.set)
+    # Three leases long, the live owner keeps its claim by renewing it.
+    assert not done.wait(3.0)
+    assert worker.effects(effects_path) == ["crashed"]
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    assert done.wait(30.0)
+    assert results == ["charged"]
+    assert worker.effects(effects_path) == ["crashed", "recovered"]
+    store.close()
+
+
+# --- disposal at every instant -------------------------------------------------------------
+
+
+@given(
+    latency=st.sampled_from([0.0, 0.5, 4.0, 12.0]),
+    held_until=st.sampled_from([None, 2.0, 7.0]),
+    finish_on_dispose=st.booleans(),
+    dispose_at=st.floats(0.0, 20.0, allow_nan=False).map(lambda t: round(t, 1)),
+)
+def test_disposal_at_any_instant_leaves_the_key_recorded_or_free(
+    latency: float,
+    held_until: float | None,
+    finish_on_dispose: bool,
+    dispose_at: float,
+) -> None:
+    """Nothing starts after disposal, no timer stays, no claim of ours wedges the key."""
+    store = rxr.InMemoryIdempotencyStore()
+    scheduler = TestScheduler()
+    if held_until is not None:  # another process holds the key for a while
+        store.claim("k", None, "elsewhere", 0.0, held_until)
+    starts: list[float] = []
+
+    def operation(_: Any) -> rx.Observable[str]:
+        starts.append(float(scheduler.clock))
+        return rx.timer(latency, scheduler=scheduler).pipe(ops.map(lambda _: "done"))
+
+    subscription = (
+        rx.defer(operation)
+        .pipe(
+            rxr.idempotent(
+                store,
+                key="k",
+                in_progress_timeout=3.0,
+                poll_interval=0.5,
+                finish_on_dispose=finish_on_dispose,
+                scheduler=scheduler,
+            )
+        )
+        .subscribe(on_error=lambda _: None, scheduler=scheduler)
+    )
+    scheduler.advance_to(dispose_at)
+    subscription.dispose()
+    started = len(starts)
+    scheduler.advance_to(100.0)
+    if not finish_on_dispose:
+        assert len(starts) == started  # nothing started after the disposal
+    assert pending(scheduler) == []
+    # The key is recorded (and replays) or free (a newcomer claims it at once).
+    claim = store.claim("k", None, "newcomer", 100.0, 200.0)
+    assert claim.status in (ClaimStatus.COMPLETED, ClaimStatus.CLAIMED)
+    if claim.status is ClaimStatus.COMPLETED:
+        assert starts  # recorded only by a run that happened

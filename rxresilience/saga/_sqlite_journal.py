@@ -6,7 +6,7 @@ import os
 import sqlite3
 import threading
 
-from .._sqlite import open_database
+from .._sqlite import open_database, require_synchronous
 from ..errors import SagaError
 from ._journal import JournalEntry, SagaJournal, SagaRecord
 
@@ -37,6 +37,10 @@ CREATE INDEX IF NOT EXISTS rxr_sagas_running ON rxr_sagas (status, touched);
 class SQLiteSagaJournal(SagaJournal):
     """Saga journals in a SQLite database (WAL mode; several processes may share it).
 
+    A new database file is created private (mode 0600, whatever the umask),
+    and SQLite gives its ``-wal`` and ``-shm`` files the same mode; an
+    existing file keeps its mode.
+
     Examples:
         >>> import tempfile, os
         >>> journal = SQLiteSagaJournal(os.path.join(tempfile.mkdtemp(), "sagas.db"))
@@ -50,21 +54,36 @@ class SQLiteSagaJournal(SagaJournal):
         timeout: seconds to wait for another process's write lock: finite,
             from 0 (do not wait) to about 24.8 days (``2**31 - 1``
             milliseconds, the longest SQLite keeps).
+        synchronous: durability, SQLite's ``PRAGMA synchronous``:
+            ``"NORMAL"`` (the default) keeps every journal entry through a
+            crash of the process, not through a power loss or an OS crash,
+            which may lose the last entries (a step could then be run or
+            compensated again); ``"FULL"`` keeps them through those too, at
+            the cost of an fsync per write.
 
     Raises:
         SagaError: the database holds a journal schema this version does not
             understand.
-        ValueError: a ``timeout`` out of that range, checked before the
+        ValueError: a ``timeout`` out of that range, or a ``synchronous``
+            other than ``"NORMAL"`` or ``"FULL"``, checked before the
             database is touched.
         TypeError: a ``timeout`` that is not a number (a ``bool`` included).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 30.0,
+        synchronous: str = "NORMAL",
+    ) -> None:
         self.path = os.fspath(path)
+        self.synchronous = require_synchronous(synchronous)
         self._lock = threading.Lock()
         self._db = open_database(
             self.path,
             timeout=timeout,
+            synchronous=self.synchronous,
             schema=_SCHEMA,
             schema_name="saga_schema",
             version=SCHEMA_VERSION,

@@ -1,4 +1,4 @@
-"""The idempotency store interface: claim, complete, release, get, with expiry."""
+"""The idempotency store interface: claim, renew, complete, release, get, with expiry."""
 
 from __future__ import annotations
 
@@ -6,10 +6,47 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from .._arguments import is_number
 from .._clock import seconds_now
 from .._codec import Codec, JsonCodec
 
-__all__ = ["Claim", "ClaimStatus", "IdempotencyStore"]
+__all__ = ["LATEST_TIME", "Claim", "ClaimStatus", "IdempotencyStore"]
+
+#: The latest time (and, negated, the earliest) a store takes, in seconds:
+#: beyond the year 9999 that a ``datetime`` clock reaches, plus
+#: ``LONGEST_WAIT``; small enough that the difference of two times, in
+#: milliseconds, is an exact integer in a double (below ``2**53``), as Redis's
+#: Lua scripts compute it.
+LATEST_TIME = 1e12
+
+
+def require_time(name: str, value: object) -> float:
+    """A time argument as a float, or ``ValueError``/``TypeError`` naming it.
+
+    A time is a finite number (never a ``bool``) within ``LATEST_TIME`` of
+    the epoch; checked before anything is written.
+    """
+    if not is_number(value):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int beyond any float
+        raise ValueError(f"{name} must be finite, got {value!r}") from None
+    if not -LATEST_TIME <= seconds <= LATEST_TIME:  # NaN fails this too
+        raise ValueError(
+            f"{name} must be a finite time within {LATEST_TIME:g} seconds of the "
+            f"epoch, got {value!r}"
+        )
+    return seconds
+
+
+def require_store_key(key: object) -> str:
+    """An idempotency key must be a non-empty string, as the operator makes them."""
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a non-empty string, got {type(key).__name__}")
+    if not key:
+        raise ValueError("key must be a non-empty string, got ''")
+    return key
 
 
 class ClaimStatus(enum.Enum):
@@ -38,6 +75,16 @@ class IdempotencyStore(ABC):
     ``lease_until``, a recorded outcome at its ``expires_at``, and an expired
     entry is treated as absent.
 
+    The stores of this library refuse, before writing anything, a key that
+    is not a non-empty string and a time (``now``, ``lease_until``,
+    ``expires_at``) that is not a finite number within :data:`LATEST_TIME`
+    (1e12 seconds) of the epoch, naming the argument (``TypeError`` for a
+    non-number or a ``bool``, else ``ValueError``).
+
+    Writing a store: implement the abstract methods, and :meth:`renew` (a
+    store written for 0.1 has no ``renew``; it still works, with the
+    unrenewed leases of 0.1, and the operator warns about it).
+
     Attributes:
         codec: how the operator encodes outcomes for this store.
     """
@@ -58,6 +105,40 @@ class IdempotencyStore(ABC):
         A key held or recorded with another fingerprint answers
         ``KEY_REUSED`` and changes nothing.
         """
+
+    def renew(self, key: str, owner: str, lease_until: float) -> bool:
+        """Extend ``owner``'s claim of ``key`` to ``lease_until``; True if it holds it.
+
+        ``owner`` holds the claim while the key is in progress under its name,
+        even past its old lease, as long as nobody else has taken the key.
+        A completed, released, taken over or absent key answers False and
+        changes nothing. Atomic, like every method.
+
+        The operator renews a claim every third of its lease while the
+        operation runs, so a lease measures how fast a dead owner is
+        detected, not how long the operation may take.
+
+        This default, kept for stores written for 0.1, raises
+        ``NotImplementedError``; the operator detects it with
+        ``type(store).renew is IdempotencyStore.renew``, warns, and leaves
+        such claims unrenewed (0.1's behaviour). Override it.
+
+        Args:
+            key: the idempotency key.
+            owner: who claimed it.
+            lease_until: when the claim now expires, on the callers' clock.
+
+        Returns:
+            True while ``owner`` holds the claim, now until ``lease_until``.
+
+        Raises:
+            IdempotencyError: the store cannot be reached (the operator tries
+                again at its next tick).
+            NotImplementedError: this default, for stores that do not renew.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement IdempotencyStore.renew"
+        )
 
     @abstractmethod
     def complete(self, key: str, owner: str, record: bytes, expires_at: float) -> bool:
@@ -80,4 +161,4 @@ class IdempotencyStore(ABC):
 
     @staticmethod
     def _now(now: float | None) -> float:
-        return seconds_now() if now is None else now
+        return seconds_now() if now is None else require_time("now", now)

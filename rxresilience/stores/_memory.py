@@ -7,7 +7,13 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from .._codec import Codec, codec_or_json
-from ._base import Claim, ClaimStatus, IdempotencyStore
+from ._base import (
+    Claim,
+    ClaimStatus,
+    IdempotencyStore,
+    require_store_key,
+    require_time,
+)
 
 __all__ = ["InMemoryIdempotencyStore"]
 
@@ -41,6 +47,9 @@ class InMemoryIdempotencyStore(IdempotencyStore):
         >>> store.claim("k", None, "owner-1", now=0.0, lease_until=60.0).status
         <ClaimStatus.CLAIMED: 'claimed'>
 
+    Every operation refuses an empty key or a time out of range, as
+    :class:`IdempotencyStore` describes.
+
     Args:
         max_entries: how many recorded outcomes to keep at most.
         codec: how outcomes are encoded (default JSON), so that replays look
@@ -70,6 +79,9 @@ class InMemoryIdempotencyStore(IdempotencyStore):
         now: float,
         lease_until: float,
     ) -> Claim:
+        require_store_key(key)
+        now = require_time("now", now)
+        lease_until = require_time("lease_until", lease_until)
         with self._lock:
             recorded = self._recorded.get(key)
             if recorded is not None:
@@ -85,7 +97,19 @@ class InMemoryIdempotencyStore(IdempotencyStore):
             self._held[key] = _Held(owner, fingerprint, lease_until)
             return _CLAIMED
 
+    def renew(self, key: str, owner: str, lease_until: float) -> bool:
+        require_store_key(key)
+        lease_until = require_time("lease_until", lease_until)
+        with self._lock:
+            held = self._held.get(key)
+            if held is None or held.owner != owner:
+                return False
+            self._held[key] = held._replace(lease_until=lease_until)
+            return True
+
     def complete(self, key: str, owner: str, record: bytes, expires_at: float) -> bool:
+        require_store_key(key)
+        expires_at = require_time("expires_at", expires_at)
         with self._lock:
             held = self._held.get(key)
             if held is None or held.owner != owner:
@@ -98,6 +122,7 @@ class InMemoryIdempotencyStore(IdempotencyStore):
             return True
 
     def release(self, key: str, owner: str) -> bool:
+        require_store_key(key)
         with self._lock:
             held = self._held.get(key)
             if held is None or held.owner != owner:
@@ -106,6 +131,7 @@ class InMemoryIdempotencyStore(IdempotencyStore):
             return True
 
     def get(self, key: str, now: float | None = None) -> bytes | None:
+        require_store_key(key)
         moment = self._now(now)
         with self._lock:
             recorded = self._recorded.get(key)

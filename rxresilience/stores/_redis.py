@@ -1,9 +1,12 @@
 """``RedisIdempotencyStore``: claims and outcomes shared by a fleet of processes.
 
-One hash per key. Every operation is one Lua script, so it is atomic and one
-round trip. Times are the callers' (absolute seconds, as for every store)
-and are compared inside the script; Redis's own key expiry only cleans up,
-a while after an entry has expired by those times.
+One hash per key, and an index of the store's own keys (a sorted set by
+expiry, at the key named by the prefix itself): see
+:mod:`rxresilience.stores._redis_scripts` for the layout. Every write is one
+Lua script, so it is atomic and one round trip. Times are the callers'
+(absolute seconds, as for every store) and are compared inside the script;
+Redis's own key expiry only cleans up, a while after an entry has expired by
+those times.
 
 ``redis`` (redis-py) is an optional dependency: ``pip install
 rxresilience[redis]``.
@@ -11,64 +14,27 @@ rxresilience[redis]``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from .._codec import Codec, codec_or_json
-from .._redis_client import store_client
+from .._redis_client import glob_escape, store_client
 from ..errors import IdempotencyError
-from ._base import Claim, ClaimStatus, IdempotencyStore
+from . import _redis_scripts as lua
+from ._base import (
+    Claim,
+    ClaimStatus,
+    IdempotencyStore,
+    require_store_key,
+    require_time,
+)
 
 __all__ = ["RedisIdempotencyStore"]
 
-_NONE = "-"  # the fingerprint of "no payload" (a real one is hex)
-_CLEANUP_SLACK = 60.0  # seconds Redis keeps an entry after it expired by our times
-
-_CLAIM = """
-local key = KEYS[1]
-local now, fingerprint, owner, lease = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
-local found = redis.call('HMGET', key, 'status', 'fingerprint', 'expires', 'record')
-if found[1] and tonumber(found[3]) > now then
-  if found[2] ~= fingerprint then return {'reused'} end
-  if found[1] == 'completed' then return {'completed', found[4]} end
-  return {'in_progress'}
-end
-redis.call('DEL', key)
-redis.call('HSET', key, 'status', 'in_progress', 'fingerprint', fingerprint,
-           'owner', owner, 'expires', lease, 'claimed', ARGV[1])
-redis.call('PEXPIRE', key, math.floor((tonumber(lease) - now + tonumber(ARGV[5])) * 1000))
-return {'claimed'}
-"""
-
-_COMPLETE = """
-local key = KEYS[1]
-local found = redis.call('HMGET', key, 'status', 'owner', 'claimed')
-if found[1] ~= 'in_progress' or found[2] ~= ARGV[1] then return 0 end
-redis.call('HSET', key, 'status', 'completed', 'record', ARGV[2], 'expires', ARGV[3])
-redis.call('HDEL', key, 'owner')
-local keep = tonumber(ARGV[3]) - tonumber(found[3]) + tonumber(ARGV[4])
-redis.call('PEXPIRE', key, math.max(1000, math.floor(keep * 1000)))
-return 1
-"""
-
-_RELEASE = """
-local key = KEYS[1]
-local found = redis.call('HMGET', key, 'status', 'owner')
-if found[1] ~= 'in_progress' or found[2] ~= ARGV[1] then return 0 end
-redis.call('DEL', key)
-return 1
-"""
-
-_PURGE = """
-local removed = 0
-for _, key in ipairs(KEYS) do
-  local expires = redis.call('HGET', key, 'expires')
-  if expires and tonumber(expires) <= tonumber(ARGV[1]) then
-    redis.call('DEL', key)
-    removed = removed + 1
-  end
-end
-return removed
-"""
+_BATCH = 500  # keys per purge or adoption script
+_SWEEP_EVERY = 100  # claims between two sweeps of expired keys
+_SWEEP_BATCH = 2 * _SWEEP_EVERY  # keys a sweep purges at most: more than come in
 
 _IN_PROGRESS = Claim(ClaimStatus.IN_PROGRESS)
 _KEY_REUSED = Claim(ClaimStatus.KEY_REUSED)
@@ -78,12 +44,37 @@ _CLAIMED = Claim(ClaimStatus.CLAIMED)
 class RedisIdempotencyStore(IdempotencyStore):
     """Idempotency claims and outcomes in Redis, for processes on many machines.
 
+    The store touches only the keys it wrote: ``prefix + key`` for each key,
+    and its index, the key named ``prefix`` itself. The prefix is literal
+    (``*``, ``?``, ``[`` or ``\\`` in it mean themselves), and other data
+    under the same prefix (another application's keys, a saga journal on
+    ``prefix + "saga:"``) is never read or deleted. Two stores must not use
+    prefixes of which one is the other plus a key.
+
+    Redis deletes a record by itself about a minute after it expired (by
+    real time), so :meth:`purge_expired` is optional; the index is swept of
+    expired keys every hundred claims, so it stays as small as the store.
+    An owner renewing its claim later than that after its lease ended finds
+    the key gone: :meth:`renew` answers False.
+    On Redis Cluster, give the prefix a hash tag (``prefix="{idem}:"``):
+    each script touches a record and the index, which must share a slot.
+
+    Keys written by 0.1 (which kept no index) are read as they are; the
+    first :meth:`purge_expired` of a store on a database without a complete
+    index scans the prefix once (a literal ``SCAN MATCH``), indexes each key
+    that is one of ours by its fields, and marks the index complete. Keys
+    that 0.1 processes still write during a rolling upgrade, after that,
+    are left to Redis's own expiry.
+
+    Every operation refuses an empty key or a time out of range, before
+    writing anything, as :class:`IdempotencyStore` describes.
+
     Args:
         client: a ``redis.Redis`` client; the store makes its own
             connection pool from its settings (replies are read as bytes
             whatever its ``decode_responses``; no retries, so a write whose
             reply was lost is never sent twice).
-        prefix: prepended to every key.
+        prefix: prepended to every key, literally.
         codec: how outcomes are encoded (default JSON; never pickle: a shared
             Redis must not become a way to run code in every process).
         socket_timeout: seconds to wait for a connection or a reply, above 0
@@ -113,18 +104,32 @@ class RedisIdempotencyStore(IdempotencyStore):
         self.codec = codec_or_json(codec)
         self.prefix = prefix
         self._client = client
-        self._claim = client.register_script(_CLAIM)
-        self._complete = client.register_script(_COMPLETE)
-        self._release = client.register_script(_RELEASE)
-        self._purge = client.register_script(_PURGE)
+        self._index = prefix
+        self._prefix_bytes = prefix.encode()
+        self._claims = 0
+        self._adopted = False
+        register = client.register_script
+        self._claim = register(lua.CLAIM)
+        self._renew = register(lua.RENEW)
+        self._complete = register(lua.COMPLETE)
+        self._release = register(lua.RELEASE)
+        self._purge = register(lua.PURGE)
+        self._adopt = register(lua.ADOPT)
 
-    def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+    @contextlib.contextmanager
+    def _failures(self) -> Iterator[None]:
+        """Any failure of Redis (unreachable, a script error) as IdempotencyError."""
         try:
-            return script(keys=keys, args=args)
+            yield
         except Exception as error:
             raise IdempotencyError(
                 f"Redis idempotency store failed: {error}"
             ) from error
+
+    def _run(self, script: Any, key: str, args: list[Any]) -> Any:
+        """Run a script on a record and the index, the key last in ``args``."""
+        with self._failures():
+            return script(keys=[self.prefix + key, self._index], args=[*args, key])
 
     def claim(
         self,
@@ -134,10 +139,17 @@ class RedisIdempotencyStore(IdempotencyStore):
         now: float,
         lease_until: float,
     ) -> Claim:
+        require_store_key(key)
+        now = require_time("now", now)
+        lease_until = require_time("lease_until", lease_until)
+        self._claims += 1
+        if self._claims % _SWEEP_EVERY == 0:
+            with self._failures():
+                self._purge_batch(now, _SWEEP_BATCH)
         answer = self._run(
             self._claim,
-            [self.prefix + key],
-            [repr(now), fingerprint or _NONE, owner, repr(lease_until), _CLEANUP_SLACK],
+            key,
+            [repr(now), fingerprint or lua.NONE, owner, repr(lease_until)],
         )
         status = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]
         if status == "claimed":
@@ -148,50 +160,80 @@ class RedisIdempotencyStore(IdempotencyStore):
             return _KEY_REUSED
         return _IN_PROGRESS
 
+    def renew(self, key: str, owner: str, lease_until: float) -> bool:
+        require_store_key(key)
+        lease_until = require_time("lease_until", lease_until)
+        return bool(self._run(self._renew, key, [owner, repr(lease_until)]))
+
     def complete(self, key: str, owner: str, record: bytes, expires_at: float) -> bool:
-        done = self._run(
-            self._complete,
-            [self.prefix + key],
-            [owner, record, repr(expires_at), _CLEANUP_SLACK],
-        )
+        require_store_key(key)
+        expires_at = require_time("expires_at", expires_at)
+        done = self._run(self._complete, key, [owner, record, repr(expires_at)])
         return bool(done)
 
     def release(self, key: str, owner: str) -> bool:
-        return bool(self._run(self._release, [self.prefix + key], [owner]))
+        require_store_key(key)
+        return bool(self._run(self._release, key, [owner]))
 
     def get(self, key: str, now: float | None = None) -> bytes | None:
+        require_store_key(key)
         moment = self._now(now)
-        try:
+        with self._failures():
             status, expires, record = self._client.hmget(
                 self.prefix + key, "status", "expires", "record"
             )
-        except Exception as error:
-            raise IdempotencyError(
-                f"Redis idempotency store failed: {error}"
-            ) from error
         if status != b"completed" or expires is None or float(expires) <= moment:
             return None
         return bytes(record)
 
     def purge_expired(self, now: float | None = None) -> int:
+        """Delete the store's expired claims and records; return how many went.
+
+        Only keys in the store's index are looked at (after the one-time
+        adoption of 0.1's keys described on the class).
+        """
         moment = self._now(now)
         removed = 0
-        try:
-            batch: list[str] = []
-            for key in self._client.scan_iter(match=self.prefix + "*", count=500):
-                batch.append(key.decode() if isinstance(key, bytes) else key)
-                if len(batch) == 500:
-                    removed += int(self._purge(keys=batch, args=[repr(moment)]))
+        with self._failures():
+            self._adopt_unindexed()
+            while True:
+                count, more = self._purge_batch(moment, _BATCH)
+                removed += count
+                if not more:
+                    return removed
+
+    def _purge_batch(self, moment: float, limit: int) -> tuple[int, bool]:
+        """Purge up to ``limit`` keys the index says expired by ``moment``;
+        the count, and whether there may be more."""
+        members = self._client.zrangebyscore(
+            self._index, "-inf", repr(moment), start=0, num=limit
+        )
+        if not members:
+            return 0, False
+        keys = [self._prefix_bytes + member for member in members]
+        removed = self._purge(keys=[self._index, *keys], args=[repr(moment), *members])
+        return int(removed), len(members) == limit
+
+    def _adopt_unindexed(self) -> None:
+        """Index the keys 0.1 wrote under the prefix, once per database."""
+        if self._adopted:
+            return
+        if self._client.zscore(self._index, "") is None:  # the index is not complete
+            index = self._prefix_bytes
+            batch: list[bytes] = []
+            pattern = glob_escape(self.prefix) + "*"
+            for key in self._client.scan_iter(match=pattern, count=_BATCH):
+                if key != index:
+                    batch.append(key)
+                if len(batch) == _BATCH:
+                    self._adopt_batch(batch, last=False)
                     batch = []
-            if batch:
-                removed += int(self._purge(keys=batch, args=[repr(moment)]))
-        except IdempotencyError:
-            raise
-        except Exception as error:
-            raise IdempotencyError(
-                f"Redis idempotency store failed: {error}"
-            ) from error
-        return removed
+            self._adopt_batch(batch, last=True)
+        self._adopted = True
+
+    def _adopt_batch(self, keys: list[bytes], *, last: bool) -> None:
+        members = [key[len(self._prefix_bytes) :] for key in keys]
+        self._adopt(keys=[self._index, *keys], args=["1" if last else "0", *members])
 
     def close(self) -> None:
         self._client.close()

@@ -1,20 +1,31 @@
 """``SQLiteIdempotencyStore``: the durable, embedded default.
 
 One row per key in a WAL-mode database: safe for several processes on one
-machine (every claim is one ``BEGIN IMMEDIATE`` transaction), and it
-survives restarts. Expired rows are replaced when their key is claimed
-again, swept now and then, and deleted by :meth:`purge_expired`.
+machine (every claim is one ``BEGIN IMMEDIATE`` transaction, every other
+write one statement), and it survives restarts. Expired rows are replaced
+when their key is claimed again, swept now and then, and deleted by
+:meth:`purge_expired`. The schema is 0.1's: files written by 0.1 are read
+as they are.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import threading
+from collections.abc import Iterator
 
 from .._codec import Codec, codec_or_json
-from .._sqlite import open_database
+from .._sqlite import open_database, require_synchronous
 from ..errors import IdempotencyError
-from ._base import Claim, ClaimStatus, IdempotencyStore
+from ._base import (
+    Claim,
+    ClaimStatus,
+    IdempotencyStore,
+    require_store_key,
+    require_time,
+)
 
 __all__ = ["SQLiteIdempotencyStore"]
 
@@ -38,8 +49,26 @@ _KEY_REUSED = Claim(ClaimStatus.KEY_REUSED)
 _CLAIMED = Claim(ClaimStatus.CLAIMED)
 
 
+@contextlib.contextmanager
+def _reported(path: str) -> Iterator[None]:
+    """SQLite's failures (a lock held too long, a full disk) as IdempotencyError."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise IdempotencyError(
+            f"SQLite idempotency store {path!r} failed: {error}"
+        ) from error
+
+
 class SQLiteIdempotencyStore(IdempotencyStore):
     """Claims and outcomes in a SQLite database file.
+
+    A new database file is created private (mode 0600, whatever the umask),
+    and SQLite gives its ``-wal`` and ``-shm`` files the same mode; an
+    existing file keeps its mode.
+
+    Every operation refuses an empty key or a time out of range, before
+    writing anything, as :class:`IdempotencyStore` describes.
 
     Examples:
         >>> import tempfile, os
@@ -55,11 +84,19 @@ class SQLiteIdempotencyStore(IdempotencyStore):
         timeout: seconds to wait for another process's write lock: finite,
             from 0 (do not wait) to about 24.8 days (``2**31 - 1``
             milliseconds, the longest SQLite keeps).
+        synchronous: durability, SQLite's ``PRAGMA synchronous``:
+            ``"NORMAL"`` (the default) keeps every acknowledged claim and
+            record through a crash of the process, not through a power loss
+            or an OS crash, which may lose the last commits (an effect could
+            then run twice); ``"FULL"`` keeps them through those too, at the
+            cost of an fsync per write.
 
     Raises:
         IdempotencyError: the database holds a schema this version does not
-            understand.
-        ValueError: a ``timeout`` out of that range, checked before the
+            understand; and on any operation, when SQLite fails (another
+            process held the lock beyond ``timeout``, a full disk).
+        ValueError: a ``timeout`` out of that range, or a ``synchronous``
+            other than ``"NORMAL"`` or ``"FULL"``, checked before the
             database is touched.
         TypeError: a ``timeout`` that is not a number (a ``bool`` included).
     """
@@ -70,14 +107,17 @@ class SQLiteIdempotencyStore(IdempotencyStore):
         *,
         codec: Codec | None = None,
         timeout: float = 30.0,
+        synchronous: str = "NORMAL",
     ) -> None:
         self.codec = codec_or_json(codec)
         self.path = os.fspath(path)
+        self.synchronous = require_synchronous(synchronous)
         self._lock = threading.Lock()
         self._claims_since_sweep = 0
         self._db = open_database(
             self.path,
             timeout=timeout,
+            synchronous=self.synchronous,
             schema=_SCHEMA,
             schema_name="idempotency_schema",
             version=SCHEMA_VERSION,
@@ -93,7 +133,10 @@ class SQLiteIdempotencyStore(IdempotencyStore):
         now: float,
         lease_until: float,
     ) -> Claim:
-        with self._lock:
+        require_store_key(key)
+        now = require_time("now", now)
+        lease_until = require_time("lease_until", lease_until)
+        with self._lock, _reported(self.path):
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -129,8 +172,21 @@ class SQLiteIdempotencyStore(IdempotencyStore):
                     db.execute("ROLLBACK")
                 raise
 
+    def renew(self, key: str, owner: str, lease_until: float) -> bool:
+        require_store_key(key)
+        lease_until = require_time("lease_until", lease_until)
+        with self._lock, _reported(self.path):
+            cursor = self._db.execute(
+                "UPDATE rxr_idempotency SET expires_at = ? "
+                "WHERE key = ? AND status = 'in_progress' AND owner = ?",
+                (lease_until, key, owner),
+            )
+            return cursor.rowcount == 1
+
     def complete(self, key: str, owner: str, record: bytes, expires_at: float) -> bool:
-        with self._lock:
+        require_store_key(key)
+        expires_at = require_time("expires_at", expires_at)
+        with self._lock, _reported(self.path):
             cursor = self._db.execute(
                 "UPDATE rxr_idempotency SET status = 'completed', owner = NULL, "
                 "expires_at = ?, record = ? "
@@ -140,7 +196,8 @@ class SQLiteIdempotencyStore(IdempotencyStore):
             return cursor.rowcount == 1
 
     def release(self, key: str, owner: str) -> bool:
-        with self._lock:
+        require_store_key(key)
+        with self._lock, _reported(self.path):
             cursor = self._db.execute(
                 "DELETE FROM rxr_idempotency "
                 "WHERE key = ? AND status = 'in_progress' AND owner = ?",
@@ -149,8 +206,9 @@ class SQLiteIdempotencyStore(IdempotencyStore):
             return cursor.rowcount == 1
 
     def get(self, key: str, now: float | None = None) -> bytes | None:
+        require_store_key(key)
         moment = self._now(now)
-        with self._lock:
+        with self._lock, _reported(self.path):
             row = self._db.execute(
                 "SELECT record FROM rxr_idempotency "
                 "WHERE key = ? AND status = 'completed' AND expires_at > ?",
@@ -160,7 +218,7 @@ class SQLiteIdempotencyStore(IdempotencyStore):
 
     def purge_expired(self, now: float | None = None) -> int:
         moment = self._now(now)
-        with self._lock:
+        with self._lock, _reported(self.path):
             cursor = self._db.execute(
                 "DELETE FROM rxr_idempotency WHERE expires_at <= ?", (moment,)
             )
