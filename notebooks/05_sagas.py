@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 import matplotlib.pyplot as plt
 import reactivex as rx
+from matplotlib.patches import Patch
 from reactivex import operators as ops
 from reactivex.testing import TestScheduler
 
@@ -75,52 +76,75 @@ def build(scheduler, failing=None):
 
 
 # %% [markdown]
-# ## Success, and a failure at each step
+# ## Success, a failure at each step, and a disposal
+#
+# Each bar is a step (forward) or a compensation (backward) over virtual
+# time. The last row disposes the subscription while `charge` runs: the
+# running step is cancelled, no further step starts, and `reserve` is still
+# compensated to the end (its events go to `saga.events` and the journal).
 
 # %%
+colours = {"forward": "tab:blue", "failed": "tab:red", "undo": "tab:orange"}
+scenarios = [
+    ("succeeds", None, None),
+    ("fails at reserve", "reserve", None),
+    ("fails at charge", "charge", None),
+    ("fails at ship", "ship", None),
+    ("disposed at 2.0", None, 2.0),
+]
 fig, ax = plt.subplots(figsize=(11, 4.5))
-colours = {
-    "StepStarted": "tab:blue",
-    "StepSucceeded": "tab:green",
-    "StepFailed": "tab:red",
-    "CompensationStarted": "tab:orange",
-    "StepCompensated": "tab:olive",
-    "SagaCompleted": "black",
-}
-scenarios = [None, "reserve", "charge", "ship"]
-for row, failing in enumerate(scenarios):
+for row, (label, failing, dispose_at) in enumerate(scenarios):
     scheduler = TestScheduler()
-    trace = run(
-        lambda: build(scheduler, failing).execute(Order("o-1")), scheduler=scheduler
+    saga = build(scheduler, failing)
+    published = []
+    saga.events.subscribe(
+        lambda event, at=scheduler: published.append((at.clock, event))
+    )
+    journal = rxr.InMemorySagaJournal()
+    run(
+        lambda: saga.execute(Order("o-1"), journal=journal, saga_id="o-1"),
+        dispose_at=dispose_at,
+        until=20.0,
+        scheduler=scheduler,
     )
     y = len(scenarios) - row
-    for time, kind, event in trace.events:
-        if kind != "next":
+    opened = {}
+    for time, event in published:
+        kind = type(event).__name__
+        if kind in ("StepStarted", "CompensationStarted"):
+            opened[(kind == "StepStarted", event.step)] = time
             continue
-        name = type(event).__name__
-        ax.plot(time, y, "o", color=colours[name], markersize=9)
-        ax.annotate(
-            f"{name}\n{getattr(event, 'step', '')}",
-            (time, y),
-            textcoords="offset points",
-            xytext=(0, 8),
-            ha="center",
-            fontsize=6,
+        forward = kind in ("StepSucceeded", "StepFailed")
+        start = opened.pop((forward, getattr(event, "step", "")), None)
+        if start is None:
+            continue
+        colour = (
+            colours["undo"]
+            if not forward
+            else colours["failed"]
+            if kind == "StepFailed"
+            else colours["forward"]
         )
+        bar = [(start, max(time - start, 0.05))]
+        ax.broken_barh(bar, (y - 0.3, 0.6), color=colour, edgecolor="white")
+        ax.text(start + 0.05, y, event.step, va="center", fontsize=7, color="white")
     print(
-        f"fails at {failing or 'nothing':<8}", [type(e).__name__ for e in trace.values]
+        f"{label:<17}",
+        journal.state("o-1").status,
+        [type(e).__name__ for _, e in published],
     )
-ax.set_yticks(
-    range(1, len(scenarios) + 1),
-    [f"fails at {f}" if f else "succeeds" for f in reversed(scenarios)],
-)
+ax.set_yticks(range(1, len(scenarios) + 1), [s[0] for s in reversed(scenarios)])
 ax.set_xlabel("virtual time (s)")
-ax.set_title(
-    "The event stream of the order saga: forward, then compensations in reverse"
+ax.set_title("The order saga: steps forward, then compensations backward")
+ax.legend(
+    handles=[
+        Patch(color=colours["forward"], label="step"),
+        Patch(color=colours["failed"], label="failed or cancelled step"),
+        Patch(color=colours["undo"], label="compensation"),
+    ],
+    loc="lower right",
+    fontsize=7,
 )
-for name, colour in colours.items():
-    ax.plot([], [], "o", color=colour, label=name)
-ax.legend(loc="lower right", fontsize=7, ncol=3)
 fig.tight_layout()
 plt.show()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -112,3 +113,43 @@ def recover_redis(url: str, effects_path: str, start_at: float) -> int:
         scheduler=future,
     )
     return sum(1 for e in trace.values if isinstance(e, rxr.StepCompensated))
+
+
+# --- journals for the saga guarantee tests ----------------------------------------------
+
+#: The statuses a saga ends in.
+TERMINAL = ("completed", "compensated", "failed")
+
+
+def journal_of(request: Any, tmp_path: Any) -> Iterator[rxr.SagaJournal]:
+    """The journal named by ``request.param``: memory, sqlite or redis (a real server)."""
+    import uuid
+
+    journal: rxr.SagaJournal
+    if request.param == "memory":
+        journal = rxr.InMemorySagaJournal()
+    elif request.param == "sqlite":
+        journal = rxr.SQLiteSagaJournal(tmp_path / "sagas.db")
+    else:
+        server = request.getfixturevalue("redis_server")
+        journal = rxr.RedisSagaJournal(
+            server.client(), prefix=f"guarantees-{uuid.uuid4().hex}:"
+        )
+    yield journal
+    journal.close()
+
+
+def wait_until_terminal(
+    journal: rxr.SagaJournal, saga_id: str, seconds: float = 20.0
+) -> rxr.SagaState:
+    """The saga's state once it has ended (threads are at work meanwhile)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        state = journal.state(saga_id)
+        if state is not None and state.status in TERMINAL:
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"saga {saga_id!r} never ended: {state}")
+        time.sleep(0.005)

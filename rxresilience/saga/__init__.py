@@ -19,7 +19,9 @@ from ._journal import (
     SagaJournal,
     SagaRecord,
     SagaState,
+    SagaStatus,
 )
+from ._plan import SagaPlan
 from ._recover import recover
 from ._redis_journal import RedisSagaJournal
 from ._saga import Saga
@@ -37,8 +39,10 @@ __all__ = [
     "SagaCompleted",
     "SagaEvent",
     "SagaJournal",
+    "SagaPlan",
     "SagaRecord",
     "SagaState",
+    "SagaStatus",
     "SagaStep",
     "StepCompensated",
     "StepFailed",

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from ..errors import SagaError
+from ._history import EntryKind, History, SagaStatus, status_of
 
 __all__ = [
     "InMemorySagaJournal",
@@ -14,22 +15,26 @@ __all__ = [
     "SagaJournal",
     "SagaRecord",
     "SagaState",
+    "SagaStatus",
 ]
 
-STEP_STARTED = "step_started"
-STEP_SUCCEEDED = "step_succeeded"
-STEP_FAILED = "step_failed"
-COMPENSATION_STARTED = "compensation_started"
-COMPENSATED = "compensated"
-COMPENSATION_FAILED = "compensation_failed"
+# The kinds of 0.1, by their old names.
+STEP_STARTED = EntryKind.STEP_STARTED
+STEP_SUCCEEDED = EntryKind.STEP_SUCCEEDED
+STEP_FAILED = EntryKind.STEP_FAILED
+COMPENSATION_STARTED = EntryKind.COMPENSATION_STARTED
+COMPENSATED = EntryKind.COMPENSATED
+COMPENSATION_FAILED = EntryKind.COMPENSATION_FAILED
 
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One line of a saga's journal.
 
-    ``context`` is the encoded context a step was given (``step_started``) or
-    produced (``step_succeeded``); ``error`` describes a failure.
+    ``kind`` is one of :class:`EntryKind` (plain strings such as
+    ``"step_started"`` work too); ``context`` is the encoded context a step
+    was given (``step_started``) or produced (``step_succeeded``); ``error``
+    describes a failure.
     """
 
     kind: str
@@ -49,23 +54,15 @@ class SagaRecord:
     entries: tuple[JournalEntry, ...] = field(default_factory=tuple)
 
     def state(self) -> SagaState:
-        completed: list[str] = []
-        compensated: list[str] = []
-        failed: str | None = None
-        for entry in self.entries:
-            if entry.kind == STEP_SUCCEEDED:
-                completed.append(entry.step)
-            elif entry.kind == STEP_FAILED:
-                failed = entry.step
-            elif entry.kind == COMPENSATED:
-                compensated.append(entry.step)
+        """The saga's state: its entries folded as a run folds its events."""
+        history = History.fold(self.entries)
         return SagaState(
             saga_id=self.saga_id,
             saga_name=self.saga_name,
-            status=self.status,
-            completed_steps=tuple(completed),
-            compensated_steps=tuple(compensated),
-            failed_step=failed,
+            status=status_of(self.status),
+            completed_steps=tuple(history.succeeded),
+            compensated_steps=tuple(history.compensated),
+            failed_step=history.failed_step,
             touched=self.touched,
         )
 
@@ -75,9 +72,10 @@ class SagaState:
     """What a saga is doing, as its journal tells it.
 
     Attributes:
-        status: ``"running"``, ``"completed"``, ``"compensated"`` (a step
-            failed and every needed compensation succeeded) or ``"failed"``
-            (a compensation failed or never ran).
+        status: a :class:`SagaStatus`, equal to its string: ``"running"``,
+            ``"completed"``, ``"compensated"`` (a step failed and every needed
+            compensation succeeded) or ``"failed"`` (a compensation failed or
+            never ran). A status this version does not know stays a string.
         completed_steps: steps that succeeded, in order of completion.
         compensated_steps: steps compensated, in order.
         failed_step: the step that failed, if one did.
@@ -106,7 +104,8 @@ class SagaJournal(ABC):
 
     @abstractmethod
     def finish(self, saga_id: str, status: str, now: float) -> None:
-        """Mark the saga ``completed``, ``compensated`` or ``failed``."""
+        """Mark the saga ``completed``, ``compensated`` or ``failed`` (given as a
+        :class:`SagaStatus`, a ``str``)."""
 
     @abstractmethod
     def load(self, saga_id: str) -> SagaRecord | None:

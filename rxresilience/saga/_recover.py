@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from .._arguments import require_duration
+from .._arguments import require_duration, require_scheduler
 from .._clock import choose_scheduler, clock_of
-from ..errors import SagaError
+from .._timeout import TimeoutPolicy
+from ._compensation import Compensation, CompensationErrors
 from ._events import SagaEvent
-from ._journal import (
-    COMPENSATED,
-    STEP_FAILED,
-    STEP_STARTED,
-    STEP_SUCCEEDED,
-    SagaJournal,
-    SagaRecord,
-)
-from ._saga import Saga, _SagaRun
-from ._step import SagaStep
+from ._history import History, SagaStatus
+from ._journal import SagaJournal, SagaRecord
+from ._recorder import Mailbox, Recorder, Subscriber
+from ._saga import Saga
+from ._step import SagaStep, check_budget
 
 __all__ = ["recover"]
 
@@ -33,6 +30,7 @@ def recover(
     *,
     stale_after: float = 60.0,
     scheduler: abc.SchedulerBase | None = None,
+    compensation_timeout: float | timedelta | TimeoutPolicy | None = 300.0,
 ) -> Observable[SagaEvent]:
     """Compensate every unfinished saga in ``journal``, as a stream of their events.
 
@@ -46,6 +44,9 @@ def recover(
     context it was given. Steps already compensated are skipped. Every
     compensation gets the same idempotency key as in the original run
     (``f"{saga_id}:{step}:compensate"``), so participants can deduplicate.
+    A compensation with no budget of its own (``SagaStep(compensation_timeout=)``,
+    else ``Saga(compensation_timeout=)``) gets ``compensation_timeout``: a hung
+    one ends as ``CompensationFailed`` and the saga still reaches its end.
 
     Examples:
         >>> journal = InMemorySagaJournal()
@@ -58,17 +59,20 @@ def recover(
         stale_after: seconds without a journal entry after which a running saga
             counts as abandoned: above 0, at most ``LONGEST_WAIT`` (about 292
             years).
-        scheduler: the clock (default: the subscribe-time scheduler, else the
-            real clock).
+        scheduler: the clock of every claim and journal write, and where
+            compensation budgets wait (default: the subscribe-time scheduler,
+            else the real clock).
+        compensation_timeout: the per-attempt budget of compensations that
+            set none, as ``SagaStep(timeout=)`` takes; None for no budget.
 
     Returns:
         A cold observable: each subscription recovers what is unfinished then.
 
     Raises:
-        ValueError: a ``stale_after`` not above 0, not finite, or above
-            ``LONGEST_WAIT``.
-        TypeError: a journal, sagas or ``stale_after`` of the wrong type (a
-            ``bool`` included).
+        ValueError: a ``stale_after`` or ``compensation_timeout`` not above 0,
+            not finite, or above ``LONGEST_WAIT``.
+        TypeError: a journal, sagas, scheduler, ``stale_after`` or
+            ``compensation_timeout`` of the wrong type (a ``bool`` included).
     """
     if not isinstance(journal, SagaJournal):
         raise TypeError(f"journal must be a SagaJournal, got {type(journal).__name__}")
@@ -77,101 +81,83 @@ def recover(
     ):
         raise TypeError("sagas must map saga names to Saga objects")
     stale = require_duration("stale_after", stale_after, positive=True)
+    require_scheduler("scheduler", scheduler)
+    budget = check_budget("compensation_timeout", compensation_timeout)
 
     def subscribe(
         observer: abc.ObserverBase[SagaEvent],
         scheduler_: abc.SchedulerBase | None = None,
     ) -> abc.DisposableBase:
-        time_scheduler = choose_scheduler(scheduler, scheduler_)
-        clock = clock_of(time_scheduler)
+        schedulers = (scheduler_, choose_scheduler(scheduler, scheduler_))
+        clock = clock_of(schedulers[1])
         pending = collections.deque(journal.unfinished())
-        detached = [False]
+        mailbox = Mailbox()
+        subscriber = Subscriber(observer)
 
-        def forward(event: SagaEvent) -> None:
-            if not detached[0]:
-                observer.on_next(event)
-
-        def next_saga(_: BaseException | None = None) -> None:
+        def next_saga() -> None:
             while pending:
                 saga_id = pending.popleft()
                 record = journal.load(saga_id)
                 if record is None:
                     continue
                 saga = sagas.get(record.saga_name)
-                now = clock()
-                if saga is None or not journal.claim_stale(saga_id, now, now - stale):
+                if saga is None or not saga.steps:
                     continue
-                relay = _Relay(forward)
-                run = _SagaRun(
-                    saga, journal, saga_id, scheduler_, time_scheduler, relay, next_saga
-                )
-                failed_step, queue = _compensation_plan(saga, record, run)
-                run.compensate(
-                    failed_step,
-                    SagaError(f"saga {saga_id!r} recovered from its journal"),
-                    queue,
-                )
+                now = clock()
+                if not journal.claim_stale(saga_id, now, now - stale):
+                    continue
+                plan = saga.plan()
+                queue = collections.deque(_to_compensate(saga, record))
+                recorder = Recorder(plan, journal, saga_id, schedulers[1], subscriber)
+
+                def ended(
+                    errors: CompensationErrors,
+                    not_compensated: tuple[str, ...],
+                    recorder: Recorder = recorder,
+                ) -> None:
+                    failed = bool(errors or not_compensated)
+                    recorder.finish(
+                        SagaStatus.FAILED if failed else SagaStatus.COMPENSATED
+                    )
+                    next_saga()
+
+                def next_item(
+                    queue: collections.deque[tuple[SagaStep, Any]] = queue,
+                ) -> tuple[SagaStep, Any] | None:
+                    return queue.popleft() if queue else None
+
+                def remaining(
+                    queue: collections.deque[tuple[SagaStep, Any]] = queue,
+                ) -> list[str]:
+                    return [step.name for step, _ in queue]
+
+                Compensation(
+                    plan,
+                    recorder,
+                    mailbox,
+                    schedulers,
+                    next_item,
+                    remaining,
+                    ended,
+                    budget,
+                ).start()
                 return
-            if not detached[0]:
-                observer.on_completed()
+            subscriber.end(None)
 
-        next_saga()
-
-        def dispose() -> None:
-            detached[0] = True
-
-        return Disposable(dispose)
+        mailbox.post(next_saga)
+        return Disposable(subscriber.detach)
 
     return Observable(subscribe)
 
 
-class _Relay(abc.ObserverBase[SagaEvent]):
-    """Passes a recovered saga's events on; its end moves on to the next saga."""
-
-    def __init__(self, forward: Any) -> None:
-        self._forward = forward
-
-    def on_next(self, value: SagaEvent) -> None:
-        self._forward(value)
-
-    def on_error(self, error: Exception) -> None:
-        return None  # reported as events; the recovery goes on
-
-    def on_completed(self) -> None:
-        return None
-
-
-def _compensation_plan(
-    saga: Saga[Any], record: SagaRecord, run: _SagaRun
-) -> tuple[str, list[tuple[SagaStep, Any]]]:
-    codec = saga.codec()
-    steps = saga.steps
-    inputs: dict[str, bytes | None] = {}
-    succeeded: list[tuple[str, bytes | None]] = []
-    compensated: set[str] = set()
-    failed = ""
-    for entry in record.entries:
-        if entry.kind == STEP_STARTED:
-            inputs[entry.step] = entry.context
-        elif entry.kind == STEP_SUCCEEDED:
-            succeeded.append((entry.step, entry.context))
-        elif entry.kind == STEP_FAILED:
-            failed = entry.step
-        elif entry.kind == COMPENSATED:
-            compensated.add(entry.step)
-    done = {name for name, _ in succeeded}
-    queue: list[tuple[SagaStep, Any]] = []
-    unfinished = [name for name in inputs if name not in done]
-    for name in reversed(unfinished):
-        step = steps.get(name)
-        if step is not None and step.compensate_on_failure and name not in compensated:
-            queue.append((step, _decode(codec, inputs[name])))
-    for name, context in reversed(succeeded):
-        step = steps.get(name)
-        if step is not None and name not in compensated:
-            queue.append((step, _decode(codec, context)))
-    return failed or (unfinished[-1] if unfinished else ""), queue
-
-
-def _decode(codec: Any, data: bytes | None) -> Any:
-    return None if data is None else codec.decode(data)
+def _to_compensate(saga: Saga[Any], record: SagaRecord) -> list[tuple[SagaStep, Any]]:
+    """What a crash left to undo, as the journal's history tells it: a
+    compensation that started and never ended is run again."""
+    history = History.fold(record.entries)
+    codec = saga.plan().codec
+    return [
+        (step, None if context is None else codec.decode(context))
+        for step, context in history.to_compensate(
+            saga.plan().steps, history.compensated
+        )
+    ]

@@ -45,8 +45,8 @@ class SQLiteSagaJournal(SagaJournal):
         >>> import tempfile, os
         >>> journal = SQLiteSagaJournal(os.path.join(tempfile.mkdtemp(), "sagas.db"))
         >>> journal.begin("order-1", "order", now=0.0)
-        >>> journal.state("order-1").status
-        'running'
+        >>> journal.state("order-1").status == "running"
+        True
         >>> journal.close()
 
     Args:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +14,7 @@ from .._arguments import is_number, require_callable
 from .._retry import RetryPolicy
 from .._timeout import TimeoutPolicy
 
-__all__ = ["SagaStep", "call_with_key"]
+__all__ = ["SagaStep", "call_with_key", "check_budget"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,8 @@ class SagaStep:
     ``f"{saga_id}:{step}"`` (``f"{saga_id}:{step}:compensate"`` for the
     compensation), so participants can deduplicate across retries and
     recovery; a function receives it when declared with two required
-    parameters.
+    parameters. A function that can take neither (context) nor (context,
+    key) is refused here, not when the saga runs.
 
     Args:
         name: unique within its saga.
@@ -43,12 +44,20 @@ class SagaStep:
         compensate_on_failure: compensate this step even when it failed (or
             was cancelled), for steps that may have had partial effects; it
             then receives the context it was given.
+        compensation_timeout: a per-attempt budget for ``compensate`` (inside
+            ``compensation_retry``), as ``timeout`` takes; None: the saga's
+            default (``Saga(compensation_timeout=)``, or
+            ``recover(compensation_timeout=)`` when recovering). A
+            compensation that runs out ends as ``CompensationFailed`` with
+            :class:`~rxresilience.TimeoutError`.
 
     Raises:
-        ValueError: an empty name, or a ``timeout`` out of range (not above
-            0, not finite, above ``LONGEST_WAIT``).
+        ValueError: an empty name, or a ``timeout`` or
+            ``compensation_timeout`` out of range (not above 0, not finite,
+            above ``LONGEST_WAIT``).
         TypeError: an argument of the wrong type (a ``bool`` or a
-            ``datetime`` as ``timeout`` included).
+            ``datetime`` as a budget included), or a function with the wrong
+            number of required parameters.
     """
 
     name: str
@@ -58,43 +67,85 @@ class SagaStep:
     timeout: float | timedelta | TimeoutPolicy | None = None
     compensation_retry: RetryPolicy | None = None
     compensate_on_failure: bool = False
+    compensation_timeout: float | timedelta | TimeoutPolicy | None = None
+
+    _execute_takes_key: bool = field(init=False, repr=False, compare=False)
+    _compensate_takes_key: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"name must be a non-empty string, got {self.name!r}")
         require_callable("execute", self.execute)
+        object.__setattr__(self, "_execute_takes_key", _arity("execute", self.execute))
+        takes_key = False
         if self.compensate is not None:
             require_callable("compensate", self.compensate)
+            takes_key = _arity("compensate", self.compensate)
+        object.__setattr__(self, "_compensate_takes_key", takes_key)
         for field_name in ("retry", "compensation_retry"):
             value = getattr(self, field_name)
             if value is not None and not isinstance(value, RetryPolicy):
                 raise TypeError(
                     f"{field_name} must be a RetryPolicy, got {type(value).__name__}"
                 )
-        self._check_timeout()
+        for field_name in ("timeout", "compensation_timeout"):
+            budget = check_budget(field_name, getattr(self, field_name))
+            object.__setattr__(self, field_name, budget)
         if not isinstance(self.compensate_on_failure, bool):
             raise TypeError("compensate_on_failure must be a bool")
 
-    def _check_timeout(self) -> None:
-        """A budget the step's ``timeout`` operator will take, refused now
-        rather than when the saga runs; seconds kept as a float."""
-        budget: object = self.timeout
-        if budget is None or isinstance(budget, TimeoutPolicy):
-            return
-        if not is_number(budget) and not isinstance(budget, timedelta):
-            raise TypeError(
-                "timeout must be seconds, a timedelta or a TimeoutPolicy, got "
-                f"{type(budget).__name__}"
-            )
-        try:
-            TimeoutPolicy(each=budget)
-        except ValueError as error:
-            raise ValueError(
-                f"timeout must be a budget for one attempt, as "
-                f"TimeoutPolicy(each=...) takes: {error}"
-            ) from None
-        if is_number(budget):
-            object.__setattr__(self, "timeout", float(budget))
+    def execution(self, context: Any, key: str) -> Any:
+        """``execute`` called as it is declared: with the context, and the key."""
+        if self._execute_takes_key:
+            return self.execute(context, key)
+        return self.execute(context)
+
+    def compensation(self, context: Any, key: str) -> Any:
+        """``compensate`` called as it is declared (the step must have one)."""
+        assert self.compensate is not None
+        if self._compensate_takes_key:
+            return self.compensate(context, key)
+        return self.compensate(context)
+
+
+def check_budget(name: str, budget: object) -> float | timedelta | TimeoutPolicy | None:
+    """A budget a ``timeout`` operator will take, refused now rather than when
+    the saga runs; seconds come back as a float."""
+    if budget is None or isinstance(budget, TimeoutPolicy):
+        return budget
+    if not is_number(budget) and not isinstance(budget, timedelta):
+        raise TypeError(
+            f"{name} must be seconds, a timedelta or a TimeoutPolicy, got "
+            f"{type(budget).__name__}"
+        )
+    try:
+        TimeoutPolicy(each=budget)
+    except ValueError as error:
+        raise ValueError(
+            f"{name} must be a budget for one attempt, as "
+            f"TimeoutPolicy(each=...) takes: {error}"
+        ) from None
+    return float(budget) if is_number(budget) else budget
+
+
+def _arity(name: str, function: Callable[..., Any]) -> bool:
+    """Whether ``function`` takes (context, key); raise if it takes neither that
+    nor (context)."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return False  # a builtin that does not say: trusted with the context
+    takes_key = _takes_key(function)
+    arguments = (None, "key") if takes_key else (None,)
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        raise TypeError(
+            f"{name} must take the context, or the context and the idempotency "
+            f"key, got {getattr(function, '__qualname__', function)!r} taking "
+            f"{signature}"
+        ) from None
+    return takes_key
 
 
 def _takes_key(function: Callable[..., Any]) -> bool:

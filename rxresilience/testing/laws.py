@@ -21,6 +21,7 @@ from reactivex.testing import TestScheduler
 from .._backoff import Backoff
 from .._breaker import CircuitBreaker
 from .._circuit_breaker import circuit_breaker
+from .._clock import RESOLUTION
 from .._idempotent import idempotent
 from .._retry import RetryPolicy, retry
 from .._timeout import timeout
@@ -214,7 +215,10 @@ def breaker_never_subscribes_while_open(
     for _ in range(calls):
         state = breaker.state.value
         wait = breaker._storage.retry_after(breaker._clock())
-        refusing = state == "forced-open" or (state == "open" and (wait or 0.0) > 0)
+        # Within the clock's resolution of the reset timeout, a call is a trial.
+        refusing = state == "forced-open" or (
+            state == "open" and (wait or 0.0) > RESOLUTION
+        )
         if not refusing:
             return
         before = source.calls

@@ -81,6 +81,23 @@ assert_type(saga.execute(1), rx.Observable[rxr.SagaEvent])
 assert_type(
     rxr.recover(rxr.InMemorySagaJournal(), {"s": saga}), rx.Observable[rxr.SagaEvent]
 )
+keyed = rxr.Saga[int]("k", compensation_timeout=30.0).step(
+    "charge",
+    execute=lambda n, key: rx.of(n + len(key)),
+    compensate=lambda n, key: rx.empty(),
+    compensation_timeout=5.0,
+)
+assert_type(keyed, rxr.Saga[int])
+rxr.Saga[int]("wrong").step("text", execute=lambda n: rx.of(str(n)))  # type: ignore[arg-type]
+rxr.Saga[int]("wrong").step("key", execute=lambda n, key: rx.of("text"))  # type: ignore[arg-type]
+
+
+def _charge(order: int, key: str) -> rx.Observable[str]:
+    return rx.of(key)
+
+
+rxr.Saga[int]("wrong").step("charge", execute=_charge)  # type: ignore[arg-type]
+rxr.Saga[int]("closure").step("i", execute=lambda n, i=1: rx.of(n + i))
 
 state = rxr.OptimisticState(0)
 assert_type(state.update(lambda n: n + 1, commit=rx.of), rx.Observable[bool])
