@@ -22,6 +22,9 @@ from .stores._base import IdempotencyStore
 __all__ = ["DEFAULT_TTL", "IdempotencyPolicy", "require_key"]
 
 DEFAULT_TTL = 24 * 3600.0
+# Leases and polls shorter than this are below what a clock can tell apart
+# from "now" in practice: a claim would be born expired, a poll would spin.
+_SHORTEST = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,12 @@ class IdempotencyPolicy:
         ):
             seconds = require_duration(name, getattr(self, name), positive=positive)
             object.__setattr__(self, name, seconds)
+        for name in ("in_progress_timeout", "poll_interval"):
+            if getattr(self, name) < _SHORTEST:  # a lease born expired, or a spin
+                raise ValueError(
+                    f"{name} must be at least {_SHORTEST:g} seconds, got "
+                    f"{getattr(self, name)!r}"
+                )
         if self.max_run is not None:
             object.__setattr__(
                 self,

@@ -20,6 +20,7 @@ from reactivex.disposable import Disposable, SerialDisposable
 from ._clock import RESOLUTION, choose_scheduler, clock_of
 from ._idempotency_policy import IdempotencyPolicy, store_renews
 from ._idempotency_record import (
+    check_round_trip,
     decode_record,
     encode_outcome,
     qualified_name,
@@ -28,6 +29,7 @@ from ._idempotency_record import (
 )
 from ._lease import Lease
 from .errors import (
+    CallRefusedError,
     IdempotencyClaimLostError,
     IdempotencyInProgressError,
     IdempotencyKeyReuseError,
@@ -68,6 +70,8 @@ def join(
                 execution = IdempotentRun(policy, key, fingerprint, source, scheduler_)
                 executions[key] = execution
             execution.refs += 1
+            if policy.finish_on_dispose:  # any joiner that must finish decides
+                execution.finish_started = True
     if reused:
         observer.on_error(IdempotencyKeyReuseError(key))
         return Disposable()
@@ -76,6 +80,14 @@ def join(
     if fresh:
         execution.start()
     return Disposable(lambda: execution.detach(observer))
+
+
+def _quietly(notify: Any, *args: Any) -> None:
+    """Notify a subscriber; what it raises is its own, logged, never the others'."""
+    try:
+        notify(*args)
+    except Exception:
+        _log.exception("an idempotent subscriber raised from on_completed/on_error")
 
 
 def _tell(observer: abc.ObserverBase[Any], error: Exception) -> None:
@@ -116,10 +128,15 @@ class IdempotentRun(Generic[_T]):
         # Guarded by the registry lock: disposal and claiming decide together.
         self._cancelled = False
         self._owns_claim = False
-        # The source must run to its own end: finish_on_dispose, a subscriber
-        # that raised, or a value the codec cannot encode.
-        self._keep_running = bool(policy.finish_on_dispose)
+        # Once started, the source must run to its own end: finish_on_dispose
+        # (of any joiner), a subscriber that raised, a value the codec cannot
+        # encode, or a disposal that raced with the start.
+        self.finish_started = bool(policy.finish_on_dispose)
+        self._must_finish = False
+        self._starting = False  # guarded by the registry lock
+        self._started = False  # guarded by the registry lock
         self._unrecordable: tuple[str, str] | None = None
+        self._kept = False
         self._waiting_since: float | None = None
         self._lease: Lease | None = None
         self._upstream = SerialDisposable()
@@ -134,7 +151,7 @@ class IdempotentRun(Generic[_T]):
                 try:
                     observer.on_next(value)
                 except Exception as error:
-                    self._keep_running = True
+                    self._must_finish = True
                     _tell(observer, error)
                     return
             terminal = self._terminal
@@ -149,11 +166,14 @@ class IdempotentRun(Generic[_T]):
                 self._observers.remove(observer)
         with _REGISTRY_LOCK:
             self.refs -= 1
+            # A source that has not started never starts after this; one that
+            # is running stops unless it must finish.
+            finishing = self._started and self._finishing()
             cancel = (
                 self.refs == 0
                 and self._terminal is None
                 and not self._cancelled
-                and not self._keep_running
+                and not finishing
             )
             if cancel:
                 self._cancelled = True
@@ -178,6 +198,13 @@ class IdempotentRun(Generic[_T]):
         self._try_claim()
 
     def _try_claim(self, *_: Any) -> None:
+        try:
+            self._claim_once()
+        except Exception as error:  # a store or scheduler that misbehaves
+            self._release_claim()
+            self._end("error", error)
+
+    def _claim_once(self) -> None:
         if self._disposed():
             return
         policy = self.policy
@@ -194,6 +221,8 @@ class IdempotentRun(Generic[_T]):
             self._end("error", error)
             return
         status = claim.status
+        if status is ClaimStatus.COMPLETED and not isinstance(claim.record, bytes):
+            raise TypeError(f"the store answered a claim with {claim!r}")
         with _REGISTRY_LOCK:
             cancelled = self._cancelled
             if status is ClaimStatus.CLAIMED and not cancelled:
@@ -207,7 +236,7 @@ class IdempotentRun(Generic[_T]):
         if status is ClaimStatus.CLAIMED:
             self._run(now)
         elif status is ClaimStatus.COMPLETED:
-            assert claim.record is not None
+            assert isinstance(claim.record, bytes)
             self._replay(claim.record)
         elif status is ClaimStatus.KEY_REUSED:
             self._end("error", IdempotencyKeyReuseError(self.key))
@@ -249,6 +278,20 @@ class IdempotentRun(Generic[_T]):
     # -- running ---------------------------------------------------------------------
 
     def _run(self, now: float) -> None:
+        with _REGISTRY_LOCK:
+            if self._cancelled:  # disposed just now: the source never starts
+                self._owns_claim = False
+                release = True
+            else:
+                release = False
+                # From here a disposal cannot cancel the start half-way: until
+                # the subscribe call returns, it lets the source finish.
+                self._started = True
+                self._starting = True
+        if release:
+            with contextlib.suppress(Exception):
+                self.policy.store.release(self.key, self._owner)
+            return
         policy = self.policy
         store = policy.store
         if store_renews(store):
@@ -264,15 +307,28 @@ class IdempotentRun(Generic[_T]):
             self._max_run.disposable = self._scheduler.schedule_relative(
                 policy.max_run, self._ran_too_long
             )
-        with _REGISTRY_LOCK:
-            if self._cancelled:  # disposed just now: the source never starts
-                return
-        self._upstream.disposable = self._source.subscribe(
-            self._on_next,
-            self._on_error,
-            self._on_completed,
-            scheduler=self._subscribe_scheduler,
-        )
+        try:
+            self._upstream.disposable = self._source.subscribe(
+                self._on_next,
+                self._on_error,
+                self._on_completed,
+                scheduler=self._subscribe_scheduler,
+            )
+        finally:
+            with _REGISTRY_LOCK:
+                self._starting = False
+                cancel = self.refs == 0 and not self._ended and not self._finishing()
+                if cancel:
+                    self._cancelled = True
+                    self._unregister()
+            if cancel:  # everyone left while it started: stop it now
+                self._stop_timers()
+                self._upstream.dispose()
+                self._release_claim()
+
+    def _finishing(self) -> bool:
+        """Called under the registry lock."""
+        return self.finish_started or self._must_finish or self._starting
 
     def _on_next(self, value: _T) -> None:
         if self._ended or self._cancelled or self._unrecordable is not None:
@@ -283,7 +339,7 @@ class IdempotentRun(Generic[_T]):
             # The effect happened: never run again. Run on to the source's end,
             # then record a marker; subscribers learn it now.
             self._unrecordable = (qualified_name(value), str(failure))
-            self._keep_running = True
+            self._must_finish = True
             self._announce(
                 "error", unrecordable(self.key, *self._unrecordable), failure
             )
@@ -299,7 +355,7 @@ class IdempotentRun(Generic[_T]):
                 observer.on_next(value)
             except Exception as error:
                 self._observers.remove(observer)
-                self._keep_running = True
+                self._must_finish = True
                 _tell(observer, error)
 
     def _on_error(self, error: Exception) -> None:
@@ -308,7 +364,13 @@ class IdempotentRun(Generic[_T]):
         predicate = self.policy._record_errors
         if self._unrecordable is None:
             try:
-                record = predicate is not None and predicate(error)
+                # A refusal (an open breaker inside) means nothing ran: never
+                # record it, or every duplicate would be refused for the ttl.
+                record = (
+                    predicate is not None
+                    and not isinstance(error, CallRefusedError)
+                    and predicate(error)
+                )
             except Exception as failure:
                 self._release_claim()
                 self._end("error", failure)
@@ -325,28 +387,53 @@ class IdempotentRun(Generic[_T]):
         self._record("completed", None)
 
     def _record(self, kind: str, error: Exception | None) -> None:
-        store = self.policy.store
+        """Record the outcome. The effect happened: whatever fails here, the
+        claim is never released for another run."""
         if self._unrecordable is None:
             try:
                 record = encode_outcome(self._codec, self._values, error)
-            except Exception as failure:
-                self._unrecordable = ("outcome", str(failure))
-        if self._unrecordable is not None:
-            record = unrecordable_marker(*self._unrecordable)
-            kind, error = "error", unrecordable(self.key, *self._unrecordable)
+                check_round_trip(self._codec, self.key, record)
+            except Exception as bad:
+                self._unrecordable = (_type_of(self._values), str(bad))
+        unrecordable_now = self._unrecordable
+        if unrecordable_now is None:
+            refused = self._complete(record)
+            if refused is None:
+                self._recorded(kind, error)
+                return
+            # The store refused the record (too large, or a blip): say so with
+            # the small marker instead, so no duplicate ever runs it again.
+            unrecordable_now = ("outcome", f"the store refused it: {refused}")
+            self._unrecordable = unrecordable_now
+        problem = unrecordable(self.key, *unrecordable_now)
+        lost = self._complete(unrecordable_marker(*unrecordable_now))
+        if lost is None:
+            self._recorded("error", problem)
+            return
+        # Nothing could be written: keep the claim (its lease lapses on its own;
+        # the outcome is then unknown) and say why.
+        with _REGISTRY_LOCK:
+            self._owns_claim = False
+        problem.__cause__ = lost
+        self._end("error", problem)
+
+    def _complete(self, record: bytes) -> Exception | None:
         try:
-            kept = store.complete(
+            kept = self.policy.store.complete(
                 self.key, self._owner, record, self._clock() + self.policy.ttl
             )
         except Exception as failure:
-            self._release_claim()
-            self._end("error", failure)
-            return
-        self._owns_claim = False
-        if not kept:
+            return failure
+        self._kept = kept
+        return None
+
+    def _recorded(self, kind: str, error: Exception | None) -> None:
+        with _REGISTRY_LOCK:
+            self._owns_claim = False
+        if not self._kept:
             self._end("error", IdempotencyClaimLostError(self.key))
-            return
-        self._end(kind, error)
+        else:
+            self._end(kind, error)
 
     def _claim_lost(self, _why: str) -> None:
         """The lease was taken over, or lapsed unrenewed: stop, record nothing."""
@@ -409,7 +496,12 @@ class IdempotentRun(Generic[_T]):
         kind, error = terminal
         for observer in observers:
             if kind == "completed":
-                observer.on_completed()
+                _quietly(observer.on_completed)
             else:
                 assert error is not None
-                observer.on_error(error)
+                _quietly(observer.on_error, error)
+
+
+def _type_of(values: list[Any]) -> str:
+    """The type to blame for an outcome that could not be recorded."""
+    return qualified_name(values[-1]) if values else "outcome"

@@ -680,3 +680,160 @@ def test_disposal_at_any_instant_leaves_the_key_recorded_or_free(
     assert claim.status in (ClaimStatus.COMPLETED, ClaimStatus.CLAIMED)
     if claim.status is ClaimStatus.COMPLETED:
         assert starts  # recorded only by a run that happened
+
+
+# --- found by a hostile review -------------------------------------------------------------
+
+
+def test_a_store_that_fails_to_record_once_never_causes_a_second_run(
+    store: Any,
+) -> None:
+    real = store.complete
+    failures = [rxr.IdempotencyError("connection reset")]
+
+    def complete(*args: Any) -> bool:
+        if failures:
+            raise failures.pop()
+        return bool(real(*args))
+
+    store.complete = complete
+    runs = Runs(lambda: rx.of("ch"))
+    charge = runs.observable().pipe(
+        rxr.idempotent(store, key="c"), rxr.retry(3, backoff=None)
+    )
+    with pytest.raises(rxr.IdempotencyCodecError) as failure:
+        charge.run()  # the marker was recorded instead of the refused outcome
+    assert failure.value.ran
+    with pytest.raises(rxr.IdempotencyCodecError):
+        charge.run()
+    assert runs.count == 1
+
+
+def test_a_store_that_cannot_record_anything_keeps_the_claim(store: Any) -> None:
+    def complete(*args: Any) -> bool:
+        raise rxr.IdempotencyError("down")
+
+    store.complete = complete
+    runs = Runs(lambda: rx.of("ch"))
+    charge = runs.observable().pipe(rxr.idempotent(store, key="c"))
+    with pytest.raises(rxr.IdempotencyCodecError):
+        charge.run()
+    with pytest.raises(rxr.IdempotencyInProgressError):
+        runs.observable().pipe(
+            rxr.idempotent(store, key="c", on_in_progress="error")
+        ).run()
+    assert runs.count == 1  # the claim stands until its lease lapses
+
+
+def test_a_joiner_that_must_finish_keeps_the_run_going(store: Any) -> None:
+    scheduler = TestScheduler()
+    runs = Runs(lambda: rx.timer(3.0, scheduler=scheduler).pipe(ops.map(str)))
+    plain = runs.observable().pipe(rxr.idempotent(store, key="k", scheduler=scheduler))
+    finishing = runs.observable().pipe(
+        rxr.idempotent(store, key="k", finish_on_dispose=True, scheduler=scheduler)
+    )
+    first = plain.subscribe(scheduler=scheduler)
+    second = finishing.subscribe(scheduler=scheduler)
+    scheduler.advance_to(1.0)
+    first.dispose()
+    second.dispose()
+    scheduler.advance_to(10.0)
+    assert runs.disposed == 1  # ran to its end, and was recorded
+    assert plain.pipe(ops.to_list()).run() == ["0"]
+    assert runs.count == 1
+
+
+def test_a_store_answering_nonsense_fails_that_call_and_wedges_nothing() -> None:
+    class Odd(rxr.InMemoryIdempotencyStore):
+        bad = True
+
+        def claim(self, *args: Any) -> Claim:
+            if self.bad:
+                self.bad = False
+                return None  # type: ignore[return-value]
+            return super().claim(*args)
+
+    store = Odd()
+    charge = rx.of("v").pipe(rxr.idempotent(store, key="k"))
+    with pytest.raises(AttributeError):
+        charge.run()
+    assert charge.run() == "v"
+
+
+def test_a_breaker_refusal_is_never_recorded(store: Any) -> None:
+    breaker = rxr.CircuitBreaker(failure_threshold=1)
+    breaker.force_open()
+    runs = Runs(lambda: rx.of("ch"))
+    charge = runs.observable().pipe(
+        rxr.circuit_breaker(breaker),
+        rxr.idempotent(store, key="c", record_errors=Exception),
+    )
+    with pytest.raises(rxr.CircuitOpenError):
+        charge.run()
+    breaker.reset()
+    assert charge.run() == "ch"
+    assert runs.count == 1
+
+
+def test_a_waiting_duplicate_disposed_before_it_started_never_starts(
+    store: Any,
+) -> None:
+    scheduler = TestScheduler()
+    hold_elsewhere(store, "k")
+    runs = Runs(lambda: rx.of("x"))
+    subscription = (
+        runs.observable()
+        .pipe(
+            rxr.idempotent(
+                store,
+                key="k",
+                finish_on_dispose=True,
+                poll_interval=1.0,
+                scheduler=scheduler,
+            )
+        )
+        .subscribe(scheduler=scheduler)
+    )
+    scheduler.advance_to(5.0)
+    subscription.dispose()
+    store.release("k", "another-process")
+    scheduler.advance_to(50.0)
+    assert runs.count == 0
+    assert pending(scheduler) == []
+
+
+def test_the_librarys_dataclass_codec_replays_dataclasses(store: Any) -> None:
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Receipt:
+        id: str
+        cents: int
+
+    policy = rxr.IdempotencyPolicy(store, codec=rxr.DataclassCodec(Receipt))
+    runs = Runs(lambda: rx.of(Receipt("r-1", 999)))
+    charge = runs.observable().pipe(rxr.idempotent(policy, key="k"))
+    assert charge.run() == Receipt("r-1", 999)
+    assert charge.run() == Receipt("r-1", 999)
+    assert runs.count == 1
+
+
+def test_a_subscriber_raising_on_completion_robs_no_other_of_theirs(store: Any) -> None:
+    scheduler = TestScheduler()
+    runs = Runs(lambda: rx.timer(1.0, scheduler=scheduler).pipe(ops.map(str)))
+    charge = runs.observable().pipe(rxr.idempotent(store, key="k", scheduler=scheduler))
+    seen: list[str] = []
+
+    def raising() -> None:
+        raise SubscriberBug("done")
+
+    charge.subscribe(on_completed=raising, scheduler=scheduler)
+    charge.subscribe(on_completed=lambda: seen.append("done"), scheduler=scheduler)
+    scheduler.advance_to(5.0)
+    assert seen == ["done"]
+
+
+@pytest.mark.parametrize("argument", ["in_progress_timeout", "poll_interval"])
+def test_a_lease_or_poll_below_a_millisecond_is_refused(argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        rxr.IdempotencyPolicy(rxr.InMemoryIdempotencyStore(), **{argument: 1e-7})

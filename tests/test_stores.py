@@ -771,3 +771,16 @@ def test_memory_sqlite_and_redis_answer_every_sequence_alike(
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_redis_claim_never_overwrites_another_applications_hash(
+    redis_server: Any,
+) -> None:
+    client = redis_server.client()
+    store = rxr.RedisIdempotencyStore(client, prefix="shared-app:")
+    client.hset("shared-app:user:42", mapping={"name": "Ada", "expires": "1"})
+    with pytest.raises(rxr.IdempotencyError, match="did not write"):
+        store.claim("user:42", None, "me", 10.0, 20.0)
+    assert client.hgetall("shared-app:user:42") == {b"name": b"Ada", b"expires": b"1"}
+    store.purge_expired(1e9)
+    assert client.hgetall("shared-app:user:42") == {b"name": b"Ada", b"expires": b"1"}

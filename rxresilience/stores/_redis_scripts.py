@@ -106,6 +106,11 @@ check_index(KEYS[2])
 local now = time_arg(ARGV[1], 'now')
 local ttl = ttl_ms(time_arg(ARGV[4], 'lease_until') - now)
 local found = redis.call('HMGET', KEYS[1], 'status', 'fingerprint', 'expires', 'record')
+if found[1] ~= 'in_progress' and found[1] ~= 'completed'
+   and redis.call('EXISTS', KEYS[1]) == 1 then
+  -- Someone else's hash under our prefix: never overwrite it.
+  return redis.error_reply('the key holds data this store did not write')
+end
 if found[1] and tonumber(found[3]) > now then
   if found[2] ~= ARGV[2] then return {'reused'} end
   if found[1] == 'completed' then return {'completed', found[4]} end
