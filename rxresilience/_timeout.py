@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from ._fallback import FallbackLike, Replacement, to_fallback
 from .errors import TimeoutError as ResilienceTimeoutError
 
 __all__ = ["Budget", "TimeoutPolicy", "timeout"]
+
+_log = logging.getLogger("rxresilience")
 
 _T = TypeVar("_T")
 
@@ -332,7 +335,10 @@ class _TimeoutRun(abc.DisposableBase, Generic[_T]):
     def _expire(self, budget: str, seconds: float) -> None:
         """Called under the lock: stop the source, then fail or switch."""
         self._done = True
-        self._upstream.dispose()
+        try:
+            self._upstream.dispose()
+        except Exception:  # the source's cleanup failed: the timeout still stands
+            _log.exception("disposing a timed-out source raised")
         error = ResilienceTimeoutError(budget, seconds)
         replacement = self._replacement
         if replacement is None:

@@ -348,3 +348,124 @@ def test_statuses_are_an_enum_equal_to_the_strings_of_0_1() -> None:
         "compensated",
         "failed",
     ]
+
+
+# --- found by a hostile review -------------------------------------------------------------
+
+
+def test_a_sibling_that_succeeds_as_another_fails_is_compensated(
+    saga_journal: rxr.SagaJournal,
+) -> None:
+    undone: list[str] = []
+
+    def fails(ctx: int) -> rx.Observable[int]:
+        return rx.create(lambda o, _: o.on_error(Boom("x")))
+
+    def succeeds(ctx: int) -> rx.Observable[int]:
+        def subscribe(o: Any, _: Any) -> None:
+            o.on_next(ctx)
+            o.on_completed()
+
+        return rx.create(subscribe)
+
+    saga = rxr.Saga("s").parallel(
+        "g",
+        [
+            rxr.SagaStep("x", fails),
+            rxr.SagaStep(
+                "y",
+                succeeds,
+                lambda ctx: rx.empty().pipe(
+                    ops.do_action(on_completed=lambda: undone.append("y"))
+                ),
+            ),
+        ],
+        merge=lambda ctx, results: ctx,
+    )
+    saga.execute(0, journal=saga_journal, saga_id="p").subscribe(
+        on_error=lambda _: None
+    )
+    assert undone == ["y"]
+    state = saga_journal.state("p")
+    assert state is not None
+    assert state.status == "compensated"
+    assert state.compensated_steps == ("y",)
+
+
+def test_a_step_whose_cleanup_raises_on_cancel_leaves_no_saga_running(
+    saga_journal: rxr.SagaJournal,
+) -> None:
+    from reactivex.disposable import Disposable
+
+    undone: list[str] = []
+
+    def boom() -> None:
+        raise OSError("close failed")
+
+    saga = (
+        rxr.Saga("s")
+        .step(
+            "a",
+            rx.of,
+            lambda ctx: rx.empty().pipe(
+                ops.do_action(on_completed=lambda: undone.append("a"))
+            ),
+        )
+        .step("b", lambda ctx: rx.create(lambda o, _: Disposable(boom)))
+    )
+    ends: list[Any] = []
+    subscription = saga.execute(0, journal=saga_journal, saga_id="k").subscribe(
+        on_error=ends.append, on_completed=lambda: ends.append("done")
+    )
+    subscription.dispose()
+    assert undone == ["a"]
+    state = saga_journal.state("k")
+    assert state is not None
+    assert state.status == "compensated"
+
+
+def test_recovering_a_thousand_sagas_with_nothing_left_to_undo_nests_nothing() -> None:
+    journal = rxr.InMemorySagaJournal()
+    saga = rxr.Saga("o").step("a", rx.of, lambda ctx: rx.empty())
+    for index in range(1000):
+        journal.begin(f"s{index}", "o", 0.0)
+        journal.append(f"s{index}", rxr.JournalEntry("compensated", "a"), 0.0)
+    scheduler = TestScheduler()
+    scheduler.advance_to(100.0)
+    ended: list[Any] = []
+    rxr.recover(journal, {"o": saga}, stale_after=1.0, scheduler=scheduler).subscribe(
+        on_error=ended.append, on_completed=lambda: ended.append("done")
+    )
+    assert ended == ["done"]
+    assert journal.unfinished() == []
+
+
+def test_one_saga_recovery_cannot_read_does_not_stop_the_others() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Order:
+        id: str
+
+    journal = rxr.InMemorySagaJournal()
+    undone: list[str] = []
+    saga = rxr.Saga("o", codec=rxr.DataclassCodec(Order)).step(
+        "a",
+        rx.of,
+        lambda order: rx.empty().pipe(
+            ops.do_action(on_completed=lambda: undone.append(order.id))
+        ),
+    )
+    journal.begin("bad", "o", 0.0)
+    journal.append("bad", rxr.JournalEntry("step_succeeded", "a", b'{"wrong":1}'), 0.0)
+    journal.begin("good", "o", 0.0)
+    journal.append("good", rxr.JournalEntry("step_succeeded", "a", b'{"id":"g"}'), 0.0)
+    scheduler = TestScheduler()
+    scheduler.advance_to(100.0)
+    ended: list[Any] = []
+    rxr.recover(journal, {"o": saga}, stale_after=1.0, scheduler=scheduler).subscribe(
+        on_error=ended.append, on_completed=lambda: ended.append("done")
+    )
+    assert ended == ["done"]
+    assert undone == ["g"]
+    assert journal.unfinished() == ["bad"]  # left for when the code is fixed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,8 @@ from ._saga import Saga
 from ._step import SagaStep, check_budget
 
 __all__ = ["recover"]
+
+_log = logging.getLogger("rxresilience")
 
 
 def recover(
@@ -97,52 +100,62 @@ def recover(
         def next_saga() -> None:
             while pending:
                 saga_id = pending.popleft()
-                record = journal.load(saga_id)
-                if record is None:
-                    continue
-                saga = sagas.get(record.saga_name)
-                if saga is None or not saga.steps:
-                    continue
-                now = clock()
-                if not journal.claim_stale(saga_id, now, now - stale):
-                    continue
-                plan = saga.plan()
-                queue = collections.deque(_to_compensate(saga, record))
-                recorder = Recorder(plan, journal, saga_id, schedulers[1], subscriber)
-
-                def ended(
-                    errors: CompensationErrors,
-                    not_compensated: tuple[str, ...],
-                    recorder: Recorder = recorder,
-                ) -> None:
-                    failed = bool(errors or not_compensated)
-                    recorder.finish(
-                        SagaStatus.FAILED if failed else SagaStatus.COMPENSATED
-                    )
-                    next_saga()
-
-                def next_item(
-                    queue: collections.deque[tuple[SagaStep, Any]] = queue,
-                ) -> tuple[SagaStep, Any] | None:
-                    return queue.popleft() if queue else None
-
-                def remaining(
-                    queue: collections.deque[tuple[SagaStep, Any]] = queue,
-                ) -> list[str]:
-                    return [step.name for step, _ in queue]
-
-                Compensation(
-                    plan,
-                    recorder,
-                    mailbox,
-                    schedulers,
-                    next_item,
-                    remaining,
-                    ended,
-                    budget,
-                ).start()
-                return
+                try:
+                    if recover_one(saga_id):
+                        return
+                except Exception:
+                    # This saga stays running, to be recovered once the code or
+                    # the journal is fixed; the others are not held up by it.
+                    _log.exception("could not recover saga %r", saga_id)
             subscriber.end(None)
+
+        def recover_one(saga_id: str) -> bool:
+            """Start recovering one saga; False when there is nothing to do."""
+            record = journal.load(saga_id)
+            if record is None:
+                return False
+            saga = sagas.get(record.saga_name)
+            if saga is None or not saga.steps:
+                return False
+            now = clock()
+            if not journal.claim_stale(saga_id, now, now - stale):
+                return False
+            plan = saga.plan()
+            queue = collections.deque(_to_compensate(saga, record))
+            recorder = Recorder(plan, journal, saga_id, schedulers[1], subscriber)
+
+            def ended(
+                errors: CompensationErrors,
+                not_compensated: tuple[str, ...],
+                recorder: Recorder = recorder,
+            ) -> None:
+                failed = bool(errors or not_compensated)
+                recorder.finish(SagaStatus.FAILED if failed else SagaStatus.COMPENSATED)
+                # Through the mailbox: a thousand sagas that end at once
+                # must not nest a thousand calls deep.
+                mailbox.post(next_saga)
+
+            def next_item(
+                queue: collections.deque[tuple[SagaStep, Any]] = queue,
+            ) -> tuple[SagaStep, Any] | None:
+                return queue.popleft() if queue else None
+
+            def remaining(
+                queue: collections.deque[tuple[SagaStep, Any]] = queue,
+            ) -> list[str]:
+                return [step.name for step, _ in queue]
+
+            Compensation(
+                plan,
+                recorder,
+                mailbox,
+                schedulers,
+                next_item,
+                remaining,
+                ended,
+                budget,
+            ).start()
+            return True
 
         mailbox.post(next_saga)
         return Disposable(subscriber.detach)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from reactivex import abc
@@ -18,13 +19,26 @@ from ._step import SagaStep
 
 __all__ = ["SagaRun"]
 
+_log = logging.getLogger("rxresilience")
+
 _FORWARD, _COMPENSATING, _ENDED = range(3)
 
 
 class _Slot:
-    """A running step: its subscription and the last value it emitted."""
+    """A running step: its subscription, the last value it emitted, and whether
+    it completed (known at once, on the step's own thread, before the mailbox
+    handles it)."""
 
-    __slots__ = ("cancelled", "context", "index", "last", "step", "subscription")
+    __slots__ = (
+        "cancelled",
+        "completed",
+        "context",
+        "index",
+        "last",
+        "recorded",
+        "step",
+        "subscription",
+    )
 
     def __init__(self, step: SagaStep, context: Any, index: int) -> None:
         self.step = step
@@ -32,10 +46,20 @@ class _Slot:
         self.index = index
         self.last: Any = NOTHING
         self.cancelled = False
+        self.completed = False
+        self.recorded = False  # its success is in the journal already
         self.subscription = SingleAssignmentDisposable()
 
     def on_next(self, value: Any) -> None:
         self.last = value
+
+    def stop(self) -> None:
+        """Cancel the step; a disposal that raises is the step's own problem."""
+        self.cancelled = True
+        try:
+            self.subscription.dispose()
+        except Exception:
+            _log.exception("cancelling saga step %r raised", self.step.name)
 
 
 class SagaRun(abc.DisposableBase):
@@ -145,6 +169,7 @@ class SagaRun(abc.DisposableBase):
                 post(lambda: self._step_failed(slot, error))
 
             def on_completed(slot: _Slot = slot) -> None:
+                slot.completed = True
                 post(lambda: self._step_completed(slot))
 
             observable = self._plan.execution(step, context, saga_id, time_scheduler)
@@ -167,6 +192,8 @@ class SagaRun(abc.DisposableBase):
             return
         if not slot.cancelled:
             del self._running[step.name]
+        elif slot.recorded:
+            return  # recorded when the saga failed, and compensated with the rest
         recorder = self._recorder
         error = recorder.record(
             StepSucceeded(step.name, slot.last, recorder.saga_id), slot.last
@@ -207,10 +234,17 @@ class SagaRun(abc.DisposableBase):
         self._phase = _COMPENSATING
         self._failure = (step_name, error)
         running, self._running = list(self._running.values()), {}
-        for slot in running:
-            slot.cancelled = True
-            slot.subscription.dispose()
         recorder = self._recorder
+        for slot in running:
+            slot.stop()
+            if slot.completed and slot.last is not NOTHING:
+                # A sibling that succeeded just now (its news still queued):
+                # it happened, so it is journaled and compensated like the rest.
+                slot.recorded = True
+                recorder.record(
+                    StepSucceeded(slot.step.name, slot.last, recorder.saga_id),
+                    slot.last,
+                )
         journal_error = recorder.record(StepFailed(step_name, error, recorder.saga_id))
         history, steps = recorder.history, self._plan.steps
 
