@@ -52,6 +52,7 @@ from .errors import (
     SagaCancelledError,
     SagaError,
     SagaFailed,
+    SagaOwnershipLostError,
     SagaStepEmptyError,
     TimeoutError,
 )
@@ -142,6 +143,7 @@ __all__ = [
     "SagaEvent",
     "SagaFailed",
     "SagaJournal",
+    "SagaOwnershipLostError",
     "SagaPlan",
     "SagaRecord",
     "SagaState",

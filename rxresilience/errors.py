@@ -31,6 +31,7 @@ __all__ = [
     "SagaCancelledError",
     "SagaError",
     "SagaFailed",
+    "SagaOwnershipLostError",
     "SagaStepEmptyError",
     "TimeoutError",
 ]
@@ -329,6 +330,29 @@ class SagaCancelledError(SagaError):
     def __init__(self, step: str) -> None:
         super().__init__(f"saga step {step!r} was cancelled by disposal")
         self.step = step
+
+
+class SagaOwnershipLostError(SagaError):
+    """This run lost its saga: another owner (a recoverer) holds it in the journal.
+
+    The run stopped at once: it started no further step, cancelled the running
+    ones and wrote nothing more; the new owner compensates what the journal
+    says happened. A run loses its saga only when the journal answers "not
+    yours" (a renewal of its lease, or a write); a journal it cannot reach is
+    tried again.
+
+    Attributes:
+        saga_id: the saga's id.
+    """
+
+    def __init__(self, saga_id: str) -> None:
+        super().__init__(
+            f"saga {saga_id!r} was taken over by another owner; this run stopped"
+        )
+        self.saga_id = saga_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.saga_id,))
 
 
 class OptimisticStateDisposedError(ResilienceError):

@@ -115,6 +115,54 @@ def recover_redis(url: str, effects_path: str, start_at: float) -> int:
     return sum(1 for e in trace.values if isinstance(e, rxr.StepCompensated))
 
 
+# --- ownership across processes ----------------------------------------------------------
+
+
+def slow_saga(effects_path: str, lease: float, step_seconds: float) -> rxr.Saga[str]:
+    """Step ``a`` lasts ``step_seconds`` (real time), then ``b``; ``a`` is undone
+    on failure too (it may have happened)."""
+
+    def step_a(ctx: str) -> rx.Observable[str]:
+        count(effects_path, "a started")
+        return rx.timer(step_seconds).pipe(rx.operators.map(lambda _: ctx))
+
+    def step_b(ctx: str) -> rx.Observable[str]:
+        count(effects_path, "b started")
+        return rx.of(ctx)
+
+    def undo_a(ctx: str) -> rx.Observable[Any]:
+        count(effects_path, "undo a")
+        return rx.empty()
+
+    return (
+        rxr.Saga[str]("slow", lease=lease)
+        .step("a", execute=step_a, compensate=undo_a, compensate_on_failure=True)
+        .step("b", execute=step_b)
+    )
+
+
+def run_slow_saga(
+    journal_path: str, effects_path: str, lease: float, step_seconds: float
+) -> None:
+    """Run ``slow_saga`` as ``slow-1``; write how it ended among the effects."""
+    journal = rxr.SQLiteSagaJournal(journal_path)
+    ended = threading.Event()
+
+    def on_error(error: Exception) -> None:
+        count(effects_path, f"error {type(error).__name__}")
+        ended.set()
+
+    def on_completed() -> None:
+        count(effects_path, "completed")
+        ended.set()
+
+    saga = slow_saga(effects_path, lease, step_seconds)
+    saga.execute("x", journal=journal, saga_id="slow-1").subscribe(
+        on_error=on_error, on_completed=on_completed
+    )
+    ended.wait(60)
+
+
 # --- journals for the saga guarantee tests ----------------------------------------------
 
 #: The statuses a saga ends in.

@@ -26,7 +26,9 @@ class Compensation:
     nobody's disposal cancels it; its budget (``compensation_timeout``) ends
     a hung one. A failure does not stop the others unless the plan says
     ``stop``; then ``on_end`` also gets the steps ``remaining`` names, which
-    never ran. Every notification goes through the run's mailbox.
+    never ran. Every notification goes through the run's mailbox. Once the
+    recorder is ``lost`` (another owner holds the saga) no compensation starts
+    and ``on_end`` is never called.
     """
 
     __slots__ = (
@@ -68,6 +70,8 @@ class Compensation:
         self._next()
 
     def _next(self) -> None:
+        if self._recorder.lost:  # the saga is another owner's: stop here
+            return
         item = self._next_item()
         if item is None:
             self._on_end(tuple(self.errors), ())
@@ -121,6 +125,8 @@ class Compensation:
         )
         if journal_error is not None:
             self.errors.append((step.name, journal_error))
+        if self._recorder.lost:
+            return
         if self._plan.stop_on_compensation_failure:
             self._on_end(tuple(self.errors), tuple(self._remaining()))
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -45,13 +46,19 @@ class JournalEntry:
 
 @dataclass(frozen=True, slots=True)
 class SagaRecord:
-    """Everything a journal holds about one saga."""
+    """Everything a journal holds about one saga.
+
+    ``owner`` and ``lease_until`` say who holds a running saga and until
+    when; both are None for a saga written by 0.1 (or by ``begin``).
+    """
 
     saga_id: str
     saga_name: str
     status: str
     touched: float
     entries: tuple[JournalEntry, ...] = field(default_factory=tuple)
+    owner: str | None = None
+    lease_until: float | None = None
 
     def state(self) -> SagaState:
         """The saga's state: its entries folded as a run folds its events."""
@@ -91,16 +98,37 @@ class SagaState:
     touched: float
 
 
+#: What a journal must implement for a saga to be owned and fenced in it.
+OWNERSHIP_METHODS = ("begin_owned", "append_owned", "finish_owned", "take", "renew")
+
+
 class SagaJournal(ABC):
-    """Where sagas record their progress. Every method is atomic."""
+    """Where sagas record their progress. Every method is atomic.
+
+    A public base class. The abstract methods are those of 0.1. The methods
+    of ownership (new in 0.2: :meth:`begin_owned`, :meth:`append_owned`,
+    :meth:`finish_owned`, :meth:`take`, :meth:`renew`) have defaults that
+    raise ``NotImplementedError``: a journal written against 0.1 keeps
+    working as it did in 0.1 (unfenced; ``Saga.execute`` and ``rxr.recover``
+    warn of it with a ``DeprecationWarning`` naming the methods it lacks).
+
+    Ownership: the owner of a running saga (a run, or a recoverer) is a
+    token written with the saga, beside ``lease_until``, the time its lease
+    ends. Every ``*_owned`` write and :meth:`renew` is a compare-and-set on
+    the token: it writes only while the saga is held by ``owner``, and
+    answers False (writing nothing) otherwise. Raising means the journal
+    could not be reached (the write did not happen, or its outcome is
+    unknown).
+    """
 
     @abstractmethod
     def begin(self, saga_id: str, saga_name: str, now: float) -> None:
-        """Record a new running saga; an id already in the journal is an error."""
+        """Record a new running saga, owned by nobody; an id already in the
+        journal is an error."""
 
     @abstractmethod
     def append(self, saga_id: str, entry: JournalEntry, now: float) -> None:
-        """Add an entry and touch the saga."""
+        """Add an entry and touch the saga (whoever holds it)."""
 
     @abstractmethod
     def finish(self, saga_id: str, status: str, now: float) -> None:
@@ -119,8 +147,67 @@ class SagaJournal(ABC):
     def claim_stale(self, saga_id: str, now: float, stale_before: float) -> bool:
         """Touch a running saga untouched since ``stale_before``: True if we won it.
 
-        Two recoverers racing for one saga: exactly one gets True.
+        Two recoverers racing for one saga: exactly one gets True. The claim
+        of 0.1: it sets no owner, so it fences nobody; ``rxr.recover`` uses
+        :meth:`take`.
         """
+
+    # -- ownership (0.2) ---------------------------------------------------------------
+
+    def begin_owned(
+        self,
+        saga_id: str,
+        saga_name: str,
+        now: float,
+        *,
+        owner: str,
+        lease_until: float,
+    ) -> None:
+        """Record a new running saga held by ``owner`` until ``lease_until``; an
+        id already in the journal is an error."""
+        raise NotImplementedError(self._lacks("begin_owned"))
+
+    def append_owned(
+        self, saga_id: str, entry: JournalEntry, now: float, *, owner: str
+    ) -> bool:
+        """Add an entry and touch the saga if ``owner`` holds it; else write
+        nothing and return False."""
+        raise NotImplementedError(self._lacks("append_owned"))
+
+    def finish_owned(
+        self, saga_id: str, status: str, now: float, *, owner: str
+    ) -> bool:
+        """Mark the saga's end if ``owner`` holds it; else write nothing and
+        return False."""
+        raise NotImplementedError(self._lacks("finish_owned"))
+
+    def take(
+        self,
+        saga_id: str,
+        now: float,
+        *,
+        owner: str,
+        lease_until: float,
+        stale_before: float,
+    ) -> bool:
+        """Take a running saga whose owner is gone: True if ``owner`` now holds it.
+
+        A saga is gone when its ``lease_until`` is before ``stale_before``;
+        one without a lease (written by 0.1) when it was last touched before
+        ``stale_before``. Two recoverers racing for one saga: exactly one gets
+        True; the former owner's writes are refused from then on.
+        """
+        raise NotImplementedError(self._lacks("take"))
+
+    def renew(
+        self, saga_id: str, now: float, *, owner: str, lease_until: float
+    ) -> bool:
+        """Extend ``owner``'s lease of a running saga to ``lease_until`` (and touch
+        it); False, writing nothing, when ``owner`` no longer holds it."""
+        raise NotImplementedError(self._lacks("renew"))
+
+    def _lacks(self, method: str) -> str:
+        return f"{type(self).__name__} does not implement {method}() (saga ownership)"
 
     def state(self, saga_id: str) -> SagaState | None:
         """What the saga is doing, or None if the journal never heard of it."""
@@ -131,59 +218,169 @@ class SagaJournal(ABC):
         """Release resources; the default does nothing."""
 
 
+class _Row:
+    __slots__ = ("lease_until", "name", "owner", "status", "touched")
+
+    def __init__(
+        self, name: str, touched: float, owner: str | None, lease_until: float | None
+    ) -> None:
+        self.name = name
+        self.status = "running"
+        self.touched = touched
+        self.owner = owner
+        self.lease_until = lease_until
+
+    def gone(self, stale_before: float) -> bool:
+        """Running, and its lease (else its last touch) is before ``stale_before``."""
+        mark = self.touched if self.lease_until is None else self.lease_until
+        return self.status == "running" and mark < stale_before
+
+
 class InMemorySagaJournal(SagaJournal):
     """A journal in this process's memory (for tests and for sagas that need no
     recovery across restarts)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sagas: dict[str, tuple[str, str, float]] = {}
+        self._sagas: dict[str, _Row] = {}
         self._entries: dict[str, list[JournalEntry]] = {}
 
     def begin(self, saga_id: str, saga_name: str, now: float) -> None:
+        self._begin(saga_id, _Row(saga_name, now, None, None))
+
+    def begin_owned(
+        self,
+        saga_id: str,
+        saga_name: str,
+        now: float,
+        *,
+        owner: str,
+        lease_until: float,
+    ) -> None:
+        self._begin(saga_id, _Row(saga_name, now, owner, lease_until))
+
+    def _begin(self, saga_id: str, row: _Row) -> None:
         with self._lock:
             if saga_id in self._sagas:
                 raise SagaError(f"saga id {saga_id!r} is already in the journal")
-            self._sagas[saga_id] = (saga_name, "running", now)
+            self._sagas[saga_id] = row
             self._entries[saga_id] = []
 
     def append(self, saga_id: str, entry: JournalEntry, now: float) -> None:
         with self._lock:
-            name, status, _ = self._sagas[saga_id]
-            self._sagas[saga_id] = (name, status, now)
+            self._sagas[saga_id].touched = now
             self._entries[saga_id].append(entry)
+
+    def append_owned(
+        self, saga_id: str, entry: JournalEntry, now: float, *, owner: str
+    ) -> bool:
+        with self._lock:
+            row = self._sagas.get(saga_id)
+            if row is None or row.owner != owner:
+                return False
+            row.touched = now
+            self._entries[saga_id].append(entry)
+            return True
 
     def finish(self, saga_id: str, status: str, now: float) -> None:
         with self._lock:
-            name, _, _ = self._sagas[saga_id]
-            self._sagas[saga_id] = (name, status, now)
+            row = self._sagas[saga_id]
+            row.status, row.touched = status, now
+
+    def finish_owned(
+        self, saga_id: str, status: str, now: float, *, owner: str
+    ) -> bool:
+        with self._lock:
+            row = self._sagas.get(saga_id)
+            if row is None or row.owner != owner:
+                return False
+            row.status, row.touched = status, now
+            return True
 
     def load(self, saga_id: str) -> SagaRecord | None:
         with self._lock:
-            found = self._sagas.get(saga_id)
-            if found is None:
+            row = self._sagas.get(saga_id)
+            if row is None:
                 return None
-            name, status, touched = found
             return SagaRecord(
-                saga_id, name, status, touched, tuple(self._entries[saga_id])
+                saga_id,
+                row.name,
+                row.status,
+                row.touched,
+                tuple(self._entries[saga_id]),
+                row.owner,
+                row.lease_until,
             )
 
     def unfinished(self) -> list[str]:
         with self._lock:
             running = [
-                (touched, saga_id)
-                for saga_id, (_, status, touched) in self._sagas.items()
-                if status == "running"
+                (row.touched, saga_id)
+                for saga_id, row in self._sagas.items()
+                if row.status == "running"
             ]
         return [saga_id for _, saga_id in sorted(running)]
 
     def claim_stale(self, saga_id: str, now: float, stale_before: float) -> bool:
         with self._lock:
-            found = self._sagas.get(saga_id)
-            if found is None:
+            row = self._sagas.get(saga_id)
+            if row is None or row.status != "running" or row.touched >= stale_before:
                 return False
-            name, status, touched = found
-            if status != "running" or touched >= stale_before:
-                return False
-            self._sagas[saga_id] = (name, status, now)
+            row.touched = now
             return True
+
+    def take(
+        self,
+        saga_id: str,
+        now: float,
+        *,
+        owner: str,
+        lease_until: float,
+        stale_before: float,
+    ) -> bool:
+        with self._lock:
+            row = self._sagas.get(saga_id)
+            if row is None or not row.gone(stale_before):
+                return False
+            row.owner, row.lease_until, row.touched = owner, lease_until, now
+            return True
+
+    def renew(
+        self, saga_id: str, now: float, *, owner: str, lease_until: float
+    ) -> bool:
+        with self._lock:
+            row = self._sagas.get(saga_id)
+            if row is None or row.owner != owner or row.status != "running":
+                return False
+            row.lease_until, row.touched = lease_until, now
+            return True
+
+
+def missing_ownership(journal: SagaJournal) -> list[str]:
+    """The ownership methods ``journal``'s class leaves to the base class."""
+    kind = type(journal)
+    return [
+        name
+        for name in OWNERSHIP_METHODS
+        if getattr(kind, name) is getattr(SagaJournal, name)
+    ]
+
+
+def check_ownership(journal: SagaJournal) -> bool:
+    """True when ``journal`` supports ownership; else warn, naming what it lacks.
+
+    A journal written against 0.1 keeps working as in 0.1: no lease, no
+    fencing, and ``recover`` takes its sagas once untouched for
+    ``stale_after`` seconds. It is warned of (``DeprecationWarning``), not
+    refused, so that code written against 0.1 runs on.
+    """
+    missing = missing_ownership(journal)
+    if missing:
+        names = ", ".join(f"{name}()" for name in missing)
+        warnings.warn(
+            f"journal {type(journal).__name__} does not support saga ownership: it "
+            f"lacks {names} (see SagaJournal); its sagas run unfenced, as in 0.1",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return not missing

@@ -62,6 +62,7 @@ class SagaPlan:
         stop_on_compensation_failure: ``on_compensation_failure="stop"``.
         compensation_timeout: the budget of compensations that set none.
         scheduler: the saga's own scheduler, if it was given one.
+        lease: seconds an owner's hold on the saga lasts from each renewal.
         events: where every run publishes its events (``Saga.events``).
     """
 
@@ -72,6 +73,7 @@ class SagaPlan:
     stop_on_compensation_failure: bool = False
     compensation_timeout: Budget = None
     scheduler: abc.SchedulerBase | None = None
+    lease: float = 30.0
     events: Broadcast[SagaEvent] = field(default_factory=Broadcast, compare=False)
 
     def execution(

@@ -17,6 +17,7 @@ from typing import Any
 from reactivex import abc
 
 from .._clock import clock_of
+from ..errors import SagaOwnershipLostError
 from ._events import SagaEvent
 from ._history import History, SagaStatus, describe, kind_of
 from ._journal import JournalEntry, SagaJournal
@@ -135,7 +136,12 @@ class Subscriber:
 
 
 class Recorder:
-    """Journals a run's events, folds them into its history, publishes them."""
+    """Journals a run's events, folds them into its history, publishes them.
+
+    With an ``owner`` every write is fenced: when the journal answers that
+    another owner holds the saga, the recorder is ``lost``: it calls
+    ``on_lost`` once, and from then on writes, folds and publishes nothing.
+    """
 
     __slots__ = (
         "_clock",
@@ -143,6 +149,9 @@ class Recorder:
         "_plan",
         "history",
         "journal",
+        "lost",
+        "on_lost",
+        "owner",
         "saga_id",
         "subscriber",
     )
@@ -162,6 +171,21 @@ class Recorder:
         self._codec = plan.codec
         self.subscriber = subscriber
         self.history: History[Any] = History()
+        self.owner: str | None = None
+        self.lost = False
+        self.on_lost: Callable[[], None] = lambda: None
+
+    def lose(self) -> Exception:
+        """The saga is another owner's now: call ``on_lost`` (once); return the
+        error the run ends with. Called from a handler of the run's mailbox."""
+        if not self.lost:
+            self.lost = True
+            self.on_lost()
+        return SagaOwnershipLostError(self.saga_id)
+
+    def taken_over(self) -> None:
+        """A renewal heard "not yours": :meth:`lose`, from a mailbox handler."""
+        self.lose()
 
     def now(self) -> float:
         return self._clock()
@@ -175,6 +199,8 @@ class Recorder:
         ``fold=False`` leaves the history alone (a step is folded in as started
         only once it is subscribed).
         """
+        if self.lost:
+            return SagaOwnershipLostError(self.saga_id)
         kind = kind_of(event)
         step: str = getattr(event, "step", "")
         failure = None
@@ -188,7 +214,12 @@ class Recorder:
                     encoded,
                     None if error is None else describe(error),
                 )
-                self.journal.append(self.saga_id, entry, self._clock())
+                if self.owner is None:
+                    self.journal.append(self.saga_id, entry, self._clock())
+                elif not self.journal.append_owned(
+                    self.saga_id, entry, self._clock(), owner=self.owner
+                ):
+                    return self.lose()
             except Exception as journal_error:
                 failure = journal_error
         if kind is not None and fold:
@@ -202,10 +233,17 @@ class Recorder:
 
     def finish(self, status: SagaStatus) -> Exception | None:
         """Mark the saga's end in the journal; return the journal's error."""
+        if self.lost:
+            return SagaOwnershipLostError(self.saga_id)
         if self.journal is None:
             return None
         try:
-            self.journal.finish(self.saga_id, status.value, self._clock())
+            if self.owner is None:
+                self.journal.finish(self.saga_id, status.value, self._clock())
+            elif not self.journal.finish_owned(
+                self.saga_id, status.value, self._clock(), owner=self.owner
+            ):
+                return self.lose()
         except Exception as error:
             return error
         return None

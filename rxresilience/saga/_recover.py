@@ -12,12 +12,13 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from .._arguments import require_duration, require_scheduler
-from .._clock import choose_scheduler, clock_of
+from .._clock import choose_scheduler
 from .._timeout import TimeoutPolicy
 from ._compensation import Compensation, CompensationErrors
 from ._events import SagaEvent
 from ._history import History, SagaStatus
-from ._journal import SagaJournal, SagaRecord
+from ._journal import SagaJournal, SagaRecord, check_ownership
+from ._ownership import Ownership
 from ._recorder import Mailbox, Recorder, Subscriber
 from ._saga import Saga
 from ._step import SagaStep, check_budget
@@ -31,17 +32,23 @@ def recover(
     journal: SagaJournal,
     sagas: Mapping[str, Saga[Any]],
     *,
-    stale_after: float = 60.0,
+    stale_after: float = 0.0,
     scheduler: abc.SchedulerBase | None = None,
     compensation_timeout: float | timedelta | TimeoutPolicy | None = 300.0,
 ) -> Observable[SagaEvent]:
     """Compensate every unfinished saga in ``journal``, as a stream of their events.
 
-    A saga is taken only if its journal has not been touched for
-    ``stale_after`` seconds (a running saga touches it at every step), and
-    only by one recoverer: taking it is an atomic compare-and-touch in the
-    journal, so two processes recovering at once never compensate the same
-    saga twice. Compensations run in reverse order of the steps' success; a
+    A saga is taken only once its owner's lease has run out (plus
+    ``stale_after``): a live owner renews its lease every third of
+    ``Saga(lease=)`` while a step or a compensation runs, so a slow step is
+    never mistaken for a dead process. A saga written by 0.1 has no lease:
+    it is taken once untouched for ``stale_after`` seconds (during a rolling
+    upgrade from 0.1, pass 0.1's 60). Only one recoverer takes a saga:
+    taking it is an atomic compare-and-set of its owner token in the
+    journal, and the recoverer then holds it as a run does (its lease
+    renewed, its writes fenced), so two processes recovering at once never
+    compensate the same saga twice, and a run that lost its saga to a
+    recoverer writes nothing more. Compensations run in reverse order of the steps' success; a
     step that started but never recorded success may have happened, so it is
     compensated first if it is marked ``compensate_on_failure``, with the
     context it was given. Steps already compensated are skipped. Every
@@ -59,9 +66,10 @@ def recover(
     Args:
         journal: where the sagas were recorded.
         sagas: the saga definitions, by name.
-        stale_after: seconds without a journal entry after which a running saga
-            counts as abandoned: above 0, at most ``LONGEST_WAIT`` (about 292
-            years).
+        stale_after: extra grace, in seconds, after a saga's lease ends (for a
+            saga without a lease, written by 0.1: after its last journal
+            entry) before it counts as abandoned: from 0 (the default) to
+            ``LONGEST_WAIT`` (about 292 years).
         scheduler: the clock of every claim and journal write, and where
             compensation budgets wait (default: the subscribe-time scheduler,
             else the real clock).
@@ -72,10 +80,16 @@ def recover(
         A cold observable: each subscription recovers what is unfinished then.
 
     Raises:
-        ValueError: a ``stale_after`` or ``compensation_timeout`` not above 0,
-            not finite, or above ``LONGEST_WAIT``.
+        ValueError: a ``stale_after`` below 0, or a ``compensation_timeout``
+            not above 0; either not finite, or above ``LONGEST_WAIT``.
         TypeError: a journal, sagas, scheduler, ``stale_after`` or
             ``compensation_timeout`` of the wrong type (a ``bool`` included).
+
+    Warns:
+        DeprecationWarning: for a journal that does not support ownership
+            (a ``SagaJournal`` written against 0.1), naming what it lacks:
+            its sagas are taken as in 0.1, once untouched for
+            ``stale_after`` seconds, unfenced.
     """
     if not isinstance(journal, SagaJournal):
         raise TypeError(f"journal must be a SagaJournal, got {type(journal).__name__}")
@@ -83,16 +97,16 @@ def recover(
         isinstance(s, Saga) for s in sagas.values()
     ):
         raise TypeError("sagas must map saga names to Saga objects")
-    stale = require_duration("stale_after", stale_after, positive=True)
+    stale = require_duration("stale_after", stale_after)
     require_scheduler("scheduler", scheduler)
     budget = check_budget("compensation_timeout", compensation_timeout)
+    owned = check_ownership(journal)
 
     def subscribe(
         observer: abc.ObserverBase[SagaEvent],
         scheduler_: abc.SchedulerBase | None = None,
     ) -> abc.DisposableBase:
         schedulers = (scheduler_, choose_scheduler(scheduler, scheduler_))
-        clock = clock_of(schedulers[1])
         pending = collections.deque(journal.unfinished())
         mailbox = Mailbox()
         subscriber = Subscriber(observer)
@@ -117,18 +131,43 @@ def recover(
             saga = sagas.get(record.saga_name)
             if saga is None or not saga.steps:
                 return False
-            now = clock()
-            if not journal.claim_stale(saga_id, now, now - stale):
-                return False
             plan = saga.plan()
-            queue = collections.deque(_to_compensate(saga, record))
             recorder = Recorder(plan, journal, saga_id, schedulers[1], subscriber)
+            ownership = Ownership(
+                journal,
+                saga_id,
+                plan.lease,
+                schedulers[1],
+                lambda: mailbox.post(recorder.taken_over),
+            )
+            if not owned:  # a 0.1 journal: its rule, unfenced
+                now = recorder.now()
+                if not journal.claim_stale(saga_id, now, now - stale):
+                    return False
+            elif not ownership.take(stale):
+                return False
+            try:  # what the former owner wrote up to the moment we took it
+                taken = journal.load(saga_id)
+                queue = collections.deque(_to_compensate(saga, taken or record))
+            except Exception:
+                ownership.stop()  # it stays running: another try once its lease ends
+                raise
+            recorder.owner = ownership.owner if owned else None
+
+            def lost(ownership: Ownership = ownership) -> None:
+                ownership.stop()
+                _log.warning("saga %r was taken over while being recovered", saga_id)
+                mailbox.post(next_saga)
+
+            recorder.on_lost = lost
 
             def ended(
                 errors: CompensationErrors,
                 not_compensated: tuple[str, ...],
                 recorder: Recorder = recorder,
+                ownership: Ownership = ownership,
             ) -> None:
+                ownership.stop()
                 failed = bool(errors or not_compensated)
                 recorder.finish(SagaStatus.FAILED if failed else SagaStatus.COMPENSATED)
                 # Through the mailbox: a thousand sagas that end at once

@@ -1,10 +1,13 @@
 """``RedisSagaJournal``: sagas any process of a fleet can recover.
 
-Per saga, a hash (name, status, touched) and a list of entries (JSON; a
-context is base64 of the codec's bytes, never a pickle), plus one sorted set
-of running sagas by last touch. Every write is one Lua script; taking a
-stale saga for recovery is an atomic compare-and-touch, a lease, so two
-processes recovering at once never both compensate it.
+Per saga, a hash (name, status, touched, and since 0.2 owner and
+lease_until) and a list of entries (JSON; a context is base64 of the codec's
+bytes, never a pickle), plus one sorted set of running sagas by last touch.
+Every write is one Lua script; the fenced writes compare the owner token in
+the script, and taking a saga whose owner is gone is an atomic
+compare-and-set of the token, so two processes recovering at once never both
+compensate it, and the former owner writes nothing more. A saga written by
+0.1 has no ``lease_until`` field: its ``touched`` decides.
 
 ``redis`` (redis-py) is an optional dependency: ``pip install
 rxresilience[redis]``.
@@ -45,10 +48,53 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 """
 
+_BEGIN_OWNED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'name', ARGV[2], 'status', 'running', 'touched', ARGV[3],
+           'owner', ARGV[4], 'lease_until', ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+"""
+
+_APPEND_OWNED = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[4] then return 0 end
+redis.call('RPUSH', KEYS[3], ARGV[2])
+redis.call('HSET', KEYS[1], 'touched', ARGV[3])
+if redis.call('HGET', KEYS[1], 'status') == 'running' then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+end
+return 1
+"""
+
+_FINISH_OWNED = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[4] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'touched', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 _CLAIM_STALE = """
 local found = redis.call('HMGET', KEYS[1], 'status', 'touched')
 if found[1] ~= 'running' or tonumber(found[2]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], 'touched', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+_TAKE = """
+local found = redis.call('HMGET', KEYS[1], 'status', 'touched', 'lease_until')
+if found[1] ~= 'running' then return 0 end
+local mark = found[3] or found[2]
+if tonumber(mark) >= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[4], 'lease_until', ARGV[5], 'touched', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+_RENEW = """
+local found = redis.call('HMGET', KEYS[1], 'status', 'owner')
+if found[1] ~= 'running' or found[2] ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[4], 'touched', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 1
 """
@@ -92,6 +138,11 @@ class RedisSagaJournal(SagaJournal):
         self._append = client.register_script(_APPEND)
         self._finish = client.register_script(_FINISH)
         self._claim = client.register_script(_CLAIM_STALE)
+        self._begin_owned = client.register_script(_BEGIN_OWNED)
+        self._append_owned = client.register_script(_APPEND_OWNED)
+        self._finish_owned = client.register_script(_FINISH_OWNED)
+        self._take = client.register_script(_TAKE)
+        self._renew = client.register_script(_RENEW)
 
     def _keys(self, saga_id: str) -> list[str]:
         return [
@@ -115,20 +166,39 @@ class RedisSagaJournal(SagaJournal):
         if not created:
             raise SagaError(f"saga id {saga_id!r} is already in the journal")
 
+    def begin_owned(
+        self,
+        saga_id: str,
+        saga_name: str,
+        now: float,
+        *,
+        owner: str,
+        lease_until: float,
+    ) -> None:
+        created = self._call(
+            self._begin_owned,
+            keys=self._keys(saga_id)[:2],
+            args=[saga_id, saga_name, repr(now), owner, repr(lease_until)],
+        )
+        if not created:
+            raise SagaError(f"saga id {saga_id!r} is already in the journal")
+
     def append(self, saga_id: str, entry: JournalEntry, now: float) -> None:
-        encoded = json.dumps(
-            {
-                "kind": entry.kind,
-                "step": entry.step,
-                "context": None
-                if entry.context is None
-                else base64.b64encode(entry.context).decode(),
-                "error": entry.error,
-            }
-        )
         self._call(
-            self._append, keys=self._keys(saga_id), args=[saga_id, encoded, repr(now)]
+            self._append,
+            keys=self._keys(saga_id),
+            args=[saga_id, _encode(entry), repr(now)],
         )
+
+    def append_owned(
+        self, saga_id: str, entry: JournalEntry, now: float, *, owner: str
+    ) -> bool:
+        written = self._call(
+            self._append_owned,
+            keys=self._keys(saga_id),
+            args=[saga_id, _encode(entry), repr(now), owner],
+        )
+        return bool(written)
 
     def finish(self, saga_id: str, status: str, now: float) -> None:
         self._call(
@@ -136,6 +206,16 @@ class RedisSagaJournal(SagaJournal):
             keys=self._keys(saga_id)[:2],
             args=[saga_id, status, repr(now)],
         )
+
+    def finish_owned(
+        self, saga_id: str, status: str, now: float, *, owner: str
+    ) -> bool:
+        written = self._call(
+            self._finish_owned,
+            keys=self._keys(saga_id)[:2],
+            args=[saga_id, status, repr(now), owner],
+        )
+        return bool(written)
 
     def load(self, saga_id: str) -> SagaRecord | None:
         meta_key, _, entries_key = self._keys(saga_id)
@@ -161,6 +241,8 @@ class RedisSagaJournal(SagaJournal):
             meta[b"status"].decode(),
             float(meta[b"touched"]),
             tuple(entries),
+            meta[b"owner"].decode() if b"owner" in meta else None,
+            float(meta[b"lease_until"]) if b"lease_until" in meta else None,
         )
 
     def unfinished(self) -> list[str]:
@@ -175,8 +257,48 @@ class RedisSagaJournal(SagaJournal):
         )
         return bool(taken)
 
+    def take(
+        self,
+        saga_id: str,
+        now: float,
+        *,
+        owner: str,
+        lease_until: float,
+        stale_before: float,
+    ) -> bool:
+        taken = self._call(
+            self._take,
+            keys=self._keys(saga_id)[:2],
+            args=[saga_id, repr(now), repr(stale_before), owner, repr(lease_until)],
+        )
+        return bool(taken)
+
+    def renew(
+        self, saga_id: str, now: float, *, owner: str, lease_until: float
+    ) -> bool:
+        held = self._call(
+            self._renew,
+            keys=self._keys(saga_id)[:2],
+            args=[saga_id, repr(now), owner, repr(lease_until)],
+        )
+        return bool(held)
+
     def close(self) -> None:
         self._client.close()
 
     def __repr__(self) -> str:
         return f"RedisSagaJournal(prefix={self.prefix!r})"
+
+
+def _encode(entry: JournalEntry) -> str:
+    """An entry as JSON (its context as base64, never a pickle)."""
+    return json.dumps(
+        {
+            "kind": entry.kind,
+            "step": entry.step,
+            "context": None
+            if entry.context is None
+            else base64.b64encode(entry.context).decode(),
+            "error": entry.error,
+        }
+    )

@@ -8,11 +8,17 @@ from typing import Any
 from reactivex import abc
 from reactivex.disposable import SingleAssignmentDisposable
 
-from ..errors import SagaCancelledError, SagaFailed, SagaStepEmptyError
+from ..errors import (
+    SagaCancelledError,
+    SagaFailed,
+    SagaOwnershipLostError,
+    SagaStepEmptyError,
+)
 from ._compensation import Compensation, CompensationErrors
 from ._events import SagaCompleted, StepFailed, StepStarted, StepSucceeded
 from ._history import EntryKind, SagaStatus
 from ._journal import SagaJournal
+from ._ownership import Ownership
 from ._plan import ParallelGroup, SagaPlan
 from ._recorder import NOTHING, Mailbox, Recorder, Subscriber
 from ._step import SagaStep
@@ -70,6 +76,13 @@ class SagaRun(abc.DisposableBase):
     is subscribed after it, the running ones are cancelled (the first as a
     ``StepFailed`` with ``SagaCancelledError``), and the compensations run to
     their end, journaled and published on ``Saga.events``.
+
+    With a journal the run owns its saga there: it renews its lease while
+    it works, and every write is fenced on its owner token. Told that another
+    owner (a recoverer) holds the saga, by a renewal or by a write, it stops
+    at once: the running steps are cancelled, no step or compensation starts,
+    nothing more is written, and the subscriber gets
+    :class:`~rxresilience.SagaOwnershipLostError`.
     """
 
     def __init__(
@@ -79,8 +92,11 @@ class SagaRun(abc.DisposableBase):
         saga_id: str,
         schedulers: tuple[abc.SchedulerBase | None, abc.SchedulerBase],
         observer: abc.ObserverBase[Any],
+        *,
+        owned: bool = True,
     ) -> None:
         self._plan = plan
+        self._owned = owned
         self._schedulers = schedulers
         self._mailbox = Mailbox()
         self._subscriber = Subscriber(observer, self._cancel)
@@ -95,6 +111,7 @@ class SagaRun(abc.DisposableBase):
         self._results: list[Any] = []
         self._remaining = 0
         self._failure: tuple[str, BaseException] = ("", SagaCancelledError(""))
+        self._ownership: Ownership | None = None
 
     def start(self, context: Any) -> None:
         self._mailbox.post(lambda: self._begin(context))
@@ -123,7 +140,7 @@ class SagaRun(abc.DisposableBase):
 
     def _begin(self, context: Any) -> None:
         recorder = self._recorder
-        if recorder.journal is not None:
+        if recorder.journal is not None and not self._owned:  # a 0.1 journal
             try:
                 recorder.journal.begin(
                     recorder.saga_id, self._plan.name, recorder.now()
@@ -132,10 +149,43 @@ class SagaRun(abc.DisposableBase):
                 self._phase = _ENDED
                 self._subscriber.end(error)
                 return
+        elif recorder.journal is not None:
+            ownership = Ownership(
+                recorder.journal,
+                recorder.saga_id,
+                self._plan.lease,
+                self._schedulers[1],
+                lambda: self._mailbox.post(recorder.taken_over),
+            )
+            try:
+                ownership.begin(self._plan.name)
+            except Exception as error:
+                self._phase = _ENDED
+                self._subscriber.end(error)
+                return
+            self._ownership = ownership
+            recorder.owner = ownership.owner
+            recorder.on_lost = self._lost
         self._run_stage(0, context)
+
+    def _release(self) -> None:
+        """Renew the saga's lease no more (before its last write)."""
+        if self._ownership is not None:
+            self._ownership.stop()
+
+    def _lost(self) -> None:
+        """Another owner holds the saga: stop everything, write nothing more."""
+        self._phase = _ENDED
+        self._release()
+        running, self._running = list(self._running.values()), {}
+        for slot in running:
+            slot.stop()
+        self._subscriber.end(SagaOwnershipLostError(self._recorder.saga_id))
 
     def _run_stage(self, index: int, context: Any) -> None:
         stages = self._plan.stages
+        if self._recorder.lost:
+            return
         if self._cancelling:  # no step starts after disposal; done ones are undone
             last = stages[min(index, len(stages) - 1)]
             self._fail(last.name, SagaCancelledError(last.name))
@@ -220,6 +270,7 @@ class SagaRun(abc.DisposableBase):
 
     def _complete(self, context: Any) -> None:
         self._phase = _ENDED
+        self._release()
         error = self._recorder.finish(SagaStatus.COMPLETED)
         if error is not None:
             self._subscriber.end(error)
@@ -231,6 +282,8 @@ class SagaRun(abc.DisposableBase):
 
     def _fail(self, step_name: str, error: BaseException) -> None:
         """Cancel the running steps, then compensate what the history says."""
+        if self._recorder.lost:
+            return
         self._phase = _COMPENSATING
         self._failure = (step_name, error)
         running, self._running = list(self._running.values()), {}
@@ -267,7 +320,10 @@ class SagaRun(abc.DisposableBase):
     def _end_failed(
         self, errors: CompensationErrors, not_compensated: tuple[str, ...]
     ) -> None:
+        if self._recorder.lost:
+            return
         self._phase = _ENDED
+        self._release()
         failed = bool(errors or not_compensated)
         status = SagaStatus.FAILED if failed else SagaStatus.COMPENSATED
         journal_error = self._recorder.finish(status)

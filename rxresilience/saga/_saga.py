@@ -17,7 +17,17 @@ subscribed after it; the running steps are cancelled (the first reported as
 between two steps, the step that was next); the steps that succeeded, and
 the cancelled ones marked ``compensate_on_failure``, are compensated once
 each, to the end; their events go to the journal and to ``Saga.events``,
-not to the disposed subscriber. An exception raised by the subscriber's
+not to the disposed subscriber.
+
+With a journal, a run owns its saga there: it writes an owner token and
+``lease_until = now + lease``, renews the lease every third of it while it
+works, and every journal write is conditional on still holding the saga.
+``rxr.recover`` takes a saga only once its lease has run out, so a slow step
+is never mistaken for a dead process; a run that lost its saga to a
+recoverer stops at once (no further step, nothing more written) and its
+subscriber gets :class:`~rxresilience.SagaOwnershipLostError`.
+
+An exception raised by the subscriber's
 ``on_next`` (on any thread) is the subscriber's: it receives it once as
 ``on_error`` and is detached, and the saga runs on to its own end, journaled
 and published on ``Saga.events``; it is neither a step failure nor a
@@ -36,7 +46,7 @@ from typing import Any, Generic, Literal, TypeVar
 from reactivex import Observable, abc
 from reactivex import operators as ops
 
-from .._arguments import require_choice, require_scheduler
+from .._arguments import require_choice, require_duration, require_scheduler
 from .._broadcast import Broadcast
 from .._clock import choose_scheduler
 from .._codec import Codec, DataclassCodec, JsonCodec
@@ -44,7 +54,7 @@ from .._retry import RetryPolicy
 from .._timeout import TimeoutPolicy
 from ..errors import SagaError
 from ._events import SagaCompleted, SagaEvent
-from ._journal import SagaJournal, SagaState
+from ._journal import SagaJournal, SagaState, check_ownership
 from ._plan import ParallelGroup, SagaPlan
 from ._run import SagaRun
 from ._step import SagaStep, check_budget
@@ -102,12 +112,24 @@ class Saga(Generic[_C]):
         compensation_timeout: the per-attempt budget of compensations that
             set none (``SagaStep(compensation_timeout=)``), as a step's
             ``timeout`` takes; None (the default): no budget.
+        lease: seconds a run's (or a recoverer's) hold on the saga in its
+            journal lasts; renewed every third of it while a step or a
+            compensation runs. It bounds how long a dead process's saga
+            waits for recovery, not how long a step may take. Above 0, at
+            most ``LONGEST_WAIT``; default 30.
 
     Raises:
         ValueError: an empty name, an ``on_compensation_failure`` other than
-            those two, or a ``compensation_timeout`` out of range.
-        TypeError: a journal, codec, scheduler or ``compensation_timeout`` of
-            the wrong type.
+            those two, or a ``compensation_timeout`` or ``lease`` out of
+            range.
+        TypeError: a journal, codec, scheduler, ``compensation_timeout`` or
+            ``lease`` of the wrong type.
+
+    Warns:
+        DeprecationWarning: from ``execute`` (and ``run``), for a journal
+            that does not support ownership (a ``SagaJournal`` written
+            against 0.1), naming what it lacks; its sagas run as in 0.1,
+            unfenced.
     """
 
     def __init__(
@@ -119,6 +141,7 @@ class Saga(Generic[_C]):
         on_compensation_failure: Literal["continue", "stop"] = "continue",
         scheduler: abc.SchedulerBase | None = None,
         compensation_timeout: float | timedelta | TimeoutPolicy | None = None,
+        lease: float = 30.0,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
@@ -142,6 +165,7 @@ class Saga(Generic[_C]):
         self._compensation_timeout = check_budget(
             "compensation_timeout", compensation_timeout
         )
+        self._lease = require_duration("lease", lease, positive=True)
         self._stages: list[SagaStep | ParallelGroup] = []
         self._steps: dict[str, SagaStep] = {}
         self._frozen: SagaPlan | None = None
@@ -248,6 +272,7 @@ class Saga(Generic[_C]):
                 stop_on_compensation_failure=self._stop_on_compensation_failure,
                 compensation_timeout=self._compensation_timeout,
                 scheduler=self._scheduler,
+                lease=self._lease,
                 events=self._events,
             )
         return self._frozen
@@ -269,6 +294,7 @@ class Saga(Generic[_C]):
             raise TypeError(
                 f"journal must be a SagaJournal, got {type(chosen).__name__}"
             )
+        owned = chosen is not None and check_ownership(chosen)
         plan = self.plan()
 
         def subscribe(
@@ -281,6 +307,7 @@ class Saga(Generic[_C]):
                 saga_id or f"{self.name}-{uuid.uuid4().hex}",
                 (scheduler_, choose_scheduler(plan.scheduler, scheduler_)),
                 observer,
+                owned=owned,
             )
             run.start(context)
             return run

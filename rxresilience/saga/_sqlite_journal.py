@@ -19,7 +19,9 @@ CREATE TABLE IF NOT EXISTS rxr_sagas (
     saga_id TEXT PRIMARY KEY,
     saga_name TEXT NOT NULL,
     status TEXT NOT NULL,
-    touched REAL NOT NULL
+    touched REAL NOT NULL,
+    owner TEXT,
+    lease_until REAL
 );
 CREATE TABLE IF NOT EXISTS rxr_saga_entries (
     saga_id TEXT NOT NULL REFERENCES rxr_sagas (saga_id),
@@ -33,13 +35,26 @@ CREATE TABLE IF NOT EXISTS rxr_saga_entries (
 CREATE INDEX IF NOT EXISTS rxr_sagas_running ON rxr_sagas (status, touched);
 """
 
+#: The columns 0.2 added to ``rxr_sagas``, added in place to a 0.1 database
+#: (its rows keep NULL there: no owner, no lease).
+_OWNERSHIP_COLUMNS = (("owner", "TEXT"), ("lease_until", "REAL"))
+
+#: A running saga whose owner is gone: its lease ended, or (written by 0.1,
+#: without a lease) its last touch was, before the given time.
+_GONE = (
+    "status = 'running' AND "
+    "(CASE WHEN lease_until IS NULL THEN touched ELSE lease_until END) < ?"
+)
+
 
 class SQLiteSagaJournal(SagaJournal):
     """Saga journals in a SQLite database (WAL mode; several processes may share it).
 
     A new database file is created private (mode 0600, whatever the umask),
     and SQLite gives its ``-wal`` and ``-shm`` files the same mode; an
-    existing file keeps its mode.
+    existing file keeps its mode. A database written by 0.1 gains the
+    ``owner`` and ``lease_until`` columns in place; its sagas have no lease.
+    Each fenced write is one transaction.
 
     Examples:
         >>> import tempfile, os
@@ -90,14 +105,41 @@ class SQLiteSagaJournal(SagaJournal):
             main_table="rxr_sagas",
             error=SagaError,
         )
+        try:
+            _add_ownership_columns(self._db)
+        except BaseException:
+            self._db.close()
+            raise
 
     def begin(self, saga_id: str, saga_name: str, now: float) -> None:
+        self._begin(saga_id, saga_name, now, None, None)
+
+    def begin_owned(
+        self,
+        saga_id: str,
+        saga_name: str,
+        now: float,
+        *,
+        owner: str,
+        lease_until: float,
+    ) -> None:
+        self._begin(saga_id, saga_name, now, owner, lease_until)
+
+    def _begin(
+        self,
+        saga_id: str,
+        saga_name: str,
+        now: float,
+        owner: str | None,
+        lease_until: float | None,
+    ) -> None:
         with self._lock:
             try:
                 self._db.execute(
-                    "INSERT INTO rxr_sagas (saga_id, saga_name, status, touched) "
-                    "VALUES (?, ?, 'running', ?)",
-                    (saga_id, saga_name, now),
+                    "INSERT INTO rxr_sagas "
+                    "(saga_id, saga_name, status, touched, owner, lease_until) "
+                    "VALUES (?, ?, 'running', ?, ?, ?)",
+                    (saga_id, saga_name, now, owner, lease_until),
                 )
             except sqlite3.IntegrityError as error:
                 raise SagaError(
@@ -105,10 +147,36 @@ class SQLiteSagaJournal(SagaJournal):
                 ) from error
 
     def append(self, saga_id: str, entry: JournalEntry, now: float) -> None:
+        self._append(saga_id, entry, now, None)
+
+    def append_owned(
+        self, saga_id: str, entry: JournalEntry, now: float, *, owner: str
+    ) -> bool:
+        return self._append(saga_id, entry, now, owner)
+
+    def _append(
+        self, saga_id: str, entry: JournalEntry, now: float, owner: str | None
+    ) -> bool:
+        """One transaction: touch the saga (if ``owner`` holds it), add the entry."""
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
+                if owner is None:
+                    db.execute(
+                        "UPDATE rxr_sagas SET touched = ? WHERE saga_id = ?",
+                        (now, saga_id),
+                    )
+                elif (
+                    db.execute(
+                        "UPDATE rxr_sagas SET touched = ? "
+                        "WHERE saga_id = ? AND owner = ?",
+                        (now, saga_id, owner),
+                    ).rowcount
+                    != 1
+                ):
+                    db.execute("ROLLBACK")
+                    return False
                 db.execute(
                     "INSERT INTO rxr_saga_entries (saga_id, seq, kind, step, context, error) "
                     "VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM rxr_saga_entries "
@@ -122,14 +190,12 @@ class SQLiteSagaJournal(SagaJournal):
                         entry.error,
                     ),
                 )
-                db.execute(
-                    "UPDATE rxr_sagas SET touched = ? WHERE saga_id = ?", (now, saga_id)
-                )
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+        return True
 
     def finish(self, saga_id: str, status: str, now: float) -> None:
         with self._lock:
@@ -138,10 +204,22 @@ class SQLiteSagaJournal(SagaJournal):
                 (status, now, saga_id),
             )
 
+    def finish_owned(
+        self, saga_id: str, status: str, now: float, *, owner: str
+    ) -> bool:
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE rxr_sagas SET status = ?, touched = ? "
+                "WHERE saga_id = ? AND owner = ?",
+                (status, now, saga_id, owner),
+            )
+            return cursor.rowcount == 1
+
     def load(self, saga_id: str) -> SagaRecord | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT saga_name, status, touched FROM rxr_sagas WHERE saga_id = ?",
+                "SELECT saga_name, status, touched, owner, lease_until "
+                "FROM rxr_sagas WHERE saga_id = ?",
                 (saga_id,),
             ).fetchone()
             if row is None:
@@ -156,7 +234,7 @@ class SQLiteSagaJournal(SagaJournal):
                     (saga_id,),
                 )
             )
-        return SagaRecord(saga_id, row[0], row[1], row[2], entries)
+        return SagaRecord(saga_id, row[0], row[1], row[2], entries, row[3], row[4])
 
     def unfinished(self) -> list[str]:
         with self._lock:
@@ -177,9 +255,53 @@ class SQLiteSagaJournal(SagaJournal):
             )
             return cursor.rowcount == 1
 
+    def take(
+        self,
+        saga_id: str,
+        now: float,
+        *,
+        owner: str,
+        lease_until: float,
+        stale_before: float,
+    ) -> bool:
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE rxr_sagas SET owner = ?, lease_until = ?, touched = ? "
+                f"WHERE saga_id = ? AND {_GONE}",
+                (owner, lease_until, now, saga_id, stale_before),
+            )
+            return cursor.rowcount == 1
+
+    def renew(
+        self, saga_id: str, now: float, *, owner: str, lease_until: float
+    ) -> bool:
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE rxr_sagas SET lease_until = ?, touched = ? "
+                "WHERE saga_id = ? AND owner = ? AND status = 'running'",
+                (lease_until, now, saga_id, owner),
+            )
+            return cursor.rowcount == 1
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     def __repr__(self) -> str:
         return f"SQLiteSagaJournal({self.path!r})"
+
+
+def _add_ownership_columns(db: sqlite3.Connection) -> None:
+    """Give a 0.1 database the columns of ownership, in place, once (two
+    processes opening it at once: the second finds them added)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        present = {row[1] for row in db.execute("PRAGMA table_info(rxr_sagas)")}
+        for name, kind in _OWNERSHIP_COLUMNS:  # literals, never user input
+            if name not in present:
+                db.execute(f"ALTER TABLE rxr_sagas ADD COLUMN {name} {kind}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise

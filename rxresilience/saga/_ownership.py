@@ -1,0 +1,128 @@
+"""Who holds a saga: an owner token and a lease, renewed while the owner works.
+
+The owner of a saga (a run, or a recoverer) writes a token and
+``lease_until = now + lease`` into the journal when it begins or takes the
+saga, and renews the lease every third of it with the shared
+:class:`~rxresilience._lease.Lease` (the idempotency operator renews its
+claims with the same helper). A renewal the journal answers "not yours"
+means the saga was taken over: the owner is told at once and must stop. A
+renewal that cannot reach the journal is tried again, every third of the
+lease, for as long as the owner works: only a definite "not yours" ends the
+hold (the owner's fenced writes would hear it too).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+
+from reactivex import abc
+
+from .._clock import clock_of
+from .._lease import Lease
+from ._journal import SagaJournal
+
+__all__ = ["Ownership"]
+
+
+class Ownership:
+    """One owner's hold on one saga: its token and its renewed lease.
+
+    Args:
+        journal: where the saga is (it supports ownership).
+        saga_id: the saga.
+        length: seconds a lease lasts from each renewal.
+        scheduler: where renewals wait, and whose clock they read.
+        on_taken: called once, on the renewal's thread, when the journal
+            answers that another owner holds the saga.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_journal",
+        "_lease",
+        "_length",
+        "_lock",
+        "_on_taken",
+        "_scheduler",
+        "_stopped",
+        "owner",
+        "saga_id",
+    )
+
+    def __init__(
+        self,
+        journal: SagaJournal,
+        saga_id: str,
+        length: float,
+        scheduler: abc.SchedulerBase,
+        on_taken: Callable[[], None],
+    ) -> None:
+        self.owner = uuid.uuid4().hex
+        self.saga_id = saga_id
+        self._journal = journal
+        self._length = length
+        self._scheduler = scheduler
+        self._clock = clock_of(scheduler)
+        self._on_taken = on_taken
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._lease: Lease | None = None
+
+    def begin(self, saga_name: str) -> None:
+        """Record the saga as new, held by us; raises what the journal raises."""
+        now = self._clock()
+        until = now + self._length
+        self._journal.begin_owned(
+            self.saga_id, saga_name, now, owner=self.owner, lease_until=until
+        )
+        self._keep(until)
+
+    def take(self, stale_after: float) -> bool:
+        """Take the saga if its owner is gone (its lease ended ``stale_after``
+        seconds ago, or, without a lease, its last touch did)."""
+        now = self._clock()
+        until = now + self._length
+        taken = self._journal.take(
+            self.saga_id,
+            now,
+            owner=self.owner,
+            lease_until=until,
+            stale_before=now - stale_after,
+        )
+        if taken:
+            self._keep(until)
+        return taken
+
+    def stop(self) -> None:
+        """Renew no more (the lease stays in the journal until it ends)."""
+        with self._lock:
+            self._stopped = True
+            lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.stop()
+
+    def _keep(self, until: float) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._lease = Lease(
+                self._length,
+                until,
+                self._scheduler,
+                self._clock,
+                self._renew,
+                self._lost,
+            )
+
+    def _renew(self, until: float) -> bool:
+        return self._journal.renew(
+            self.saga_id, self._clock(), owner=self.owner, lease_until=until
+        )
+
+    def _lost(self, why: str) -> None:
+        if why == "lapsed":  # unreachable for a whole lease: keep trying
+            self._keep(self._clock())
+            return
+        self._on_taken()
