@@ -277,7 +277,7 @@ class OrderProcess:
 
     def recover(self) -> None:
         """Compensate what a crashed process left in the journal."""
-        rxr.recover(self.journal, {"order": self.saga}, stale_after=30.0).subscribe(
+        rxr.recover(self.journal, {"order": self.saga}).subscribe(
             lambda event: self.world.recovered.add(event.saga_id),
             scheduler=self.world.scheduler,
         )
@@ -315,6 +315,57 @@ class _CrashableJournal(rxr.SagaJournal):
     def claim_stale(self, saga_id: str, now: float, stale_before: float) -> bool:
         self._check()
         return self._journal.claim_stale(saga_id, now, stale_before)
+
+    # Ownership: one owner at a time, every write fenced on its token.
+    def begin_owned(
+        self,
+        saga_id: str,
+        saga_name: str,
+        now: float,
+        *,
+        owner: str,
+        lease_until: float,
+    ) -> None:
+        self._check()
+        self._journal.begin_owned(
+            saga_id, saga_name, now, owner=owner, lease_until=lease_until
+        )
+
+    def append_owned(
+        self, saga_id: str, entry: rxr.JournalEntry, now: float, *, owner: str
+    ) -> bool:
+        self._check()
+        return self._journal.append_owned(saga_id, entry, now, owner=owner)
+
+    def finish_owned(
+        self, saga_id: str, status: str, now: float, *, owner: str
+    ) -> bool:
+        self._check()
+        return self._journal.finish_owned(saga_id, status, now, owner=owner)
+
+    def take(
+        self,
+        saga_id: str,
+        now: float,
+        *,
+        owner: str,
+        lease_until: float,
+        stale_before: float,
+    ) -> bool:
+        self._check()
+        return self._journal.take(
+            saga_id,
+            now,
+            owner=owner,
+            lease_until=lease_until,
+            stale_before=stale_before,
+        )
+
+    def renew(
+        self, saga_id: str, now: float, *, owner: str, lease_until: float
+    ) -> bool:
+        self._check()
+        return self._journal.renew(saga_id, now, owner=owner, lease_until=lease_until)
 
     def close(self) -> None:
         self._journal.close()

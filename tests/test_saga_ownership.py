@@ -422,38 +422,18 @@ class OldJournal(rxr.SagaJournal):
         return self.inner.claim_stale(saga_id, now, stale_before)
 
 
-def test_a_journal_written_against_0_1_is_warned_of_and_runs_as_in_0_1() -> None:
+def test_a_journal_written_against_0_1_is_refused_naming_what_it_lacks() -> None:
     old = OldJournal()
-    undone: list[Any] = []
-    saga = (
-        rxr.Saga("s")
-        .step("a", execute=rx.of, compensate=undone.append)
-        .step("b", execute=lambda ctx: rx.never())
-    )
+    saga = rxr.Saga("s").step("a", execute=rx.of, compensate=lambda ctx: None)
     missing = (
         r"begin_owned\(\), append_owned\(\), finish_owned\(\), take\(\), renew\(\)"
     )
-    dead = TestScheduler(initial_clock=1000.0)
-    with pytest.warns(DeprecationWarning, match=missing):
-        saga.execute(1, journal=old, saga_id="s-1").subscribe(scheduler=dead)
-    dead.advance_by(1)
-    record = old.load("s-1")
-    assert record is not None
-    assert record.owner is None
-    assert record.lease_until is None
-    assert pending(dead) == []  # no lease to renew
-    with pytest.warns(DeprecationWarning, match=missing):
-        early = rxr.recover(
-            old, {"s": saga}, stale_after=60, scheduler=TestScheduler(1059)
-        )
-    assert early.pipe(ops.to_list()).run() == []
-    with pytest.warns(DeprecationWarning, match=missing):
-        late = rxr.recover(
-            old, {"s": saga}, stale_after=60, scheduler=TestScheduler(1061)
-        )
-    assert len(late.pipe(ops.to_list()).run()) == 2
-    assert undone == [1]
-    assert old.state("s-1").status == "compensated"
+    with pytest.raises(TypeError, match=missing):
+        saga.execute(1, journal=old, saga_id="s-1")
+    with pytest.raises(TypeError, match=missing):
+        rxr.recover(old, {"s": saga}, stale_after=60)
+    old.begin("s-1", "s", 0.0)  # what 0.1 offered still works
+    assert old.unfinished() == ["s-1"]
     with pytest.raises(NotImplementedError, match="renew"):
         old.renew("s-1", 1.0, owner="me", lease_until=2.0)
 

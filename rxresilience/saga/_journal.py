@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -367,20 +366,20 @@ def missing_ownership(journal: SagaJournal) -> list[str]:
 
 
 def check_ownership(journal: SagaJournal) -> bool:
-    """True when ``journal`` supports ownership; else warn, naming what it lacks.
+    """True when ``journal`` supports ownership; else a ``TypeError`` naming
+    what it lacks.
 
-    A journal written against 0.1 keeps working as in 0.1: no lease, no
-    fencing, and ``recover`` takes its sagas once untouched for
-    ``stale_after`` seconds. It is warned of (``DeprecationWarning``), not
-    refused, so that code written against 0.1 runs on.
+    Without ownership a saga cannot be fenced: a recoverer could compensate
+    it while its owner runs on (0.1's flaw), so such a journal is refused by
+    ``Saga.execute`` and ``recover``. A journal class written for 0.1 still
+    loads, reads and lists sagas (``load``, ``state``, ``unfinished``).
     """
     missing = missing_ownership(journal)
     if missing:
         names = ", ".join(f"{name}()" for name in missing)
-        warnings.warn(
+        raise TypeError(
             f"journal {type(journal).__name__} does not support saga ownership: it "
-            f"lacks {names} (see SagaJournal); its sagas run unfenced, as in 0.1",
-            DeprecationWarning,
-            stacklevel=3,
+            f"lacks {names} (see SagaJournal); implement them so that a saga has "
+            f"one owner at a time"
         )
-    return not missing
+    return True

@@ -100,7 +100,7 @@ def recover(
     stale = require_duration("stale_after", stale_after)
     require_scheduler("scheduler", scheduler)
     budget = check_budget("compensation_timeout", compensation_timeout)
-    owned = check_ownership(journal)
+    check_ownership(journal)
 
     def subscribe(
         observer: abc.ObserverBase[SagaEvent],
@@ -140,11 +140,7 @@ def recover(
                 schedulers[1],
                 lambda: mailbox.post(recorder.taken_over),
             )
-            if not owned:  # a 0.1 journal: its rule, unfenced
-                now = recorder.now()
-                if not journal.claim_stale(saga_id, now, now - stale):
-                    return False
-            elif not ownership.take(stale):
+            if not ownership.take(stale):
                 return False
             try:  # what the former owner wrote up to the moment we took it
                 taken = journal.load(saga_id)
@@ -152,7 +148,7 @@ def recover(
             except Exception:
                 ownership.stop()  # it stays running: another try once its lease ends
                 raise
-            recorder.owner = ownership.owner if owned else None
+            recorder.owner = ownership.owner
 
             def lost(ownership: Ownership = ownership) -> None:
                 ownership.stop()
