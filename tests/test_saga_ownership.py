@@ -562,7 +562,7 @@ def test_recoverers_on_threads_never_take_a_live_saga_from_its_renewing_owner(
     def recoverer() -> None:
         while not stop.is_set():
             taken.extend(rxr.recover(journal, {"s": saga}).pipe(ops.to_list()).run())
-            time.sleep(0.01)
+            stop.wait(0.01)  # real threads: a short real pause between looks
 
     threads = [threading.Thread(target=recoverer) for _ in range(4)]
     for thread in threads:
@@ -595,7 +595,7 @@ def start_slow_saga(
     deadline = time.monotonic() + 60
     while "a started" not in worker.effects(effects_path):
         assert time.monotonic() < deadline, "the child never started its saga"
-        time.sleep(0.01)
+        child.join(0.01)
     return child, journal_path, effects_path
 
 
@@ -626,7 +626,7 @@ def test_a_process_paused_past_its_lease_is_taken_over_and_stops_when_resumed(
     assert child.pid is not None
     os.kill(child.pid, signal.SIGSTOP)  # slow, not dead: its lease runs out
     try:
-        time.sleep(0.6)
+        child.join(0.6)  # a real process, paused: let its 0.3 s lease run out
         journal = rxr.SQLiteSagaJournal(journal_path)
         saga = worker.slow_saga(effects_path, 0.3, 2.0)
         events = rxr.recover(journal, {"slow": saga}).pipe(ops.to_list()).run()
