@@ -134,6 +134,16 @@ class IdempotencyPolicy:
             store.codec if self.codec is None else codec_or_json(self.codec),
         )
 
+    @property
+    def outcome_codec(self) -> Codec:
+        """The codec outcomes are recorded with: ``codec``, else the store's."""
+        return self._codec
+
+    @property
+    def error_filter(self) -> ErrorPredicate | None:
+        """``record_errors`` as a predicate (None records no error)."""
+        return self._record_errors
+
     def with_finish_on_dispose(self, default: bool) -> IdempotencyPolicy:
         """This policy with ``finish_on_dispose`` decided (``default`` if None)."""
         if self.finish_on_dispose is not None:

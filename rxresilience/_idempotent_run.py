@@ -117,7 +117,7 @@ class IdempotentRun(Generic[_T]):
         self._subscribe_scheduler = scheduler_
         self._scheduler = choose_scheduler(policy.scheduler, scheduler_)
         self._clock = clock_of(self._scheduler)
-        self._codec = policy._codec
+        self._codec = policy.outcome_codec
         self._owner = uuid.uuid4().hex
         self._lock = threading.RLock()
         self._observers: list[abc.ObserverBase[_T]] = []
@@ -361,7 +361,7 @@ class IdempotentRun(Generic[_T]):
     def _on_error(self, error: Exception) -> None:
         if self._ended or self._cancelled:
             return
-        predicate = self.policy._record_errors
+        predicate = self.policy.error_filter
         if self._unrecordable is None:
             try:
                 # A refusal (an open breaker inside) means nothing ran: never

@@ -4,136 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeAlias, TypeVar, overload
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 from reactivex import Observable, abc
-from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
-from reactivex.scheduler import CurrentThreadScheduler
 
-from ._arguments import (
-    ErrorPredicate,
-    error_predicate,
-    is_number,
-    require_callable,
-    require_duration,
-    require_scheduler,
+from ._retry_policy import (
+    DEFAULT_BACKOFF,
+    DEFAULT_MAX_REFUSAL_WAIT,
+    BackoffLike,
+    RetryEvent,
+    RetryPolicy,
+    RetryPredicate,
 )
-from ._backoff import Backoff, ExponentialBackoff, to_backoff
-from ._clock import LONGEST_WAIT, RESOLUTION, choose_scheduler, seconds_now
-from ._delay_mode import delays_disabled
-from .errors import CallRefusedError, ResultRejectedError
+from ._retry_run import RetryRun
 
 __all__ = ["RetryEvent", "RetryPolicy", "retry"]
 
 _T = TypeVar("_T")
-
-BackoffLike: TypeAlias = Backoff | float | Callable[[int], float] | None
-"""What ``backoff=`` accepts: a policy, constant seconds, ``f(attempt)``, or None."""
-
-RetryPredicate: TypeAlias = (
-    Callable[[Exception], bool]
-    | type[BaseException]
-    | tuple[type[BaseException], ...]
-    | None
-)
-"""What ``should_retry=`` accepts: a predicate, exception type(s), or None (all)."""
-
-_DEFAULT_BACKOFF = ExponentialBackoff()
-_DEFAULT_MAX_REFUSAL_WAIT = 60.0
-# A refusal that says "come back now" is waited at least this long, so a
-# policy that keeps refusing with ``retry_after=0`` cannot spin the retry.
-_SHORTEST_REFUSAL_WAIT = 0.001
-
-
-@dataclass(frozen=True, slots=True)
-class RetryEvent:
-    """What ``on_retry`` receives each time a retry is scheduled.
-
-    Attributes:
-        attempt: the number of the attempt that just failed (1 for the first);
-            for a refusal, the number of the attempt that was refused and will
-            be made again.
-        delay: seconds until the next attempt starts (0 means at once).
-        error: the exception that attempt failed with.
-        refused: True when ``error`` is a :class:`~rxresilience.CallRefusedError`
-            (nothing was called; the wait does not use up an attempt).
-    """
-
-    attempt: int
-    delay: float
-    error: Exception
-    refused: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """The options of :func:`retry` as one frozen, reusable value.
-
-    ``rxr.retry(policy)`` and ``rxr.retry(max_attempts=..., ...)`` build the
-    same operator. See :func:`retry` for the meaning of every field.
-
-    Examples:
-        >>> policy = RetryPolicy(max_attempts=5, backoff=ConstantBackoff(0.1))
-        >>> policy.max_attempts
-        5
-    """
-
-    max_attempts: int | None = 3
-    backoff: BackoffLike = _DEFAULT_BACKOFF
-    should_retry: RetryPredicate = None
-    max_elapsed: float | None = None
-    reset_on_success: bool = False
-    rng: random.Random | None = None
-    scheduler: abc.SchedulerBase | None = None
-    on_retry: Callable[[RetryEvent], None] | None = None
-    retry_if_result: Callable[[Any], bool] | None = None
-    max_refusal_wait: float = _DEFAULT_MAX_REFUSAL_WAIT
-
-    _backoff_policy: Backoff | None = field(init=False, repr=False, compare=False)
-    _should_retry: ErrorPredicate | None = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.max_attempts is not None:
-            if not isinstance(self.max_attempts, int) or isinstance(
-                self.max_attempts, bool
-            ):
-                raise TypeError(
-                    "max_attempts must be an int or None, got "
-                    f"{type(self.max_attempts).__name__}"
-                )
-            if self.max_attempts < 1:
-                raise ValueError(
-                    f"max_attempts must be >= 1 (the first attempt counts), got "
-                    f"{self.max_attempts!r}"
-                )
-        object.__setattr__(self, "_backoff_policy", to_backoff(self.backoff))
-        object.__setattr__(
-            self,
-            "_should_retry",
-            None
-            if self.should_retry is None
-            else error_predicate("should_retry", self.should_retry),
-        )
-        if self.max_elapsed is not None:
-            require_duration("max_elapsed", self.max_elapsed, positive=True)
-        require_duration("max_refusal_wait", self.max_refusal_wait)
-        if not isinstance(self.reset_on_success, bool):
-            raise TypeError(
-                "reset_on_success must be a bool, got "
-                f"{type(self.reset_on_success).__name__}"
-            )
-        if self.rng is not None and not isinstance(self.rng, random.Random):
-            raise TypeError(
-                f"rng must be a random.Random, got {type(self.rng).__name__}"
-            )
-        require_scheduler("scheduler", self.scheduler)
-        if self.on_retry is not None:
-            require_callable("on_retry", self.on_retry)
-        if self.retry_if_result is not None:
-            require_callable("retry_if_result", self.retry_if_result)
 
 
 @overload
@@ -150,7 +38,7 @@ def retry(
 def retry(
     max_attempts: int | None = 3,
     *,
-    backoff: BackoffLike = _DEFAULT_BACKOFF,
+    backoff: BackoffLike = DEFAULT_BACKOFF,
     should_retry: RetryPredicate = None,
     max_elapsed: float | None = None,
     reset_on_success: bool = False,
@@ -158,14 +46,14 @@ def retry(
     scheduler: abc.SchedulerBase | None = None,
     on_retry: Callable[[RetryEvent], None] | None = None,
     retry_if_result: Callable[[Any], bool] | None = None,
-    max_refusal_wait: float = _DEFAULT_MAX_REFUSAL_WAIT,
+    max_refusal_wait: float = DEFAULT_MAX_REFUSAL_WAIT,
 ) -> Callable[[Observable[_T]], Observable[_T]]: ...
 
 
 def retry(
     max_attempts: int | RetryPolicy | None = 3,
     *,
-    backoff: BackoffLike = _DEFAULT_BACKOFF,
+    backoff: BackoffLike = DEFAULT_BACKOFF,
     should_retry: RetryPredicate = None,
     max_elapsed: float | None = None,
     reset_on_success: bool = False,
@@ -173,7 +61,7 @@ def retry(
     scheduler: abc.SchedulerBase | None = None,
     on_retry: Callable[[RetryEvent], None] | None = None,
     retry_if_result: Callable[[Any], bool] | None = None,
-    max_refusal_wait: float = _DEFAULT_MAX_REFUSAL_WAIT,
+    max_refusal_wait: float = DEFAULT_MAX_REFUSAL_WAIT,
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """Resubscribe to the source when it fails, waiting a backoff between attempts.
 
@@ -285,13 +173,13 @@ def retry(
     """
     if isinstance(max_attempts, RetryPolicy):
         given = (
-            backoff is not _DEFAULT_BACKOFF
+            backoff is not DEFAULT_BACKOFF
             or should_retry is not None
             or max_elapsed is not None
             or reset_on_success
             or on_retry is not None
             or retry_if_result is not None
-            or max_refusal_wait != _DEFAULT_MAX_REFUSAL_WAIT
+            or max_refusal_wait != DEFAULT_MAX_REFUSAL_WAIT
         )
         if given:
             raise TypeError(
@@ -325,292 +213,10 @@ def retry(
             observer: abc.ObserverBase[_T],
             scheduler_: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
-            run = _RetryRun(source, observer, scheduler_, policy, operator_rng)
+            run = RetryRun(source, observer, scheduler_, policy, operator_rng)
             run.start()
             return run
 
         return Observable(subscribe)
 
     return apply
-
-
-class _RetryRun(abc.DisposableBase, Generic[_T]):
-    """The state of one subscription to a retried source.
-
-    Resubscription goes through a drain loop: an attempt that fails while its
-    own ``subscribe`` call is still on the stack only bumps ``_pending``, and
-    the loop that is already running subscribes again. So a source failing
-    synchronously a million times uses constant stack and memory. Only the
-    first attempt's synchronous failure hands the loop to the current
-    thread's trampoline, so that our subscriber holds our disposable (and can
-    stop us) before the loop goes on.
-    """
-
-    __slots__ = (
-        "_attempts",
-        "_delays",
-        "_disposed",
-        "_episode_start",
-        "_inner",
-        "_lock",
-        "_no_delays",
-        "_observer",
-        "_on_next",
-        "_pending",
-        "_policy",
-        "_raised",
-        "_refusal_waited",
-        "_rng",
-        "_scheduler",
-        "_source",
-        "_subscribe_scheduler",
-        "_timer",
-    )
-
-    def __init__(
-        self,
-        source: Observable[_T],
-        observer: abc.ObserverBase[_T],
-        subscribe_scheduler: abc.SchedulerBase | None,
-        policy: RetryPolicy,
-        rng: random.Random,
-    ) -> None:
-        self._source = source
-        self._observer = observer
-        self._subscribe_scheduler = subscribe_scheduler
-        self._policy = policy
-        self._rng = rng
-        self._scheduler: abc.SchedulerBase | None = None
-        self._attempts = 0
-        self._delays: Iterator[float] | None = None
-        self._episode_start: float = 0.0
-        self._inner = SerialDisposable()
-        self._timer: SerialDisposable | None = None
-        self._disposed = False
-        self._pending = 1
-        self._lock = threading.Lock()
-        self._no_delays = delays_disabled()
-        self._on_next: Callable[[_T], None] = (
-            self._on_next_resetting if policy.reset_on_success else self._forward
-        )
-        self._raised: Exception | None = None
-        self._refusal_waited = 0.0
-
-    def start(self) -> None:
-        if self._policy.max_elapsed is not None:
-            self._episode_start = self._now()
-        self._drain(first=True)
-
-    # The scheduler for delays and the clock for the time budget.
-    def _time_scheduler(self) -> abc.SchedulerBase:
-        scheduler = self._scheduler
-        if scheduler is None:
-            scheduler = choose_scheduler(
-                self._policy.scheduler, self._subscribe_scheduler
-            )
-            self._scheduler = scheduler
-        return scheduler
-
-    def _now(self) -> float:
-        return seconds_now(self._time_scheduler())
-
-    def _drain(self, first: bool = False) -> None:
-        source, observer = self._source, self._observer
-        checks_values = self._policy.retry_if_result is not None
-        while True:
-            if self._disposed:
-                return
-            if checks_values:
-                attempt = _CheckedAttempt(self)
-                self._inner.disposable = attempt.subscription
-                attempt.subscription.disposable = source.subscribe(
-                    attempt.on_next,
-                    attempt.on_error,
-                    attempt.on_completed,
-                    scheduler=self._subscribe_scheduler,
-                )
-            else:
-                self._inner.disposable = source.subscribe(
-                    self._on_next,
-                    self._on_error,
-                    observer.on_completed,
-                    scheduler=self._subscribe_scheduler,
-                )
-            with self._lock:
-                self._pending -= 1
-                if not self._pending:
-                    return
-            if first:
-                # The first attempt failed synchronously, inside our own subscribe
-                # call: our caller does not hold our disposable yet, so a downstream
-                # take(n) could not stop an endless loop here. Loop on once the
-                # subscribe call has returned, from the current thread's trampoline.
-                CurrentThreadScheduler.singleton().schedule(self._on_trampoline)
-                return
-
-    def _on_trampoline(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-        self._drain()
-
-    def _resubscribe(self) -> None:
-        with self._lock:
-            self._pending += 1
-            if self._pending != 1:
-                return
-        self._drain()
-
-    def _forward(self, value: _T) -> None:
-        try:
-            self._observer.on_next(value)
-        except Exception as error:
-            # Our subscriber's own bug: a synchronous source hands it back to
-            # us as on_error (RxPY's rule), and it must not be retried.
-            self._raised = error
-            raise
-
-    def _on_next_resetting(self, value: _T) -> None:
-        self._attempts = 0
-        self._delays = None
-        self._refusal_waited = 0.0
-        if self._policy.max_elapsed is not None:
-            self._episode_start = self._now()
-        self._forward(value)
-
-    def _on_error(self, error: Exception) -> None:
-        if self._disposed:
-            return
-        if error is self._raised:  # the subscriber's exception belongs to it
-            self._observer.on_error(error)
-            return
-        try:
-            delay = self._next_delay(error)
-        except Exception as failure:  # a user callback or policy failed
-            self._observer.on_error(failure)
-            return
-        if delay is None:
-            self._observer.on_error(error)
-        elif delay > 0.0:
-            self._schedule_retry(delay)
-        else:
-            self._resubscribe()
-
-    def _schedule_retry(self, delay: float) -> None:
-        timer = self._timer
-        if timer is None:
-            timer = self._timer = SerialDisposable()
-        timer.disposable = self._time_scheduler().schedule_relative(
-            delay, self._on_timer
-        )
-        if self._disposed:  # disposed on another thread before the timer existed
-            timer.dispose()
-
-    def _on_timer(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-        self._resubscribe()
-
-    def _next_delay(self, error: Exception) -> float | None:
-        """The delay before the next attempt, or None to give up with ``error``."""
-        if isinstance(error, CallRefusedError):
-            return self._refusal_delay(error)
-        policy = self._policy
-        self._attempts += 1
-        attempt = self._attempts
-        if policy.max_attempts is not None and attempt >= policy.max_attempts:
-            return None
-        should_retry = policy._should_retry
-        if should_retry is not None and not should_retry(error):
-            return None
-        delay = 0.0
-        backoff = policy._backoff_policy
-        if backoff is not None:
-            delays = self._delays
-            if delays is None:
-                delays = self._delays = backoff.delays(self._rng)
-            delay = next(delays)
-        retry_after = getattr(error, "retry_after", None)
-        if is_number(retry_after) and retry_after > delay:
-            if retry_after > LONGEST_WAIT:  # "in 300 years", or never: give up now
-                return None
-            delay = float(retry_after)
-        if delay > LONGEST_WAIT:  # a function backoff's answer, as absurd
-            return None
-        if self._no_delays:  # rxr.testing.no_delays(): every backoff is zero
-            delay = 0.0
-        if not self._within_budget(delay):
-            return None
-        if policy.on_retry is not None:
-            policy.on_retry(RetryEvent(attempt, delay, error))
-        return delay
-
-    def _refusal_delay(self, refusal: CallRefusedError) -> float | None:
-        """Wait out a refusal: no attempt used, the backoff left where it is."""
-        wait = refusal.retry_after
-        if not is_number(wait) or not wait <= LONGEST_WAIT or self._no_delays:
-            return None  # unknown, never, or no waiting allowed: end with it
-        # Never shorter than a millisecond (and never float() of -10**400).
-        wait = float(wait) if wait > _SHORTEST_REFUSAL_WAIT else _SHORTEST_REFUSAL_WAIT
-        policy = self._policy
-        waited = self._refusal_waited + wait
-        if waited > policy.max_refusal_wait + RESOLUTION:
-            return None
-        if not self._within_budget(wait):
-            return None
-        self._refusal_waited = waited
-        if policy.on_retry is not None:
-            policy.on_retry(RetryEvent(self._attempts + 1, wait, refusal, True))
-        return wait
-
-    def _within_budget(self, delay: float) -> bool:
-        """False when an attempt after ``delay`` would start past ``max_elapsed``."""
-        budget = self._policy.max_elapsed
-        if budget is None:
-            return True
-        return self._now() - self._episode_start + delay <= budget + RESOLUTION
-
-    def dispose(self) -> None:
-        self._disposed = True
-        self._inner.dispose()
-        timer = self._timer
-        if timer is not None:
-            timer.dispose()
-
-
-class _CheckedAttempt(Generic[_T]):
-    """One attempt under ``retry_if_result``: a flagged value ends it as a failure."""
-
-    __slots__ = ("_live", "_run", "subscription")
-
-    def __init__(self, run: _RetryRun[_T]) -> None:
-        self._run = run
-        self._live = True
-        self.subscription = SingleAssignmentDisposable()
-
-    def on_next(self, value: _T) -> None:
-        if not self._live:
-            return
-        run = self._run
-        predicate = run._policy.retry_if_result
-        assert predicate is not None
-        try:
-            rejected = predicate(value)
-        except Exception as error:
-            self._end()
-            run._observer.on_error(error)
-            return
-        if rejected:
-            self._end()
-            run._on_error(ResultRejectedError(value))
-        else:
-            run._on_next(value)
-
-    def on_error(self, error: Exception) -> None:
-        if self._live:
-            self._live = False
-            self._run._on_error(error)
-
-    def on_completed(self) -> None:
-        if self._live:
-            self._live = False
-            self._run._observer.on_completed()
-
-    def _end(self) -> None:
-        self._live = False
-        self.subscription.dispose()

@@ -1,0 +1,308 @@
+"""One subscription to a retried source: attempts, backoff, refusal waits."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
+from reactivex.scheduler import CurrentThreadScheduler
+
+from ._arguments import is_number
+from ._clock import LONGEST_WAIT, RESOLUTION, choose_scheduler, seconds_now
+from ._delay_mode import delays_disabled
+from ._retry_policy import RetryEvent, RetryPolicy
+from .errors import CallRefusedError, ResultRejectedError
+
+__all__ = ["RetryRun"]
+
+_T = TypeVar("_T")
+
+# A refusal that says "come back now" is waited at least this long, so a
+# policy that keeps refusing with ``retry_after=0`` cannot spin the retry.
+_SHORTEST_REFUSAL_WAIT = 0.001
+
+
+class RetryRun(abc.DisposableBase, Generic[_T]):
+    """The state of one subscription to a retried source.
+
+    Resubscription goes through a drain loop: an attempt that fails while its
+    own ``subscribe`` call is still on the stack only bumps ``_pending``, and
+    the loop that is already running subscribes again. So a source failing
+    synchronously a million times uses constant stack and memory. Only the
+    first attempt's synchronous failure hands the loop to the current
+    thread's trampoline, so that our subscriber holds our disposable (and can
+    stop us) before the loop goes on.
+    """
+
+    __slots__ = (
+        "_attempts",
+        "_delays",
+        "_disposed",
+        "_episode_start",
+        "_inner",
+        "_lock",
+        "_no_delays",
+        "_observer",
+        "_on_next",
+        "_pending",
+        "_policy",
+        "_raised",
+        "_refusal_waited",
+        "_rng",
+        "_scheduler",
+        "_source",
+        "_subscribe_scheduler",
+        "_timer",
+    )
+
+    def __init__(
+        self,
+        source: Observable[_T],
+        observer: abc.ObserverBase[_T],
+        subscribe_scheduler: abc.SchedulerBase | None,
+        policy: RetryPolicy,
+        rng: random.Random,
+    ) -> None:
+        self._source = source
+        self._observer = observer
+        self._subscribe_scheduler = subscribe_scheduler
+        self._policy = policy
+        self._rng = rng
+        self._scheduler: abc.SchedulerBase | None = None
+        self._attempts = 0
+        self._delays: Iterator[float] | None = None
+        self._episode_start: float = 0.0
+        self._inner = SerialDisposable()
+        self._timer: SerialDisposable | None = None
+        self._disposed = False
+        self._pending = 1
+        self._lock = threading.Lock()
+        self._no_delays = delays_disabled()
+        self._on_next: Callable[[_T], None] = (
+            self._on_next_resetting if policy.reset_on_success else self._forward
+        )
+        self._raised: Exception | None = None
+        self._refusal_waited = 0.0
+
+    def start(self) -> None:
+        if self._policy.max_elapsed is not None:
+            self._episode_start = self._now()
+        self._drain(first=True)
+
+    # The scheduler for delays and the clock for the time budget.
+    def _time_scheduler(self) -> abc.SchedulerBase:
+        scheduler = self._scheduler
+        if scheduler is None:
+            scheduler = choose_scheduler(
+                self._policy.scheduler, self._subscribe_scheduler
+            )
+            self._scheduler = scheduler
+        return scheduler
+
+    def _now(self) -> float:
+        return seconds_now(self._time_scheduler())
+
+    def _drain(self, first: bool = False) -> None:
+        source, observer = self._source, self._observer
+        checks_values = self._policy.retry_if_result is not None
+        while True:
+            if self._disposed:
+                return
+            if checks_values:
+                attempt = _CheckedAttempt(self)
+                self._inner.disposable = attempt.subscription
+                attempt.subscription.disposable = source.subscribe(
+                    attempt.on_next,
+                    attempt.on_error,
+                    attempt.on_completed,
+                    scheduler=self._subscribe_scheduler,
+                )
+            else:
+                self._inner.disposable = source.subscribe(
+                    self._on_next,
+                    self._on_error,
+                    observer.on_completed,
+                    scheduler=self._subscribe_scheduler,
+                )
+            with self._lock:
+                self._pending -= 1
+                if not self._pending:
+                    return
+            if first:
+                # The first attempt failed synchronously, inside our own subscribe
+                # call: our caller does not hold our disposable yet, so a downstream
+                # take(n) could not stop an endless loop here. Loop on once the
+                # subscribe call has returned, from the current thread's trampoline.
+                CurrentThreadScheduler.singleton().schedule(self._on_trampoline)
+                return
+
+    def _on_trampoline(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        self._drain()
+
+    def _resubscribe(self) -> None:
+        with self._lock:
+            self._pending += 1
+            if self._pending != 1:
+                return
+        self._drain()
+
+    def _forward(self, value: _T) -> None:
+        try:
+            self._observer.on_next(value)
+        except Exception as error:
+            # Our subscriber's own bug: a synchronous source hands it back to
+            # us as on_error (RxPY's rule), and it must not be retried.
+            self._raised = error
+            raise
+
+    def _on_next_resetting(self, value: _T) -> None:
+        self._attempts = 0
+        self._delays = None
+        self._refusal_waited = 0.0
+        if self._policy.max_elapsed is not None:
+            self._episode_start = self._now()
+        self._forward(value)
+
+    def _on_error(self, error: Exception) -> None:
+        if self._disposed:
+            return
+        if error is self._raised:  # the subscriber's exception belongs to it
+            self._observer.on_error(error)
+            return
+        try:
+            delay = self._next_delay(error)
+        except Exception as failure:  # a user callback or policy failed
+            self._observer.on_error(failure)
+            return
+        if delay is None:
+            self._observer.on_error(error)
+        elif delay > 0.0:
+            self._schedule_retry(delay)
+        else:
+            self._resubscribe()
+
+    def _schedule_retry(self, delay: float) -> None:
+        timer = self._timer
+        if timer is None:
+            timer = self._timer = SerialDisposable()
+        timer.disposable = self._time_scheduler().schedule_relative(
+            delay, self._on_timer
+        )
+        if self._disposed:  # disposed on another thread before the timer existed
+            timer.dispose()
+
+    def _on_timer(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        self._resubscribe()
+
+    def _next_delay(self, error: Exception) -> float | None:
+        """The delay before the next attempt, or None to give up with ``error``."""
+        if isinstance(error, CallRefusedError):
+            return self._refusal_delay(error)
+        policy = self._policy
+        self._attempts += 1
+        attempt = self._attempts
+        if policy.max_attempts is not None and attempt >= policy.max_attempts:
+            return None
+        should_retry = policy.retry_predicate
+        if should_retry is not None and not should_retry(error):
+            return None
+        delay = 0.0
+        backoff = policy.backoff_policy
+        if backoff is not None:
+            delays = self._delays
+            if delays is None:
+                delays = self._delays = backoff.delays(self._rng)
+            delay = next(delays)
+        retry_after = getattr(error, "retry_after", None)
+        if is_number(retry_after) and retry_after > delay:
+            if retry_after > LONGEST_WAIT:  # "in 300 years", or never: give up now
+                return None
+            delay = float(retry_after)
+        if delay > LONGEST_WAIT:  # a function backoff's answer, as absurd
+            return None
+        if self._no_delays:  # rxr.testing.no_delays(): every backoff is zero
+            delay = 0.0
+        if not self._within_budget(delay):
+            return None
+        if policy.on_retry is not None:
+            policy.on_retry(RetryEvent(attempt, delay, error))
+        return delay
+
+    def _refusal_delay(self, refusal: CallRefusedError) -> float | None:
+        """Wait out a refusal: no attempt used, the backoff left where it is."""
+        wait = refusal.retry_after
+        if not is_number(wait) or not wait <= LONGEST_WAIT or self._no_delays:
+            return None  # unknown, never, or no waiting allowed: end with it
+        # Never shorter than a millisecond (and never float() of -10**400).
+        wait = float(wait) if wait > _SHORTEST_REFUSAL_WAIT else _SHORTEST_REFUSAL_WAIT
+        policy = self._policy
+        waited = self._refusal_waited + wait
+        if waited > policy.max_refusal_wait + RESOLUTION:
+            return None
+        if not self._within_budget(wait):
+            return None
+        self._refusal_waited = waited
+        if policy.on_retry is not None:
+            policy.on_retry(RetryEvent(self._attempts + 1, wait, refusal, True))
+        return wait
+
+    def _within_budget(self, delay: float) -> bool:
+        """False when an attempt after ``delay`` would start past ``max_elapsed``."""
+        budget = self._policy.max_elapsed
+        if budget is None:
+            return True
+        return self._now() - self._episode_start + delay <= budget + RESOLUTION
+
+    def dispose(self) -> None:
+        self._disposed = True
+        self._inner.dispose()
+        timer = self._timer
+        if timer is not None:
+            timer.dispose()
+
+
+class _CheckedAttempt(Generic[_T]):
+    """One attempt under ``retry_if_result``: a flagged value ends it as a failure."""
+
+    __slots__ = ("_live", "_run", "subscription")
+
+    def __init__(self, run: RetryRun[_T]) -> None:
+        self._run = run
+        self._live = True
+        self.subscription = SingleAssignmentDisposable()
+
+    def on_next(self, value: _T) -> None:
+        if not self._live:
+            return
+        run = self._run
+        predicate = run._policy.retry_if_result
+        assert predicate is not None
+        try:
+            rejected = predicate(value)
+        except Exception as error:
+            self._end()
+            run._observer.on_error(error)
+            return
+        if rejected:
+            self._end()
+            run._on_error(ResultRejectedError(value))
+        else:
+            run._on_next(value)
+
+    def on_error(self, error: Exception) -> None:
+        if self._live:
+            self._live = False
+            self._run._on_error(error)
+
+    def on_completed(self) -> None:
+        if self._live:
+            self._live = False
+            self._run._observer.on_completed()
+
+    def _end(self) -> None:
+        self._live = False
+        self.subscription.dispose()
