@@ -12,7 +12,7 @@ import logging
 import threading
 import uuid
 import weakref
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
@@ -27,6 +27,7 @@ from ._idempotency_record import (
     unrecordable,
     unrecordable_marker,
 )
+from ._idempotent_audience import Audience
 from ._lease import Lease
 from .errors import (
     CallRefusedError,
@@ -82,23 +83,7 @@ def join(
     return Disposable(lambda: execution.detach(observer))
 
 
-def _quietly(notify: Any, *args: Any) -> None:
-    """Notify a subscriber; what it raises is its own, logged, never the others'."""
-    try:
-        notify(*args)
-    except Exception:
-        _log.exception("an idempotent subscriber raised from on_completed/on_error")
-
-
-def _tell(observer: abc.ObserverBase[Any], error: Exception) -> None:
-    """Give a subscriber that raised its own exception, and only to it."""
-    try:
-        observer.on_error(error)
-    except Exception:  # its on_error raised too: nobody else may pay for it
-        _log.exception("an idempotent subscriber's on_next and on_error both raised")
-
-
-class IdempotentRun(Generic[_T]):
+class IdempotentRun(Audience[_T]):
     """One run (or replay, or wait) of a key in this process, shared by joiners."""
 
     def __init__(
@@ -119,12 +104,8 @@ class IdempotentRun(Generic[_T]):
         self._clock = clock_of(self._scheduler)
         self._codec = policy.outcome_codec
         self._owner = uuid.uuid4().hex
-        self._lock = threading.RLock()
-        self._observers: list[abc.ObserverBase[_T]] = []
-        self._values: list[_T] = []
-        # What subscribers get (set once), and whether the execution is over.
-        self._terminal: tuple[str, Exception | None] | None = None
-        self._ended = False
+        super().__init__()
+        self._ended = False  # the execution is over
         # Guarded by the registry lock: disposal and claiming decide together.
         self._cancelled = False
         self._owns_claim = False
@@ -132,7 +113,6 @@ class IdempotentRun(Generic[_T]):
         # (of any joiner), a subscriber that raised, a value the codec cannot
         # encode, or a disposal that raced with the start.
         self.finish_started = bool(policy.finish_on_dispose)
-        self._must_finish = False
         self._starting = False  # guarded by the registry lock
         self._started = False  # guarded by the registry lock
         self._unrecordable: tuple[str, str] | None = None
@@ -144,21 +124,6 @@ class IdempotentRun(Generic[_T]):
         self._max_run = SerialDisposable()
 
     # -- subscribers ------------------------------------------------------------------
-
-    def attach(self, observer: abc.ObserverBase[_T]) -> None:
-        with self._lock:
-            for value in self._values:
-                try:
-                    observer.on_next(value)
-                except Exception as error:
-                    self._must_finish = True
-                    _tell(observer, error)
-                    return
-            terminal = self._terminal
-            if terminal is None:
-                self._observers.append(observer)
-                return
-        self._deliver([observer], terminal)
 
     def detach(self, observer: abc.ObserverBase[_T]) -> None:
         with self._lock:
@@ -347,17 +312,6 @@ class IdempotentRun(Generic[_T]):
         with self._lock:
             self._emit(value)
 
-    def _emit(self, value: _T) -> None:
-        """Called under the execution lock: a subscriber that raises is told alone."""
-        self._values.append(value)
-        for observer in list(self._observers):
-            try:
-                observer.on_next(value)
-            except Exception as error:
-                self._observers.remove(observer)
-                self._must_finish = True
-                _tell(observer, error)
-
     def _on_error(self, error: Exception) -> None:
         if self._ended or self._cancelled:
             return
@@ -468,19 +422,6 @@ class IdempotentRun(Generic[_T]):
         self._poll.dispose()
         self._max_run.dispose()
 
-    def _announce(
-        self, kind: str, error: Exception | None, cause: Exception | None = None
-    ) -> None:
-        """Give the subscribers their terminal notification (once)."""
-        if error is not None and cause is not None and error.__cause__ is None:
-            error.__cause__ = cause
-        with self._lock:
-            if self._terminal is not None:
-                return
-            terminal = self._terminal = (kind, error)
-            observers, self._observers = self._observers, []
-        self._deliver(observers, terminal)
-
     def _end(self, kind: str, error: Exception | None) -> None:
         """The execution is over: no timer left, out of the registry, told."""
         self._ended = True
@@ -488,18 +429,6 @@ class IdempotentRun(Generic[_T]):
         with _REGISTRY_LOCK:
             self._unregister()
         self._announce(kind, error)
-
-    @staticmethod
-    def _deliver(
-        observers: list[abc.ObserverBase[_T]], terminal: tuple[str, Exception | None]
-    ) -> None:
-        kind, error = terminal
-        for observer in observers:
-            if kind == "completed":
-                _quietly(observer.on_completed)
-            else:
-                assert error is not None
-                _quietly(observer.on_error, error)
 
 
 def _type_of(values: list[Any]) -> str:
