@@ -322,11 +322,14 @@ def test_recovery_gives_a_hung_compensation_300_seconds_by_default() -> None:
     assert [(t, type(e).__name__) for t, kind, e in events if kind == "next"] == [
         (100.0, "CompensationStarted"),
         (400.0, "CompensationFailed"),
+        (400.0, "RecoveryFailed"),
     ]
     assert events[-1][:2] == (400.0, "completed")
     state = journal.state("s-1")
-    assert state is not None
-    assert (state.status, state.touched) == ("failed", 400.0)
+    assert state is not None  # left running, to be recovered once fixed
+    assert (state.status, state.touched) == ("running", 400.0)
+    assert state.problem is not None
+    assert "TimeoutError" in state.problem
     assert pending(later) == []
 
 

@@ -6,6 +6,7 @@ The public names are re-exported from ``rxresilience``.
 from ._events import (
     CompensationFailed,
     CompensationStarted,
+    RecoveryFailed,
     SagaCompleted,
     SagaEvent,
     StepCompensated,
@@ -33,6 +34,7 @@ __all__ = [
     "CompensationStarted",
     "InMemorySagaJournal",
     "JournalEntry",
+    "RecoveryFailed",
     "RedisSagaJournal",
     "SQLiteSagaJournal",
     "Saga",

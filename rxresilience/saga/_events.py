@@ -8,6 +8,7 @@ from typing import Any, TypeAlias
 __all__ = [
     "CompensationFailed",
     "CompensationStarted",
+    "RecoveryFailed",
     "SagaCompleted",
     "SagaEvent",
     "StepCompensated",
@@ -76,6 +77,20 @@ class SagaCompleted:
     saga_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class RecoveryFailed:
+    """Recovery could not finish a saga (its context no longer decodes, its name
+    is missing from ``sagas``, a compensation failed or hung until its budget).
+
+    The saga stays running, with a ``recovery_failed`` journal entry giving
+    ``reason`` (``journal.state(saga_id).problem``), and its lease given up:
+    the next recoverer may take it at once. Only ``rxr.recover`` emits it.
+    """
+
+    saga_id: str
+    reason: str
+
+
 SagaEvent: TypeAlias = (
     StepStarted
     | StepSucceeded
@@ -84,4 +99,5 @@ SagaEvent: TypeAlias = (
     | StepCompensated
     | CompensationFailed
     | SagaCompleted
+    | RecoveryFailed
 )

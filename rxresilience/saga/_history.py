@@ -39,6 +39,7 @@ class EntryKind(enum.StrEnum):
     COMPENSATION_STARTED = "compensation_started"
     COMPENSATED = "compensated"
     COMPENSATION_FAILED = "compensation_failed"
+    RECOVERY_FAILED = "recovery_failed"
 
 
 class SagaStatus(enum.StrEnum):
@@ -93,6 +94,7 @@ class History(Generic[_X]):
         "compensation_failed",
         "compensation_started",
         "failed_step",
+        "problem",
         "started",
         "succeeded",
     )
@@ -104,17 +106,26 @@ class History(Generic[_X]):
         self.compensation_started: set[str] = set()
         self.compensated: list[str] = []
         self.compensation_failed: list[str] = []
+        # Why the last recovery could not finish the saga; cleared by any
+        # later entry (a later recovery got further).
+        self.problem: str | None = None
 
     @classmethod
     def fold(cls, entries: Iterable[Any]) -> History[Any]:
         """The history of journal entries (``JournalEntry`` values)."""
         history: History[Any] = cls()
         for entry in entries:
-            history.apply(entry.kind, entry.step, entry.context)
+            history.apply(entry.kind, entry.step, entry.context, entry.error)
         return history
 
-    def apply(self, kind: str, step: str, context: Any = None) -> None:
+    def apply(
+        self, kind: str, step: str, context: Any = None, error: str | None = None
+    ) -> None:
         """Fold one entry in; kinds it does not know are skipped."""
+        if kind == EntryKind.RECOVERY_FAILED:
+            self.problem = error or "recovery failed"
+            return
+        self.problem = None
         if kind == EntryKind.STEP_STARTED:
             self.started[step] = context
         elif kind == EntryKind.STEP_SUCCEEDED:

@@ -25,6 +25,7 @@ STEP_FAILED = EntryKind.STEP_FAILED
 COMPENSATION_STARTED = EntryKind.COMPENSATION_STARTED
 COMPENSATED = EntryKind.COMPENSATED
 COMPENSATION_FAILED = EntryKind.COMPENSATION_FAILED
+RECOVERY_FAILED = EntryKind.RECOVERY_FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,8 @@ class JournalEntry:
     ``kind`` is one of :class:`EntryKind` (plain strings such as
     ``"step_started"`` work too); ``context`` is the encoded context a step
     was given (``step_started``) or produced (``step_succeeded``); ``error``
-    describes a failure.
+    describes a failure (for ``recovery_failed``, written by ``rxr.recover``
+    when it cannot finish the saga: the reason, with an empty ``step``).
     """
 
     kind: str
@@ -62,14 +64,16 @@ class SagaRecord:
     def state(self) -> SagaState:
         """The saga's state: its entries folded as a run folds its events."""
         history = History.fold(self.entries)
+        status = status_of(self.status)
         return SagaState(
             saga_id=self.saga_id,
             saga_name=self.saga_name,
-            status=status_of(self.status),
+            status=status,
             completed_steps=tuple(history.succeeded),
             compensated_steps=tuple(history.compensated),
             failed_step=history.failed_step,
             touched=self.touched,
+            problem=history.problem if status == SagaStatus.RUNNING else None,
         )
 
 
@@ -86,6 +90,9 @@ class SagaState:
         compensated_steps: steps compensated, in order.
         failed_step: the step that failed, if one did.
         touched: when the journal last heard of the saga (epoch seconds).
+        problem: why the last recovery could not finish this running saga
+            (its ``recovery_failed`` entry); None once a later recovery got
+            further, and for a saga that ended.
     """
 
     saga_id: str
@@ -95,6 +102,7 @@ class SagaState:
     compensated_steps: tuple[str, ...]
     failed_step: str | None
     touched: float
+    problem: str | None = None
 
 
 #: What a journal must implement for a saga to be owned and fenced in it.

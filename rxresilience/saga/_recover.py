@@ -12,12 +12,12 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from .._arguments import require_duration, require_scheduler
-from .._clock import choose_scheduler
+from .._clock import LONGEST_WAIT, choose_scheduler, clock_of
 from .._timeout import TimeoutPolicy
 from ._compensation import Compensation, CompensationErrors
-from ._events import SagaEvent
-from ._history import History, SagaStatus
-from ._journal import SagaJournal, SagaRecord, check_ownership
+from ._events import RecoveryFailed, SagaEvent
+from ._history import EntryKind, History, SagaStatus, describe
+from ._journal import JournalEntry, SagaJournal, SagaRecord, check_ownership
 from ._ownership import Ownership
 from ._recorder import Mailbox, Recorder, Subscriber
 from ._saga import Saga
@@ -26,6 +26,13 @@ from ._step import SagaStep, check_budget
 __all__ = ["recover"]
 
 _log = logging.getLogger("rxresilience")
+
+#: The lease a recoverer leaves on a saga it gives up: ended before any
+#: ``stale_after`` grace, so that the next recoverer may take it at once.
+_GIVEN_UP = -float(LONGEST_WAIT) - 1.0
+
+#: The lease held, for an instant, on a saga whose name is missing from ``sagas``.
+_MISSING_LEASE = 30.0
 
 
 def recover(
@@ -56,7 +63,17 @@ def recover(
     (``f"{saga_id}:{step}:compensate"``), so participants can deduplicate.
     A compensation with no budget of its own (``SagaStep(compensation_timeout=)``,
     else ``Saga(compensation_timeout=)``) gets ``compensation_timeout``: a hung
-    one ends as ``CompensationFailed`` and the saga still reaches its end.
+    one ends as ``CompensationFailed``.
+
+    Recovery never stops early: when it cannot finish one saga (a context
+    that no longer decodes, a saga name missing from ``sagas``, a
+    compensation that fails or hangs until its budget), that saga stays
+    ``running`` (to be recovered once the code is fixed), gets a
+    ``recovery_failed`` journal entry with the reason (shown by
+    ``journal.state(saga_id).problem``), its lease is given up so that the
+    next recoverer may take it at once, :class:`RecoveryFailed` is emitted,
+    and recovery goes on with the other sagas. Compensations that did
+    succeed are journaled and are not run again.
 
     Examples:
         >>> journal = InMemorySagaJournal()
@@ -111,6 +128,8 @@ def recover(
         mailbox = Mailbox()
         subscriber = Subscriber(observer)
 
+        clock = clock_of(schedulers[1])
+
         def next_saga() -> None:
             while pending:
                 saga_id = pending.popleft()
@@ -118,18 +137,53 @@ def recover(
                     if recover_one(saga_id):
                         return
                 except Exception:
-                    # This saga stays running, to be recovered once the code or
-                    # the journal is fixed; the others are not held up by it.
+                    # Unexpected (the journal cannot be reached, say): this saga
+                    # stays running, its lease ends on its own; the others are
+                    # not held up by it.
                     _log.exception("could not recover saga %r", saga_id)
             subscriber.end(None)
 
+        def give_up(ownership: Ownership, saga_id: str, reason: str) -> None:
+            """Leave the saga running, say why in its journal, give up its lease
+            (so the next recoverer may take it at once) and tell the stream."""
+            ownership.stop()
+            _log.warning("could not recover saga %r: %s", saga_id, reason)
+            now = clock()
+            try:
+                entry = JournalEntry(EntryKind.RECOVERY_FAILED.value, "", None, reason)
+                if not journal.append_owned(saga_id, entry, now, owner=ownership.owner):
+                    _log.warning(
+                        "saga %r was taken over while being recovered", saga_id
+                    )
+                    return
+                journal.renew(
+                    saga_id, now, owner=ownership.owner, lease_until=_GIVEN_UP
+                )
+            except Exception:
+                _log.exception(
+                    "could not record why saga %r was not recovered", saga_id
+                )
+            subscriber.on_next(RecoveryFailed(saga_id, reason))
+
         def recover_one(saga_id: str) -> bool:
-            """Start recovering one saga; False when there is nothing to do."""
+            """Start recovering one saga; False when it is done with at once."""
             record = journal.load(saga_id)
             if record is None:
                 return False
             saga = sagas.get(record.saga_name)
-            if saga is None or not saga.steps:
+            if saga is None:
+                # Taken (and fenced) before the journal is written to.
+                holder = Ownership(
+                    journal, saga_id, _MISSING_LEASE, schedulers[1], lambda: None
+                )
+                if holder.take(stale):
+                    give_up(
+                        holder,
+                        saga_id,
+                        f"no saga named {record.saga_name!r} in sagas",
+                    )
+                return False
+            if not saga.steps:
                 return False
             plan = saga.plan()
             recorder = Recorder(plan, journal, saga_id, schedulers[1], subscriber)
@@ -144,10 +198,14 @@ def recover(
                 return False
             try:  # what the former owner wrote up to the moment we took it
                 taken = journal.load(saga_id)
-                queue = collections.deque(_to_compensate(saga, taken or record))
             except Exception:
                 ownership.stop()  # it stays running: another try once its lease ends
                 raise
+            try:
+                queue = collections.deque(_to_compensate(saga, taken or record))
+            except _UnreadableError as error:
+                give_up(ownership, saga_id, str(error))
+                return False
             recorder.owner = ownership.owner
 
             def lost(ownership: Ownership = ownership) -> None:
@@ -163,9 +221,11 @@ def recover(
                 recorder: Recorder = recorder,
                 ownership: Ownership = ownership,
             ) -> None:
-                ownership.stop()
-                failed = bool(errors or not_compensated)
-                recorder.finish(SagaStatus.FAILED if failed else SagaStatus.COMPENSATED)
+                if errors or not_compensated:
+                    give_up(ownership, saga_id, _why(errors, not_compensated))
+                else:
+                    ownership.stop()
+                    recorder.finish(SagaStatus.COMPENSATED)
                 # Through the mailbox: a thousand sagas that end at once
                 # must not nest a thousand calls deep.
                 mailbox.post(next_saga)
@@ -198,14 +258,32 @@ def recover(
     return Observable(subscribe)
 
 
+class _UnreadableError(Exception):
+    """A context in the journal that the saga's codec no longer decodes."""
+
+
 def _to_compensate(saga: Saga[Any], record: SagaRecord) -> list[tuple[SagaStep, Any]]:
     """What a crash left to undo, as the journal's history tells it: a
     compensation that started and never ended is run again."""
     history = History.fold(record.entries)
     codec = saga.plan().codec
-    return [
-        (step, None if context is None else codec.decode(context))
-        for step, context in history.to_compensate(
-            saga.plan().steps, history.compensated
-        )
+    queue: list[tuple[SagaStep, Any]] = []
+    for step, context in history.to_compensate(saga.plan().steps, history.compensated):
+        try:
+            queue.append((step, None if context is None else codec.decode(context)))
+        except Exception as error:
+            raise _UnreadableError(
+                f"the context of step {step.name!r} does not decode: {describe(error)}"
+            ) from error
+    return queue
+
+
+def _why(errors: CompensationErrors, not_compensated: tuple[str, ...]) -> str:
+    """The reason a recovery's compensations did not all succeed."""
+    reasons = [
+        f"compensation of {step!r} failed: {describe(error)}" for step, error in errors
     ]
+    if not_compensated:
+        names = ", ".join(repr(name) for name in not_compensated)
+        reasons.append(f"not compensated: {names}")
+    return "; ".join(reasons)

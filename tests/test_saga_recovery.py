@@ -1,0 +1,256 @@
+"""Sagas, part 2: recovery that never hangs and never stops early.
+
+When recovery cannot finish one saga (its context no longer decodes, its
+name is missing from ``sagas``, a compensation raises or hangs until its
+budget), that saga stays ``running`` with a ``recovery_failed`` entry, its
+lease is given up so the next recoverer may take it at once, the stream
+emits ``RecoveryFailed`` and recovery goes on with the other sagas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import reactivex as rx
+from reactivex import operators as ops
+from reactivex.testing import TestScheduler
+
+import rxresilience as rxr
+
+from . import _saga_worker as worker
+from ._support import pending
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def journal(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Any]:
+    yield from worker.journal_of(request, tmp_path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Order:
+    """The context as the code reads it now: it gained a required field."""
+
+    id: str
+    quantity: int
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedOrder:
+    """The code fixed: the new field has a default."""
+
+    id: str
+    quantity: int = 1
+
+
+def undoing(undone: list[str], name: str) -> Callable[[Any], rx.Observable[Any]]:
+    def compensate(ctx: Any) -> rx.Observable[Any]:
+        return rx.empty().pipe(ops.do_action(on_completed=lambda: undone.append(name)))
+
+    return compensate
+
+
+def raising(ctx: Any) -> rx.Observable[Any]:
+    raise RuntimeError("refund service misconfigured")
+
+
+def hanging(ctx: Any) -> rx.Observable[Any]:
+    return rx.never()
+
+
+def good_saga(undone: list[str]) -> rxr.Saga[Any]:
+    return rxr.Saga("good").step("a", rx.of, undoing(undone, "good"))
+
+
+def plain_saga(compensate: Callable[[Any], rx.Observable[Any]]) -> rxr.Saga[Any]:
+    return rxr.Saga("bad").step("a", rx.of, compensate)
+
+
+def order_saga(codec_type: type[Any], undone: list[str]) -> rxr.Saga[Any]:
+    return rxr.Saga("bad", codec=rxr.DataclassCodec(codec_type)).step(
+        "a", rx.of, undoing(undone, "bad")
+    )
+
+
+# Each cause: (bad saga's name, its context as the journal holds it,
+# the sagas as the broken code has them, the sagas once the code is fixed,
+# a piece of the reason).
+Case = tuple[
+    str,
+    bytes,
+    Callable[[list[str]], dict[str, rxr.Saga[Any]]],
+    Callable[[list[str]], dict[str, rxr.Saga[Any]]],
+    str,
+]
+
+CASES: dict[str, Case] = {
+    "context-no-longer-decodes": (
+        "bad",
+        b'{"id":"b"}',
+        lambda undone: {"bad": order_saga(Order, undone)},
+        lambda undone: {"bad": order_saga(FixedOrder, undone)},
+        "decode",
+    ),
+    "saga-name-missing": (
+        "bad",
+        b"1",
+        lambda undone: {},
+        lambda undone: {"bad": plain_saga(undoing(undone, "bad"))},
+        "bad",
+    ),
+    "compensation-raises": (
+        "bad",
+        b"1",
+        lambda undone: {"bad": plain_saga(raising)},
+        lambda undone: {"bad": plain_saga(undoing(undone, "bad"))},
+        "refund service misconfigured",
+    ),
+    "compensation-hangs": (
+        "bad",
+        b"1",
+        lambda undone: {"bad": plain_saga(hanging)},
+        lambda undone: {"bad": plain_saga(undoing(undone, "bad"))},
+        "TimeoutError",
+    ),
+}
+
+
+def recover(
+    journal: rxr.SagaJournal,
+    sagas: dict[str, rxr.Saga[Any]],
+    scheduler: TestScheduler,
+) -> list[Any]:
+    """Recover in virtual time until nothing is left to happen; the stream's
+    events, then ``"completed"`` or the error."""
+    events: list[Any] = []
+    rxr.recover(journal, sagas, stale_after=1.0, scheduler=scheduler).subscribe(
+        on_next=events.append,
+        on_error=events.append,
+        on_completed=lambda: events.append("completed"),
+    )
+    scheduler.advance_by(1000.0)
+    return events
+
+
+@pytest.mark.parametrize("cause", list(CASES))
+def test_a_saga_recovery_cannot_finish_stays_running_and_the_others_are_recovered(
+    journal: rxr.SagaJournal, cause: str
+) -> None:
+    name, context, broken, fixed, reason_part = CASES[cause]
+    journal.begin("bad-1", name, 0.0)
+    journal.append("bad-1", rxr.JournalEntry("step_succeeded", "a", context), 0.0)
+    journal.begin("good-1", "good", 1.0)
+    journal.append("good-1", rxr.JournalEntry("step_succeeded", "a", b"2"), 1.0)
+    undone: list[str] = []
+    scheduler = TestScheduler()
+    scheduler.advance_to(100.0)
+
+    events = recover(journal, {**broken(undone), "good": good_saga(undone)}, scheduler)
+
+    assert events[-1] == "completed"
+    failures = [e for e in events if isinstance(e, rxr.RecoveryFailed)]
+    assert [f.saga_id for f in failures] == ["bad-1"]
+    reason = failures[0].reason
+    assert reason_part in reason
+    assert rxr.StepCompensated("a", "good-1") in events
+    assert undone == ["good"]
+    assert pending(scheduler) == []
+
+    bad = journal.state("bad-1")
+    assert bad is not None
+    assert (bad.status, bad.problem) == ("running", reason)
+    record = journal.load("bad-1")
+    assert record is not None
+    assert record.entries[-1] == rxr.JournalEntry("recovery_failed", "", None, reason)
+    good = journal.state("good-1")
+    assert good is not None
+    assert (good.status, good.problem) == ("compensated", None)
+    assert journal.unfinished() == ["bad-1"]
+
+    # The lease was given up: the next recoverer takes it at once (here the
+    # code is still broken, so it fails the same way).
+    again = recover(journal, broken(undone), scheduler)
+    assert [e.saga_id for e in again if isinstance(e, rxr.RecoveryFailed)] == ["bad-1"]
+    assert again[-1] == "completed"
+    assert pending(scheduler) == []
+
+    # Once the code is fixed, the saga is recovered and its problem cleared.
+    done = recover(journal, fixed(undone), scheduler)
+    assert not any(isinstance(e, rxr.RecoveryFailed) for e in done)
+    assert done[-2:] == [rxr.StepCompensated("a", "bad-1"), "completed"]
+    assert undone == ["good", "bad"]
+    bad = journal.state("bad-1")
+    assert bad is not None
+    assert (bad.status, bad.problem) == ("compensated", None)
+    assert journal.unfinished() == []
+    assert pending(scheduler) == []
+
+
+def test_a_hung_compensation_fails_recovery_on_recovers_budget(
+    journal: rxr.SagaJournal,
+) -> None:
+    journal.begin("bad-1", "bad", 0.0)
+    journal.append("bad-1", rxr.JournalEntry("step_succeeded", "a", b"1"), 0.0)
+    scheduler = TestScheduler()
+    scheduler.advance_to(100.0)
+    events: list[tuple[float, Any]] = []
+    rxr.recover(
+        journal,
+        {"bad": plain_saga(hanging)},
+        stale_after=1.0,
+        scheduler=scheduler,
+        compensation_timeout=20.0,
+    ).subscribe(
+        on_next=lambda e: events.append((scheduler.clock, type(e).__name__)),
+        on_completed=lambda: events.append((scheduler.clock, "completed")),
+    )
+    scheduler.advance_by(1000.0)
+    assert events == [
+        (100.0, "CompensationStarted"),
+        (120.0, "CompensationFailed"),
+        (120.0, "RecoveryFailed"),
+        (120.0, "completed"),
+    ]
+    assert pending(scheduler) == []
+
+
+def test_the_problem_is_cleared_once_a_later_recovery_makes_progress() -> None:
+    journal = rxr.InMemorySagaJournal()
+    journal.begin("s", "bad", 0.0)
+    for entry in [
+        rxr.JournalEntry("step_succeeded", "a", b"1"),
+        rxr.JournalEntry("recovery_failed", "", None, "first"),
+    ]:
+        journal.append("s", entry, 0.0)
+    state = journal.state("s")
+    assert state is not None
+    assert state.problem == "first"
+    journal.append("s", rxr.JournalEntry("compensation_started", "a"), 0.0)
+    state = journal.state("s")
+    assert state is not None
+    assert state.problem is None
+
+
+def test_a_live_runs_failing_compensation_still_ends_failed(
+    journal: rxr.SagaJournal,
+) -> None:
+    saga = (
+        rxr.Saga("live")
+        .step("a", rx.of, raising)
+        .step("b", lambda n: rx.throw(OSError()))
+    )
+    saga.execute(1, journal=journal, saga_id="l").subscribe(on_error=lambda _: None)
+    state = journal.state("l")
+    assert state is not None
+    assert (state.status, state.problem) == ("failed", None)
+
+
+def test_recovery_failed_is_public() -> None:
+    from rxresilience.saga import RecoveryFailed
+
+    assert RecoveryFailed is rxr.RecoveryFailed
+    event = rxr.RecoveryFailed("s", "why")
+    assert (event.saga_id, event.reason) == ("s", "why")
