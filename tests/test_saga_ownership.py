@@ -33,13 +33,11 @@ def journal(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[
     yield from worker.journal_of(request, tmp_path)
 
 
-class Flaky(rxr.SagaJournal):
-    """A journal whose renewals can be made to fail (as if it were unreachable)."""
+class OldJournal(rxr.SagaJournal):
+    """A journal written against 0.1: no ownership methods."""
 
-    def __init__(self, inner: rxr.SagaJournal) -> None:
-        self.inner = inner
-        self.down = False
-        self.renewals: list[float] = []
+    def __init__(self, inner: rxr.SagaJournal | None = None) -> None:
+        self.inner = inner if inner is not None else rxr.InMemorySagaJournal()
 
     def begin(self, saga_id: str, saga_name: str, now: float) -> None:
         self.inner.begin(saga_id, saga_name, now)
@@ -58,6 +56,15 @@ class Flaky(rxr.SagaJournal):
 
     def claim_stale(self, saga_id: str, now: float, stale_before: float) -> bool:
         return self.inner.claim_stale(saga_id, now, stale_before)
+
+
+class Flaky(OldJournal):
+    """A journal whose renewals can be made to fail (as if it were unreachable)."""
+
+    def __init__(self, inner: rxr.SagaJournal) -> None:
+        super().__init__(inner)
+        self.down = False
+        self.renewals: list[float] = []
 
     def begin_owned(
         self,
@@ -395,31 +402,6 @@ def test_journals_fence_every_write_on_the_owner_token(journal: Any) -> None:
 
 
 # --- the public base class ---------------------------------------------------------------
-
-
-class OldJournal(rxr.SagaJournal):
-    """A journal written against 0.1: no ownership methods."""
-
-    def __init__(self) -> None:
-        self.inner = rxr.InMemorySagaJournal()
-
-    def begin(self, saga_id: str, saga_name: str, now: float) -> None:
-        self.inner.begin(saga_id, saga_name, now)
-
-    def append(self, saga_id: str, entry: rxr.JournalEntry, now: float) -> None:
-        self.inner.append(saga_id, entry, now)
-
-    def finish(self, saga_id: str, status: str, now: float) -> None:
-        self.inner.finish(saga_id, status, now)
-
-    def load(self, saga_id: str) -> rxr.SagaRecord | None:
-        return self.inner.load(saga_id)
-
-    def unfinished(self) -> list[str]:
-        return self.inner.unfinished()
-
-    def claim_stale(self, saga_id: str, now: float, stale_before: float) -> bool:
-        return self.inner.claim_stale(saga_id, now, stale_before)
 
 
 def test_a_journal_written_against_0_1_is_refused_naming_what_it_lacks() -> None:
