@@ -351,6 +351,7 @@ class _CrashableJournal(rxr.SagaJournal):
         owner: str,
         lease_until: float,
         stale_before: float,
+        gone_owner: str | None = None,
     ) -> bool:
         self._check()
         return self._journal.take(
@@ -359,6 +360,7 @@ class _CrashableJournal(rxr.SagaJournal):
             owner=owner,
             lease_until=lease_until,
             stale_before=stale_before,
+            gone_owner=gone_owner,
         )
 
     def renew(

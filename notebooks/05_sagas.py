@@ -149,11 +149,105 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ## One owner at a time: leases and fencing
+#
+# A run owns its saga in the journal: it writes an owner token and
+# `lease_until = now + lease` (`rxr.Saga(lease=30.0)`) and renews the lease
+# every third of it while a step runs. `rxr.recover` takes a saga only once
+# its lease has run out. Here a recoverer looks every 5 seconds.
+#
+# - **Top:** the `charge` step lasts 95 s, more than three leases. The owner
+#   renews every 10 s, so the recoverer never takes the saga, and it
+#   completes.
+# - **Bottom:** the same run loses the journal from t = 5 (a network
+#   partition): its renewals fail, its lease ends at t = 30, and the
+#   recoverer takes the saga at t = 35 and compensates `charge` (it may have
+#   happened). When `charge` ends at t = 95 the first owner's write is
+#   refused: it starts no further step, writes nothing more, and its
+#   subscriber gets `SagaOwnershipLostError`.
+
+
+# %%
+class Partitioned(rxr.InMemorySagaJournal):
+    """A journal the first owner cannot reach between two instants."""
+
+    def __init__(self, scheduler, down_from=None):
+        super().__init__()
+        self.scheduler, self.down_from, self.renewals = scheduler, down_from, []
+
+    def renew(self, saga_id, now, *, owner, lease_until):
+        unreachable = self.down_from is not None and now >= self.down_from
+        self.renewals.append((now, not unreachable))
+        if unreachable:
+            raise ConnectionError("journal unreachable")
+        return super().renew(saga_id, now, owner=owner, lease_until=lease_until)
+
+
+def long_charge(scheduler, charged):
+    return (
+        rxr.Saga[Order]("order", lease=30.0, scheduler=scheduler)
+        .step(
+            "charge",
+            lambda c: later(scheduler, 95.0, replace(c, payment="ch_1")),
+            compensate=lambda c: later(scheduler, 3.0, None).pipe(
+                ops.do_action(on_completed=lambda: charged.append("refunded")),
+                ops.ignore_elements(),
+            ),
+            compensate_on_failure=True,
+        )
+        .step("ship", lambda c: later(scheduler, 1.0, replace(c, label="lbl_1")))
+    )
+
+
+fig, axes = plt.subplots(2, 1, figsize=(11, 4.5), sharex=True)
+for ax, down_from in zip(axes, [None, 5.0], strict=True):
+    scheduler = TestScheduler()
+    journal = Partitioned(scheduler, down_from)
+    charged = []
+    saga = long_charge(scheduler, charged)
+    outcome = []
+    saga.execute(Order("o-3"), journal=journal, saga_id="o-3").subscribe(
+        on_error=lambda e, at=scheduler: outcome.append((at.clock, type(e).__name__)),
+        on_completed=lambda at=scheduler: outcome.append((at.clock, "completed")),
+        scheduler=scheduler,
+    )
+    looks, taken = [], []
+    for at in range(5, 120, 5):
+        scheduler.advance_to(float(at))
+        events = rxr.recover(journal, {"order": saga}, scheduler=scheduler)
+        events.subscribe(lambda e, at=at: taken.append((at, type(e).__name__)))
+        looks.append(at)
+    scheduler.advance_to(130.0)
+    end = outcome[0][0]
+    ax.broken_barh([(0, end)], (1.7, 0.6), color=colours["forward"])
+    ax.text(1, 2, f"owner: charge … {outcome[0][1]}", va="center", color="white")
+    for now, ok in journal.renewals:
+        ax.plot(now, 2.45, "o" if ok else "x", color="green" if ok else "red")
+    ax.plot(looks, [1] * len(looks), "|", color="grey")
+    starts = [at for at, kind in taken if kind == "CompensationStarted"]
+    for at in starts:
+        ax.broken_barh([(at, 3.0)], (0.7, 0.6), color=colours["undo"])
+        ax.text(at + 3.5, 1, "recoverer takes it: refund", va="center", fontsize=8)
+    ax.set_yticks([1, 2], ["recoverer", "owner"])
+    ax.set_ylim(0.3, 2.8)
+    title = "no partition" if down_from is None else f"partitioned from t = {down_from}"
+    ax.set_title(f"{title}: renewals (o ok, x failed), looks every 5 s", fontsize=9)
+    print(f"{title:<24}", outcome, journal.state("o-3").status, charged)
+axes[-1].set_xlabel("virtual time (s)")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## A crash, and recovery from the journal
 #
 # The process stops while shipping runs (we simply never advance its clock
-# again). A new process finds the saga in the SQLite journal, sees it has
-# been silent for longer than `stale_after`, and compensates it.
+# again). A new process finds the saga in the SQLite journal and takes it
+# once its lease (30 s from its last renewal) has run out: at t = 20 it is
+# left alone, at t = 40 it is compensated. On Linux a recoverer on the same
+# machine does not even wait: the owner token names the owner's process
+# (boot id, PID namespace, pid and start time), and a saga whose process is
+# gone is taken at once. Another machine, or another container, waits for
+# the lease.
 
 # %%
 path = os.path.join(tempfile.mkdtemp(), "sagas.db")
@@ -164,16 +258,17 @@ build(crashed).execute(Order("o-7"), journal=journal, saga_id="order-o-7").subsc
 )
 crashed.advance_to(3.5)  # reserve and charge done, ship running ...
 print(journal.state("order-o-7"))
-journal.close()  # ... and the process dies here
+print("lease until", journal.load("order-o-7").lease_until)
+journal.close()  # ... and the process "dies" here (this one lives: it waits)
 
-restarted = TestScheduler(initial_clock=120.0)
-journal = rxr.SQLiteSagaJournal(path)
-trace = run(
-    lambda: rxr.recover(journal, {"order": build(restarted)}, stale_after=60.0),
-    subscribe_at=120.0,
-    scheduler=restarted,
-)
-for event in trace.values:
-    print(type(event).__name__, event.step)
-print(journal.state("order-o-7"))
-journal.close()
+for at in (20.0, 40.0):
+    restarted = TestScheduler(initial_clock=at)
+    journal = rxr.SQLiteSagaJournal(path)
+    trace = run(
+        lambda: rxr.recover(journal, {"order": build(restarted)}),
+        subscribe_at=at,
+        scheduler=restarted,
+    )
+    print(f"at {at}:", [(type(e).__name__, e.step) for e in trace.values])
+    print(journal.state("order-o-7"))
+    journal.close()

@@ -1,7 +1,9 @@
 """The Redis connection each Redis-backed part of the library talks through.
 
 Every part makes its own connection pool from the user's ``redis.Redis``
-client (same address, credentials, TLS and pool size), so that the replies
+client (same address, credentials, TLS and pool size; for the parts that
+accept a ``redis.cluster.RedisCluster``, its own cluster client on the same
+nodes with the same settings), so that the replies
 it parses never depend on the client's ``decode_responses``, and so that a
 lost or hung server costs an operation at most one bounded socket timeout:
 no retries with backoff inside redis-py (a retried write whose reply was
@@ -18,7 +20,9 @@ __all__ = [
     "DEFAULT_STORE_TIMEOUT",
     "glob_escape",
     "import_redis",
+    "is_cluster_client",
     "own_client",
+    "own_cluster_client",
     "require_client",
     "store_client",
 ]
@@ -53,12 +57,25 @@ def import_redis() -> Any:
     return redis
 
 
-def require_client(client: Any) -> None:
-    """Refuse what is not a ``redis.Redis`` client, naming the argument."""
+def is_cluster_client(client: Any) -> bool:
+    """True for a ``redis.cluster.RedisCluster`` client.
+
+    Told by its shape (its nodes manager), not by ``isinstance``, so that
+    checking a client never imports redis-py.
+    """
+    return hasattr(client, "nodes_manager") and hasattr(client, "get_nodes")
+
+
+def require_client(client: Any, *, cluster: bool = False) -> None:
+    """Refuse what is not a ``redis.Redis`` client (or, with ``cluster``, a
+    ``redis.cluster.RedisCluster`` client), naming the argument."""
+    if cluster and is_cluster_client(client):
+        return
     if not hasattr(client, "connection_pool") or not hasattr(client, "register_script"):
-        raise TypeError(
-            f"client must be a redis.Redis client, got {type(client).__name__}"
+        kinds = (
+            "redis.Redis or redis.cluster.RedisCluster" if cluster else "redis.Redis"
         )
+        raise TypeError(f"client must be a {kinds} client, got {type(client).__name__}")
 
 
 def own_client(
@@ -96,17 +113,83 @@ def own_client(
     return redis.Redis(connection_pool=own)
 
 
-def store_client(client: Any, *, prefix: object, socket_timeout: object) -> Any:
+#: Settings of a user's cluster client that the library's own copy does not take:
+#: set per node or by the copy itself, or retries the copy must not make.
+_NOT_COPIED = frozenset(
+    {
+        "cache",
+        "cache_config",
+        "connection_pool",
+        "db",
+        "host",
+        "nodes_flag",
+        "port",
+        "redis_connect_func",
+        "retry",
+        "retry_on_timeout",
+    }
+)
+
+
+def own_cluster_client(
+    client: Any, *, socket_timeout: float | None, decode_responses: bool
+) -> Any:
+    """A cluster client on ``client``'s nodes with a bounded timeout and no retries.
+
+    As :func:`own_client` for a ``redis.cluster.RedisCluster``: the same
+    nodes and connection settings (credentials, TLS), no retry by the
+    cluster client or its connections (a retried write whose reply was lost
+    could be applied twice; following a MOVED or ASK redirection is not a
+    retry: the command did not run). redis-py discovers the cluster when a
+    cluster client is made, so this connects, where :func:`own_client` does
+    not.
+    """
+    cluster = import_redis().cluster  # untyped, as the client given is
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    manager = client.nodes_manager
+    settings = {
+        name: value
+        for name, value in manager.connection_kwargs.items()
+        if name in cluster.REDIS_ALLOWED_KEYS and name not in _NOT_COPIED
+    }
+    timeout = socket_timeout
+    if timeout is None:
+        timeout = settings.get("socket_timeout") or DEFAULT_STORE_TIMEOUT
+    settings.update(
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        decode_responses=decode_responses,
+        encoding="utf-8",
+    )
+    nodes = [cluster.ClusterNode(node.host, node.port) for node in client.get_nodes()]
+    return cluster.RedisCluster(
+        startup_nodes=nodes,
+        retry=Retry(NoBackoff(), 0),
+        address_remap=manager.address_remap,
+        **settings,
+    )
+
+
+def store_client(
+    client: Any, *, prefix: object, socket_timeout: object, cluster: bool = False
+) -> Any:
     """Check a store's or journal's arguments; the binary client it talks through.
 
     ``socket_timeout`` is None (the client's own) or a duration: above 0 (a
     zero timeout makes redis-py's sockets non-blocking), finite, at most
-    ``LONGEST_WAIT``.
+    ``LONGEST_WAIT``. With ``cluster``, a ``redis.cluster.RedisCluster`` is
+    accepted too, and answered with :func:`own_cluster_client`.
     """
-    require_client(client)
+    require_client(client, cluster=cluster)
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
     timeout = None
     if socket_timeout is not None:
         timeout = require_duration("socket_timeout", socket_timeout, positive=True)
+    if cluster and is_cluster_client(client):
+        return own_cluster_client(
+            client, socket_timeout=timeout, decode_responses=False
+        )
     return own_client(client, socket_timeout=timeout, decode_responses=False)

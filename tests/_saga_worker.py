@@ -39,7 +39,7 @@ def effects(effects_path: str) -> list[str]:
 
 
 def order_saga(
-    effects_path: str, hang_at_third: bool, ready_path: str = ""
+    effects_path: str, hang_at_third: bool, ready_path: str = "", lease: float = 30.0
 ) -> rxr.Saga[Order]:
     def reserve(order: Order) -> rx.Observable[Order]:
         count(effects_path, "reserve")
@@ -66,16 +66,31 @@ def order_saga(
         return rx.never() if hang_at_third else rx.of(order)
 
     return (
-        rxr.Saga[Order]("order")
+        rxr.Saga[Order]("order", lease=lease)
         .step("reserve", execute=reserve, compensate=release)
         .step("charge", execute=charge, compensate=refund)
         .step("ship", execute=ship)
     )
 
 
-def run_and_hang(journal_path: str, effects_path: str, ready_path: str) -> None:
-    journal = rxr.SQLiteSagaJournal(journal_path)
-    saga = order_saga(effects_path, hang_at_third=True, ready_path=ready_path)
+def run_and_hang(
+    journal_path: str,
+    effects_path: str,
+    ready_path: str,
+    lease: float = 30.0,
+    redis_url: str = "",
+) -> None:
+    """Run the order saga up to its hanging third step, in SQLite at
+    ``journal_path``, or in Redis at ``redis_url`` (prefix ``instant:``)."""
+    journal: rxr.SagaJournal
+    if redis_url:
+        import redis
+
+        client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        journal = rxr.RedisSagaJournal(client, prefix="instant:")
+    else:
+        journal = rxr.SQLiteSagaJournal(journal_path)
+    saga = order_saga(effects_path, True, ready_path, lease)
     saga.execute(Order("o-1"), journal=journal, saga_id="order-o-1").subscribe()
     threading.Event().wait()  # hang until SIGKILL
 
@@ -141,10 +156,31 @@ def slow_saga(effects_path: str, lease: float, step_seconds: float) -> rxr.Saga[
     )
 
 
+def as_another_machine() -> None:
+    """Make this process's owner tokens name another machine (another boot
+    id), so that a recoverer here cannot tell it is gone and must wait for
+    its lease, as it would for a process on another machine."""
+    from rxresilience.saga import _process_identity as identity
+
+    here = identity.current()
+    assert here is not None
+    elsewhere = identity.ProcessIdentity(
+        "0" * 8 + here.boot_id[8:], here.pid_namespace, here.pid, here.start_time
+    )
+    identity.current = lambda: elsewhere  # type: ignore[assignment]
+
+
 def run_slow_saga(
-    journal_path: str, effects_path: str, lease: float, step_seconds: float
+    journal_path: str,
+    effects_path: str,
+    lease: float,
+    step_seconds: float,
+    elsewhere: bool = False,
 ) -> None:
-    """Run ``slow_saga`` as ``slow-1``; write how it ended among the effects."""
+    """Run ``slow_saga`` as ``slow-1``; write how it ended among the effects.
+    ``elsewhere``: as if on another machine (see ``as_another_machine``)."""
+    if elsewhere:
+        as_another_machine()
     journal = rxr.SQLiteSagaJournal(journal_path)
     ended = threading.Event()
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 
 import rxresilience as rxr
 
-from ._redis_server import RedisServer
+from ._redis_server import RedisClusterServer, RedisServer
 
 settings.register_profile("default", max_examples=100, deadline=None, print_blob=True)
 settings.register_profile(
@@ -32,6 +32,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default_profile))
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One real redis-server for the whole session (never a fake, never skipped)."""
     server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RedisClusterServer]:
+    """One real Redis Cluster (a single node serving every slot) for the session."""
+    server = RedisClusterServer(tmp_path_factory.mktemp("redis-cluster"))
     server.start()
     yield server
     server.stop()

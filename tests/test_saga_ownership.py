@@ -562,7 +562,7 @@ def test_recoverers_on_threads_never_take_a_live_saga_from_its_renewing_owner(
 
 
 def start_slow_saga(
-    tmp_path: pathlib.Path, lease: float, step_seconds: float
+    tmp_path: pathlib.Path, lease: float, step_seconds: float, elsewhere: bool = False
 ) -> tuple[Any, str, str]:
     import multiprocessing
 
@@ -571,7 +571,7 @@ def start_slow_saga(
     rxr.SQLiteSagaJournal(journal_path).close()
     child = multiprocessing.get_context("spawn").Process(
         target=worker.run_slow_saga,
-        args=(journal_path, effects_path, lease, step_seconds),
+        args=(journal_path, effects_path, lease, step_seconds, elsewhere),
     )
     child.start()
     deadline = time.monotonic() + 60
@@ -633,4 +633,36 @@ def test_a_process_paused_past_its_lease_is_taken_over_and_stops_when_resumed(
         "compensation_started",
         "compensated",
     ]
+    journal.close()
+
+
+def test_a_sigkilled_owner_on_another_machine_is_taken_one_lease_after_its_renewal(
+    tmp_path: pathlib.Path,
+) -> None:
+    import os
+    import signal
+
+    child, journal_path, effects_path = start_slow_saga(tmp_path, 2.0, 60.0, True)
+    journal = rxr.SQLiteSagaJournal(journal_path)
+    record = journal.load("slow-1")
+    assert record is not None
+    assert record.owner is not None
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    # Read after its death: its last renewal is the one that counts.
+    until = journal.load("slow-1").lease_until  # type: ignore[union-attr]
+    assert until is not None
+    saga = worker.slow_saga(effects_path, 2.0, 60.0)
+
+    def recover_at(clock: float) -> list[Any]:
+        events = rxr.recover(journal, {"slow": saga}, scheduler=TestScheduler(clock))
+        return events.pipe(ops.to_list()).run()
+
+    assert recover_at(until - 0.01) == []  # not gone: it could be slow
+    assert [type(e).__name__ for e in recover_at(until + 0.01)] == [
+        "CompensationStarted",
+        "StepCompensated",
+    ]
+    assert worker.effects(effects_path) == ["a started", "undo a"]
     journal.close()

@@ -254,3 +254,48 @@ def test_recovery_failed_is_public() -> None:
     assert RecoveryFailed is rxr.RecoveryFailed
     event = rxr.RecoveryFailed("s", "why")
     assert (event.saga_id, event.reason) == ("s", "why")
+
+
+@pytest.mark.parametrize("cause", ["context-no-longer-decodes", "compensation-raises"])
+def test_recovery_failed_is_published_on_the_sagas_events_too(cause: str) -> None:
+    name, context, broken, _, _ = CASES[cause]
+    journal = rxr.InMemorySagaJournal()
+    journal.begin("bad-1", name, 0.0)
+    journal.append("bad-1", rxr.JournalEntry("step_succeeded", "a", context), 0.0)
+    sagas = broken([])
+    seen: list[Any] = []
+    sagas["bad"].events.subscribe(seen.append)
+    scheduler = TestScheduler()
+    scheduler.advance_to(100.0)
+    events = recover(journal, sagas, scheduler)
+    failed = [e for e in events if isinstance(e, rxr.RecoveryFailed)]
+    assert len(failed) == 1
+    assert failed[0] in seen
+
+
+class Unreachable(rxr.InMemorySagaJournal):
+    """A journal that cannot be reached for one saga's record."""
+
+    def load(self, saga_id: str) -> rxr.SagaRecord | None:
+        if saga_id == "bad-1":
+            raise OSError("journal unreachable")
+        return super().load(saga_id)
+
+
+def test_a_journal_that_fails_for_one_saga_is_announced_and_the_others_recovered() -> (
+    None
+):
+    journal = Unreachable()
+    journal.begin("bad-1", "good", 0.0)
+    journal.begin("good-1", "good", 1.0)
+    journal.append("good-1", rxr.JournalEntry("step_succeeded", "a", b"2"), 1.0)
+    undone: list[str] = []
+    scheduler = TestScheduler()
+    scheduler.advance_to(100.0)
+    events = recover(journal, {"good": good_saga(undone)}, scheduler)
+    failed = [e for e in events if isinstance(e, rxr.RecoveryFailed)]
+    assert [f.saga_id for f in failed] == ["bad-1"]
+    assert "journal unreachable" in failed[0].reason
+    assert rxr.StepCompensated("a", "good-1") in events
+    assert events[-1] == "completed"
+    assert undone == ["good"]

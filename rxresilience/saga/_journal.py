@@ -196,13 +196,17 @@ class SagaJournal(ABC):
         owner: str,
         lease_until: float,
         stale_before: float,
+        gone_owner: str | None = None,
     ) -> bool:
         """Take a running saga whose owner is gone: True if ``owner`` now holds it.
 
         A saga is gone when its ``lease_until`` is before ``stale_before``;
         one without a lease (written by 0.1) when it was last touched before
-        ``stale_before``. Two recoverers racing for one saga: exactly one gets
-        True; the former owner's writes are refused from then on.
+        ``stale_before``; and, when ``gone_owner`` is given, while it is still
+        held by ``gone_owner`` (an owner whose process ``rxr.recover`` knows
+        to be gone), whatever its lease. Two recoverers racing for one saga:
+        exactly one gets True; the former owner's writes are refused from
+        then on.
         """
         raise NotImplementedError(self._lacks("take"))
 
@@ -237,10 +241,13 @@ class _Row:
         self.owner = owner
         self.lease_until = lease_until
 
-    def gone(self, stale_before: float) -> bool:
-        """Running, and its lease (else its last touch) is before ``stale_before``."""
+    def gone(self, stale_before: float, gone_owner: str | None) -> bool:
+        """Running, and its lease (else its last touch) is before ``stale_before``
+        or its owner is ``gone_owner``."""
         mark = self.touched if self.lease_until is None else self.lease_until
-        return self.status == "running" and mark < stale_before
+        return self.status == "running" and (
+            mark < stale_before or (gone_owner is not None and self.owner == gone_owner)
+        )
 
 
 class InMemorySagaJournal(SagaJournal):
@@ -344,10 +351,11 @@ class InMemorySagaJournal(SagaJournal):
         owner: str,
         lease_until: float,
         stale_before: float,
+        gone_owner: str | None = None,
     ) -> bool:
         with self._lock:
             row = self._sagas.get(saga_id)
-            if row is None or not row.gone(stale_before):
+            if row is None or not row.gone(stale_before, gone_owner):
                 return False
             row.owner, row.lease_until, row.touched = owner, lease_until, now
             return True

@@ -14,7 +14,6 @@ hold (the owner's fenced writes would hear it too).
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 
 from reactivex import abc
@@ -22,6 +21,7 @@ from reactivex import abc
 from .._clock import clock_of
 from .._lease import Lease
 from ._journal import SagaJournal
+from ._process_identity import new_owner_token
 
 __all__ = ["Ownership"]
 
@@ -59,7 +59,7 @@ class Ownership:
         scheduler: abc.SchedulerBase,
         on_taken: Callable[[], None],
     ) -> None:
-        self.owner = uuid.uuid4().hex
+        self.owner = new_owner_token()
         self.saga_id = saga_id
         self._journal = journal
         self._length = length
@@ -79,17 +79,22 @@ class Ownership:
         )
         self._keep(until)
 
-    def take(self, stale_after: float) -> bool:
-        """Take the saga if its owner is gone (its lease ended ``stale_after``
-        seconds ago, or, without a lease, its last touch did)."""
+    def take(self, stale_after: float, gone_owner: str | None = None) -> bool:
+        """Take the saga if its owner is gone: its lease ended ``stale_after``
+        seconds ago (or, without a lease, its last touch did), or it is still
+        held by ``gone_owner``, whose process is known to be gone."""
         now = self._clock()
         until = now + self._length
+        # ``gone_owner`` is passed only when there is one, so that a journal
+        # written before it existed still recovers (waiting for leases).
+        extra = {} if gone_owner is None else {"gone_owner": gone_owner}
         taken = self._journal.take(
             self.saga_id,
             now,
             owner=self.owner,
             lease_until=until,
             stale_before=now - stale_after,
+            **extra,
         )
         if taken:
             self._keep(until)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from ._events import RecoveryFailed, SagaEvent
 from ._history import EntryKind, History, SagaStatus, describe
 from ._journal import JournalEntry, SagaJournal, SagaRecord, check_ownership
 from ._ownership import Ownership
+from ._process_identity import owner_is_gone
 from ._recorder import Mailbox, Recorder, Subscriber
 from ._saga import Saga
 from ._step import SagaStep, check_budget
@@ -48,7 +49,13 @@ def recover(
     A saga is taken only once its owner's lease has run out (plus
     ``stale_after``): a live owner renews its lease every third of
     ``Saga(lease=)`` while a step or a compensation runs, so a slow step is
-    never mistaken for a dead process. A saga written by 0.1 has no lease:
+    never mistaken for a dead process. An owner that ran on this machine,
+    in this PID namespace, and whose process is gone (killed, crashed,
+    restarted; on Linux, where its token names its boot, PID namespace, pid
+    and start time) is not waited for: its sagas are taken at once. An
+    owner on another machine, in another container's namespace, on another
+    system, or whose process cannot be read, is waited for as above. A saga
+    written by 0.1 has no lease:
     it is taken once untouched for ``stale_after`` seconds (during a rolling
     upgrade from 0.1, pass 0.1's 60). Only one recoverer takes a saga:
     taking it is an atomic compare-and-set of its owner token in the
@@ -73,7 +80,10 @@ def recover(
     ``journal.state(saga_id).problem``), its lease is given up so that the
     next recoverer may take it at once, :class:`RecoveryFailed` is emitted,
     and recovery goes on with the other sagas. Compensations that did
-    succeed are journaled and are not run again.
+    succeed are journaled and are not run again. A journal that fails while
+    one saga is read or taken is announced the same way (the saga stays
+    running; its lease ends on its own). ``RecoveryFailed`` also goes to the
+    saga's ``Saga.events`` when the saga is known.
 
     Examples:
         >>> journal = InMemorySagaJournal()
@@ -136,16 +146,24 @@ def recover(
                 try:
                     if recover_one(saga_id):
                         return
-                except Exception:
-                    # Unexpected (the journal cannot be reached, say): this saga
-                    # stays running, its lease ends on its own; the others are
-                    # not held up by it.
+                except Exception as error:
+                    # The journal cannot be reached, say: this saga stays
+                    # running, its lease ends on its own; the others are not
+                    # held up by it.
                     _log.exception("could not recover saga %r", saga_id)
+                    reason = f"the journal failed: {describe(error)}"
+                    subscriber.on_next(RecoveryFailed(saga_id, reason))
             subscriber.end(None)
 
-        def give_up(ownership: Ownership, saga_id: str, reason: str) -> None:
+        def give_up(
+            ownership: Ownership,
+            saga_id: str,
+            reason: str,
+            publish: Callable[[SagaEvent], None] = subscriber.on_next,
+        ) -> None:
             """Leave the saga running, say why in its journal, give up its lease
-            (so the next recoverer may take it at once) and tell the stream."""
+            (so the next recoverer may take it at once) and tell the stream
+            (and, through ``publish``, the saga's ``events``)."""
             ownership.stop()
             _log.warning("could not recover saga %r: %s", saga_id, reason)
             now = clock()
@@ -163,20 +181,22 @@ def recover(
                 _log.exception(
                     "could not record why saga %r was not recovered", saga_id
                 )
-            subscriber.on_next(RecoveryFailed(saga_id, reason))
+            publish(RecoveryFailed(saga_id, reason))
 
         def recover_one(saga_id: str) -> bool:
             """Start recovering one saga; False when it is done with at once."""
             record = journal.load(saga_id)
             if record is None:
                 return False
+            # An owner that ran here and whose process is gone is not waited for.
+            gone = record.owner if owner_is_gone(record.owner) else None
             saga = sagas.get(record.saga_name)
             if saga is None:
                 # Taken (and fenced) before the journal is written to.
                 holder = Ownership(
                     journal, saga_id, _MISSING_LEASE, schedulers[1], lambda: None
                 )
-                if holder.take(stale):
+                if holder.take(stale, gone):
                     give_up(
                         holder,
                         saga_id,
@@ -194,7 +214,7 @@ def recover(
                 schedulers[1],
                 lambda: mailbox.post(recorder.taken_over),
             )
-            if not ownership.take(stale):
+            if not ownership.take(stale, gone):
                 return False
             try:  # what the former owner wrote up to the moment we took it
                 taken = journal.load(saga_id)
@@ -204,7 +224,7 @@ def recover(
             try:
                 queue = collections.deque(_to_compensate(saga, taken or record))
             except _UnreadableError as error:
-                give_up(ownership, saga_id, str(error))
+                give_up(ownership, saga_id, str(error), recorder.publish)
                 return False
             recorder.owner = ownership.owner
 
@@ -222,7 +242,8 @@ def recover(
                 ownership: Ownership = ownership,
             ) -> None:
                 if errors or not_compensated:
-                    give_up(ownership, saga_id, _why(errors, not_compensated))
+                    why = _why(errors, not_compensated)
+                    give_up(ownership, saga_id, why, recorder.publish)
                 else:
                     ownership.stop()
                     recorder.finish(SagaStatus.COMPENSATED)

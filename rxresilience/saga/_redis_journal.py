@@ -2,12 +2,15 @@
 
 Per saga, a hash (name, status, touched, and since 0.2 owner and
 lease_until) and a list of entries (JSON; a context is base64 of the codec's
-bytes, never a pickle), plus one sorted set of running sagas by last touch.
-Every write is one Lua script; the fenced writes compare the owner token in
-the script, and taking a saga whose owner is gone is an atomic
-compare-and-set of the token, so two processes recovering at once never both
-compensate it, and the former owner writes nothing more. A saga written by
-0.1 has no ``lease_until`` field: its ``touched`` decides.
+bytes, never a pickle), plus one sorted set of running sagas by last touch;
+every key begins with the journal's hash tag, ``"{" + prefix + "}"``, so a
+journal lives in one slot of a Redis Cluster. Every write is one Lua script;
+the fenced writes compare the owner token in the script, and taking a saga
+whose owner is gone is an atomic compare-and-set of the token, so two
+processes recovering at once never both compensate it, and the former owner
+writes nothing more. A saga written by 0.1 has no ``lease_until`` field: its
+``touched`` decides. 0.1's keys are moved to this layout before a journal's
+first operation (:mod:`._redis_journal_upgrade`).
 
 ``redis`` (redis-py) is an optional dependency: ``pip install
 rxresilience[redis]``.
@@ -17,11 +20,13 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from typing import Any
 
-from .._redis_client import store_client
+from .._redis_client import is_cluster_client, store_client
 from ..errors import SagaError
 from ._journal import JournalEntry, SagaJournal, SagaRecord
+from ._redis_journal_upgrade import tag_of, upgrade
 
 __all__ = ["RedisSagaJournal"]
 
@@ -81,11 +86,14 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 1
 """
 
+# ARGV[6]: the owner known to be gone, or '' for none.
 _TAKE = """
-local found = redis.call('HMGET', KEYS[1], 'status', 'touched', 'lease_until')
+local found = redis.call('HMGET', KEYS[1], 'status', 'touched', 'lease_until', 'owner')
 if found[1] ~= 'running' then return 0 end
 local mark = found[3] or found[2]
-if tonumber(mark) >= tonumber(ARGV[3]) then return 0 end
+if tonumber(mark) >= tonumber(ARGV[3]) and (ARGV[6] == '' or found[4] ~= ARGV[6]) then
+  return 0
+end
 redis.call('HSET', KEYS[1], 'owner', ARGV[4], 'lease_until', ARGV[5], 'touched', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 1
@@ -103,11 +111,39 @@ return 1
 class RedisSagaJournal(SagaJournal):
     """Saga journals in Redis, shared by processes on many machines.
 
+    Keys: every key begins with the hash tag ``"{" + prefix + "}"``: per
+    saga ``{prefix}<saga_id>:meta`` (a hash) and ``{prefix}<saga_id>:entries``
+    (a list), then ``{prefix}running`` (the running sagas by last touch) and
+    ``{prefix}version`` (the layout's marker). Redis Cluster hashes a key by
+    the text between its first ``{`` and the next ``}``: here always a piece
+    of the prefix, so all the keys of a journal share one slot and its
+    scripts run on a cluster. The prefix is literal (``*``, ``?``, ``[``,
+    ``\\``, braces mean themselves); a prefix that is empty or begins with
+    ``}`` would leave the tag empty, and is refused.
+
+    Upgrading from 0.1: stop every 0.1 process first. 0.1 wrote
+    ``prefix + saga_id + ":meta"``, ``...":entries"`` and
+    ``prefix + "running"``; before its first operation a journal moves those
+    keys to the layout above, one saga per atomic script (a saga in flight
+    keeps its entries and its place among the running sagas; a 0.1 saga has
+    no lease: ``recover`` takes it once untouched for ``stale_after``), then
+    writes the marker, so later openings skip the search. Processes opening
+    at once move each saga once. A 0.1 process still running after that
+    writes keys in the old layout, which no 0.2 journal reads. If one
+    journal's prefix begins with another's (``"p"`` and ``"pab"``), open the
+    one with the longer prefix first: 0.1's keys do not tell whose a
+    finished saga is (a running one goes to the journal that lists it).
+
     Args:
-        client: a ``redis.Redis`` client; the journal makes its own
-            connection pool from its settings (replies are read as bytes
-            whatever its ``decode_responses``; no retries).
-        prefix: prepended to every key.
+        client: a ``redis.Redis`` client, or a ``redis.cluster.RedisCluster``.
+            The journal talks through a client of its own with the same
+            address, credentials and TLS, a bounded timeout and no retries
+            (a retried write whose reply was lost could be applied twice);
+            replies are read as bytes whatever its ``decode_responses``. For
+            a ``redis.Redis``, a connection pool of its own, made without
+            connecting; for a ``RedisCluster``, a cluster client of its own
+            on the same nodes, which redis-py connects as it is made.
+        prefix: the journal's name in Redis: its keys' hash tag, literal.
         socket_timeout: seconds to wait for a connection or a reply, above 0
             and at most ``LONGEST_WAIT`` (about 292 years); default the
             client's own, or 5 when it sets none, so an operation never
@@ -115,12 +151,14 @@ class RedisSagaJournal(SagaJournal):
 
     Raises:
         SagaError: when Redis cannot be reached (the operation fails; nothing
-            Redis acknowledged is lost), or a saga id is used twice.
-        ValueError: a ``socket_timeout`` not above 0, not finite, or above
-            ``LONGEST_WAIT``; checked before connecting.
-        TypeError: ``client`` is not a ``redis.Redis`` client, ``prefix`` not
-            a string, or ``socket_timeout`` not a number (a ``bool``
-            included).
+            Redis acknowledged is lost), a saga id is used twice, or the
+            journal's keys were written in a layout newer than this release's.
+        ValueError: a prefix that is empty or begins with ``}``; a
+            ``socket_timeout`` not above 0, not finite, or above
+            ``LONGEST_WAIT``; both checked before connecting.
+        TypeError: ``client`` is not a ``redis.Redis`` or ``RedisCluster``
+            client, ``prefix`` not a string, or ``socket_timeout`` not a number
+            (a ``bool`` included).
     """
 
     def __init__(
@@ -130,10 +168,28 @@ class RedisSagaJournal(SagaJournal):
         prefix: str = "saga:",
         socket_timeout: float | None = None,
     ) -> None:
-        client = store_client(client, prefix=prefix, socket_timeout=socket_timeout)
+        if isinstance(prefix, str) and (not prefix or prefix.startswith("}")):
+            raise ValueError(
+                f"prefix {prefix!r} leaves the journal's keys without a hash tag: "
+                f"Redis Cluster hashes the text between the first '{{' and the "
+                f"next '}}', which for '{{' + prefix + '}}' is empty; use a prefix "
+                f"that is not empty and does not begin with '}}'"
+            )
+        self._cluster = is_cluster_client(client)
+        try:
+            client = store_client(
+                client, prefix=prefix, socket_timeout=socket_timeout, cluster=True
+            )
+        except (TypeError, ValueError, ImportError):
+            raise
+        except Exception as error:  # the cluster client could not discover the nodes
+            raise SagaError(f"Redis saga journal failed: {error}") from error
         self.prefix = prefix
         self._client = client
-        self._running = f"{prefix}running"
+        self._tag = tag_of(prefix)
+        self._running = f"{self._tag}running"
+        self._opening = threading.Lock()
+        self._current = False  # keys in this release's layout (see _open)
         self._begin = client.register_script(_BEGIN)
         self._append = client.register_script(_APPEND)
         self._finish = client.register_script(_FINISH)
@@ -146,14 +202,32 @@ class RedisSagaJournal(SagaJournal):
 
     def _keys(self, saga_id: str) -> list[str]:
         return [
-            f"{self.prefix}{saga_id}:meta",
+            f"{self._tag}{saga_id}:meta",
             self._running,
-            f"{self.prefix}{saga_id}:entries",
+            f"{self._tag}{saga_id}:entries",
         ]
+
+    def _open(self) -> None:
+        """Move 0.1's keys to this layout, once per journal object.
+
+        Done before the first operation rather than in the constructor, so
+        that making a journal never connects to a ``redis.Redis`` (nor waits
+        for one that is down): the first operation does, and when Redis
+        cannot be reached it fails as any operation does, and the next one
+        tries again.
+        """
+        with self._opening:
+            if not self._current:
+                upgrade(self._client, self.prefix, cluster=self._cluster)
+                self._current = True
 
     def _call(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         try:
+            if not self._current:
+                self._open()
             return operation(*args, **kwargs)
+        except SagaError:
+            raise
         except Exception as error:
             raise SagaError(f"Redis saga journal failed: {error}") from error
 
@@ -265,11 +339,26 @@ class RedisSagaJournal(SagaJournal):
         owner: str,
         lease_until: float,
         stale_before: float,
+        gone_owner: str | None = None,
     ) -> bool:
+        """Take a running saga whose owner is gone: True if ``owner`` now holds it.
+
+        Gone: its lease ended before ``stale_before`` (without a lease, written
+        by 0.1: its last touch), or it is still held by ``gone_owner``, an
+        owner ``recover`` knows to be dead (None or ``""``: nobody). One
+        script, an atomic compare-and-set of the owner token.
+        """
         taken = self._call(
             self._take,
             keys=self._keys(saga_id)[:2],
-            args=[saga_id, repr(now), repr(stale_before), owner, repr(lease_until)],
+            args=[
+                saga_id,
+                repr(now),
+                repr(stale_before),
+                owner,
+                repr(lease_until),
+                gone_owner or "",
+            ],
         )
         return bool(taken)
 

@@ -23,7 +23,8 @@ With a journal, a run owns its saga there: it writes an owner token and
 ``lease_until = now + lease``, renews the lease every third of it while it
 works, and every journal write is conditional on still holding the saga.
 ``rxr.recover`` takes a saga only once its lease has run out, so a slow step
-is never mistaken for a dead process; a run that lost its saga to a
+is never mistaken for a dead process (or at once, when the owner ran on the
+same machine and its process is gone); a run that lost its saga to a
 recoverer stops at once (no further step, nothing more written) and its
 subscriber gets :class:`~rxresilience.SagaOwnershipLostError`.
 
@@ -115,7 +116,8 @@ class Saga(Generic[_C]):
         lease: seconds a run's (or a recoverer's) hold on the saga in its
             journal lasts; renewed every third of it while a step or a
             compensation runs. It bounds how long a dead process's saga
-            waits for recovery, not how long a step may take. Above 0, at
+            waits for recovery from another machine (on the same machine,
+            a gone owner is not waited for), not how long a step may take. Above 0, at
             most ``LONGEST_WAIT``; default 30.
 
     Raises:

@@ -40,10 +40,12 @@ CREATE INDEX IF NOT EXISTS rxr_sagas_running ON rxr_sagas (status, touched);
 _OWNERSHIP_COLUMNS = (("owner", "TEXT"), ("lease_until", "REAL"))
 
 #: A running saga whose owner is gone: its lease ended, or (written by 0.1,
-#: without a lease) its last touch was, before the given time.
+#: without a lease) its last touch was, before the given time; or its owner
+#: is the given one (``owner = NULL`` is never true, so None matches nothing).
 _GONE = (
     "status = 'running' AND "
-    "(CASE WHEN lease_until IS NULL THEN touched ELSE lease_until END) < ?"
+    "((CASE WHEN lease_until IS NULL THEN touched ELSE lease_until END) < ? "
+    "OR owner = ?)"
 )
 
 
@@ -263,12 +265,13 @@ class SQLiteSagaJournal(SagaJournal):
         owner: str,
         lease_until: float,
         stale_before: float,
+        gone_owner: str | None = None,
     ) -> bool:
         with self._lock:
             cursor = self._db.execute(
                 "UPDATE rxr_sagas SET owner = ?, lease_until = ?, touched = ? "
                 f"WHERE saga_id = ? AND {_GONE}",
-                (owner, lease_until, now, saga_id, stale_before),
+                (owner, lease_until, now, saga_id, stale_before, gone_owner),
             )
             return cursor.rowcount == 1
 
