@@ -101,9 +101,15 @@ def _cancel(future: Any) -> None:
     future.cancel()
 
 
+def loop_of_scheduler(scheduler: AsyncIOScheduler) -> asyncio.AbstractEventLoop:
+    """The loop an ``AsyncIOScheduler`` schedules on (RxPY keeps it private)."""
+    loop: asyncio.AbstractEventLoop = scheduler._loop
+    return loop
+
+
 def _loop_of(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop | None:
     if isinstance(scheduler, AsyncIOScheduler):
-        return scheduler._loop
+        return loop_of_scheduler(scheduler)
     try:
         return asyncio.get_running_loop()
     except RuntimeError:

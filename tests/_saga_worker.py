@@ -164,9 +164,7 @@ def as_another_machine() -> None:
 
     here = identity.current()
     assert here is not None
-    elsewhere = identity.ProcessIdentity(
-        "0" * 8 + here.boot_id[8:], here.pid_namespace, here.pid, here.start_time
-    )
+    elsewhere = replace(here, boot_id="0" * 8 + here.boot_id[8:])
     identity.current = lambda: elsewhere  # type: ignore[assignment]
 
 

@@ -9,6 +9,7 @@ unreadable) it waits for the lease.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import pathlib
@@ -39,16 +40,24 @@ def here() -> identity.ProcessIdentity:
 
 
 def here_or_none() -> str:
-    """This machine's boot id and namespace, as a token has them."""
+    """This machine's boot id and namespaces, as a token has them."""
     found = identity.current()
-    return "x:1" if found is None else f"{found.boot_id}:{found.pid_namespace}"
+    if found is None:
+        return "x:1:1"
+    return f"{found.boot_id}:{found.pid_namespace}:{found.time_namespace}"
 
 
 def wait_until_zombie(pid: int) -> None:
-    """A signal is delivered when the kernel next runs its target: until
-    then a killed process still runs (and is rightly taken to be alive)."""
+    """A signal is delivered when the kernel next runs its target, and its
+    threads exit one by one: until the last has, the process still runs (and
+    is rightly taken to be alive)."""
     deadline = time.monotonic() + 10
-    while (identity.process_state(pid) or ("Z", 0))[0] != "Z":
+
+    def dead() -> bool:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+        return "State:\tZ" in status and "Threads:\t1\n" in status
+
+    while not dead():
         assert time.monotonic() < deadline, f"process {pid} never died"
         os.sched_yield()
 
@@ -75,9 +84,7 @@ def test_another_live_process_is_not_gone() -> None:
     try:
         started = identity.process_state(child.pid)
         assert started is not None
-        who = identity.ProcessIdentity(
-            here().boot_id, here().pid_namespace, child.pid, started[1]
-        )
+        who = dataclasses.replace(here(), pid=child.pid, start_time=started[1])
         assert not identity.owner_is_gone(token_of(who))
     finally:
         child.kill()
@@ -91,9 +98,7 @@ def test_a_killed_process_not_yet_reaped_is_gone() -> None:
     )
     started = identity.process_state(child.pid)
     assert started is not None
-    who = identity.ProcessIdentity(
-        here().boot_id, here().pid_namespace, child.pid, started[1]
-    )
+    who = dataclasses.replace(here(), pid=child.pid, start_time=started[1])
     os.kill(child.pid, signal.SIGKILL)
     wait_until_zombie(child.pid)
     try:
@@ -104,31 +109,73 @@ def test_a_killed_process_not_yet_reaped_is_gone() -> None:
 
 def test_a_pid_reused_by_a_later_process_means_the_owner_is_gone() -> None:
     me = here()
-    earlier = identity.ProcessIdentity(
-        me.boot_id, me.pid_namespace, me.pid, me.start_time - 1
-    )
+    earlier = dataclasses.replace(me, start_time=me.start_time - 1)
     assert identity.owner_is_gone(token_of(earlier))
 
 
 @pytest.mark.parametrize(
-    "who",
-    [
-        "another boot",
-        "another namespace",
-    ],
+    "who", ["another boot", "another PID namespace", "another time namespace"]
 )
 def test_an_owner_elsewhere_is_never_judged_gone(who: str) -> None:
-    me = here()
     # pid 2**22 + 1 is above Linux's pid_max: no such process here.
+    same = dataclasses.replace(here(), pid=2**22 + 1, start_time=1)
     if who == "another boot":
-        other = identity.ProcessIdentity(
-            "0" * 8 + me.boot_id[8:], me.pid_namespace, 2**22 + 1, 1
-        )
-    else:
-        other = identity.ProcessIdentity(me.boot_id, me.pid_namespace + 1, 2**22 + 1, 1)
+        other = dataclasses.replace(same, boot_id="0" * 8 + same.boot_id[8:])
+    elif who == "another PID namespace":
+        other = dataclasses.replace(same, pid_namespace=same.pid_namespace + 1)
+    else:  # its start times are shifted by another boot-time offset
+        other = dataclasses.replace(same, time_namespace=same.time_namespace + 1)
     assert not identity.owner_is_gone(token_of(other))
-    same = identity.ProcessIdentity(me.boot_id, me.pid_namespace, 2**22 + 1, 1)
     assert identity.owner_is_gone(token_of(same))
+
+
+def test_a_process_whose_proc_is_another_namespaces_has_no_identity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``/proc`` mounted for another PID namespace (``unshare --pid`` without
+    ``--mount-proc``) would describe an unrelated process."""
+    identity._identify.cache_clear()
+    real = os.readlink
+    monkeypatch.setattr(
+        os, "readlink", lambda path: "1" if path == "/proc/self" else real(path)
+    )
+    try:
+        assert identity.current() is None
+        assert "@" not in identity.new_owner_token()
+        assert not identity.owner_is_gone(token_of(here_after_all()))
+    finally:
+        monkeypatch.undo()
+        identity._identify.cache_clear()
+    assert identity.current() is not None
+
+
+def here_after_all() -> identity.ProcessIdentity:
+    return identity.ProcessIdentity("0" * 36, 1, 1, 2**22 + 1, 1)
+
+
+def test_a_zombie_leader_whose_threads_run_on_is_not_gone() -> None:
+    """The main thread may exit (pthread_exit) while other threads run: the
+    leader then shows ``Z``, and the process lives."""
+    import ctypes.util  # noqa: F401 - the child needs libc's pthread_exit
+
+    code = (
+        "import ctypes, sys, threading\n"
+        "threading.Thread(target=sys.stdin.read).start()\n"
+        "ctypes.CDLL(None).pthread_exit(None)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while (identity.process_state(child.pid) or ("?", 0))[0] != "Z":
+            assert time.monotonic() < deadline, "the main thread never exited"
+            os.sched_yield()
+        started = identity.process_state(child.pid)
+        assert started is not None
+        who = dataclasses.replace(here(), pid=child.pid, start_time=started[1])
+        assert not identity.owner_is_gone(token_of(who))
+    finally:
+        child.kill()
+        child.wait()
 
 
 @pytest.mark.parametrize(
@@ -139,8 +186,8 @@ def test_an_owner_elsewhere_is_never_judged_gone(who: str) -> None:
         uuid.uuid4().hex,  # a token without an identity (another system)
         "dead",
         f"{uuid.uuid4().hex}@x:1:2:3",
-        f"{uuid.uuid4().hex}@abc:1:0:3",  # pid 0: the caller's process group
-        f"{uuid.uuid4().hex}@abc:1:-5:3",
+        f"{uuid.uuid4().hex}@abc:1:1:0:3",  # pid 0: the caller's process group
+        f"{uuid.uuid4().hex}@abc:1:1:-5:3",
         f"{uuid.uuid4().hex}@{here_or_none()}:9999999999:3",  # above any pid_t
         f"{uuid.uuid4().hex}@abc:1:2:3:4",
     ],
@@ -222,9 +269,7 @@ def test_a_saga_held_by_this_live_process_is_left_alone() -> None:
 def test_a_saga_whose_owner_ran_in_a_gone_process_here_is_taken_at_once() -> None:
     journal = rxr.InMemorySagaJournal()
     me = here()
-    gone = token_of(
-        identity.ProcessIdentity(me.boot_id, me.pid_namespace, 2**22 + 1, 1)
-    )
+    gone = token_of(dataclasses.replace(me, pid=2**22 + 1, start_time=1))
     journal.begin_owned("s-1", "s", time.time(), owner=gone, lease_until=1e12)
     journal.append_owned(
         "s-1", rxr.JournalEntry("step_succeeded", "a", b'"x"'), time.time(), owner=gone

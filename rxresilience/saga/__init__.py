@@ -15,13 +15,14 @@ from ._events import (
     StepSucceeded,
 )
 from ._journal import (
-    InMemorySagaJournal,
     JournalEntry,
+    JournalWrite,
     SagaJournal,
     SagaRecord,
     SagaState,
     SagaStatus,
 )
+from ._memory_journal import InMemorySagaJournal
 from ._plan import SagaPlan
 from ._recover import recover
 from ._redis_journal import RedisSagaJournal
@@ -34,6 +35,7 @@ __all__ = [
     "CompensationStarted",
     "InMemorySagaJournal",
     "JournalEntry",
+    "JournalWrite",
     "RecoveryFailed",
     "RedisSagaJournal",
     "SQLiteSagaJournal",

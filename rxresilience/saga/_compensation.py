@@ -78,9 +78,16 @@ class Compensation:
             return
         step, context = item
         recorder = self._recorder
-        journal_error = recorder.record(
-            CompensationStarted(step.name, recorder.saga_id)
-        )
+        recorder.record(CompensationStarted(step.name, recorder.saga_id))
+        # Committed (with what came before it) before the compensation runs.
+        recorder.commit(lambda error: self._run(step, context, error))
+
+    def _run(
+        self, step: SagaStep, context: Any, journal_error: Exception | None
+    ) -> None:
+        recorder = self._recorder
+        if recorder.lost:
+            return
         if journal_error is not None:
             self._ended(step, journal_error)
             return
@@ -113,20 +120,15 @@ class Compensation:
 
     def _ended(self, step: SagaStep, error: BaseException | None) -> None:
         saga_id = self._recorder.saga_id
+        if self._recorder.lost:
+            return
         if error is None:
-            journal_error = self._recorder.record(StepCompensated(step.name, saga_id))
-            if journal_error is not None:  # undone, but the journal does not know
-                self.errors.append((step.name, journal_error))
+            # Written with the next compensation's start, or the saga's end.
+            self._recorder.record(StepCompensated(step.name, saga_id))
             self._next()
             return
         self.errors.append((step.name, error))
-        journal_error = self._recorder.record(
-            CompensationFailed(step.name, error, saga_id)
-        )
-        if journal_error is not None:
-            self.errors.append((step.name, journal_error))
-        if self._recorder.lost:
-            return
+        self._recorder.record(CompensationFailed(step.name, error, saga_id))
         if self._plan.stop_on_compensation_failure:
             self._on_end(tuple(self.errors), tuple(self._remaining()))
             return

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import SagaError
 from ._history import EntryKind, History, SagaStatus, status_of
 
 __all__ = [
-    "InMemorySagaJournal",
     "JournalEntry",
+    "JournalWrite",
     "SagaJournal",
     "SagaRecord",
     "SagaState",
@@ -43,6 +43,36 @@ class JournalEntry:
     step: str
     context: bytes | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalWrite:
+    """One saga's share of a batch of journal writes (:meth:`SagaJournal.write_owned`).
+
+    Applied in this order, all or nothing, and only while ``owner`` holds the
+    saga: with ``begin`` (the saga's name), first create the saga, running
+    and held by ``owner`` until ``lease_until`` (refused if the id is in the
+    journal already); then append ``entries``; then, with ``status``, mark
+    the saga's end. ``now`` is when it happens (the saga's ``touched``).
+
+    Examples:
+        >>> journal = InMemorySagaJournal()
+        >>> started = JournalEntry("step_started", "reserve", b'"o-1"')
+        >>> journal.write_owned([
+        ...     JournalWrite("s-1", "me", 0.0, (started,), begin="order", lease_until=30.0)
+        ... ])
+        [True]
+        >>> journal.write_owned([JournalWrite("s-1", "someone else", 1.0, status="failed")])
+        [False]
+    """
+
+    saga_id: str
+    owner: str
+    now: float
+    entries: tuple[JournalEntry, ...] = ()
+    begin: str | None = None
+    lease_until: float | None = None
+    status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +157,12 @@ class SagaJournal(ABC):
     could not be reached (the write did not happen, or its outcome is
     unknown).
     """
+
+    #: Whether a write may wait (on a disk, a network, another process's
+    #: lock). Under asyncio such a journal is written off the event loop, by
+    #: a group commit; one whose writes never wait (``InMemorySagaJournal``)
+    #: is written in place, on the loop.
+    writes_may_block: bool = True
 
     @abstractmethod
     def begin(self, saga_id: str, saga_name: str, now: float) -> None:
@@ -217,6 +253,51 @@ class SagaJournal(ABC):
         it); False, writing nothing, when ``owner`` no longer holds it."""
         raise NotImplementedError(self._lacks("renew"))
 
+    def write_owned(self, writes: Sequence[JournalWrite]) -> list[bool]:
+        """Apply several sagas' writes, each fenced on its own; one answer per write.
+
+        A run batches what it writes between two waits (a step's success with
+        the next step's start, the last one with the saga's end), and under
+        asyncio several runs' batches go into one call (group commit): a
+        journal that can should apply them in one transaction. Each write is
+        checked on its own: True when it was applied, False (nothing of it
+        written) when ``owner`` does not hold that saga, or, for a ``begin``,
+        when the id is in the journal already; one saga's False never fails
+        another's write. Raising means none of the outcomes is known.
+
+        The default applies each write with :meth:`begin_owned`,
+        :meth:`append_owned` and :meth:`finish_owned`, one call after the
+        other (each write is then not atomic: a crash may keep its first
+        entries only, which recovery reads as it reads any crash).
+        """
+        done: list[bool] = []
+        for write in writes:
+            done.append(self._write_one(write))
+        return done
+
+    def _write_one(self, write: JournalWrite) -> bool:
+        if write.begin is not None:
+            try:
+                self.begin_owned(
+                    write.saga_id,
+                    write.begin,
+                    write.now,
+                    owner=write.owner,
+                    lease_until=lease_of(write),
+                )
+            except SagaError:
+                return False  # the id is in the journal already
+        for entry in write.entries:
+            if not self.append_owned(
+                write.saga_id, entry, write.now, owner=write.owner
+            ):
+                return False
+        if write.status is not None:
+            return self.finish_owned(
+                write.saga_id, write.status, write.now, owner=write.owner
+            )
+        return True
+
     def _lacks(self, method: str) -> str:
         return f"{type(self).__name__} does not implement {method}() (saga ownership)"
 
@@ -229,146 +310,13 @@ class SagaJournal(ABC):
         """Release resources; the default does nothing."""
 
 
-class _Row:
-    __slots__ = ("lease_until", "name", "owner", "status", "touched")
-
-    def __init__(
-        self, name: str, touched: float, owner: str | None, lease_until: float | None
-    ) -> None:
-        self.name = name
-        self.status = "running"
-        self.touched = touched
-        self.owner = owner
-        self.lease_until = lease_until
-
-    def gone(self, stale_before: float, gone_owner: str | None) -> bool:
-        """Running, and its lease (else its last touch) is before ``stale_before``
-        or its owner is ``gone_owner``."""
-        mark = self.touched if self.lease_until is None else self.lease_until
-        return self.status == "running" and (
-            mark < stale_before or (gone_owner is not None and self.owner == gone_owner)
+def lease_of(write: JournalWrite) -> float:
+    """The lease a write that begins a saga gives its owner."""
+    if write.lease_until is None:
+        raise ValueError(
+            f"a write that begins saga {write.saga_id!r} needs lease_until"
         )
-
-
-class InMemorySagaJournal(SagaJournal):
-    """A journal in this process's memory (for tests and for sagas that need no
-    recovery across restarts)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sagas: dict[str, _Row] = {}
-        self._entries: dict[str, list[JournalEntry]] = {}
-
-    def begin(self, saga_id: str, saga_name: str, now: float) -> None:
-        self._begin(saga_id, _Row(saga_name, now, None, None))
-
-    def begin_owned(
-        self,
-        saga_id: str,
-        saga_name: str,
-        now: float,
-        *,
-        owner: str,
-        lease_until: float,
-    ) -> None:
-        self._begin(saga_id, _Row(saga_name, now, owner, lease_until))
-
-    def _begin(self, saga_id: str, row: _Row) -> None:
-        with self._lock:
-            if saga_id in self._sagas:
-                raise SagaError(f"saga id {saga_id!r} is already in the journal")
-            self._sagas[saga_id] = row
-            self._entries[saga_id] = []
-
-    def append(self, saga_id: str, entry: JournalEntry, now: float) -> None:
-        with self._lock:
-            self._sagas[saga_id].touched = now
-            self._entries[saga_id].append(entry)
-
-    def append_owned(
-        self, saga_id: str, entry: JournalEntry, now: float, *, owner: str
-    ) -> bool:
-        with self._lock:
-            row = self._sagas.get(saga_id)
-            if row is None or row.owner != owner:
-                return False
-            row.touched = now
-            self._entries[saga_id].append(entry)
-            return True
-
-    def finish(self, saga_id: str, status: str, now: float) -> None:
-        with self._lock:
-            row = self._sagas[saga_id]
-            row.status, row.touched = status, now
-
-    def finish_owned(
-        self, saga_id: str, status: str, now: float, *, owner: str
-    ) -> bool:
-        with self._lock:
-            row = self._sagas.get(saga_id)
-            if row is None or row.owner != owner:
-                return False
-            row.status, row.touched = status, now
-            return True
-
-    def load(self, saga_id: str) -> SagaRecord | None:
-        with self._lock:
-            row = self._sagas.get(saga_id)
-            if row is None:
-                return None
-            return SagaRecord(
-                saga_id,
-                row.name,
-                row.status,
-                row.touched,
-                tuple(self._entries[saga_id]),
-                row.owner,
-                row.lease_until,
-            )
-
-    def unfinished(self) -> list[str]:
-        with self._lock:
-            running = [
-                (row.touched, saga_id)
-                for saga_id, row in self._sagas.items()
-                if row.status == "running"
-            ]
-        return [saga_id for _, saga_id in sorted(running)]
-
-    def claim_stale(self, saga_id: str, now: float, stale_before: float) -> bool:
-        with self._lock:
-            row = self._sagas.get(saga_id)
-            if row is None or row.status != "running" or row.touched >= stale_before:
-                return False
-            row.touched = now
-            return True
-
-    def take(
-        self,
-        saga_id: str,
-        now: float,
-        *,
-        owner: str,
-        lease_until: float,
-        stale_before: float,
-        gone_owner: str | None = None,
-    ) -> bool:
-        with self._lock:
-            row = self._sagas.get(saga_id)
-            if row is None or not row.gone(stale_before, gone_owner):
-                return False
-            row.owner, row.lease_until, row.touched = owner, lease_until, now
-            return True
-
-    def renew(
-        self, saga_id: str, now: float, *, owner: str, lease_until: float
-    ) -> bool:
-        with self._lock:
-            row = self._sagas.get(saga_id)
-            if row is None or row.owner != owner or row.status != "running":
-                return False
-            row.lease_until, row.touched = lease_until, now
-            return True
+    return write.lease_until
 
 
 def missing_ownership(journal: SagaJournal) -> list[str]:

@@ -70,14 +70,10 @@ class Ownership:
         self._stopped = False
         self._lease: Lease | None = None
 
-    def begin(self, saga_name: str) -> None:
-        """Record the saga as new, held by us; raises what the journal raises."""
-        now = self._clock()
-        until = now + self._length
-        self._journal.begin_owned(
-            self.saga_id, saga_name, now, owner=self.owner, lease_until=until
-        )
-        self._keep(until)
+    def first_lease(self) -> float:
+        """When the lease of a saga begun now ends (the run writes it with its
+        first batch, then calls :meth:`hold`)."""
+        return self._clock() + self._length
 
     def take(self, stale_after: float, gone_owner: str | None = None) -> bool:
         """Take the saga if its owner is gone: its lease ended ``stale_after``
@@ -97,7 +93,7 @@ class Ownership:
             **extra,
         )
         if taken:
-            self._keep(until)
+            self.hold(until)
         return taken
 
     def stop(self) -> None:
@@ -108,7 +104,9 @@ class Ownership:
         if lease is not None:
             lease.stop()
 
-    def _keep(self, until: float) -> None:
+    def hold(self, until: float) -> None:
+        """Renew the lease (ending at ``until``) every third of it, until
+        :meth:`stop`."""
         with self._lock:
             if self._stopped:
                 return
@@ -128,6 +126,6 @@ class Ownership:
 
     def _lost(self, why: str) -> None:
         if why == "lapsed":  # unreachable for a whole lease: keep trying
-            self._keep(self._clock())
+            self.hold(self._clock())
             return
         self._on_taken()

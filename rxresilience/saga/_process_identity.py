@@ -3,18 +3,23 @@
 An owner's token carries its process's identity, so that ``rxr.recover``
 on the same machine can tell a crashed owner from a slow one without
 waiting for its lease: after a crash or a restart, its sagas are taken at
-once. On Linux the identity is the boot id (``/proc/sys/kernel/random/boot_id``)
-and the PID namespace (the inode of ``/proc/self/ns/pid``), which together
-say that two pids are comparable, then the pid and the process's start time
+once. On Linux the identity is the boot id (``/proc/sys/kernel/random/boot_id``),
+the PID namespace (the inode of ``/proc/self/ns/pid``) and the time
+namespace (of ``/proc/self/ns/time``: the kernel shifts start times by the
+reader's boot-time offset), which together say that two pids and their
+start times are comparable; then the pid and the process's start time
 (field 22 of ``/proc/<pid>/stat``, in clock ticks since boot), which say
 that a pid still names the same process and not a later one that reused
-it. The host name is not an identity: containers share them.
+it. The host name is not an identity: containers share them. A process
+whose ``/proc`` is another PID namespace's (``/proc/self`` is not its pid)
+has no identity.
 
 Only a definite answer counts: another machine, another namespace, another
 system than Linux, or anything unreadable, and the owner is taken to be
 alive, so ``recover`` waits for its lease as it always did.
 
-The identity travels inside the owner token (``<random>@<boot>:<ns>:<pid>:<start>``)
+The identity travels inside the owner token
+(``<random>@<boot>:<pid ns>:<time ns>:<pid>:<start>``)
 rather than in columns of its own, so that every journal (and every compare-and-set
 on the token) carries it with no change of schema.
 """
@@ -22,6 +27,7 @@ on the token) carries it with no change of schema.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 import uuid
@@ -38,7 +44,7 @@ __all__ = [
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 _PID_NAMESPACE = "/proc/self/ns/pid"
 _TOKEN = re.compile(
-    r"[0-9a-f]{32}@([0-9a-f-]{1,64}):([0-9]{1,20}):([0-9]{1,10}):([0-9]{1,20})"
+    r"[0-9a-f]{32}@([0-9a-f-]{1,64}):([0-9]{1,20}):([0-9]{1,20}):([0-9]{1,10}):([0-9]{1,20})"
 )
 
 
@@ -48,11 +54,20 @@ class ProcessIdentity:
 
     boot_id: str
     pid_namespace: int
+    time_namespace: int
     pid: int
     start_time: int
 
     def __str__(self) -> str:
-        return f"{self.boot_id}:{self.pid_namespace}:{self.pid}:{self.start_time}"
+        return (
+            f"{self.boot_id}:{self.pid_namespace}:{self.time_namespace}:"
+            f"{self.pid}:{self.start_time}"
+        )
+
+    def machine(self) -> tuple[str, int, int]:
+        """What must be equal for two identities' pids and start times to
+        be comparable."""
+        return (self.boot_id, self.pid_namespace, self.time_namespace)
 
     @staticmethod
     def parse(token: str) -> ProcessIdentity | None:
@@ -61,10 +76,12 @@ class ProcessIdentity:
         match = _TOKEN.fullmatch(token)
         if match is None:
             return None
-        boot_id, namespace, pid, start = match.groups()
+        boot_id, pid_namespace, time_namespace, pid, start = match.groups()
         if not 0 < int(pid) < 2**31:  # pid_t; and kill(0) would mean the group
             return None
-        return ProcessIdentity(boot_id, int(namespace), int(pid), int(start))
+        return ProcessIdentity(
+            boot_id, int(pid_namespace), int(time_namespace), int(pid), int(start)
+        )
 
 
 def _read(path: str) -> str | None:
@@ -89,13 +106,28 @@ def process_state(pid: int) -> tuple[str, int] | None:
         return None
 
 
-def _namespace() -> int | None:
+def _namespace(kind: str) -> int | None:
+    """The inode of this process's ``kind`` namespace; 0 for a time namespace
+    on a kernel without them (every process shares the one clock)."""
     try:
-        link = os.readlink(_PID_NAMESPACE)  # "pid:[4026531836]"
+        link = os.readlink(f"/proc/self/ns/{kind}")  # "pid:[4026531836]"
+    except FileNotFoundError:
+        return 0 if kind == "time" else None
     except OSError:
         return None
-    match = re.fullmatch(r"pid:\[([0-9]+)\]", link)
+    match = re.fullmatch(kind + r":\[([0-9]+)\]", link)
     return None if match is None else int(match.group(1))
+
+
+def _threads(pid: int) -> int | None:
+    """How many threads ``pid`` has, from ``/proc/<pid>/status``."""
+    for line in (_read(f"/proc/{pid}/status") or "").splitlines():
+        if line.startswith("Threads:"):
+            try:
+                return int(line.split()[1])
+            except (IndexError, ValueError):
+                return None
+    return None
 
 
 def current() -> ProcessIdentity | None:
@@ -105,34 +137,58 @@ def current() -> ProcessIdentity | None:
 
 @functools.lru_cache(maxsize=1)
 def _identify(pid: int) -> ProcessIdentity | None:
-    boot_id = _read(_BOOT_ID)
-    namespace = _namespace()
-    started = process_state(pid)
-    if boot_id is None or namespace is None or started is None:
+    try:  # a /proc of another PID namespace would describe another process
+        if os.readlink("/proc/self") != str(pid):
+            return None
+    except OSError:
         return None
-    identity = ProcessIdentity(boot_id.strip(), namespace, pid, started[1])
+    boot_id = _read(_BOOT_ID)
+    pid_namespace, time_namespace = _namespace("pid"), _namespace("time")
+    started = process_state(pid)
+    if (
+        boot_id is None
+        or pid_namespace is None
+        or time_namespace is None
+        or started is None
+    ):
+        return None
+    identity = ProcessIdentity(
+        boot_id.strip(), pid_namespace, time_namespace, pid, started[1]
+    )
     # Only an identity that a token can carry back (a boot id of another
     # shape would never parse, so it is not written either).
     return identity if ProcessIdentity.parse(f"{'0' * 32}@{identity}") else None
 
 
 def new_owner_token() -> str:
-    """A fresh owner token, carrying this process's identity where it has one."""
-    token = uuid.uuid4().hex
+    """A fresh owner token, carrying this process's identity where it has one.
+
+    Unique without asking the OS for randomness each time (a saga run makes
+    one): 64 random bits drawn once per process, then a counter.
+    """
+    nonce, counter = _nonce(os.getpid())
+    token = f"{nonce}{next(counter):016x}"
     here = current()
     return token if here is None else f"{token}@{here}"
 
 
+@functools.lru_cache(maxsize=1)
+def _nonce(pid: int) -> tuple[str, itertools.count[int]]:
+    """This process's random half of its tokens (drawn again after a fork)."""
+    return uuid.uuid4().hex[:16], itertools.count()
+
+
 def owner_is_gone(token: str | None) -> bool:
     """True only when the token's process ran on this machine, in this PID
-    namespace, and is certainly gone (exited, a zombie, or its pid reused)."""
+    and time namespace, and is certainly gone (exited, a zombie with no
+    thread left, or its pid reused)."""
     if token is None:
         return False
     owner = ProcessIdentity.parse(token)
     here = current()
     if owner is None or here is None:
         return False
-    if (owner.boot_id, owner.pid_namespace) != (here.boot_id, here.pid_namespace):
+    if owner.machine() != here.machine():
         return False
     if owner.pid == here.pid:
         return owner.start_time != here.start_time
@@ -147,4 +203,9 @@ def owner_is_gone(token: str | None) -> bool:
         # Hidden (hidepid) or exiting as we look: not certain, so alive.
         return False
     state, start_time = started
-    return state in ("Z", "X") or start_time != owner.start_time
+    if start_time != owner.start_time:
+        return True  # the pid names a later process
+    if state == "X":
+        return True
+    # A zombie leader may still lead live threads (its main thread exited).
+    return state == "Z" and _threads(owner.pid) == 1

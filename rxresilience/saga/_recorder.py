@@ -17,10 +17,11 @@ from typing import Any
 from reactivex import abc
 
 from .._clock import clock_of
-from ..errors import SagaOwnershipLostError
+from ..errors import SagaError, SagaOwnershipLostError
 from ._events import SagaEvent
+from ._group_commit import GroupCommit
 from ._history import History, SagaStatus, describe, kind_of
-from ._journal import JournalEntry, SagaJournal
+from ._journal import JournalEntry, JournalWrite, SagaJournal
 from ._plan import SagaPlan
 
 __all__ = ["NOTHING", "Mailbox", "Recorder", "Subscriber"]
@@ -138,18 +139,33 @@ class Subscriber:
 class Recorder:
     """Journals a run's events, folds them into its history, publishes them.
 
-    With an ``owner`` every write is fenced: when the journal answers that
-    another owner holds the saga, the recorder is ``lost``: it calls
-    ``on_lost`` once, and from then on writes, folds and publishes nothing.
+    What a run records between two waits is written in one transaction
+    (:meth:`commit`): a step's success with the next step's start, the last
+    one with the saga's end, the saga's beginning with its first start. Its
+    events are published once their transaction is committed. Outside
+    asyncio a commit writes at once, on the caller's thread; under asyncio
+    (a ``writer``) it is handed to the journal's group commit, off the loop,
+    and the run goes on from its mailbox once the write is committed.
+
+    Every write is fenced on ``owner``: when the journal answers that another
+    owner holds the saga, the recorder is ``lost``: it calls ``on_lost``
+    once, and from then on writes, folds and publishes nothing.
     """
 
     __slots__ = (
+        "_begin",
         "_clock",
         "_codec",
+        "_entries",
+        "_events",
+        "_mailbox",
         "_plan",
+        "_writer",
+        "begun",
         "history",
         "journal",
         "lost",
+        "on_begun",
         "on_lost",
         "owner",
         "saga_id",
@@ -163,17 +179,26 @@ class Recorder:
         saga_id: str,
         time_scheduler: abc.SchedulerBase,
         subscriber: Subscriber,
+        mailbox: Mailbox,
+        writer: GroupCommit | None = None,
     ) -> None:
         self._plan = plan
         self.journal = journal
         self.saga_id = saga_id
         self._clock = clock_of(time_scheduler)
         self._codec = plan.codec
+        self._mailbox = mailbox
+        self._writer = writer if journal is not None else None
         self.subscriber = subscriber
         self.history: History[Any] = History()
-        self.owner: str | None = None
+        self.owner = ""
         self.lost = False
+        self.begun = True  # False from begin() until the saga is in the journal
+        self._begin: tuple[str, float] | None = None
+        self._entries: list[JournalEntry] = []
+        self._events: list[SagaEvent] = []
         self.on_lost: Callable[[], None] = lambda: None
+        self.on_begun: Callable[[float], None] = lambda until: None
 
     def lose(self) -> Exception:
         """The saga is another owner's now: call ``on_lost`` (once); return the
@@ -190,11 +215,18 @@ class Recorder:
     def now(self) -> float:
         return self._clock()
 
+    def begin(self, saga_name: str, lease_until: float) -> None:
+        """Create the saga, held by ``owner`` until ``lease_until``, with the
+        next commit."""
+        self._begin = (saga_name, lease_until)
+        self.begun = False
+
     def record(
         self, event: SagaEvent, context: Any = NOTHING, *, fold: bool = True
     ) -> Exception | None:
-        """Write ``event`` to the journal (with ``context`` encoded), fold it into
-        the history and publish it; return the journal's error, if any.
+        """Add ``event`` (with ``context`` encoded) to the next commit and fold
+        it into the history; return the codec's error, if any (the event is
+        then published without its context in the journal).
 
         ``fold=False`` leaves the history alone (a step is folded in as started
         only once it is subscribed).
@@ -208,42 +240,95 @@ class Recorder:
             error = getattr(event, "error", None)
             try:
                 encoded = None if context is NOTHING else self._codec.encode(context)
-                entry = JournalEntry(
-                    kind.value,
-                    step,
-                    encoded,
-                    None if error is None else describe(error),
+                self._entries.append(
+                    JournalEntry(
+                        kind.value,
+                        step,
+                        encoded,
+                        None if error is None else describe(error),
+                    )
                 )
-                if self.owner is None:
-                    self.journal.append(self.saga_id, entry, self._clock())
-                elif not self.journal.append_owned(
-                    self.saga_id, entry, self._clock(), owner=self.owner
-                ):
-                    return self.lose()
-            except Exception as journal_error:
-                failure = journal_error
+            except Exception as codec_error:
+                failure = codec_error
         if kind is not None and fold:
             self.history.apply(kind, step, None if context is NOTHING else context)
-        self.publish(event)
+        self._events.append(event)
         return failure
+
+    def commit(
+        self,
+        then: Callable[[Exception | None], None],
+        status: SagaStatus | None = None,
+    ) -> None:
+        """Write what was recorded since the last commit (and, with ``status``,
+        the saga's end) in one transaction; then publish its events and call
+        ``then`` with the journal's error (None once committed): at once
+        outside asyncio, from the mailbox once committed under it."""
+        events, self._events = self._events, []
+        if self.lost:
+            then(SagaOwnershipLostError(self.saga_id))
+            return
+        begin, self._begin = self._begin, None
+        journal = self.journal
+        if journal is None or not (self._entries or begin or status):
+            self._published(events, then, None)
+            return
+        write = JournalWrite(
+            self.saga_id,
+            self.owner,
+            self._clock(),
+            tuple(self._entries),
+            begin=None if begin is None else begin[0],
+            lease_until=None if begin is None else begin[1],
+            status=None if status is None else status.value,
+        )
+        self._entries = []
+        if self._writer is not None:
+            post = self._mailbox.post
+            self._writer.submit(
+                write,
+                lambda done: post(lambda: self._committed(write, done, events, then)),
+            )
+            return
+        try:
+            done: bool | Exception = journal.write_owned([write])[0]
+        except Exception as error:
+            done = error
+        self._committed(write, done, events, then)
+
+    def _committed(
+        self,
+        write: JournalWrite,
+        done: bool | Exception,
+        events: list[SagaEvent],
+        then: Callable[[Exception | None], None],
+    ) -> None:
+        if self.lost:  # another write of ours heard "not yours" meanwhile
+            then(SagaOwnershipLostError(self.saga_id))
+            return
+        if done is False:
+            if write.begin is not None:  # the only reason a new saga is refused
+                then(SagaError(f"saga id {self.saga_id!r} is already in the journal"))
+                return
+            then(self.lose())
+            return
+        if write.begin is not None and done is True:
+            self.begun = True
+            assert write.lease_until is not None
+            self.on_begun(write.lease_until)
+        self._published(events, then, None if done is True else done)
+
+    def _published(
+        self,
+        events: list[SagaEvent],
+        then: Callable[[Exception | None], None],
+        error: Exception | None,
+    ) -> None:
+        if self.begun:  # a saga whose beginning failed never happened
+            for event in events:
+                self.publish(event)
+        then(error)
 
     def publish(self, event: SagaEvent) -> None:
         self.subscriber.on_next(event)
         self._plan.events.emit(event)
-
-    def finish(self, status: SagaStatus) -> Exception | None:
-        """Mark the saga's end in the journal; return the journal's error."""
-        if self.lost:
-            return SagaOwnershipLostError(self.saga_id)
-        if self.journal is None:
-            return None
-        try:
-            if self.owner is None:
-                self.journal.finish(self.saga_id, status.value, self._clock())
-            elif not self.journal.finish_owned(
-                self.saga_id, status.value, self._clock(), owner=self.owner
-            ):
-                return self.lose()
-        except Exception as error:
-            return error
-        return None

@@ -16,6 +16,7 @@ from .._clock import LONGEST_WAIT, choose_scheduler, clock_of
 from .._timeout import TimeoutPolicy
 from ._compensation import Compensation, CompensationErrors
 from ._events import RecoveryFailed, SagaEvent
+from ._group_commit import group_commit_for
 from ._history import EntryKind, History, SagaStatus, describe
 from ._journal import JournalEntry, SagaJournal, SagaRecord, check_ownership
 from ._ownership import Ownership
@@ -206,7 +207,15 @@ def recover(
             if not saga.steps:
                 return False
             plan = saga.plan()
-            recorder = Recorder(plan, journal, saga_id, schedulers[1], subscriber)
+            recorder = Recorder(
+                plan,
+                journal,
+                saga_id,
+                schedulers[1],
+                subscriber,
+                mailbox,
+                group_commit_for(journal, schedulers[0]),
+            )
             ownership = Ownership(
                 journal,
                 saga_id,
@@ -241,15 +250,26 @@ def recover(
                 recorder: Recorder = recorder,
                 ownership: Ownership = ownership,
             ) -> None:
-                if errors or not_compensated:
-                    why = _why(errors, not_compensated)
-                    give_up(ownership, saga_id, why, recorder.publish)
+                failed = bool(errors or not_compensated)
+
+                def written(journal_error: Exception | None) -> None:
+                    if recorder.lost:  # ``lost`` goes on with the next saga
+                        return
+                    if failed:
+                        why = _why(errors, not_compensated)
+                        give_up(ownership, saga_id, why, recorder.publish)
+                    elif journal_error is not None:  # it stays running
+                        reason = f"the journal failed: {describe(journal_error)}"
+                        recorder.publish(RecoveryFailed(saga_id, reason))
+                    # Through the mailbox: a thousand sagas that end at once
+                    # must not nest a thousand calls deep.
+                    mailbox.post(next_saga)
+
+                if failed:  # what it recorded goes first, then why it gave up
+                    recorder.commit(written)
                 else:
                     ownership.stop()
-                    recorder.finish(SagaStatus.COMPENSATED)
-                # Through the mailbox: a thousand sagas that end at once
-                # must not nest a thousand calls deep.
-                mailbox.post(next_saga)
+                    recorder.commit(written, SagaStatus.COMPENSATED)
 
             def next_item(
                 queue: collections.deque[tuple[SagaStep, Any]] = queue,

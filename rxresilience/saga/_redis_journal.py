@@ -21,91 +21,16 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from .._redis_client import is_cluster_client, store_client
 from ..errors import SagaError
-from ._journal import JournalEntry, SagaJournal, SagaRecord
+from . import _redis_journal_scripts as scripts
+from ._journal import JournalEntry, JournalWrite, SagaJournal, SagaRecord, lease_of
 from ._redis_journal_upgrade import tag_of, upgrade
 
 __all__ = ["RedisSagaJournal"]
-
-_BEGIN = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'name', ARGV[2], 'status', 'running', 'touched', ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return 1
-"""
-
-_APPEND = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('RPUSH', KEYS[3], ARGV[2])
-redis.call('HSET', KEYS[1], 'touched', ARGV[3])
-if redis.call('HGET', KEYS[1], 'status') == 'running' then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-end
-return 1
-"""
-
-_FINISH = """
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'touched', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return 1
-"""
-
-_BEGIN_OWNED = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'name', ARGV[2], 'status', 'running', 'touched', ARGV[3],
-           'owner', ARGV[4], 'lease_until', ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return 1
-"""
-
-_APPEND_OWNED = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[4] then return 0 end
-redis.call('RPUSH', KEYS[3], ARGV[2])
-redis.call('HSET', KEYS[1], 'touched', ARGV[3])
-if redis.call('HGET', KEYS[1], 'status') == 'running' then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-end
-return 1
-"""
-
-_FINISH_OWNED = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[4] then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'touched', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return 1
-"""
-
-_CLAIM_STALE = """
-local found = redis.call('HMGET', KEYS[1], 'status', 'touched')
-if found[1] ~= 'running' or tonumber(found[2]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], 'touched', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 1
-"""
-
-# ARGV[6]: the owner known to be gone, or '' for none.
-_TAKE = """
-local found = redis.call('HMGET', KEYS[1], 'status', 'touched', 'lease_until', 'owner')
-if found[1] ~= 'running' then return 0 end
-local mark = found[3] or found[2]
-if tonumber(mark) >= tonumber(ARGV[3]) and (ARGV[6] == '' or found[4] ~= ARGV[6]) then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'owner', ARGV[4], 'lease_until', ARGV[5], 'touched', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 1
-"""
-
-_RENEW = """
-local found = redis.call('HMGET', KEYS[1], 'status', 'owner')
-if found[1] ~= 'running' or found[2] ~= ARGV[3] then return 0 end
-redis.call('HSET', KEYS[1], 'lease_until', ARGV[4], 'touched', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 1
-"""
 
 
 class RedisSagaJournal(SagaJournal):
@@ -115,11 +40,13 @@ class RedisSagaJournal(SagaJournal):
     saga ``{prefix}<saga_id>:meta`` (a hash) and ``{prefix}<saga_id>:entries``
     (a list), then ``{prefix}running`` (the running sagas by last touch) and
     ``{prefix}version`` (the layout's marker). Redis Cluster hashes a key by
-    the text between its first ``{`` and the next ``}``: here always a piece
-    of the prefix, so all the keys of a journal share one slot and its
-    scripts run on a cluster. The prefix is literal (``*``, ``?``, ``[``,
-    ``\\``, braces mean themselves); a prefix that is empty or begins with
-    ``}`` would leave the tag empty, and is refused.
+    the text between its first ``{`` and the next ``}``: here the prefix, so
+    all the keys of a journal share one slot and its scripts run on a
+    cluster. A prefix that holds a hash tag of its own (``"{orders}:"``) is
+    used as it is, unwrapped (so ``"x"`` and ``"{x}"`` name one journal). The
+    prefix is otherwise literal (``*``, ``?``, ``[``, ``\\`` mean
+    themselves); an empty one, or one whose braces make no hash tag
+    (``"a}b"``, ``"x{"``), is refused.
 
     Upgrading from 0.1: stop every 0.1 process first. 0.1 wrote
     ``prefix + saga_id + ":meta"``, ``...":entries"`` and
@@ -153,7 +80,7 @@ class RedisSagaJournal(SagaJournal):
         SagaError: when Redis cannot be reached (the operation fails; nothing
             Redis acknowledged is lost), a saga id is used twice, or the
             journal's keys were written in a layout newer than this release's.
-        ValueError: a prefix that is empty or begins with ``}``; a
+        ValueError: a prefix that is empty or whose braces make no hash tag; a
             ``socket_timeout`` not above 0, not finite, or above
             ``LONGEST_WAIT``; both checked before connecting.
         TypeError: ``client`` is not a ``redis.Redis`` or ``RedisCluster``
@@ -168,13 +95,8 @@ class RedisSagaJournal(SagaJournal):
         prefix: str = "saga:",
         socket_timeout: float | None = None,
     ) -> None:
-        if isinstance(prefix, str) and (not prefix or prefix.startswith("}")):
-            raise ValueError(
-                f"prefix {prefix!r} leaves the journal's keys without a hash tag: "
-                f"Redis Cluster hashes the text between the first '{{' and the "
-                f"next '}}', which for '{{' + prefix + '}}' is empty; use a prefix "
-                f"that is not empty and does not begin with '}}'"
-            )
+        if isinstance(prefix, str):
+            tag_of(prefix)  # refuses a prefix that cannot name a journal
         self._cluster = is_cluster_client(client)
         try:
             client = store_client(
@@ -190,15 +112,16 @@ class RedisSagaJournal(SagaJournal):
         self._running = f"{self._tag}running"
         self._opening = threading.Lock()
         self._current = False  # keys in this release's layout (see _open)
-        self._begin = client.register_script(_BEGIN)
-        self._append = client.register_script(_APPEND)
-        self._finish = client.register_script(_FINISH)
-        self._claim = client.register_script(_CLAIM_STALE)
-        self._begin_owned = client.register_script(_BEGIN_OWNED)
-        self._append_owned = client.register_script(_APPEND_OWNED)
-        self._finish_owned = client.register_script(_FINISH_OWNED)
-        self._take = client.register_script(_TAKE)
-        self._renew = client.register_script(_RENEW)
+        self._begin = client.register_script(scripts.BEGIN)
+        self._append = client.register_script(scripts.APPEND)
+        self._finish = client.register_script(scripts.FINISH)
+        self._claim = client.register_script(scripts.CLAIM_STALE)
+        self._begin_owned = client.register_script(scripts.BEGIN_OWNED)
+        self._append_owned = client.register_script(scripts.APPEND_OWNED)
+        self._finish_owned = client.register_script(scripts.FINISH_OWNED)
+        self._take = client.register_script(scripts.TAKE)
+        self._renew = client.register_script(scripts.RENEW)
+        self._write = client.register_script(scripts.WRITE)
 
     def _keys(self, saga_id: str) -> list[str]:
         return [
@@ -290,6 +213,30 @@ class RedisSagaJournal(SagaJournal):
             args=[saga_id, status, repr(now), owner],
         )
         return bool(written)
+
+    def write_owned(self, writes: Sequence[JournalWrite]) -> list[bool]:
+        """All the writes in one script (one round trip, atomic), each fenced
+        on its own saga."""
+        if not writes:
+            return []
+        keys = [self._running]
+        batch = []
+        for write in writes:
+            meta, _, entries = self._keys(write.saga_id)
+            keys += [meta, entries]
+            batch.append(
+                {
+                    "id": write.saga_id,
+                    "owner": write.owner,
+                    "now": repr(write.now),
+                    "name": write.begin or "",
+                    "lease": "" if write.begin is None else repr(lease_of(write)),
+                    "status": write.status or "",
+                    "entries": [_encode(entry) for entry in write.entries],
+                }
+            )
+        done = self._call(self._write, keys=keys, args=[json.dumps(batch)])
+        return [bool(flag) for flag in done]
 
     def load(self, saga_id: str) -> SagaRecord | None:
         meta_key, _, entries_key = self._keys(saga_id)

@@ -79,14 +79,32 @@ return 1
 
 
 def tag_of(prefix: str) -> str:
-    """What every key of the journal on ``prefix`` begins with: its hash tag.
+    """What every key of the journal on ``prefix`` begins with.
 
     Redis Cluster hashes the text between a key's first ``{`` and the first
-    ``}`` after it; for ``"{" + prefix + "}" + rest`` that text depends on
-    the prefix alone (up to the prefix's own first ``}``), so a journal's keys
-    share one slot, unless it is empty (the journal refuses such prefixes).
+    ``}`` after it. A prefix without braces is wrapped in them: its keys
+    begin ``"{" + prefix + "}"``. A prefix that holds a hash tag of its own
+    (``"{orders}:"``, the usual Cluster idiom) is used as it is: it pins one
+    slot already, and 0.1 wrote its keys the same way. ``"x"`` and ``"{x}"``
+    therefore name the same journal.
+
+    Raises:
+        ValueError: an empty prefix, or one whose braces make no hash tag
+            (``"a}b"``, ``"{}x"``, ``"x{"``): its keys could share a slot only
+            by accident, or another journal's keys.
     """
-    return "{" + prefix + "}"
+    if prefix and "{" not in prefix and "}" not in prefix:
+        return "{" + prefix + "}"
+    opening = prefix.find("{")
+    closing = prefix.find("}", opening + 1) if opening >= 0 else -1
+    if opening >= 0 and closing > opening + 1 and "}" not in prefix[:opening]:
+        return prefix
+    raise ValueError(
+        f"prefix {prefix!r} cannot name a saga journal in Redis: use a prefix "
+        f"without braces (the journal wraps it in a hash tag, '{{' + prefix + "
+        f"'}}'), or one holding a non-empty hash tag of its own, such as "
+        f"'{{orders}}:'"
+    )
 
 
 def upgrade(client: Any, prefix: str, *, cluster: bool) -> int:
@@ -113,7 +131,9 @@ def upgrade(client: Any, prefix: str, *, cluster: bool) -> int:
             f"{found.decode(errors='replace')!r}, which this release does not know "
             f"(it reads layout {LAYOUT}): was it written by a newer rxresilience?"
         )
-    moved = 0 if cluster else _move_sagas(client, prefix)
+    # Nothing to move on a cluster (0.1's scripts ran there only with a
+    # prefix holding its own tag), nor for such a prefix (its keys are the same).
+    moved = 0 if cluster or tag == prefix else _move_sagas(client, prefix)
     client.set(marker, LAYOUT, nx=True)
     return moved
 
@@ -151,16 +171,14 @@ def _move_sagas(client: Any, prefix: str) -> int:
 
 
 def _journal_of(client: Any, key: bytes) -> bool:
-    """Whether ``key`` is a key of some journal's new layout: ``"{" + p + "}"``
-    begins it, and the journal on ``p`` has its marker (written before its
-    first key)."""
-    if not key.startswith(b"{"):
+    """Whether ``key`` is a key of some journal's new layout: it begins with
+    that journal's base (``"{" + p + "}"``, or a prefix with a tag of its
+    own, which may end anywhere after its tag), and that journal has its
+    marker (written before its first key)."""
+    start = key.find(b"}")
+    if start < 0:
         return False
-    markers = [
-        key[: end + 1] + b"version"
-        for end in range(2, len(key))
-        if key[end : end + 1] == b"}"
-    ]
+    markers = [key[:end] + b"version" for end in range(start + 1, len(key))]
     return bool(markers) and any(
         value is not None and value.isdigit() for value in client.mget(markers)
     )

@@ -16,6 +16,7 @@ from ..errors import (
 )
 from ._compensation import Compensation, CompensationErrors
 from ._events import SagaCompleted, StepFailed, StepStarted, StepSucceeded
+from ._group_commit import group_commit_for
 from ._history import EntryKind, SagaStatus
 from ._journal import SagaJournal
 from ._ownership import Ownership
@@ -92,16 +93,19 @@ class SagaRun(abc.DisposableBase):
         saga_id: str,
         schedulers: tuple[abc.SchedulerBase | None, abc.SchedulerBase],
         observer: abc.ObserverBase[Any],
-        *,
-        owned: bool = True,
     ) -> None:
         self._plan = plan
-        self._owned = owned
         self._schedulers = schedulers
         self._mailbox = Mailbox()
         self._subscriber = Subscriber(observer, self._cancel)
         self._recorder = Recorder(
-            plan, journal, saga_id, schedulers[1], self._subscriber
+            plan,
+            journal,
+            saga_id,
+            schedulers[1],
+            self._subscriber,
+            self._mailbox,
+            group_commit_for(journal, schedulers[0]),
         )
         self._cancelling = False
         self._phase = _FORWARD
@@ -140,16 +144,7 @@ class SagaRun(abc.DisposableBase):
 
     def _begin(self, context: Any) -> None:
         recorder = self._recorder
-        if recorder.journal is not None and not self._owned:  # a 0.1 journal
-            try:
-                recorder.journal.begin(
-                    recorder.saga_id, self._plan.name, recorder.now()
-                )
-            except Exception as error:
-                self._phase = _ENDED
-                self._subscriber.end(error)
-                return
-        elif recorder.journal is not None:
+        if recorder.journal is not None:
             ownership = Ownership(
                 recorder.journal,
                 recorder.saga_id,
@@ -157,15 +152,12 @@ class SagaRun(abc.DisposableBase):
                 self._schedulers[1],
                 lambda: self._mailbox.post(recorder.taken_over),
             )
-            try:
-                ownership.begin(self._plan.name)
-            except Exception as error:
-                self._phase = _ENDED
-                self._subscriber.end(error)
-                return
             self._ownership = ownership
             recorder.owner = ownership.owner
             recorder.on_lost = self._lost
+            recorder.on_begun = ownership.hold
+            # Written with the first step's start, in one transaction.
+            recorder.begin(self._plan.name, ownership.first_lease())
         self._run_stage(0, context)
 
     def _release(self) -> None:
@@ -206,6 +198,24 @@ class SagaRun(abc.DisposableBase):
             if error is not None or self._disposed():
                 self._fail(step.name, error or SagaCancelledError(step.name))
                 return
+        recorder.commit(lambda error: self._subscribe_stage(steps, context, error))
+
+    def _subscribe_stage(
+        self, steps: tuple[SagaStep, ...], context: Any, error: Exception | None
+    ) -> None:
+        """The stage's starts are committed (or failed to be): subscribe its steps."""
+        recorder = self._recorder
+        if recorder.lost:
+            return
+        if not recorder.begun:  # the saga is not in the journal: nothing happened
+            self._phase = _ENDED
+            self._release()
+            self._subscriber.end(error)
+            return
+        if error is not None:
+            self._fail(steps[0].name, error)
+            return
+        saga_id = recorder.saga_id
         subscribe_scheduler, time_scheduler = self._schedulers
         post = self._mailbox.post
         for position, step in enumerate(steps):
@@ -249,13 +259,16 @@ class SagaRun(abc.DisposableBase):
             StepSucceeded(step.name, slot.last, recorder.saga_id), slot.last
         )
         if slot.cancelled:
-            return  # it finished after all: its compensation comes from the history
+            # It finished after all: its compensation comes from the history.
+            recorder.commit(_ignore)
+            return
         if error is not None:
             self._fail(step.name, error)
             return
         self._results[slot.index] = slot.last
         self._remaining -= 1
-        if self._remaining:
+        if self._remaining:  # its siblings run on: write its success now
+            recorder.commit(lambda error: self._sibling_written(step, error))
             return
         stage = self._plan.stages[self._stage]
         if isinstance(stage, ParallelGroup):
@@ -268,15 +281,24 @@ class SagaRun(abc.DisposableBase):
             joined = self._results[0]
         self._run_stage(self._stage + 1, joined)
 
+    def _sibling_written(self, step: SagaStep, error: Exception | None) -> None:
+        if error is not None and self._phase == _FORWARD and not self._recorder.lost:
+            self._fail(step.name, error)
+
     def _complete(self, context: Any) -> None:
         self._phase = _ENDED
         self._release()
-        error = self._recorder.finish(SagaStatus.COMPLETED)
-        if error is not None:
-            self._subscriber.end(error)
-            return
-        self._recorder.publish(SagaCompleted(context, self._recorder.saga_id))
-        self._subscriber.end(None)
+
+        def completed(error: Exception | None) -> None:
+            if self._recorder.lost:
+                return
+            if error is not None:
+                self._subscriber.end(error)
+                return
+            self._recorder.publish(SagaCompleted(context, self._recorder.saga_id))
+            self._subscriber.end(None)
+
+        self._recorder.commit(completed, SagaStatus.COMPLETED)
 
     # -- back -------------------------------------------------------------------------
 
@@ -326,12 +348,26 @@ class SagaRun(abc.DisposableBase):
         self._release()
         failed = bool(errors or not_compensated)
         status = SagaStatus.FAILED if failed else SagaStatus.COMPENSATED
-        journal_error = self._recorder.finish(status)
-        if journal_error is not None:
-            errors = (*errors, ("journal", journal_error))
-        step_name, cause = self._failure
-        self._subscriber.end(
-            SagaFailed(
-                self._recorder.saga_id, step_name, cause, errors, not_compensated
+        recorder = self._recorder
+
+        def ended(journal_error: Exception | None) -> None:
+            if recorder.lost:
+                return
+            if not recorder.begun:  # the saga never made it into the journal
+                self._subscriber.end(journal_error)
+                return
+            all_errors = errors
+            if journal_error is not None:
+                all_errors = (*errors, ("journal", journal_error))
+            step_name, cause = self._failure
+            self._subscriber.end(
+                SagaFailed(
+                    recorder.saga_id, step_name, cause, all_errors, not_compensated
+                )
             )
-        )
+
+        recorder.commit(ended, status)
+
+
+def _ignore(_: Exception | None) -> None:
+    return None

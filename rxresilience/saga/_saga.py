@@ -296,7 +296,8 @@ class Saga(Generic[_C]):
             raise TypeError(
                 f"journal must be a SagaJournal, got {type(chosen).__name__}"
             )
-        owned = chosen is not None and check_ownership(chosen)
+        if chosen is not None:
+            check_ownership(chosen)
         plan = self.plan()
 
         def subscribe(
@@ -309,7 +310,6 @@ class Saga(Generic[_C]):
                 saga_id or f"{self.name}-{uuid.uuid4().hex}",
                 (scheduler_, choose_scheduler(plan.scheduler, scheduler_)),
                 observer,
-                owned=owned,
             )
             run.start(context)
             return run

@@ -1,0 +1,145 @@
+"""Journal writes off the event loop, several sagas per transaction.
+
+Under asyncio a journal write must not run on the loop: a SQLite commit, a
+Redis round trip, a lock held by another process would stall every
+coroutine. Runs hand their writes to their journal's :class:`GroupCommit`;
+one worker of the loop's default executor writes everything handed in
+meanwhile in one ``write_owned`` call (one transaction: group commit), then
+gives each run its answer back on the loop. While a batch is being written
+the next one gathers, so the more sagas are ready at once, the fewer
+transactions per saga.
+
+Answers come back a few at a time, each turn of the loop: one turn never
+advances hundreds of sagas while timers and other coroutines wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+
+from reactivex import abc
+from reactivex.scheduler.eventloop import AsyncIOScheduler
+
+from .._async import loop_of_scheduler
+from ._journal import JournalWrite, SagaJournal
+
+__all__ = ["GroupCommit", "group_commit_for"]
+
+_log = logging.getLogger("rxresilience")
+
+#: Answers given back per turn of the loop.
+ANSWERS_PER_TURN = 32
+
+#: Writes in one transaction at most (a longer queue waits for the next one).
+LONGEST_BATCH = 512
+
+Answer = Callable[[bool | Exception], None]
+
+
+class GroupCommit:
+    """One journal's writer under one event loop."""
+
+    __slots__ = ("__weakref__", "_busy", "_journal", "_lock", "_loop", "_queue")
+
+    def __init__(self, journal: SagaJournal, loop: asyncio.AbstractEventLoop) -> None:
+        self._journal = journal
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._queue: collections.deque[tuple[JournalWrite, Answer]] = (
+            collections.deque()
+        )
+        self._busy = False
+
+    def submit(self, write: JournalWrite, answer: Answer) -> None:
+        """Write ``write`` with the next batch; ``answer`` is called on the loop
+        with its outcome (True, False or the journal's error)."""
+        with self._lock:
+            self._queue.append((write, answer))
+            if self._busy:
+                return
+            self._busy = True
+        try:
+            self._loop.run_in_executor(None, self._drain)
+        except RuntimeError as error:  # the loop is closing: write here, now
+            with self._lock:
+                self._busy = False
+            _log.debug("journal writer unavailable (%s): writing on the loop", error)
+            self._drain()
+
+    def _drain(self) -> None:
+        """On a worker thread: write batch after batch until none is waiting."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._busy = False
+                    return
+                count = min(len(self._queue), LONGEST_BATCH)
+                batch = [self._queue.popleft() for _ in range(count)]
+            try:
+                done: list[bool | Exception] = list(
+                    self._journal.write_owned([write for write, _ in batch])
+                )
+                if len(done) != len(batch):
+                    raise TypeError(
+                        f"{type(self._journal).__name__}.write_owned answered "
+                        f"{len(done)} times for {len(batch)} writes"
+                    )
+            except Exception as error:  # nothing of the batch is known to be written
+                done = [error] * len(batch)
+            answers = [
+                (answer, outcome)
+                for (_, answer), outcome in zip(batch, done, strict=True)
+            ]
+            try:
+                self._loop.call_soon_threadsafe(self._answer, answers)
+            except RuntimeError:  # the loop closed: nobody is left to answer
+                _log.warning(
+                    "event loop closed before %d journal writes were answered",
+                    len(answers),
+                )
+
+    def _answer(self, answers: list[tuple[Answer, bool | Exception]]) -> None:
+        """On the loop: a few answers now, the rest on the next turns."""
+        now, later = answers[:ANSWERS_PER_TURN], answers[ANSWERS_PER_TURN:]
+        if later:
+            self._loop.call_soon(self._answer, later)
+        for answer, outcome in now:
+            try:
+                answer(outcome)
+            except Exception:
+                _log.exception("a saga run failed on a journal answer")
+
+
+_writers: weakref.WeakKeyDictionary[
+    SagaJournal, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit]
+] = weakref.WeakKeyDictionary()
+_writers_lock = threading.Lock()
+
+
+def group_commit_for(
+    journal: SagaJournal | None, scheduler: abc.SchedulerBase | None
+) -> GroupCommit | None:
+    """The journal's writer when ``scheduler`` (the subscribe-time one) runs
+    on an asyncio loop and the journal's writes may block; None (write on
+    the caller's thread) otherwise."""
+    if (
+        journal is None
+        or not journal.writes_may_block
+        or not isinstance(scheduler, AsyncIOScheduler)
+    ):
+        return None
+    loop = loop_of_scheduler(scheduler)
+    try:
+        with _writers_lock:
+            by_loop = _writers.setdefault(journal, weakref.WeakKeyDictionary())
+            writer = by_loop.get(loop)
+            if writer is None:
+                writer = by_loop[loop] = GroupCommit(journal, loop)
+            return writer
+    except TypeError:  # a journal class that cannot be weakly referenced:
+        return GroupCommit(journal, loop)  # off the loop, one run per writer
