@@ -11,6 +11,7 @@ run, and the stall against the no-journal run's.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import os
 import statistics
@@ -81,14 +82,16 @@ async def _round(saga: rxr.Saga[int], journal: rxr.SagaJournal | None) -> Round:
 
 
 def measure(
-    journal: Callable[[], rxr.SagaJournal | None], rounds: int = 7
+    journal: Callable[[], rxr.SagaJournal | None], rounds: int = 21
 ) -> tuple[Round, Round]:
     """Median rounds of the journal and, alternating with it, of no journal."""
     saga = _saga()
     ours: list[Round] = []
     bare: list[Round] = []
     for _ in range(rounds):
+        gc.collect()
         bare.append(asyncio.run(_round(saga, None)))
+        gc.collect()
         ours.append(asyncio.run(_round(saga, journal())))
     return _median(ours), _median(bare)
 

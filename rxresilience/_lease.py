@@ -5,19 +5,32 @@ may take: a live owner renews it while it works. A renewal answered "not
 yours" means the lease is lost at once; a renewal that cannot reach the store
 is tried again at the next tick, and the lease counts as lost only once it
 has run out on the owner's own clock (by then another owner may hold it).
-Used by ``rxr.idempotent`` for its claims.
+Used by ``rxr.idempotent`` for its claims and by sagas for their ownership.
+
+On a real clock the leases of one scheduler share one timer (a
+:class:`_Keeper`): arming and cancelling a timer per lease costs a thread
+on ``TimeoutScheduler`` (about 130 us), more than a whole saga of immediate
+steps, while most leases end long before their first renewal. The shared
+timer fires at the earliest renewal due, hands each due lease its renewal
+as an action of its own on the scheduler (a slow store delays that lease
+alone), and, once no lease is left, fires once more and stops. In virtual
+time every lease keeps a timer of its own, so that a test sees exactly
+what is pending.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from reactivex import abc
 from reactivex.disposable import SerialDisposable
 
-from ._clock import RESOLUTION
+from ._clock import RESOLUTION, clock_of, is_virtual
 
 __all__ = ["Lease"]
 
@@ -34,10 +47,13 @@ class Lease:
             for "not yours"; raising means the store could not be reached.
         on_lost: called with ``"taken"`` (answered "not yours") or
             ``"lapsed"`` (renewals failed until the lease ran out).
+        shared: share the scheduler's timer with its other leases; default
+            on a real clock only.
     """
 
     __slots__ = (
         "_clock",
+        "_keeper",
         "_length",
         "_lock",
         "_on_lost",
@@ -56,6 +72,8 @@ class Lease:
         clock: Callable[[], float],
         renew: Callable[[float], bool],
         on_lost: Callable[[str], None],
+        *,
+        shared: bool | None = None,
     ) -> None:
         self._length = length
         self.until = until
@@ -66,12 +84,17 @@ class Lease:
         self._lock = threading.Lock()
         self._stopped = False
         self._timer = SerialDisposable()
+        if shared is None:  # a timer of its own in virtual time (see the module)
+            shared = not is_virtual(scheduler)
+        self._keeper = _keeper_of(scheduler) if shared else None
         self._arm()
 
     def _arm(self, delay: float | None = None) -> None:
-        self._timer.disposable = self._scheduler.schedule_relative(
-            self._length / 3 if delay is None else delay, self._tick
-        )
+        wait = self._length / 3 if delay is None else delay
+        if self._keeper is not None:
+            self._keeper.add(self, wait)
+            return
+        self._timer.disposable = self._scheduler.schedule_relative(wait, self._tick)
 
     def _tick(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
         if self._stopped:
@@ -97,6 +120,8 @@ class Lease:
             if self._stopped:
                 return
             self._stopped = True
+        if self._keeper is not None:
+            self._keeper.remove(self)
         self._timer.dispose()
         self._on_lost(why)
 
@@ -104,4 +129,107 @@ class Lease:
         """Renew no more; cancels the pending timer (the lease itself stays)."""
         with self._lock:
             self._stopped = True
+        if self._keeper is not None:
+            self._keeper.remove(self)
         self._timer.dispose()
+
+
+class _Keeper:
+    """One timer for every lease of a real-clock scheduler.
+
+    ``_due`` maps each live lease to when its renewal is due; the heap may
+    also hold entries of leases since stopped or rearmed (skipped when they
+    come up, and swept out once they outnumber the live ones).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_armed",
+        "_clock",
+        "_due",
+        "_heap",
+        "_lock",
+        "_order",
+        "_scheduler",
+        "_timer",
+    )
+
+    def __init__(self, scheduler: abc.SchedulerBase) -> None:
+        self._scheduler = scheduler
+        self._clock = clock_of(scheduler)
+        # Timers are armed under the lock, so that two threads arming at once
+        # cannot leave the later timer in place of the earlier one; an RLock,
+        # for a scheduler that runs a zero delay at once.
+        self._lock = threading.RLock()
+        # Strong references, as a timer of its own would hold: a lease is
+        # renewed while its owner has not stopped it, referenced or not.
+        self._heap: list[tuple[float, int, Lease]] = []
+        self._due: dict[Lease, float] = {}
+        self._order = itertools.count()
+        self._timer = SerialDisposable()
+        self._armed: float | None = None
+
+    def add(self, lease: Lease, delay: float) -> None:
+        """Renew ``lease`` in ``delay`` seconds."""
+        due = self._clock() + delay
+        with self._lock:
+            self._due[lease] = due
+            heapq.heappush(self._heap, (due, next(self._order), lease))
+            if len(self._heap) > 64 and len(self._heap) > 2 * len(self._due):
+                self._sweep()
+            if self._armed is not None and self._armed <= due:
+                return  # the armed timer comes first: it re-arms for this one
+            self._armed = due
+            self._timer.disposable = self._scheduler.schedule_relative(
+                delay, self._fire
+            )
+
+    def remove(self, lease: Lease) -> None:
+        with self._lock:
+            self._due.pop(lease, None)
+
+    def _sweep(self) -> None:
+        """Drop the entries of leases stopped or rearmed since (lock held)."""
+        self._heap = [
+            entry for entry in self._heap if self._due.get(entry[2]) == entry[0]
+        ]
+        heapq.heapify(self._heap)
+
+    def _fire(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        now = self._clock()
+        due: list[Lease] = []
+        with self._lock:
+            heap = self._heap
+            while heap and heap[0][0] <= now + RESOLUTION:
+                when, _, lease = heapq.heappop(heap)
+                if self._due.get(lease) == when:
+                    del self._due[lease]
+                    due.append(lease)
+            while heap and self._due.get(heap[0][2]) != heap[0][0]:
+                heapq.heappop(heap)  # stale: stopped or rearmed
+            self._armed = heap[0][0] if heap else None
+            if self._armed is not None:
+                self._timer.disposable = self._scheduler.schedule_relative(
+                    max(0.0, self._armed - now), self._fire
+                )
+        for lease in due:  # each renewal on its own: a slow store delays one lease
+            self._scheduler.schedule(lease._tick)
+
+
+_keepers: weakref.WeakKeyDictionary[abc.SchedulerBase, _Keeper] = (
+    weakref.WeakKeyDictionary()
+)
+_keepers_lock = threading.Lock()
+
+
+def _keeper_of(scheduler: abc.SchedulerBase) -> _Keeper | None:
+    """The scheduler's shared keeper; None for a scheduler that cannot be
+    weakly referenced (its leases keep timers of their own)."""
+    try:
+        with _keepers_lock:
+            keeper = _keepers.get(scheduler)
+            if keeper is None:
+                keeper = _keepers[scheduler] = _Keeper(scheduler)
+            return keeper
+    except TypeError:
+        return None

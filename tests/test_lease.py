@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from reactivex.testing import TestScheduler
 
-from rxresilience._lease import Lease
+from rxresilience._lease import Lease, _keeper_of
 
 from ._support import pending
 
@@ -82,3 +83,117 @@ def test_a_store_back_in_time_keeps_the_lease() -> None:
     assert holder.lost == []
     assert lease.until == 6.0
     lease.stop()
+
+
+# --- on a real clock, the leases of a scheduler share one timer -------------------------
+
+
+def shared_leases(
+    count: int, length: float = 3.0
+) -> tuple[TestScheduler, list[Holder], list[Lease]]:
+    scheduler = TestScheduler()
+    holders, leases = [], []
+    for _ in range(count):
+        holder = Holder()
+        holder.scheduler = scheduler
+        holders.append(holder)
+        leases.append(
+            Lease(
+                length,
+                length,
+                scheduler,
+                holder.now,
+                holder.renew,
+                lambda why, h=holder: h.lost.append((h.now(), why)),
+                shared=True,
+            )
+        )
+    return scheduler, holders, leases
+
+
+def test_shared_leases_renew_every_third_as_their_own_timers_would() -> None:
+    scheduler, holders, leases = shared_leases(3)
+    scheduler.advance_to(0.5)
+    late = Holder()
+    late.scheduler = scheduler
+    later = Lease(3.0, 3.5, scheduler, late.now, late.renew, print, shared=True)
+    scheduler.advance_to(3.0)
+    for holder in holders:
+        assert [at for at, _ in holder.renewals] == [1.0, 2.0, 3.0]
+    assert [at for at, _ in late.renewals] == [1.5, 2.5]
+    later.stop()
+    for lease in leases:
+        lease.stop()
+    scheduler.advance_by(10)
+    assert all(len(h.renewals) == 3 for h in holders)
+    assert pending(scheduler) == []  # fired once more, found nothing, stopped
+
+
+def test_a_stopped_shared_lease_is_never_renewed_and_the_rest_are() -> None:
+    scheduler, holders, leases = shared_leases(100)
+    for lease in leases[::2]:
+        lease.stop()
+    scheduler.advance_to(1.0)
+    assert [bool(h.renewals) for h in holders] == [False, True] * 50
+    assert all(h.renewals == [(1.0, 4.0)] for h in holders[1::2])
+
+
+def test_the_shared_timer_keeps_only_live_leases_as_they_come_and_go() -> None:
+    scheduler, holders, _ = shared_leases(1, length=30.0)
+    keeper = _keeper_of(scheduler)
+    assert keeper is not None
+    for _ in range(10_000):  # sagas that end long before their first renewal
+        Lease(
+            30.0, 30.0, scheduler, holders[0].now, holders[0].renew, print, shared=True
+        ).stop()
+    assert len(keeper._heap) <= 64 + 2 * 2
+    scheduler.advance_to(10.0)
+    assert holders[0].renewals == [(10.0, 40.0)]
+
+
+def test_shared_leases_still_lose_and_retry_each_on_its_own() -> None:
+    scheduler, holders, _ = shared_leases(2)
+    holders[0].answer = False
+    holders[1].answer = OSError("unreachable")
+    scheduler.advance_to(5.0)
+    assert holders[0].lost == [(1.0, "taken")]
+    assert holders[1].lost == [(3.0, "lapsed")]
+    assert pending(scheduler) == []
+
+
+def test_leases_made_from_eight_threads_on_the_real_clock_all_renew() -> None:
+    import threading
+
+    from reactivex.scheduler import TimeoutScheduler
+
+    scheduler = TimeoutScheduler.singleton()
+    renewed: set[int] = set()
+    lost: list[str] = []
+    lock = threading.Lock()
+    everyone = threading.Event()
+    leases: list[Lease] = []
+
+    def make(base: int) -> None:
+        for n in range(base, base + 50):
+
+            def renew(until: float, n: int = n) -> bool:
+                with lock:
+                    renewed.add(n)
+                    if len(renewed) == 400:
+                        everyone.set()
+                return True
+
+            lease = Lease(0.3, 0.3, scheduler, time.time, renew, lost.append)
+            with lock:
+                leases.append(lease)
+            Lease(0.3, 0.3, scheduler, time.time, renew, lost.append).stop()
+
+    threads = [threading.Thread(target=make, args=(i * 50,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert everyone.wait(10), f"{400 - len(renewed)} leases were never renewed"
+    for lease in leases:
+        lease.stop()
+    assert lost == []
