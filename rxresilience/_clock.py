@@ -23,7 +23,11 @@ import time
 from collections.abc import Callable
 
 from reactivex import abc
-from reactivex.scheduler import TimeoutScheduler, VirtualTimeScheduler
+from reactivex.scheduler import (
+    NewThreadScheduler,
+    TimeoutScheduler,
+    VirtualTimeScheduler,
+)
 from reactivex.scheduler.scheduler import Scheduler
 
 __all__ = [
@@ -78,6 +82,12 @@ def seconds_now(scheduler: abc.SchedulerBase | None = None) -> float:
     """The scheduler's current time in seconds (virtual ticks for virtual time);
     the real epoch clock for None."""
     return clock_of(scheduler)()
+
+
+def timers_cost_a_thread(scheduler: abc.SchedulerBase | None) -> bool:
+    """True for a scheduler whose every timer starts a thread
+    (``TimeoutScheduler``, ``NewThreadScheduler``, ``ThreadPoolScheduler``)."""
+    return isinstance(scheduler, TimeoutScheduler | NewThreadScheduler)
 
 
 def is_virtual(scheduler: abc.SchedulerBase | None) -> bool:

@@ -7,15 +7,16 @@ is tried again at the next tick, and the lease counts as lost only once it
 has run out on the owner's own clock (by then another owner may hold it).
 Used by ``rxr.idempotent`` for its claims and by sagas for their ownership.
 
-On a real clock the leases of one scheduler share one timer (a
-:class:`_Keeper`): arming and cancelling a timer per lease costs a thread
-on ``TimeoutScheduler`` (about 130 us), more than a whole saga of immediate
-steps, while most leases end long before their first renewal. The shared
-timer fires at the earliest renewal due, hands each due lease its renewal
-as an action of its own on the scheduler (a slow store delays that lease
-alone), and, once no lease is left, fires once more and stops. In virtual
-time every lease keeps a timer of its own, so that a test sees exactly
-what is pending.
+On a scheduler whose timers each start a thread (the default
+``TimeoutScheduler``), the leases share one timer (a :class:`_Keeper`):
+arming and cancelling a timer per lease costs about 130 us there, more than
+a whole saga of immediate steps, while most leases end long before their
+first renewal. Under asyncio the leases of one loop share one too (a timer
+costs less there, but a saga's share of the loop is small). The shared timer fires at the earliest renewal due, hands
+each due lease its renewal as an action of its own on the scheduler (a slow
+store delays that lease alone), and, once no lease is left, fires once more
+and stops. Elsewhere (virtual time, where a test sees exactly what is
+pending, and other schedulers) every lease keeps a timer of its own.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from typing import Any
 
 from reactivex import abc
 from reactivex.disposable import SerialDisposable
+from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from ._clock import RESOLUTION, clock_of, is_virtual
+from ._async import loop_of_scheduler
+from ._clock import RESOLUTION, clock_of, timers_cost_a_thread
 
 __all__ = ["Lease"]
 
@@ -84,8 +87,10 @@ class Lease:
         self._lock = threading.Lock()
         self._stopped = False
         self._timer = SerialDisposable()
-        if shared is None:  # a timer of its own in virtual time (see the module)
-            shared = not is_virtual(scheduler)
+        if shared is None:  # see the module
+            shared = timers_cost_a_thread(scheduler) or isinstance(
+                scheduler, AsyncIOScheduler
+            )
         self._keeper = _keeper_of(scheduler) if shared else None
         self._arm()
 
@@ -150,12 +155,12 @@ class _Keeper:
         "_heap",
         "_lock",
         "_order",
-        "_scheduler",
         "_timer",
     )
 
     def __init__(self, scheduler: abc.SchedulerBase) -> None:
-        self._scheduler = scheduler
+        # The scheduler itself is not kept (the registry of keepers is keyed
+        # by it, weakly): each lease holds it, and the timers go through them.
         self._clock = clock_of(scheduler)
         # Timers are armed under the lock, so that two threads arming at once
         # cannot leave the later timer in place of the earlier one; an RLock,
@@ -180,7 +185,7 @@ class _Keeper:
             if self._armed is not None and self._armed <= due:
                 return  # the armed timer comes first: it re-arms for this one
             self._armed = due
-            self._timer.disposable = self._scheduler.schedule_relative(
+            self._timer.disposable = lease._scheduler.schedule_relative(
                 delay, self._fire
             )
 
@@ -209,27 +214,32 @@ class _Keeper:
                 heapq.heappop(heap)  # stale: stopped or rearmed
             self._armed = heap[0][0] if heap else None
             if self._armed is not None:
-                self._timer.disposable = self._scheduler.schedule_relative(
+                self._timer.disposable = heap[0][2]._scheduler.schedule_relative(
                     max(0.0, self._armed - now), self._fire
                 )
         for lease in due:  # each renewal on its own: a slow store delays one lease
-            self._scheduler.schedule(lease._tick)
+            lease._scheduler.schedule(lease._tick)
 
 
-_keepers: weakref.WeakKeyDictionary[abc.SchedulerBase, _Keeper] = (
-    weakref.WeakKeyDictionary()
-)
+_keepers: weakref.WeakKeyDictionary[object, _Keeper] = weakref.WeakKeyDictionary()
 _keepers_lock = threading.Lock()
 
 
 def _keeper_of(scheduler: abc.SchedulerBase) -> _Keeper | None:
     """The scheduler's shared keeper; None for a scheduler that cannot be
     weakly referenced (its leases keep timers of their own)."""
+    # rxr.to_async makes an AsyncIOScheduler per subscription: their leases
+    # share their loop's keeper.
+    key: object = (
+        loop_of_scheduler(scheduler)
+        if isinstance(scheduler, AsyncIOScheduler)
+        else scheduler
+    )
     try:
         with _keepers_lock:
-            keeper = _keepers.get(scheduler)
+            keeper = _keepers.get(key)
             if keeper is None:
-                keeper = _keepers[scheduler] = _Keeper(scheduler)
+                keeper = _keepers[key] = _Keeper(scheduler)
             return keeper
     except TypeError:
         return None

@@ -320,3 +320,43 @@ def test_real_journals_under_asyncio(
         assert record.status == "completed"
         assert len(record.entries) == 6
     journal.close()
+
+
+def test_a_context_mutated_in_place_is_journaled_as_it_was_at_each_entry() -> None:
+    """The start of a step records the very object the step before it
+    succeeded with, encoded once; a step (or a merge) that mutates it in
+    place must not leave a stale copy in the journal."""
+
+    def add(name: str) -> Any:
+        def execute(ctx: dict[str, int]) -> rx.Observable[dict[str, int]]:
+            ctx[name] = 1  # in place, and returned as it was given
+            return rx.of(ctx)
+
+        return execute
+
+    def merge(ctx: dict[str, int], results: list[dict[str, int]]) -> dict[str, int]:
+        ctx["merged"] = len(results)
+        return ctx
+
+    saga = (
+        rxr.Saga[dict[str, int]]("m")
+        .step("a", add("a"))
+        .step("b", add("b"))
+        .parallel("p", [rxr.SagaStep("c", add("c"))], merge=merge)
+        .step("d", add("d"))
+    )
+    journal = rxr.InMemorySagaJournal()
+    saga.run({}, journal=journal, saga_id="m-1").run()
+    record = journal.load("m-1")
+    assert record is not None
+    contexts = [(e.kind, e.step, e.context) for e in record.entries]
+    assert contexts == [
+        ("step_started", "a", b"{}"),
+        ("step_succeeded", "a", b'{"a":1}'),
+        ("step_started", "b", b'{"a":1}'),
+        ("step_succeeded", "b", b'{"a":1,"b":1}'),
+        ("step_started", "c", b'{"a":1,"b":1}'),
+        ("step_succeeded", "c", b'{"a":1,"b":1,"c":1}'),
+        ("step_started", "d", b'{"a":1,"b":1,"c":1,"merged":1}'),
+        ("step_succeeded", "d", b'{"a":1,"b":1,"c":1,"merged":1,"d":1}'),
+    ]

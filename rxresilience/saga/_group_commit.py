@@ -44,11 +44,13 @@ Answer = Callable[[bool | Exception], None]
 class GroupCommit:
     """One journal's writer under one event loop."""
 
-    __slots__ = ("__weakref__", "_busy", "_journal", "_lock", "_loop", "_queue")
+    __slots__ = ("_busy", "_journal", "_lock", "_loop", "_queue")
 
     def __init__(self, journal: SagaJournal, loop: asyncio.AbstractEventLoop) -> None:
-        self._journal = journal
-        self._loop = loop
+        # Its runs hold the journal and run on the loop; held strongly here,
+        # they would never leave the registry that maps them to this writer.
+        self._journal = weakref.ref(journal)
+        self._loop = weakref.ref(loop)
         self._lock = threading.Lock()
         self._queue: collections.deque[tuple[JournalWrite, Answer]] = (
             collections.deque()
@@ -63,12 +65,23 @@ class GroupCommit:
             if self._busy:
                 return
             self._busy = True
+        loop = self._loop()
         try:
-            self._loop.run_in_executor(None, self._drain)
+            if loop is None:
+                raise RuntimeError("the event loop is gone")
+            # Started at the end of this turn of the loop, so that what the
+            # other sagas of the turn write joins the first batch.
+            loop.call_soon_threadsafe(self._start, loop)
         except RuntimeError as error:  # the loop is closing: write here, now
             with self._lock:
                 self._busy = False
             _log.debug("journal writer unavailable (%s): writing on the loop", error)
+            self._drain()
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            loop.run_in_executor(None, self._drain)
+        except RuntimeError:  # the loop is closing: write here, now
             self._drain()
 
     def _drain(self) -> None:
@@ -81,12 +94,15 @@ class GroupCommit:
                 count = min(len(self._queue), LONGEST_BATCH)
                 batch = [self._queue.popleft() for _ in range(count)]
             try:
+                journal = self._journal()
+                if journal is None:  # unreachable while a run holds it
+                    raise RuntimeError("the saga journal is gone")
                 done: list[bool | Exception] = list(
-                    self._journal.write_owned([write for write, _ in batch])
+                    journal.write_owned([write for write, _ in batch])
                 )
                 if len(done) != len(batch):
                     raise TypeError(
-                        f"{type(self._journal).__name__}.write_owned answered "
+                        f"{type(journal).__name__}.write_owned answered "
                         f"{len(done)} times for {len(batch)} writes"
                     )
             except Exception as error:  # nothing of the batch is known to be written
@@ -96,7 +112,10 @@ class GroupCommit:
                 for (_, answer), outcome in zip(batch, done, strict=True)
             ]
             try:
-                self._loop.call_soon_threadsafe(self._answer, answers)
+                loop = self._loop()
+                if loop is None:
+                    raise RuntimeError("the event loop is gone")
+                loop.call_soon_threadsafe(self._answer, answers)
             except RuntimeError:  # the loop closed: nobody is left to answer
                 _log.warning(
                     "event loop closed before %d journal writes were answered",
@@ -106,8 +125,9 @@ class GroupCommit:
     def _answer(self, answers: list[tuple[Answer, bool | Exception]]) -> None:
         """On the loop: a few answers now, the rest on the next turns."""
         now, later = answers[:ANSWERS_PER_TURN], answers[ANSWERS_PER_TURN:]
-        if later:
-            self._loop.call_soon(self._answer, later)
+        loop = self._loop()
+        if later and loop is not None:
+            loop.call_soon(self._answer, later)
         for answer, outcome in now:
             try:
                 answer(outcome)

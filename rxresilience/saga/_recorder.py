@@ -158,6 +158,7 @@ class Recorder:
         "_codec",
         "_entries",
         "_events",
+        "_last_encoded",
         "_mailbox",
         "_plan",
         "_writer",
@@ -197,6 +198,7 @@ class Recorder:
         self._begin: tuple[str, float] | None = None
         self._entries: list[JournalEntry] = []
         self._events: list[SagaEvent] = []
+        self._last_encoded: tuple[Any, bytes] | None = None
         self.on_lost: Callable[[], None] = lambda: None
         self.on_begun: Callable[[float], None] = lambda until: None
 
@@ -239,7 +241,7 @@ class Recorder:
         if kind is not None and self.journal is not None:
             error = getattr(event, "error", None)
             try:
-                encoded = None if context is NOTHING else self._codec.encode(context)
+                encoded = None if context is NOTHING else self._encode(context)
                 self._entries.append(
                     JournalEntry(
                         kind.value,
@@ -255,6 +257,18 @@ class Recorder:
         self._events.append(event)
         return failure
 
+    def _encode(self, context: Any) -> bytes:
+        """The codec's bytes for ``context``; a step's start mostly records the
+        very object the step before it succeeded with: encoded once. Only
+        within one commit, and no user code (a merge) in between: a context
+        may be mutated in place."""
+        last = self._last_encoded
+        if last is not None and last[0] is context:
+            return last[1]
+        encoded = self._codec.encode(context)
+        self._last_encoded = (context, encoded)
+        return encoded
+
     def commit(
         self,
         then: Callable[[Exception | None], None],
@@ -265,6 +279,7 @@ class Recorder:
         ``then`` with the journal's error (None once committed): at once
         outside asyncio, from the mailbox once committed under it."""
         events, self._events = self._events, []
+        self._last_encoded = None  # user code runs next: see _encode
         if self.lost:
             then(SagaOwnershipLostError(self.saga_id))
             return
@@ -328,6 +343,10 @@ class Recorder:
             for event in events:
                 self.publish(event)
         then(error)
+
+    def forget_encoded(self) -> None:
+        """User code is about to run (a merge): encode afresh after it."""
+        self._last_encoded = None
 
     def publish(self, event: SagaEvent) -> None:
         self.subscriber.on_next(event)

@@ -272,6 +272,7 @@ class SagaRun(abc.DisposableBase):
             return
         stage = self._plan.stages[self._stage]
         if isinstance(stage, ParallelGroup):
+            recorder.forget_encoded()
             try:
                 joined = stage.merge(self._stage_context, list(self._results))
             except Exception as merge_error:
