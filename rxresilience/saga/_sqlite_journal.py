@@ -324,7 +324,7 @@ class SQLiteSagaJournal(SagaJournal):
         return f"SQLiteSagaJournal({self.path!r})"
 
 
-#: Ids per ``IN (...)`` (SQLite builds before 3.32 allow 999 parameters).
+#: Ids per ``IN (...)``: SQLite builds before 3.32 allow 999 parameters.
 _IDS_PER_QUERY = 500
 
 
@@ -359,9 +359,9 @@ def _apply(db: sqlite3.Connection, writes: Sequence[JournalWrite]) -> list[bool]
         )
     done: list[bool] = []
     begins: list[tuple[object, ...]] = []
-    touches: list[tuple[object, ...]] = []
+    touched: dict[str, float] = {}
     entries: list[tuple[object, ...]] = []
-    ends: list[tuple[object, ...]] = []
+    ends: dict[str, list[str]] = {}
     for write in writes:
         saga_id = write.saga_id
         if write.begin is not None:
@@ -376,7 +376,7 @@ def _apply(db: sqlite3.Connection, writes: Sequence[JournalWrite]) -> list[bool]
             done.append(False)
             continue
         else:
-            touches.append((write.now, saga_id))
+            touched[saga_id] = max(write.now, touched.get(saga_id, write.now))
         seq = last.get(saga_id, 0)
         for entry in write.entries:
             seq += 1
@@ -385,21 +385,66 @@ def _apply(db: sqlite3.Connection, writes: Sequence[JournalWrite]) -> list[bool]
             )
         last[saga_id] = seq
         if write.status is not None:
-            ends.append((write.status, saga_id))
+            ends.setdefault(write.status, []).append(saga_id)
         done.append(True)
-    db.executemany(
-        "INSERT INTO rxr_sagas (saga_id, saga_name, status, touched, owner, "
-        "lease_until) VALUES (?, ?, 'running', ?, ?, ?)",
+    # Many rows per statement: one call binds them and one step writes them,
+    # the GIL released meanwhile (executemany takes it back for every row).
+    _insert(
+        db,
+        "rxr_sagas (saga_id, saga_name, status, touched, owner, lease_until)",
+        "(?, ?, 'running', ?, ?, ?)",
         begins,
     )
-    db.executemany("UPDATE rxr_sagas SET touched = ? WHERE saga_id = ?", touches)
-    db.executemany(
-        "INSERT INTO rxr_saga_entries (saga_id, seq, kind, step, context, error) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+    _insert(
+        db,
+        "rxr_saga_entries (saga_id, seq, kind, step, context, error)",
+        "(?, ?, ?, ?, ?, ?)",
         entries,
     )
-    db.executemany("UPDATE rxr_sagas SET status = ? WHERE saga_id = ?", ends)
+    if touched:  # each saga touched at its latest write of the batch
+        _update_each(db, "touched", list(touched.items()))
+    for status, ids in ends.items():
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            db.execute(
+                "UPDATE rxr_sagas SET status = ? WHERE saga_id IN "
+                f"({', '.join('?' * len(chunk))})",
+                [status, *chunk],
+            )
     return done
+
+
+def _insert(
+    db: sqlite3.Connection, into: str, row: str, rows: list[tuple[object, ...]]
+) -> None:
+    """``INSERT INTO <into> VALUES <row>, <row>, ...``, in statements of at
+    most 999 parameters (``into`` and ``row`` are literals of this module)."""
+    if not rows:
+        return
+    per = 999 // len(rows[0])
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        db.execute(
+            f"INSERT INTO {into} VALUES {', '.join([row] * len(chunk))}",
+            [value for each in chunk for value in each],
+        )
+
+
+def _update_each(
+    db: sqlite3.Connection, column: str, values: list[tuple[str, float]]
+) -> None:
+    """Set ``column`` of each saga to its own value: one ``CASE`` statement per
+    chunk (``column`` is a literal of this module)."""
+    per = 999 // 3
+    for start in range(0, len(values), per):
+        chunk = values[start : start + per]
+        cases = " ".join(["WHEN ? THEN ?"] * len(chunk))
+        ids = ", ".join("?" * len(chunk))
+        db.execute(
+            f"UPDATE rxr_sagas SET {column} = CASE saga_id {cases} END "
+            f"WHERE saga_id IN ({ids})",
+            [v for pair in chunk for v in pair] + [saga_id for saga_id, _ in chunk],
+        )
 
 
 def _add_ownership_columns(db: sqlite3.Connection) -> None:
