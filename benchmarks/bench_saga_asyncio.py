@@ -82,7 +82,7 @@ async def _round(saga: rxr.Saga[int], journal: rxr.SagaJournal | None) -> Round:
 
 
 def measure(
-    journal: Callable[[], rxr.SagaJournal | None], rounds: int = 21
+    journal: Callable[[], rxr.SagaJournal | None], rounds: int = 41
 ) -> tuple[Round, Round]:
     """Median rounds of the journal and, alternating with it, of no journal."""
     saga = _saga()

@@ -84,6 +84,12 @@ def seconds_now(scheduler: abc.SchedulerBase | None = None) -> float:
     return clock_of(scheduler)()
 
 
+def thread_scheduler() -> abc.SchedulerBase:
+    """A real-clock scheduler whose actions run on threads of their own: for
+    timed work that may block (a journal's renewal under asyncio)."""
+    return TimeoutScheduler.singleton()
+
+
 def timers_cost_a_thread(scheduler: abc.SchedulerBase | None) -> bool:
     """True for a scheduler whose every timer starts a thread
     (``TimeoutScheduler``, ``NewThreadScheduler``, ``ThreadPoolScheduler``)."""

@@ -44,6 +44,11 @@ def codec_or_json(codec: object) -> Codec:
     return codec
 
 
+#: One encoder for every JsonCodec: ``json.dumps`` with these options builds
+#: a new one per call. Stateless: safe to share between threads.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 class JsonCodec:
     """JSON, UTF-8: dicts, lists, strings, numbers, booleans and None.
 
@@ -59,9 +64,7 @@ class JsonCodec:
     __slots__ = ()
 
     def encode(self, value: Any) -> bytes:
-        return json.dumps(
-            value, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        ).encode()
+        return _ENCODER.encode(value).encode()
 
     def decode(self, data: bytes) -> Any:
         return json.loads(data)

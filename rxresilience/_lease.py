@@ -11,12 +11,11 @@ On a scheduler whose timers each start a thread (the default
 ``TimeoutScheduler``), the leases share one timer (a :class:`_Keeper`):
 arming and cancelling a timer per lease costs about 130 us there, more than
 a whole saga of immediate steps, while most leases end long before their
-first renewal. Under asyncio the leases of one loop share one too (a timer
-costs less there, but a saga's share of the loop is small). The shared timer fires at the earliest renewal due, hands
+first renewal. The shared timer fires at the earliest renewal due, hands
 each due lease its renewal as an action of its own on the scheduler (a slow
 store delays that lease alone), and, once no lease is left, fires once more
-and stops. Elsewhere (virtual time, where a test sees exactly what is
-pending, and other schedulers) every lease keeps a timer of its own.
+and stops. Elsewhere (asyncio and virtual time, where a timer is cheap and a
+test sees exactly what is pending) every lease keeps a timer of its own.
 """
 
 from __future__ import annotations
@@ -30,9 +29,7 @@ from typing import Any
 
 from reactivex import abc
 from reactivex.disposable import SerialDisposable
-from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from ._async import loop_of_scheduler
 from ._clock import RESOLUTION, clock_of, timers_cost_a_thread
 
 __all__ = ["Lease"]
@@ -88,9 +85,7 @@ class Lease:
         self._stopped = False
         self._timer = SerialDisposable()
         if shared is None:  # see the module
-            shared = timers_cost_a_thread(scheduler) or isinstance(
-                scheduler, AsyncIOScheduler
-            )
+            shared = timers_cost_a_thread(scheduler)
         self._keeper = _keeper_of(scheduler) if shared else None
         self._arm()
 
@@ -192,6 +187,8 @@ class _Keeper:
     def remove(self, lease: Lease) -> None:
         with self._lock:
             self._due.pop(lease, None)
+            if not self._due:  # every entry is stale: let their owners go
+                self._heap.clear()
 
     def _sweep(self) -> None:
         """Drop the entries of leases stopped or rearmed since (lock held)."""
@@ -228,18 +225,11 @@ _keepers_lock = threading.Lock()
 def _keeper_of(scheduler: abc.SchedulerBase) -> _Keeper | None:
     """The scheduler's shared keeper; None for a scheduler that cannot be
     weakly referenced (its leases keep timers of their own)."""
-    # rxr.to_async makes an AsyncIOScheduler per subscription: their leases
-    # share their loop's keeper.
-    key: object = (
-        loop_of_scheduler(scheduler)
-        if isinstance(scheduler, AsyncIOScheduler)
-        else scheduler
-    )
     try:
         with _keepers_lock:
-            keeper = _keepers.get(key)
+            keeper = _keepers.get(scheduler)
             if keeper is None:
-                keeper = _keepers[key] = _Keeper(scheduler)
+                keeper = _keepers[scheduler] = _Keeper(scheduler)
             return keeper
     except TypeError:
         return None

@@ -11,13 +11,17 @@ thread. A step's start is committed before the step is subscribed.
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 import pathlib
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 import reactivex as rx
+from reactivex import operators as ops
 
 import rxresilience as rxr
 
@@ -360,3 +364,225 @@ def test_a_context_mutated_in_place_is_journaled_as_it_was_at_each_entry() -> No
         ("step_started", "d", b'{"a":1,"b":1,"c":1,"merged":1}'),
         ("step_succeeded", "d", b'{"a":1,"b":1,"c":1,"merged":1,"d":1}'),
     ]
+
+
+# --- found by a hostile review ------------------------------------------------------------
+
+
+def test_no_step_starts_once_a_siblings_failed_write_turned_the_saga_back() -> None:
+    """a's success fails to commit while b's success and c's start queue behind
+    it: the saga compensates, and c, though its start is committed, never runs."""
+    log: list[str] = []
+    finished_b = threading.Event()
+    subject: rx.subject.Subject[int] = rx.subject.Subject()
+    loop_of: list[asyncio.AbstractEventLoop] = []
+
+    class Flaky(Counting):
+        def write_owned(self, writes: Sequence[rxr.JournalWrite]) -> list[bool]:
+            if any(
+                [(e.kind, e.step) for e in w.entries] == [("step_succeeded", "a")]
+                for w in writes
+            ):
+
+                def finish_b() -> None:
+                    subject.on_next(2)
+                    subject.on_completed()
+
+                loop_of[0].call_soon_threadsafe(finish_b)
+                assert finished_b.wait(10)  # b's commit is queued behind this one
+                raise OSError("disk hiccup")
+            return super().write_owned(writes)
+
+    def undo(name: str) -> Any:
+        return lambda n: rx.empty().pipe(
+            ops.do_action(on_completed=lambda: log.append(f"undo {name}"))
+        )
+
+    def run(name: str, source: Any) -> Any:
+        def execute(n: int) -> Any:
+            log.append(f"run {name}")
+            return source
+
+        return execute
+
+    saga = (
+        rxr.Saga[int]("r1")
+        .parallel(
+            "g",
+            [
+                rxr.SagaStep("a", run("a", rx.of(1)), undo("a")),
+                rxr.SagaStep(
+                    "b",
+                    run("b", subject.pipe(ops.finally_action(finished_b.set))),
+                    undo("b"),
+                ),
+            ],
+            merge=lambda ctx, results: sum(results),
+        )
+        .step("c", run("c", rx.of(3)), undo("c"))
+    )
+    journal = Flaky()
+
+    async def main() -> Any:
+        loop_of.append(asyncio.get_running_loop())
+        try:
+            return await rxr.to_async(saga.run(0, journal=journal, saga_id="s1"))
+        except Exception as error:
+            return error
+
+    outcome = asyncio.run(main())
+    assert isinstance(outcome, rxr.SagaFailed)
+    assert "run c" not in log
+    state = journal.state("s1")
+    assert state is not None
+    assert state.status == "compensated"
+    # a's success, lost with the failed commit, was written with the next one.
+    assert set(state.completed_steps) == {"a", "b"}
+
+
+def test_a_failed_commit_publishes_no_start_and_keeps_the_facts() -> None:
+    class FailStartB(Counting):
+        def write_owned(self, writes: Sequence[rxr.JournalWrite]) -> list[bool]:
+            if any(
+                e.kind == "step_started" and e.step == "b"
+                for w in writes
+                for e in w.entries
+            ):
+                raise OSError("disk full")
+            return super().write_owned(writes)
+
+    ran: list[str] = []
+    saga = (
+        rxr.Saga[int]("e")
+        .step("a", lambda n: rx.of(n + 1), lambda n: rx.empty())
+        .step("b", lambda n: (ran.append("b"), rx.of(n))[1], lambda n: rx.empty())
+    )
+    journal = FailStartB()
+    events: list[Any] = []
+    with pytest.raises(rxr.SagaFailed):
+        saga.execute(0, journal=journal, saga_id="x").pipe(
+            ops.do_action(events.append)
+        ).run()
+    names = [f"{type(e).__name__}:{getattr(e, 'step', '')}" for e in events]
+    assert ran == []
+    assert "StepStarted:b" not in names
+    assert "StepSucceeded:a" in names
+    record = journal.load("x")
+    assert record is not None
+    kinds = [(e.kind, e.step) for e in record.entries]
+    assert ("step_succeeded", "a") in kinds  # kept for the next commit
+    assert ("step_started", "b") not in kinds
+    assert record.status == "compensated"
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
+def test_an_error_text_no_store_can_encode_fails_only_its_own_saga(
+    kind: str, tmp_path: pathlib.Path, request: pytest.FixtureRequest
+) -> None:
+    """os.fsdecode of undecodable bytes gives lone surrogates."""
+    journal: rxr.SagaJournal
+    if kind == "memory":
+        journal = Counting()
+    elif kind == "sqlite":
+        journal = rxr.SQLiteSagaJournal(tmp_path / "sagas.db")
+    else:
+        server = request.getfixturevalue("redis_server")
+        journal = rxr.RedisSagaJournal(server.client(), prefix="surrogates")
+    bad = os.fsdecode(b"/tmp/\xff")
+    failing = rxr.Saga[int]("f").step(
+        "a", lambda n: rx.throw(RuntimeError(f"cannot open {bad}"))
+    )
+    good = three_steps()
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(
+            rxr.to_async(failing.run(0, journal=journal, saga_id="bad")),
+            *(
+                rxr.to_async(good.run(0, journal=journal, saga_id=f"s-{i}"))
+                for i in range(10)
+            ),
+            return_exceptions=True,
+        )
+
+    outcomes = asyncio.run(main())
+    assert isinstance(outcomes[0], rxr.SagaFailed)
+    assert outcomes[1:] == [3] * 10
+    record = journal.load("bad")
+    assert record is not None
+    assert record.status == "compensated"
+    assert "\\udcff" in (record.entries[-1].error or "")
+    journal.close()
+
+
+def test_names_no_store_can_encode_are_refused_when_given() -> None:
+    bad = os.fsdecode(b"\xff")
+    with pytest.raises(ValueError, match=r"saga_id .*UTF-8"):
+        three_steps().run(0, saga_id=bad)
+    with pytest.raises(ValueError, match=r"name .*UTF-8"):
+        rxr.Saga(bad)
+    with pytest.raises(ValueError, match=r"name .*UTF-8"):
+        rxr.Saga("s").step(bad, rx.of)
+
+
+def test_a_renewal_is_never_written_on_the_event_loop() -> None:
+    renewed_on: list[int] = []
+
+    class Recording(Counting):
+        def renew(self, *args: Any, **kwargs: Any) -> bool:
+            renewed_on.append(threading.get_ident())
+            return super().renew(*args, **kwargs)
+
+    journal = Recording()
+
+    async def step() -> int:
+        await asyncio.sleep(0.25)  # a step outliving a few renewals
+        return 1
+
+    saga = rxr.Saga[int]("slow", lease=0.3).step("a", lambda n: rxr.from_async(step))
+
+    async def main() -> int:
+        loop_thread.append(threading.get_ident())
+        return await rxr.to_async(saga.run(0, journal=journal))
+
+    loop_thread: list[int] = []
+    assert asyncio.run(main()) == 1
+    assert renewed_on  # it did renew
+    assert loop_thread[0] not in renewed_on
+
+
+def test_event_loops_that_ran_journaled_sagas_are_let_go() -> None:
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+    journal = Counting()
+    saga = rxr.Saga[int]("leak").step("a", lambda n: rx.of(n + 1))
+
+    async def main() -> int:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        return await rxr.to_async(saga.run(0, journal=journal))
+
+    for _ in range(5):
+        assert asyncio.run(main()) == 1
+    gc.collect()
+    assert [ref for ref in loops if ref() is not None] == []
+
+
+def test_a_batch_is_bounded_in_bytes_as_well_as_in_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rxresilience.saga import _group_commit
+
+    monkeypatch.setattr(_group_commit, "LARGEST_BATCH", 2500)
+    journal = Counting()
+    saga = rxr.Saga[str]("big").step("a", rx.of)
+
+    async def main() -> list[str]:
+        return await asyncio.gather(
+            *(
+                rxr.to_async(saga.run("x" * 1000, journal=journal, saga_id=f"b-{i}"))
+                for i in range(10)
+            )
+        )
+
+    assert asyncio.run(main()) == ["x" * 1000] * 10
+    # Each write carries about 1 kB (a start) or 2 kB (a success and the end):
+    # never more than 2.5 kB in one transaction, one write alone if it must.
+    assert max(journal.batches) <= 2

@@ -3,8 +3,8 @@
 Under asyncio a journal write must not run on the loop: a SQLite commit, a
 Redis round trip, a lock held by another process would stall every
 coroutine. Runs hand their writes to their journal's :class:`GroupCommit`;
-one worker of the loop's default executor writes everything handed in
-meanwhile in one ``write_owned`` call (one transaction: group commit), then
+a writer thread (a small pool of our own, one batch of a journal at a time)
+writes everything handed in meanwhile in one ``write_owned`` call (one transaction: group commit), then
 gives each run its answer back on the loop. While a batch is being written
 the next one gathers, so the more sagas are ready at once, the fewer
 transactions per saga.
@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import functools
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -37,6 +40,13 @@ ANSWERS_PER_TURN = 32
 
 #: Writes in one transaction at most (a longer queue waits for the next one).
 LONGEST_BATCH = 512
+
+#: Bytes of contexts and errors in one transaction at most (a Redis script's
+#: arguments, a SQLite transaction): one write larger than this goes alone.
+LARGEST_BATCH = 16 * 1024 * 1024
+
+#: Threads writing journals at once (each journal's writes one batch at a time).
+WRITER_THREADS = 4
 
 Answer = Callable[[bool | Exception], None]
 
@@ -71,17 +81,20 @@ class GroupCommit:
                 raise RuntimeError("the event loop is gone")
             # Started at the end of this turn of the loop, so that what the
             # other sagas of the turn write joins the first batch.
-            loop.call_soon_threadsafe(self._start, loop)
+            if _on_loop(loop):
+                loop.call_soon(self._start)
+            else:
+                loop.call_soon_threadsafe(self._start)
         except RuntimeError as error:  # the loop is closing: write here, now
             with self._lock:
                 self._busy = False
             _log.debug("journal writer unavailable (%s): writing on the loop", error)
             self._drain()
 
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _start(self) -> None:
         try:
-            loop.run_in_executor(None, self._drain)
-        except RuntimeError:  # the loop is closing: write here, now
+            _writers_pool().submit(self._drain)
+        except RuntimeError:  # the interpreter is shutting down: write here, now
             self._drain()
 
     def _drain(self) -> None:
@@ -91,8 +104,15 @@ class GroupCommit:
                 if not self._queue:
                     self._busy = False
                     return
-                count = min(len(self._queue), LONGEST_BATCH)
-                batch = [self._queue.popleft() for _ in range(count)]
+                batch = [self._queue.popleft()]
+                size = _size(batch[0][0])
+                while (
+                    self._queue
+                    and len(batch) < LONGEST_BATCH
+                    and size + _size(self._queue[0][0]) <= LARGEST_BATCH
+                ):
+                    size += _size(self._queue[0][0])
+                    batch.append(self._queue.popleft())
             try:
                 journal = self._journal()
                 if journal is None:  # unreachable while a run holds it
@@ -133,6 +153,31 @@ class GroupCommit:
                 answer(outcome)
             except Exception:
                 _log.exception("a saga run failed on a journal answer")
+
+
+def _size(write: JournalWrite) -> int:
+    return sum(len(e.context or b"") + len(e.error or "") for e in write.entries)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def _pool(pid: int) -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(
+        max_workers=WRITER_THREADS, thread_name_prefix="rxresilience-journal"
+    )
+
+
+def _writers_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The journal writers' threads: our own, not the loop's default executor,
+    which user code may fill (``asyncio.to_thread``) while sagas wait; made
+    again in a forked child, where the parent's threads do not exist."""
+    return _pool(os.getpid())
 
 
 _writers: weakref.WeakKeyDictionary[

@@ -82,7 +82,10 @@ def status_of(value: str) -> str:
 
 def describe(error: BaseException) -> str:
     """How an error is written in a journal entry."""
-    return f"{type(error).__qualname__}: {error}"
+    text = f"{type(error).__qualname__}: {error}"
+    # A message may hold lone surrogates (os.fsdecode of undecodable bytes),
+    # which no store can write: escaped, the entry is written all the same.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class History(Generic[_X]):

@@ -13,17 +13,23 @@ hold (the owner's fenced writes would hear it too).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections.abc import Callable
 
 from reactivex import abc
+from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from .._clock import clock_of
+from .._async import loop_of_scheduler
+from .._clock import clock_of, thread_scheduler
 from .._lease import Lease
 from ._journal import SagaJournal
 from ._process_identity import new_owner_token
 
 __all__ = ["Ownership"]
+
+_log = logging.getLogger("rxresilience")
 
 
 class Ownership:
@@ -63,9 +69,15 @@ class Ownership:
         self.saga_id = saga_id
         self._journal = journal
         self._length = length
-        self._scheduler = scheduler
         self._clock = clock_of(scheduler)
+        self._scheduler = scheduler
         self._on_taken = on_taken
+        if journal.writes_may_block and isinstance(scheduler, AsyncIOScheduler):
+            # A renewal is a journal write: never on the event loop. Its timer
+            # runs on a thread (the same real clock); "taken" goes back to the loop.
+            loop = loop_of_scheduler(scheduler)
+            self._scheduler = thread_scheduler()
+            self._on_taken = lambda: _call_soon(loop, on_taken)
         self._lock = threading.Lock()
         self._stopped = False
         self._lease: Lease | None = None
@@ -129,3 +141,10 @@ class Ownership:
             self.hold(self._clock())
             return
         self._on_taken()
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, action: Callable[[], None]) -> None:
+    try:
+        loop.call_soon_threadsafe(action)
+    except RuntimeError:  # the loop closed: its runs are gone with it
+        _log.debug("a saga was taken over after its event loop closed")

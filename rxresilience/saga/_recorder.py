@@ -18,9 +18,9 @@ from reactivex import abc
 
 from .._clock import clock_of
 from ..errors import SagaError, SagaOwnershipLostError
-from ._events import SagaEvent
+from ._events import CompensationStarted, SagaEvent, StepStarted
 from ._group_commit import GroupCommit
-from ._history import History, SagaStatus, describe, kind_of
+from ._history import EntryKind, History, SagaStatus, describe, kind_of
 from ._journal import JournalEntry, JournalWrite, SagaJournal
 from ._plan import SagaPlan
 
@@ -134,6 +134,21 @@ class Subscriber:
             call(*args)
         except Exception:
             _log.exception("a saga subscriber's on_error or on_completed raised")
+
+
+#: Entries of what happened (kept through a failed commit) rather than of what
+#: was about to begin (dropped with it).
+_FACTS = frozenset(
+    kind.value
+    for kind in (
+        EntryKind.STEP_SUCCEEDED,
+        EntryKind.STEP_FAILED,
+        EntryKind.COMPENSATED,
+        EntryKind.COMPENSATION_FAILED,
+        EntryKind.RECOVERY_FAILED,
+    )
+)
+_BEGINNINGS = (StepStarted, CompensationStarted)
 
 
 class Recorder:
@@ -327,11 +342,23 @@ class Recorder:
                 return
             then(self.lose())
             return
-        if write.begin is not None and done is True:
-            self.begun = True
-            assert write.lease_until is not None
-            self.on_begun(write.lease_until)
-        self._published(events, then, None if done is True else done)
+        if done is True:
+            if write.begin is not None:
+                self.begun = True
+                assert write.lease_until is not None
+                self.on_begun(write.lease_until)
+            self._published(events, then, None)
+            return
+        # The journal failed (the write may or may not have happened). What
+        # was begun (a step, a compensation) will not be: its "started" entry
+        # and event are dropped. The facts (a success, a failure, an undoing)
+        # did happen: they go with the next commit, and are published now.
+        if self.begun:
+            self._entries[:0] = [e for e in write.entries if e.kind in _FACTS]
+        facts: list[SagaEvent] = [
+            event for event in events if not isinstance(event, _BEGINNINGS)
+        ]
+        self._published(facts, then, done)
 
     def _published(
         self,

@@ -205,7 +205,9 @@ class SagaRun(abc.DisposableBase):
     ) -> None:
         """The stage's starts are committed (or failed to be): subscribe its steps."""
         recorder = self._recorder
-        if recorder.lost:
+        if recorder.lost or self._phase != _FORWARD:
+            # Failing meanwhile (a sibling's write failed, say): the stage's
+            # steps never start; their "started" entries err on the safe side.
             return
         if not recorder.begun:  # the saga is not in the journal: nothing happened
             self._phase = _ENDED

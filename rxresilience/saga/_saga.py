@@ -47,7 +47,12 @@ from typing import Any, Generic, Literal, TypeVar
 from reactivex import Observable, abc
 from reactivex import operators as ops
 
-from .._arguments import require_choice, require_duration, require_scheduler
+from .._arguments import (
+    require_choice,
+    require_duration,
+    require_name,
+    require_scheduler,
+)
 from .._broadcast import Broadcast
 from .._clock import choose_scheduler
 from .._codec import Codec, DataclassCodec, JsonCodec
@@ -145,8 +150,7 @@ class Saga(Generic[_C]):
         compensation_timeout: float | timedelta | TimeoutPolicy | None = None,
         lease: float = 30.0,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        require_name("name", name)
         if journal is not None and not isinstance(journal, SagaJournal):
             raise TypeError(
                 f"journal must be a SagaJournal, got {type(journal).__name__}"
@@ -242,6 +246,7 @@ class Saga(Generic[_C]):
             )
 
     def _claim_name(self, name: str) -> None:
+        require_name("name", name)
         taken = set(self._steps) | {
             p.name for p in self._stages if isinstance(p, ParallelGroup)
         }
@@ -289,8 +294,8 @@ class Saga(Generic[_C]):
         """Run one saga per subscription, as a stream of events (cold)."""
         if not self._stages:
             raise SagaError(f"saga {self.name!r} has no steps")
-        if saga_id is not None and (not isinstance(saga_id, str) or not saga_id):
-            raise ValueError(f"saga_id must be a non-empty string, got {saga_id!r}")
+        if saga_id is not None:
+            require_name("saga_id", saga_id)
         chosen = journal if journal is not None else self._journal
         if chosen is not None and not isinstance(chosen, SagaJournal):
             raise TypeError(

@@ -10,7 +10,7 @@ from typing import Any
 
 from reactivex import Observable
 
-from .._arguments import is_number, require_callable
+from .._arguments import is_number, require_callable, require_name
 from .._retry import RetryPolicy
 from .._timeout import TimeoutPolicy
 
@@ -73,8 +73,7 @@ class SagaStep:
     _compensate_takes_key: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        require_name("name", self.name)
         require_callable("execute", self.execute)
         object.__setattr__(self, "_execute_takes_key", _arity("execute", self.execute))
         takes_key = False
