@@ -11,15 +11,17 @@ On a scheduler whose timers each start a thread (the default
 ``TimeoutScheduler``), the leases share one timer (a :class:`_Keeper`):
 arming and cancelling a timer per lease costs about 130 us there, more than
 a whole saga of immediate steps, while most leases end long before their
-first renewal. The shared timer fires at the earliest renewal due, hands
+first renewal; under asyncio the leases of one loop share one too (a timer
+costs less there, but so does a saga). The shared timer fires at the earliest renewal due, hands
 each due lease its renewal as an action of its own on the scheduler (a slow
 store delays that lease alone), and, once no lease is left, fires once more
-and stops. Elsewhere (asyncio and virtual time, where a timer is cheap and a
-test sees exactly what is pending) every lease keeps a timer of its own.
+and stops. In virtual time, where a test sees exactly what is pending, and
+on other schedulers, every lease keeps a timer of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import threading
@@ -29,7 +31,9 @@ from typing import Any
 
 from reactivex import abc
 from reactivex.disposable import SerialDisposable
+from reactivex.scheduler.eventloop import AsyncIOScheduler
 
+from ._async import loop_of_scheduler
 from ._clock import RESOLUTION, clock_of, timers_cost_a_thread
 
 __all__ = ["Lease"]
@@ -85,7 +89,9 @@ class Lease:
         self._stopped = False
         self._timer = SerialDisposable()
         if shared is None:  # see the module
-            shared = timers_cost_a_thread(scheduler)
+            shared = timers_cost_a_thread(scheduler) or isinstance(
+                scheduler, AsyncIOScheduler
+            )
         self._keeper = _keeper_of(scheduler) if shared else None
         self._arm()
 
@@ -151,6 +157,7 @@ class _Keeper:
         "_lock",
         "_order",
         "_timer",
+        "loop",
     )
 
     def __init__(self, scheduler: abc.SchedulerBase) -> None:
@@ -168,6 +175,7 @@ class _Keeper:
         self._order = itertools.count()
         self._timer = SerialDisposable()
         self._armed: float | None = None
+        self.loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
 
     def add(self, lease: Lease, delay: float) -> None:
         """Renew ``lease`` in ``delay`` seconds."""
@@ -222,9 +230,25 @@ _keepers: weakref.WeakKeyDictionary[object, _Keeper] = weakref.WeakKeyDictionary
 _keepers_lock = threading.Lock()
 
 
+#: The keepers of asyncio loops, by ``id(loop)``, held weakly: a keeper lives
+#: while a lease or its armed timer (in the loop's queue) holds it, so a
+#: closed loop and its keeper go together. rxr.to_async makes an
+#: AsyncIOScheduler per subscription: the leases of a loop share its keeper.
+_loop_keepers: weakref.WeakValueDictionary[int, _Keeper] = weakref.WeakValueDictionary()
+
+
 def _keeper_of(scheduler: abc.SchedulerBase) -> _Keeper | None:
-    """The scheduler's shared keeper; None for a scheduler that cannot be
-    weakly referenced (its leases keep timers of their own)."""
+    """The scheduler's (or its loop's) shared keeper; None for a scheduler that
+    cannot be weakly referenced (its leases keep timers of their own)."""
+    if isinstance(scheduler, AsyncIOScheduler):
+        loop = loop_of_scheduler(scheduler)
+        with _keepers_lock:
+            keeper = _loop_keepers.get(id(loop))
+            if keeper is None or keeper.loop is None or keeper.loop() is not loop:
+                keeper = _Keeper(scheduler)
+                keeper.loop = weakref.ref(loop)
+                _loop_keepers[id(loop)] = keeper
+            return keeper
     try:
         with _keepers_lock:
             keeper = _keepers.get(scheduler)
