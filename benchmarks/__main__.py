@@ -12,6 +12,7 @@ from . import (
     bench_redis,
     bench_retry,
     bench_saga,
+    bench_saga_asyncio,
     bench_timeout,
 )
 from ._harness import print_table
@@ -22,6 +23,7 @@ SUITES = {
     "timeout": bench_timeout.run,
     "idempotency": bench_idempotency.run,
     "saga": bench_saga.run,
+    "saga-asyncio": bench_saga_asyncio.run,
     "redis": bench_redis.run,
 }
 

@@ -101,9 +101,19 @@ def print_table(title: str, rows: list[Comparison]) -> None:
     print("| benchmark | ours | baseline | ratio | target | |")
     print("|---|---:|---:|---:|---:|---|")
     for row in rows:
-        target = "-" if row.target is None else f"<= {row.target:g}x"
+        target = "-" if row.target is None else f"<= {row.target:.3g}x"
         print(
-            f"| {row.name} | {row.candidate_ns / 1000:.2f} us/{row.unit} "
-            f"| {row.baseline_ns / 1000:.2f} us/{row.unit} | {row.ratio:.2f}x "
+            f"| {row.name} | {_figure(row.candidate_ns, row.unit)} "
+            f"| {_figure(row.baseline_ns, row.unit)} | {row.ratio:.2f}x "
             f"| {target} | {row.verdict} |"
         )
+
+
+def _figure(value: float, unit: str) -> str:
+    """A measured value as the table shows it: nanoseconds per unit as us, a
+    stall (nanoseconds) as ms, a count as it is."""
+    if unit == "stall":
+        return f"{value / 1e6:.1f} ms"
+    if unit == "count":
+        return f"{value:.2f}"
+    return f"{value / 1000:.2f} us/{unit}"

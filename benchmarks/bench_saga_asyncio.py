@@ -19,11 +19,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 import reactivex as rx
 
 import rxresilience as rxr
+
+from ._harness import Comparison, print_table
 
 CONCURRENT = 200
 STEPS = 3
@@ -83,49 +85,119 @@ async def _round(saga: rxr.Saga[int], journal: rxr.SagaJournal | None) -> Round:
 
 def measure(
     journal: Callable[[], rxr.SagaJournal | None], rounds: int = 41
-) -> tuple[Round, Round]:
-    """Median rounds of the journal and, alternating with it, of no journal."""
+) -> tuple[list[Round], list[Round]]:
+    """Rounds of the journal and, alternating with them, of no journal (the
+    collector paused during a round, as the harness does)."""
     saga = _saga()
     ours: list[Round] = []
     bare: list[Round] = []
-    for _ in range(rounds):
-        gc.collect()
-        bare.append(asyncio.run(_round(saga, None)))
-        gc.collect()
-        ours.append(asyncio.run(_round(saga, journal())))
-    return _median(ours), _median(bare)
+    for _ in range(3):  # warm up
+        asyncio.run(_round(saga, None))
+        asyncio.run(_round(saga, journal()))
+    gc_was_enabled = gc.isenabled()
+    try:
+        for _ in range(rounds):
+            gc.collect()
+            gc.disable()
+            bare.append(asyncio.run(_round(saga, None)))
+            gc.collect()
+            gc.disable()
+            ours.append(asyncio.run(_round(saga, journal())))
+            gc.enable()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return ours, bare
 
 
-def _median(rounds: list[Round]) -> Round:
-    return Round(
-        statistics.median(r.seconds for r in rounds),
-        statistics.median(r.stall for r in rounds),
+def _paired(
+    name: str,
+    ours: list[Round],
+    bare: list[Round],
+    target: float | None,
+) -> list[Comparison]:
+    """Throughput and stall, each as the median of the rounds' own ratios."""
+    per_saga = [o.seconds / b.seconds for o, b in zip(ours, bare, strict=True)]
+    allowed = [1.2 * b.stall + 0.010 for b in bare]
+    stall = [o.stall / a for o, a in zip(ours, allowed, strict=True)]
+    median_ours = statistics.median(o.seconds for o in ours)
+    median_bare = statistics.median(b.seconds for b in bare)
+    return [
+        Comparison(
+            f"{CONCURRENT} concurrent {STEPS}-step sagas under asyncio, {name} "
+            "journal, time per saga vs no journal (throughput = 1 / ratio)",
+            median_ours / CONCURRENT * 1e9,
+            median_bare / CONCURRENT * 1e9,
+            statistics.median(per_saga),
+            target,
+            "saga",
+        ),
+        Comparison(
+            f"the same, {name} journal: longest loop stall vs 1.2 x the "
+            "no-journal run's + 10 ms",
+            statistics.median(o.stall for o in ours) * 1e9,
+            statistics.median(allowed) * 1e9,
+            statistics.median(stall),
+            1.0 if name == "SQLite" else None,
+            "stall",
+        ),
+    ]
+
+
+def _transactions_per_saga() -> Comparison:
+    """SQLite commits per saga in one round, against n + 1."""
+    journal = rxr.SQLiteSagaJournal(os.path.join(tempfile.mkdtemp(), "count.db"))
+    asyncio.run(_round(_saga(), journal))  # warm up
+    before = journal.commits
+    asyncio.run(_round(_saga(), journal))
+    per_saga = (journal.commits - before) / CONCURRENT
+    journal.close()
+    return Comparison(
+        f"SQLite transactions per {STEPS}-step saga under asyncio (group "
+        f"commit) vs n + 1 = {STEPS + 1}",
+        per_saga,
+        STEPS + 1,
+        per_saga / (STEPS + 1),
+        1.0,
+        "count",
     )
 
 
-def journals() -> dict[str, Callable[[], Any]]:
+def run() -> list[Comparison]:
     folder = tempfile.mkdtemp()
     sqlite = rxr.SQLiteSagaJournal(os.path.join(folder, "sagas.db"))
     memory = rxr.InMemorySagaJournal()
-    return {
-        "none": lambda: None,
-        "in-memory": lambda: memory,
-        "SQLite": lambda: sqlite,
-    }
-
-
-def main() -> None:
-    for name, journal in journals().items():
-        if name == "none":
-            continue
-        ours, bare = measure(journal)
-        print(
-            f"{name:<10} {CONCURRENT / ours.seconds:8.0f} sagas/s "
-            f"vs {CONCURRENT / bare.seconds:8.0f} without a journal "
-            f"({bare.seconds / ours.seconds:.2f}x); "
-            f"stall {ours.stall * 1000:.0f} ms vs {bare.stall * 1000:.0f} ms"
+    rows: list[Comparison] = []
+    ours, bare = measure(lambda: memory)
+    rows += _paired("in-memory", ours, bare, 1 / 0.85)
+    ours, bare = measure(lambda: sqlite)
+    rows += _paired("SQLite", ours, bare, 1 / 0.7)
+    rows.append(
+        Comparison(
+            "no-journal run's longest loop stall vs 100 ms",
+            statistics.median(b.stall for b in bare) * 1e9,
+            0.1 * 1e9,
+            statistics.median(b.stall for b in bare) / 0.1,
+            1.0,
+            "stall",
         )
+    )
+    rows.append(_transactions_per_saga())
+    sqlite.close()
+    # The repository's test helper starts and stops a throwaway server.
+    from tests._redis_server import RedisServer
+
+    server = RedisServer(Path(tempfile.mkdtemp()) / "redis")
+    server.start()
+    try:
+        redis = rxr.RedisSagaJournal(server.client(), prefix="bench-sagas")
+        ours, bare = measure(lambda: redis, rounds=15)
+        rows += _paired("Redis", ours, bare, None)
+        redis.close()
+    finally:
+        server.stop()
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    print_table("saga under asyncio", run())

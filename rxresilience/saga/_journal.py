@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -321,12 +322,17 @@ def lease_of(write: JournalWrite) -> float:
 
 def missing_ownership(journal: SagaJournal) -> list[str]:
     """The ownership methods ``journal``'s class leaves to the base class."""
-    kind = type(journal)
-    return [
+    return list(_missing(type(journal)))
+
+
+@functools.lru_cache(maxsize=64)
+def _missing(kind: type[SagaJournal]) -> tuple[str, ...]:
+    # Per class, once: every run of a saga checks its journal.
+    return tuple(
         name
         for name in OWNERSHIP_METHODS
         if getattr(kind, name) is getattr(SagaJournal, name)
-    ]
+    )
 
 
 def check_ownership(journal: SagaJournal) -> bool:
