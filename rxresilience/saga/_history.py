@@ -72,6 +72,11 @@ def kind_of(event: SagaEvent) -> EntryKind | None:
     return _KINDS.get(type(event))
 
 
+#: The entry kinds as the plain strings a journal writes (``EntryKind.value``
+#: read through the enum costs a descriptor call per entry).
+KIND_VALUES: dict[EntryKind, str] = {kind: kind.value for kind in EntryKind}
+
+
 def status_of(value: str) -> str:
     """A journal's status as a :class:`SagaStatus` when it is one."""
     try:

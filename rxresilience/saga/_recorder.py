@@ -20,7 +20,14 @@ from .._clock import clock_of
 from ..errors import SagaError, SagaOwnershipLostError
 from ._events import CompensationStarted, SagaEvent, StepStarted
 from ._group_commit import GroupCommit
-from ._history import EntryKind, History, SagaStatus, describe, kind_of
+from ._history import (
+    KIND_VALUES,
+    EntryKind,
+    History,
+    SagaStatus,
+    describe,
+    kind_of,
+)
 from ._journal import JournalEntry, JournalWrite, SagaJournal
 from ._plan import SagaPlan
 
@@ -259,7 +266,7 @@ class Recorder:
                 encoded = None if context is NOTHING else self._encode(context)
                 self._entries.append(
                     JournalEntry(
-                        kind.value,
+                        KIND_VALUES[kind],
                         step,
                         encoded,
                         None if error is None else describe(error),
