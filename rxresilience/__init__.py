@@ -6,8 +6,10 @@ Import as ``import rxresilience as rxr`` and pipe the operators like any
     user = rx.defer(lambda _: api.get_user(uid)).pipe(rxr.retry(3))
 """
 
-from . import chaos, testing
-from ._async import EmptySequenceError, from_async, to_async
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._async import from_async, to_async
 from ._backoff import (
     Backoff,
     CappedBackoff,
@@ -25,7 +27,7 @@ from ._breaker_storage import BreakerStorage, InMemoryBreakerStorage
 from ._circuit_breaker import circuit_breaker
 from ._codec import Codec, DataclassCodec, JsonCodec, fingerprint
 from ._fallback import fallback
-from ._http import RetryAfterError, parse_retry_after, raise_for_retry_after
+from ._http import parse_retry_after, raise_for_retry_after
 from ._idempotency_policy import IdempotencyPolicy
 from ._idempotent import idempotent
 from ._idempotent_map import idempotent_map
@@ -39,6 +41,7 @@ from ._window import CountWindow, TimeWindow
 from .errors import (
     CallRefusedError,
     CircuitOpenError,
+    EmptySequenceError,
     IdempotencyClaimLostError,
     IdempotencyCodecError,
     IdempotencyError,
@@ -49,6 +52,7 @@ from .errors import (
     RecordedError,
     ResilienceError,
     ResultRejectedError,
+    RetryAfterError,
     SagaCancelledError,
     SagaError,
     SagaFailed,
@@ -182,3 +186,24 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+if TYPE_CHECKING:  # typed as the modules they are; imported on first use
+    from . import chaos, testing
+
+#: Submodules loaded on first use: ``rxresilience.testing`` brings in
+#: ``reactivex.testing`` (and Hypothesis where it is used), which an
+#: application that only pipes operators should not pay for at import.
+_LAZY = ("chaos", "testing")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -12,15 +12,11 @@ from reactivex.disposable import Disposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from ._arguments import require_callable
-from .errors import ResilienceError
+from .errors import EmptySequenceError
 
 __all__ = ["EmptySequenceError", "from_async", "to_async"]
 
 _T = TypeVar("_T")
-
-
-class EmptySequenceError(ResilienceError):
-    """``to_async`` awaited an observable that completed without a value."""
 
 
 def from_async(

@@ -5,38 +5,14 @@ from __future__ import annotations
 import email.utils
 import math
 from collections.abc import Collection
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ._clock import seconds_now
-from .errors import ResilienceError
+from .errors import RetryAfterError
 
 __all__ = ["RetryAfterError", "parse_retry_after", "raise_for_retry_after"]
 
 _R = TypeVar("_R")
-
-
-class RetryAfterError(ResilienceError):
-    """A response asked us to come back later (429, 503, ...).
-
-    ``rxr.retry`` waits at least ``retry_after`` seconds before its next
-    attempt; a breaker can record it like any error.
-
-    Attributes:
-        status: the HTTP status code.
-        retry_after: seconds to wait, from the ``Retry-After`` header (None
-            without a usable header).
-        response: the response itself.
-    """
-
-    def __init__(self, status: int, retry_after: float | None, response: Any) -> None:
-        try:
-            wait = "" if retry_after is None else f", retry after {retry_after:g}s"
-        except (OverflowError, TypeError, ValueError):  # 10**400, or not a number
-            wait = f", retry after {retry_after!r}s"
-        super().__init__(f"HTTP {status}{wait}")
-        self.status = status
-        self.retry_after = retry_after
-        self.response = response
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

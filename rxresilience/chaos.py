@@ -111,3 +111,8 @@ def inject_latency(
         return Observable(subscribe)
 
     return apply
+
+
+def __dir__() -> list[str]:
+    """The public names only (not the helpers this module imports)."""
+    return sorted(__all__)

@@ -13,11 +13,12 @@ Bad configuration is not a ``ResilienceError``: it raises the built-in
 from __future__ import annotations
 
 import builtins
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "CallRefusedError",
     "CircuitOpenError",
+    "EmptySequenceError",
     "IdempotencyClaimLostError",
     "IdempotencyCodecError",
     "IdempotencyError",
@@ -28,6 +29,7 @@ __all__ = [
     "RecordedError",
     "ResilienceError",
     "ResultRejectedError",
+    "RetryAfterError",
     "SagaCancelledError",
     "SagaError",
     "SagaFailed",
@@ -402,3 +404,31 @@ class ResultRejectedError(ResilienceError):
             if isinstance(found, int | float) and not isinstance(found, bool)
             else None
         )
+
+
+class EmptySequenceError(ResilienceError):
+    """``to_async`` awaited an observable that completed without a value."""
+
+
+class RetryAfterError(ResilienceError):
+    """A response asked us to come back later (429, 503, ...).
+
+    ``rxr.retry`` waits at least ``retry_after`` seconds before its next
+    attempt; a breaker can record it like any error.
+
+    Attributes:
+        status: the HTTP status code.
+        retry_after: seconds to wait, from the ``Retry-After`` header (None
+            without a usable header).
+        response: the response itself.
+    """
+
+    def __init__(self, status: int, retry_after: float | None, response: Any) -> None:
+        try:
+            wait = "" if retry_after is None else f", retry after {retry_after:g}s"
+        except (OverflowError, TypeError, ValueError):  # 10**400, or not a number
+            wait = f", retry after {retry_after!r}s"
+        super().__init__(f"HTTP {status}{wait}")
+        self.status = status
+        self.retry_after = retry_after
+        self.response = response

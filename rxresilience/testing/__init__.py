@@ -43,3 +43,8 @@ def __getattr__(name: str) -> Any:
     if name == "VirtualTimeMachine":
         return importlib.import_module(f"{__name__}._machine").VirtualTimeMachine
     raise AttributeError(f"module 'rxresilience.testing' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names only (not the helpers this module imports)."""
+    return sorted(__all__)

@@ -293,3 +293,8 @@ def disposal_leaves_nothing_behind(
     still_open = [start for start, end in source.subscriptions if end is None]
     assert not still_open, f"source subscriptions still open since {still_open}"
     assert_no_pending(scheduler)
+
+
+def __dir__() -> list[str]:
+    """The public names only (not the helpers this module imports)."""
+    return sorted(__all__)

@@ -247,3 +247,8 @@ def idempotency_requests(
         min_size=1,
         max_size=max_requests,
     )
+
+
+def __dir__() -> list[str]:
+    """The public names only (not the helpers this module imports)."""
+    return sorted(__all__)
