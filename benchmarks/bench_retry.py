@@ -68,4 +68,38 @@ def run() -> list[Comparison]:
             unit="item",
         )
     )
+    # Building the operator, as users do per call inside flat_map.
+    policy = rxr.RetryPolicy(3)
+    rows.append(
+        compare(
+            "building the operator: rxr.retry(3) vs ops.retry(3)",
+            lambda: rxr.retry(3),
+            lambda: ops.retry(3),
+            target=2.0,
+            loops=5000,
+            unit="operator",
+        )
+    )
+    rows.append(
+        compare(
+            "building the operator from a prebuilt policy: rxr.retry(policy) vs "
+            "ops.retry(3)",
+            lambda: rxr.retry(policy),
+            lambda: ops.retry(3),
+            target=1.2,
+            loops=5000,
+            unit="operator",
+        )
+    )
+    timeout_policy = rxr.TimeoutPolicy(5.0)
+    rows.append(
+        compare(
+            "building rxr.resilient(retry=policy, timeout=policy) vs ops.retry(3)",
+            lambda: rxr.resilient(retry=policy, timeout=timeout_policy),
+            lambda: ops.retry(3),
+            target=3.0,
+            loops=5000,
+            unit="operator",
+        )
+    )
     return rows

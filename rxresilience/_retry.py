@@ -9,6 +9,7 @@ from typing import Any, TypeVar, overload
 
 from reactivex import Observable, abc
 
+from ._backoff import SeededOnFirstUse
 from ._retry_policy import (
     DEFAULT_BACKOFF,
     DEFAULT_MAX_REFUSAL_WAIT,
@@ -193,6 +194,19 @@ def retry(
                 rng=rng if rng is not None else policy.rng,
                 scheduler=scheduler if scheduler is not None else policy.scheduler,
             )
+    elif (
+        (max_attempts is None or type(max_attempts) is int)
+        and backoff is DEFAULT_BACKOFF
+        and should_retry is None
+        and max_elapsed is None
+        and reset_on_success is False
+        and rng is None
+        and scheduler is None
+        and on_retry is None
+        and retry_if_result is None
+        and max_refusal_wait == DEFAULT_MAX_REFUSAL_WAIT
+    ):
+        policy = _default_policy(max_attempts)
     else:
         policy = RetryPolicy(
             max_attempts=max_attempts,
@@ -206,7 +220,7 @@ def retry(
             retry_if_result=retry_if_result,
             max_refusal_wait=max_refusal_wait,
         )
-    operator_rng = policy.rng if policy.rng is not None else random.Random()
+    operator_rng = policy.rng if policy.rng is not None else SeededOnFirstUse()
 
     def apply(source: Observable[_T]) -> Observable[_T]:
         def subscribe(
@@ -220,3 +234,17 @@ def retry(
         return Observable(subscribe)
 
     return apply
+
+
+#: ``retry(n)`` with every other option left alone, by ``n``: users build
+#: operators per call (inside ``flat_map``), and a policy is a frozen value.
+_DEFAULT_POLICIES: dict[int | None, RetryPolicy] = {}
+
+
+def _default_policy(max_attempts: int | None) -> RetryPolicy:
+    policy = _DEFAULT_POLICIES.get(max_attempts)
+    if policy is None:
+        policy = RetryPolicy(max_attempts)  # checks it, as ever
+        if len(_DEFAULT_POLICIES) < 256:  # a few counts are common; not all
+            _DEFAULT_POLICIES[max_attempts] = policy
+    return policy

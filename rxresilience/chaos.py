@@ -17,6 +17,7 @@ from reactivex import operators as ops
 from reactivex.disposable import Disposable
 
 from ._arguments import require_duration, require_unit_interval
+from ._backoff import SeededOnFirstUse
 from ._clock import choose_scheduler
 
 __all__ = ["inject_fault", "inject_latency"]
@@ -27,7 +28,7 @@ _T = TypeVar("_T")
 def _rng(rng: random.Random | None) -> random.Random:
     if rng is not None and not isinstance(rng, random.Random):
         raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
-    return rng or random.Random()
+    return rng or SeededOnFirstUse()
 
 
 def inject_fault(

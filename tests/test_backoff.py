@@ -463,3 +463,62 @@ def test_exponential_backoff_holds_the_formula_with_a_tiny_base() -> None:
     assert delays[first_capped:] == [LONGEST_WAIT] * (1200 - first_capped)
     for before, after in itertools.pairwise(delays[:first_capped]):
         assert after == pytest.approx(2 * before, rel=1e-9)
+
+
+# --- the operator's jitter source, seeded on first use ------------------------------------
+
+
+def test_a_generator_seeded_on_first_use_draws_like_a_seeded_one() -> None:
+    import copy
+    import pickle
+
+    from rxresilience._backoff import SeededOnFirstUse
+
+    first, second = SeededOnFirstUse(), SeededOnFirstUse()
+    draws = [first.random() for _ in range(3)]
+    assert len(set(draws)) == 3
+    assert all(0.0 <= d < 1.0 for d in draws)
+    assert second.getrandbits(64) != 0  # an unseeded generator gives zeros
+    assert SeededOnFirstUse().randrange(10**12) != SeededOnFirstUse().randrange(10**12)
+    assert SeededOnFirstUse().uniform(5, 6) >= 5
+    seeded = SeededOnFirstUse()
+    seeded.seed(7)
+    assert seeded.random() == random.Random(7).random()
+    for twin in (copy.copy(first), pickle.loads(pickle.dumps(first))):
+        assert twin.random() == copy.copy(first).random()
+
+
+def test_operators_built_alike_share_a_policy_but_not_their_jitter() -> None:
+    import reactivex as rx
+    from reactivex.testing import TestScheduler
+
+    import rxresilience as rxr
+
+    def delays() -> list[float]:
+        scheduler = TestScheduler()
+        attempts: list[float] = []
+        source = rx.defer(
+            lambda _: (attempts.append(scheduler.clock), rx.throw(OSError()))[1]
+        )
+        source.pipe(rxr.retry(4)).subscribe(
+            on_error=lambda e: None, scheduler=scheduler
+        )
+        scheduler.start()
+        return [b - a for a, b in itertools.pairwise(attempts)]
+
+    assert delays() != delays()  # each operator draws its own jitter
+
+
+def test_retry_arguments_are_still_checked_when_the_policy_is_shared() -> None:
+    import pytest
+
+    import rxresilience as rxr
+
+    for bad, error in (
+        (True, TypeError),
+        (0, ValueError),
+        (-1, ValueError),
+        (2.0, TypeError),
+    ):
+        with pytest.raises(error, match="max_attempts"):
+            rxr.retry(bad)  # type: ignore[arg-type]
