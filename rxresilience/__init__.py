@@ -21,23 +21,27 @@ from ._backoff import (
     LinearBackoff,
     SumBackoff,
 )
-from ._breaker import CircuitBreaker
-from ._breaker_machine import BreakerMetrics, CircuitState, StateChange
-from ._breaker_storage import BreakerStorage, InMemoryBreakerStorage
-from ._circuit_breaker import circuit_breaker
 from ._codec import Codec, DataclassCodec, JsonCodec, fingerprint
 from ._fallback import fallback
 from ._http import parse_retry_after, raise_for_retry_after
-from ._idempotency_policy import IdempotencyPolicy
-from ._idempotent import idempotent
-from ._idempotent_map import idempotent_map
 from ._optimistic import OptimisticState
 from ._optimistic_operator import optimistic
-from ._redis_breaker_storage import RedisBreakerStorage
 from ._resilient import resilient
 from ._retry import RetryEvent, RetryPolicy, retry
 from ._timeout import TimeoutPolicy, timeout
-from ._window import CountWindow, TimeWindow
+from .breaker import (
+    BreakerMetrics,
+    BreakerStorage,
+    CircuitBreaker,
+    CircuitState,
+    CountWindow,
+    InMemoryBreakerStorage,
+    Permit,
+    RedisBreakerStorage,
+    StateChange,
+    TimeWindow,
+    circuit_breaker,
+)
 from .errors import (
     CallRefusedError,
     CircuitOpenError,
@@ -60,6 +64,7 @@ from .errors import (
     SagaStepEmptyError,
     TimeoutError,
 )
+from .idempotency import IdempotencyPolicy, idempotent, idempotent_map
 from .saga import (
     CompensationFailed,
     CompensationStarted,
@@ -132,6 +137,7 @@ __all__ = [
     "OptimisticApplyError",
     "OptimisticState",
     "OptimisticStateDisposedError",
+    "Permit",
     "RecordedError",
     "RecoveryFailed",
     "RedisBreakerStorage",

@@ -8,18 +8,21 @@ from typing import Any, TypeVar
 
 from reactivex import Observable, abc
 
-from ._breaker import CircuitBreaker
-from ._circuit_breaker import circuit_breaker
 from ._clock import is_virtual
 from ._codec import fingerprint as fingerprint_of
 from ._fallback import FallbackLike
 from ._fallback import fallback as fallback_operator
-from ._idempotency_policy import IdempotencyPolicy, require_key, warn_without_renewal
-from ._idempotent import idempotent_by_fingerprint
 from ._retry import RetryPolicy
 from ._retry import retry as retry_operator
 from ._timeout import Budget, TimeoutPolicy
 from ._timeout import timeout as timeout_operator
+from .breaker import CircuitBreaker, circuit_breaker
+from .idempotency._operator import idempotent_by_fingerprint
+from .idempotency._policy import (
+    IdempotencyPolicy,
+    require_key,
+    warn_without_renewal,
+)
 
 __all__ = ["resilient"]
 

@@ -9,7 +9,7 @@ import redis
 from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
-from rxresilience._breaker_machine import Ticket
+from rxresilience.breaker._permit import Permit
 
 
 def member(url: str, name: str, at: float, **settings: Any) -> rxr.CircuitBreaker:
@@ -52,8 +52,8 @@ def take_trials(url: str, name: str, barrier: Any, results: Any) -> None:
         url, name, 30.0, failure_threshold=1, reset_timeout=30.0, half_open_max_calls=3
     )
     barrier.wait()
-    answers = [breaker._admit() for _ in range(5)]
-    results.put(sum(isinstance(answer, Ticket) for answer in answers))
+    answers = [breaker.try_admit() for _ in range(5)]
+    results.put(sum(isinstance(answer, Permit) for answer in answers))
     barrier.wait()  # hold the permits until every process has counted
 
 
@@ -65,8 +65,8 @@ def take_a_trial_and_hang(url: str, name: str, ready_path: str) -> None:
     breaker = member(
         url, name, 30.0, failure_threshold=1, reset_timeout=30.0, max_half_open_wait=5.0
     )
-    ticket = breaker._admit()
-    assert isinstance(ticket, Ticket)
+    ticket = breaker.try_admit()
+    assert isinstance(ticket, Permit)
     assert ticket.trial
     pathlib.Path(ready_path).write_text("holding")
     threading.Event().wait(600)

@@ -382,6 +382,8 @@ def test_a_policy_is_frozen_reusable_and_refuses_options_beside_it() -> None:
     )
     with pytest.raises(TypeError, match="exactly one"):
         rxr.idempotent_map(rx.of, key=str)
+    with pytest.raises(TypeError, match="ttl"):  # an option beside a policy
+        rxr.idempotent_map(rx.of, policy=policy, key=str, ttl=5)
     with pytest.raises(ValueError, match="max_run"):
         rxr.IdempotencyPolicy(store, max_run=0)
 

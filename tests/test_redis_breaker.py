@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
-from rxresilience._breaker_machine import Outcome, Ticket
+from rxresilience.breaker._machine import Outcome
+from rxresilience.breaker._permit import Permit
 
 from . import test_breaker_stateful as stateful
 from ._redis_server import RedisServer
@@ -107,10 +108,22 @@ STEPS = st.lists(
 )
 
 
-def answer(result: Ticket | rxr.CircuitOpenError) -> tuple[Any, ...]:
-    if isinstance(result, Ticket):
+def answer(result: Permit | rxr.CircuitOpenError) -> tuple[Any, ...]:
+    if isinstance(result, Permit):
         return ("ticket", result.trial)
     return ("refused", result.state, result.retry_after)
+
+
+def settle(permit: Permit, outcome: Outcome) -> None:
+    """End a call as ``outcome`` through its permit (a timeout as its timer would)."""
+    if outcome is Outcome.SUCCESS:
+        permit.success()
+    elif outcome is Outcome.FAILURE:
+        permit.failure(RuntimeError("down"))
+    elif outcome is Outcome.NEITHER:
+        permit.release()
+    else:
+        permit._gate.settle(permit, outcome)  # type: ignore[union-attr]
 
 
 def comparable(changes: list[rxr.StateChange]) -> list[tuple[Any, ...]]:
@@ -122,21 +135,21 @@ def test_the_lua_machine_matches_the_in_memory_machine(
     redis_server: RedisServer, settings: dict[str, Any], steps: list[tuple[Any, ...]]
 ) -> None:
     pair = make_pair(redis_server, settings)
-    calls: list[tuple[Ticket, Ticket]] = []
+    calls: list[tuple[Permit, Permit]] = []
     for step in steps:
         if step[0] in ("start", "quick"):
-            mine, theirs = pair.memory._admit(), pair.redis._admit()
+            mine, theirs = pair.memory.try_admit(), pair.redis.try_admit()
             assert answer(theirs) == answer(mine)
-            if isinstance(mine, Ticket) and isinstance(theirs, Ticket):
+            if isinstance(mine, Permit) and isinstance(theirs, Permit):
                 if step[0] == "start":
                     calls.append((mine, theirs))
                 else:
-                    pair.memory._settle(mine, step[1])
-                    pair.redis._settle(theirs, step[1])
+                    settle(mine, step[1])
+                    settle(theirs, step[1])
         elif step[0] == "end" and calls:
             mine, theirs = calls.pop(step[1] % len(calls))
-            pair.memory._settle(mine, step[2])
-            pair.redis._settle(theirs, step[2])
+            settle(mine, step[2])
+            settle(theirs, step[2])
         elif step[0] == "advance":
             pair.memory_clock.advance_by(step[1])
             pair.redis_clock.advance_by(step[1])
@@ -349,7 +362,7 @@ def test_transitions_made_elsewhere_appear_in_order_when_observed(
 def test_a_member_that_missed_many_transitions_sees_the_latest_ones(
     redis_server: RedisServer,
 ) -> None:
-    from rxresilience._redis_breaker_storage import LOG_SIZE
+    from rxresilience.breaker._redis import LOG_SIZE
 
     a, b = fleet(redis_server, 2, failure_threshold=1)
     b.succeed()
@@ -386,8 +399,8 @@ def test_half_open_trials_are_counted_across_the_fleet(
     )
     members[0].fail()
     advance(members, 10.0)
-    answers = [member.breaker._admit() for member in members for _ in range(3)]
-    tickets = [answer for answer in answers if isinstance(answer, Ticket)]
+    answers = [member.breaker.try_admit() for member in members for _ in range(3)]
+    tickets = [answer for answer in answers if isinstance(answer, Permit)]
     assert len(tickets) == 2
     assert all(ticket.trial for ticket in tickets)
     refusals = [a for a in answers if isinstance(a, rxr.CircuitOpenError)]
@@ -404,8 +417,8 @@ def test_a_permit_whose_holder_vanished_expires_after_max_half_open_wait(
     )
     holder.fail()
     advance([holder, other], 10.0)
-    ticket = holder.breaker._admit()
-    assert isinstance(ticket, Ticket)
+    ticket = holder.breaker.try_admit()
+    assert isinstance(ticket, Permit)
     assert ticket.trial
     other.clock.advance_by(3.0 - 1e-3)
     assert other.refused().state == "half-open"
@@ -420,7 +433,7 @@ def test_a_permit_whose_holder_vanished_expires_after_max_half_open_wait(
     )
     other.clock.advance_by(10.0)
     other.succeed()  # a fresh trial, which closes the breaker
-    holder.breaker._settle(ticket, Outcome.FAILURE)  # too late to change anything
+    ticket.failure(RuntimeError("down"))  # too late to change anything
     assert other.breaker.state is rxr.CircuitState.CLOSED
 
 
@@ -430,7 +443,7 @@ def test_without_max_half_open_wait_a_permit_expires_after_reset_timeout(
     holder, other = fleet(redis_server, 2, failure_threshold=1, reset_timeout=10.0)
     holder.fail()
     advance([holder, other], 10.0)
-    assert isinstance(holder.breaker._admit(), Ticket)
+    assert isinstance(holder.breaker.try_admit(), Permit)
     other.clock.advance_by(10.0 - 1e-3)
     assert other.refused().state == "half-open"
     other.clock.advance_by(1e-3)
@@ -826,8 +839,8 @@ def test_threads_racing_for_trials_through_two_processes_get_exactly_n(
     def race(member: Member) -> None:
         start.wait()
         for _ in range(10):
-            answer = member.breaker._admit()
-            if isinstance(answer, Ticket):
+            answer = member.breaker.try_admit()
+            if isinstance(answer, Permit):
                 tickets.append(answer)
 
     threads = [threading.Thread(target=race, args=(members[i % 2],)) for i in range(8)]

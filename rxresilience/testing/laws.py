@@ -19,14 +19,13 @@ from reactivex.disposable import CompositeDisposable
 from reactivex.testing import TestScheduler
 
 from .._backoff import Backoff
-from .._breaker import CircuitBreaker
-from .._circuit_breaker import circuit_breaker
 from .._clock import RESOLUTION
-from .._idempotent import idempotent
 from .._retry import RetryPolicy, retry
 from .._timeout import timeout
+from ..breaker import CircuitBreaker, circuit_breaker
 from ..errors import CircuitOpenError
 from ..errors import TimeoutError as ResilienceTimeoutError
+from ..idempotency import idempotent
 from ..saga._events import StepCompensated
 from ..saga._saga import Saga
 from ..stores._memory import InMemoryIdempotencyStore

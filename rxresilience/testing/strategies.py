@@ -23,7 +23,7 @@ from .._backoff import (
 )
 from .._retry import RetryPolicy
 from .._timeout import TimeoutPolicy
-from .._window import CountWindow, TimeWindow
+from ..breaker import CountWindow, TimeWindow
 from ._flaky import FlakySource, flaky
 
 __all__ = [

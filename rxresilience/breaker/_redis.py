@@ -1,6 +1,6 @@
 """``RedisBreakerStorage``: one circuit breaker state for a fleet of processes.
 
-The state machine of :mod:`rxresilience._breaker_machine` runs as Lua
+The state machine of :mod:`rxresilience.breaker._machine` runs as Lua
 scripts inside Redis, one script per operation, so deciding a transition is
 atomic and costs one round trip: one to admit a call, one to record its
 outcome. The keys of one breaker share a hash tag (``breaker:{payments}``),
@@ -30,8 +30,10 @@ import dataclasses
 import threading
 from typing import Any, Literal
 
-from ._arguments import require_choice, require_duration
-from ._breaker_machine import (
+from .._arguments import require_choice, require_duration
+from .._clock import RESOLUTION
+from .._redis_client import import_redis, own_client, require_client
+from ._machine import (
     BreakerConfig,
     BreakerMetrics,
     ChangeSink,
@@ -40,11 +42,9 @@ from ._breaker_machine import (
     Outcome,
     Refusal,
     StateChange,
-    Ticket,
 )
-from ._breaker_storage import BreakerStorage
-from ._clock import RESOLUTION
-from ._redis_client import import_redis, own_client, require_client
+from ._permit import Permit
+from ._storage import BreakerStorage
 from ._window import CountWindow, TimeWindow
 
 __all__ = ["RedisBreakerStorage"]
@@ -175,7 +175,7 @@ end
 """
 
 _ACQUIRE = """
-if state == 'closed' or state == 'disabled' then return reply('ticket', gen, '') end
+if state == 'closed' or state == 'disabled' then return reply('permit', gen, '') end
 if state == 'forced-open' then return refuse('', state) end
 if state == 'open' then
   local wait = opened_at + RESET - now
@@ -199,18 +199,18 @@ redis.call('HINCRBY', K_STATE, 'trials', 1)
 local permit = gen .. ':' .. redis.call('HINCRBY', K_STATE, 'permit_seq', 1)
 -- Scores as text with every digit: Redis would format a Lua number to 14.
 redis.call('ZADD', K_PERMITS, string.format('%.17g', now + PERMIT_WAIT), permit)
-return reply('ticket', gen, permit)
+return reply('permit', gen, permit)
 """
 
 _RECORD = """
-local ticket_gen, permit, outcome, slow = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6] == '1'
+local permit_gen, permit, outcome, slow = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6] == '1'
 if outcome == 'n' then
   redis.call('HINCRBY', K_STATE, 'ignored', 1)
 else
   redis.call('HINCRBY', K_STATE, outcome == 's' and 'successes' or 'failures', 1)
   if slow then redis.call('HINCRBY', K_STATE, 'slow', 1) end
 end
-if ticket_gen ~= gen then return reply() end
+if permit_gen ~= gen then return reply() end
 if permit ~= '' then
   if redis.call('ZREM', K_PERMITS, permit) == 0 then return reply() end
   if outcome == 'n' then
@@ -290,14 +290,14 @@ _CLOSED = CircuitState.CLOSED
 _OPEN = CircuitState.OPEN
 
 
-class _RedisTicket(Ticket):
-    """A ticket Redis handed out; a trial's carries the id of its permit."""
+class _RedisPermit(Permit):
+    """A permit Redis handed out; a trial's carries the id Redis holds it under."""
 
-    __slots__ = ("permit",)
+    __slots__ = ("key",)
 
-    def __init__(self, generation: int, permit: str, started_at: float) -> None:
-        super().__init__(generation, bool(permit), started_at)
-        self.permit = permit
+    def __init__(self, generation: int, key: str, started_at: float) -> None:
+        super().__init__(generation, bool(key), started_at)
+        self.key = key
 
 
 class RedisBreakerStorage(BreakerStorage):
@@ -537,51 +537,51 @@ class RedisBreakerStorage(BreakerStorage):
             return self._machine().state
         return CircuitState(reply[1])
 
-    def acquire(self, now: float) -> Ticket | Refusal:
+    def acquire(self, now: float) -> Permit | Refusal:
         reply = self._run(self._acquire, now)
         if reply is None:
             with self._lock:
                 return self._machine().acquire(now)
-        if reply[2] == "ticket":
-            return _RedisTicket(int(reply[3]), reply[4], now)
+        if reply[2] == "permit":
+            return _RedisPermit(int(reply[3]), reply[4], now)
         wait = reply[3]
         return Refusal(float(wait) if wait else None, CircuitState(reply[4]))
 
-    def record(self, ticket: Ticket, outcome: Outcome, now: float) -> None:
-        if self._fallen_back and not isinstance(ticket, _RedisTicket):
+    def record(self, permit: Permit, outcome: Outcome, now: float) -> None:
+        if self._fallen_back and not isinstance(permit, _RedisPermit):
             with self._lock:  # handed out while unreachable, settled the same way
-                self._machine().record(ticket, outcome, now)
+                self._machine().record(permit, outcome, now)
             return
         with self._lock:
-            if ticket.settled:
+            if permit.settled:
                 return
-            ticket.settled = True
-        if not isinstance(ticket, _RedisTicket):  # back in Redis: the totals only
-            ticket = _RedisTicket(-1, "", ticket.started_at)
-        self._record_in_redis(ticket, outcome, now)
+            permit.settled = True
+        if not isinstance(permit, _RedisPermit):  # back in Redis: the totals only
+            permit = _RedisPermit(-1, "", permit.started_at)
+        self._record_in_redis(permit, outcome, now)
 
     def _record_in_redis(
-        self, ticket: _RedisTicket, outcome: Outcome, now: float
+        self, permit: _RedisPermit, outcome: Outcome, now: float
     ) -> None:
         config = self._config
         limit = None if config is None else config.slow_call_duration
         slow = (
             limit is not None
             and outcome is not Outcome.NEITHER
-            and now - ticket.started_at >= limit
+            and now - permit.started_at >= limit
         )
         reply = self._run(
             self._record,
             now,
-            ticket.generation,
-            ticket.permit,
+            permit.generation,
+            permit.key,
             _OUTCOME_CODES[outcome],
             "1" if slow else "0",
         )
         if reply is None:  # counted here, in the totals only
             with self._lock:
                 self._machine().record(
-                    Ticket(-1, False, ticket.started_at), outcome, now
+                    Permit(-1, False, permit.started_at), outcome, now
                 )
 
     def half_open_if_due(self, now: float) -> None:
@@ -641,7 +641,7 @@ class RedisBreakerStorage(BreakerStorage):
         """
         import re
 
-        from ._redis_client import glob_escape
+        from .._redis_client import glob_escape
 
         base = self._base
         self._client.delete(base, f"{base}:permits", f"{base}:log")

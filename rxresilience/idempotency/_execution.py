@@ -17,9 +17,19 @@ from typing import Any, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
-from ._clock import RESOLUTION, choose_scheduler, clock_of
-from ._idempotency_policy import IdempotencyPolicy, store_renews
-from ._idempotency_record import (
+from .._clock import RESOLUTION, choose_scheduler, clock_of
+from .._lease import Lease
+from ..errors import (
+    CallRefusedError,
+    IdempotencyClaimLostError,
+    IdempotencyInProgressError,
+    IdempotencyKeyReuseError,
+)
+from ..errors import TimeoutError as ResilienceTimeoutError
+from ..stores._base import ClaimStatus, IdempotencyStore
+from ._audience import Audience
+from ._policy import IdempotencyPolicy, store_renews
+from ._record import (
     check_round_trip,
     decode_record,
     encode_outcome,
@@ -27,16 +37,6 @@ from ._idempotency_record import (
     unrecordable,
     unrecordable_marker,
 )
-from ._idempotent_audience import Audience
-from ._lease import Lease
-from .errors import (
-    CallRefusedError,
-    IdempotencyClaimLostError,
-    IdempotencyInProgressError,
-    IdempotencyKeyReuseError,
-)
-from .errors import TimeoutError as ResilienceTimeoutError
-from .stores._base import ClaimStatus, IdempotencyStore
 
 __all__ = ["join"]
 

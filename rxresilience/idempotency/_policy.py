@@ -9,15 +9,15 @@ from typing import Any, Literal
 
 from reactivex import abc
 
-from ._arguments import (
+from .._arguments import (
     ErrorPredicate,
     error_predicate,
     require_choice,
     require_duration,
     require_scheduler,
 )
-from ._codec import Codec, codec_or_json
-from .stores._base import IdempotencyStore
+from .._codec import Codec, codec_or_json
+from ..stores._base import IdempotencyStore
 
 __all__ = ["DEFAULT_TTL", "IdempotencyPolicy", "require_key"]
 
@@ -178,3 +178,35 @@ def require_key(key: object) -> str:
     if not key:
         raise ValueError("key must be a non-empty string, got ''")
     return key
+
+
+def policy_from(
+    store: IdempotencyStore | IdempotencyPolicy, **options: Any
+) -> IdempotencyPolicy:
+    """The policy an operator runs: from a store and keyword options, or the
+    given policy alone (options then left at their defaults), decided for an
+    operator (``finish_on_dispose`` as given, else False), warned about a store
+    that cannot renew its claims."""
+    if isinstance(store, IdempotencyPolicy):
+        given = [
+            name
+            for name, value in options.items()
+            if value != (False if name == "finish_on_dispose" else _default(name))
+        ]
+        if given:
+            raise TypeError(
+                "take either an IdempotencyPolicy or a store with keyword "
+                f"options, not both (got {', '.join(given)})"
+            )
+        policy = store.with_finish_on_dispose(False)
+    else:
+        policy = IdempotencyPolicy(store, **options)
+    warn_without_renewal(policy.store)
+    return policy
+
+
+def _default(name: str) -> Any:
+    return _FIELDS[name].default
+
+
+_FIELDS = IdempotencyPolicy.__dataclass_fields__

@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from ._arguments import require_duration
-from ._clock import RESOLUTION
+from .._arguments import require_duration
+from .._clock import RESOLUTION
 
 __all__ = ["CountWindow", "OutcomeWindow", "TimeWindow", "WindowTotals"]
 

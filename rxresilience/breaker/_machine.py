@@ -35,9 +35,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from ._clock import RESOLUTION
+from .._clock import RESOLUTION
+from ._permit import Permit
 from ._window import CountWindow, OutcomeWindow, TimeWindow
 
 __all__ = [
@@ -49,7 +50,6 @@ __all__ = [
     "Outcome",
     "Refusal",
     "StateChange",
-    "Ticket",
 ]
 
 
@@ -149,19 +149,6 @@ class BreakerConfig:
     max_half_open_wait: float | None = None
 
 
-class Ticket:
-    """A permit handed out at admission; settled exactly once."""
-
-    __slots__ = ("generation", "settled", "started_at", "timer", "trial")
-
-    def __init__(self, generation: int, trial: bool, started_at: float) -> None:
-        self.generation = generation
-        self.trial = trial
-        self.started_at = started_at
-        self.settled = False
-        self.timer: Any = None  # the max_half_open_wait timer of a trial, if any
-
-
 class Refusal(NamedTuple):
     """The answer to a call that is not admitted."""
 
@@ -208,8 +195,8 @@ class CircuitMachine:
 
     # -- admission ---------------------------------------------------------------
 
-    def acquire(self, now: float) -> Ticket | Refusal:
-        """Admit a call (a ticket) or refuse it (with ``retry_after`` if known)."""
+    def acquire(self, now: float) -> Permit | Refusal:
+        """Admit a call (a permit) or refuse it (with ``retry_after`` if known)."""
         state = self.state
         if state is _OPEN:
             wait = self.opened_at + self.reset_timeout - now
@@ -221,11 +208,11 @@ class CircuitMachine:
             self._rejected += 1
             return _FORCED_OPEN
         elif state is not CircuitState.HALF_OPEN:  # CLOSED or DISABLED
-            return Ticket(self.generation, False, now)
+            return Permit(self.generation, False, now)
         if self._trials_taken < self._config.half_open_max_calls:
             self._trials_taken += 1
             self._trial_starts.append(now)
-            return Ticket(self.generation, True, now)
+            return Permit(self.generation, True, now)
         self._rejected += 1
         return Refusal(self._trial_wait(now), _HALF_OPEN)
 
@@ -247,16 +234,16 @@ class CircuitMachine:
 
     # -- outcomes -------------------------------------------------------------------
 
-    def record(self, ticket: Ticket, outcome: Outcome, now: float) -> None:
-        """Settle ``ticket`` with ``outcome``; a settled ticket is left alone."""
-        if ticket.settled:
+    def record(self, permit: Permit, outcome: Outcome, now: float) -> None:
+        """Settle ``permit`` with ``outcome``; a settled permit is left alone."""
+        if permit.settled:
             return
-        ticket.settled = True
+        permit.settled = True
         if (
             outcome is _SUCCESS
             and self._plain
             and self.state is _CLOSED
-            and ticket.generation == self.generation
+            and permit.generation == self.generation
         ):  # the hot path: nothing to judge
             self._successes += 1
             self._consecutive = 0
@@ -266,7 +253,7 @@ class CircuitMachine:
         slow = (
             slow_limit is not None
             and outcome is not Outcome.NEITHER
-            and now - ticket.started_at >= slow_limit
+            and now - permit.started_at >= slow_limit
         )
         if outcome is Outcome.NEITHER:
             self._ignored += 1
@@ -277,10 +264,10 @@ class CircuitMachine:
                 self._failures += 1
             if slow:
                 self._slow += 1
-        if ticket.generation != self.generation:
+        if permit.generation != self.generation:
             return
-        if ticket.trial:
-            self._record_trial(ticket, outcome, slow, now)
+        if permit.trial:
+            self._record_trial(permit, outcome, slow, now)
             return
         if self.state is not CircuitState.CLOSED or outcome is Outcome.NEITHER:
             return
@@ -300,10 +287,10 @@ class CircuitMachine:
             self._move(CircuitState.OPEN, now, reason)
 
     def _record_trial(
-        self, ticket: Ticket, outcome: Outcome, slow: bool, now: float
+        self, permit: Permit, outcome: Outcome, slow: bool, now: float
     ) -> None:
-        if ticket.started_at in self._trial_starts:
-            self._trial_starts.remove(ticket.started_at)
+        if permit.started_at in self._trial_starts:
+            self._trial_starts.remove(permit.started_at)
         if outcome is Outcome.NEITHER:
             self._trials_taken -= 1
             return
@@ -344,7 +331,7 @@ class CircuitMachine:
         """Start over in ``state`` (a storage's fallback), silently.
 
         Counters and the window are cleared and a new generation starts, so
-        tickets handed out before count only in the totals.
+        permits handed out before count only in the totals.
         """
         self._reset_totals()
         self._consecutive = 0

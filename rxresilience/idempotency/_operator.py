@@ -7,23 +7,22 @@ from typing import Any, Literal, TypeVar
 
 from reactivex import Observable, abc
 
-from ._codec import Codec
-from ._codec import fingerprint as fingerprint_of
-from ._idempotency_policy import (
+from .._codec import Codec
+from .._codec import fingerprint as fingerprint_of
+from ..stores._base import IdempotencyStore
+from ._execution import join
+from ._policy import (
     DEFAULT_TTL,
     IdempotencyPolicy,
+    policy_from,
     require_key,
-    warn_without_renewal,
 )
-from ._idempotent_run import join
-from .stores._base import IdempotencyStore
 
 __all__ = ["idempotent", "idempotent_by_fingerprint"]
 
 _T = TypeVar("_T")
 
 _NO_PAYLOAD: Any = object()
-_DEFAULTS = IdempotencyPolicy.__dataclass_fields__
 
 
 def idempotent(
@@ -154,7 +153,7 @@ def idempotent(
             fingerprinted, a store or option of the wrong type (a ``bool``
             where seconds go included).
     """
-    policy = _policy_of(
+    policy = policy_from(
         store,
         ttl=ttl,
         in_progress_timeout=in_progress_timeout,
@@ -169,32 +168,6 @@ def idempotent(
     checked_key = require_key(key)
     fingerprint = None if payload is _NO_PAYLOAD else fingerprint_of(payload)
     return idempotent_by_fingerprint(policy, checked_key, fingerprint)
-
-
-def _policy_of(
-    store: IdempotencyStore | IdempotencyPolicy, **options: Any
-) -> IdempotencyPolicy:
-    """A policy from a store and keyword options, or the given policy alone."""
-    if isinstance(store, IdempotencyPolicy):
-        given = [
-            name
-            for name, value in options.items()
-            if value != (False if name == "finish_on_dispose" else _default(name))
-        ]
-        if given:
-            raise TypeError(
-                "idempotent() takes either an IdempotencyPolicy or a store with "
-                f"keyword options, not both (got {', '.join(given)})"
-            )
-        policy = store.with_finish_on_dispose(False)
-    else:
-        policy = IdempotencyPolicy(store, **options)
-    warn_without_renewal(policy.store)
-    return policy
-
-
-def _default(name: str) -> Any:
-    return _DEFAULTS[name].default
 
 
 def idempotent_by_fingerprint(

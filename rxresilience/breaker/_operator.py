@@ -11,10 +11,10 @@ from typing import Generic, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
+from .._clock import is_virtual
+from ..errors import CircuitOpenError
 from ._breaker import CircuitBreaker
-from ._breaker_machine import Outcome, Ticket
-from ._clock import is_virtual
-from .errors import CircuitOpenError
+from ._permit import Permit
 
 __all__ = ["circuit_breaker"]
 
@@ -98,13 +98,13 @@ def circuit_breaker(
                 and not is_virtual(breaker.scheduler)
             ):
                 _warn_of_two_clocks(breaker, scheduler_)
-            ticket = breaker._admit()
-            if isinstance(ticket, CircuitOpenError):
-                observer.on_error(ticket)
+            permit = breaker.try_admit()
+            if isinstance(permit, CircuitOpenError):
+                observer.on_error(permit)
                 return _NOTHING
-            call = _GuardedCall(breaker, ticket, observer)
+            call = _GuardedCall(permit, observer)
             call.upstream.disposable = source.subscribe(
-                call.on_next if breaker._checks_values else call.on_next_unchecked,
+                call.on_next_unchecked if breaker.failure_if is None else call.on_next,
                 call.on_error,
                 call.on_completed,
                 scheduler=scheduler_,
@@ -117,31 +117,24 @@ def circuit_breaker(
 
 
 class _GuardedCall(abc.DisposableBase, Generic[_T]):
-    """One admitted call: settles its ticket once, then passes notifications on."""
+    """One admitted call: settles its permit once, then passes notifications on."""
 
-    __slots__ = (
-        "_breaker",
-        "_emitted",
-        "_observer",
-        "_raised",
-        "_stopped",
-        "_ticket",
-        "upstream",
-    )
+    __slots__ = ("_emitted", "_observer", "_permit", "_raised", "_stopped", "upstream")
 
-    def __init__(
-        self,
-        breaker: CircuitBreaker,
-        ticket: Ticket,
-        observer: abc.ObserverBase[_T],
-    ) -> None:
-        self._breaker = breaker
-        self._ticket = ticket
+    def __init__(self, permit: Permit, observer: abc.ObserverBase[_T]) -> None:
+        self._permit = permit
         self._observer = observer
         self._emitted = False
         self._stopped = False
         self._raised: Exception | None = None
         self.upstream = SingleAssignmentDisposable()
+
+    def _end_early(self) -> None:
+        """Settle as disposal does: a success if a good value was seen, else neither."""
+        if self._emitted:
+            self._permit.success()
+        else:
+            self._permit.release()
 
     def on_next_unchecked(self, value: _T) -> None:
         self._emitted = True
@@ -159,24 +152,19 @@ class _GuardedCall(abc.DisposableBase, Generic[_T]):
         source, which we pass on untouched.
         """
         self._raised = error
-        self._breaker._settle(
-            self._ticket, Outcome.SUCCESS if self._emitted else Outcome.NEITHER
-        )
+        self._end_early()
 
     def on_next(self, value: _T) -> None:
         if self._stopped:
             return
         try:
-            flagged = self._breaker._flags_failure(value)
+            flagged = self._permit.check(value)
         except Exception as error:  # failure_if itself failed: not the call's fault
             self._stopped = True
-            self._breaker._settle(self._ticket, Outcome.NEITHER)
             self.upstream.dispose()
             self._observer.on_error(error)
             return
-        if flagged:
-            self._breaker._settle(self._ticket, Outcome.FAILURE)
-        else:
+        if not flagged:
             self._emitted = True
         try:
             self._observer.on_next(value)
@@ -191,26 +179,21 @@ class _GuardedCall(abc.DisposableBase, Generic[_T]):
         if error is self._raised:  # settled when it was raised
             self._observer.on_error(error)
             return
-        breaker = self._breaker
         try:
-            outcome = breaker._classify(error)
+            self._permit.failure(error)
         except Exception as failure:  # record/ignore predicate failed
-            breaker._settle(self._ticket, Outcome.NEITHER)
             self._observer.on_error(failure)
             return
-        breaker._settle(self._ticket, outcome)
         self._observer.on_error(error)
 
     def on_completed(self) -> None:
         if self._stopped:
             return
         self._stopped = True
-        self._breaker._settle(self._ticket, Outcome.SUCCESS)
+        self._permit.success()
         self._observer.on_completed()
 
     def dispose(self) -> None:
-        if not self._ticket.settled:
-            self._breaker._settle(
-                self._ticket, Outcome.SUCCESS if self._emitted else Outcome.NEITHER
-            )
+        if not self._permit.settled:
+            self._end_early()
         self.upstream.dispose()

@@ -9,17 +9,17 @@ import reactivex as rx
 from reactivex import Observable, abc
 from reactivex import operators as ops
 
-from ._arguments import require_callable
-from ._codec import Codec
-from ._codec import fingerprint as fingerprint_of
-from ._idempotency_policy import (
+from .._arguments import require_callable
+from .._codec import Codec
+from .._codec import fingerprint as fingerprint_of
+from ..stores._base import IdempotencyStore
+from ._operator import idempotent_by_fingerprint
+from ._policy import (
     DEFAULT_TTL,
     IdempotencyPolicy,
+    policy_from,
     require_key,
-    warn_without_renewal,
 )
-from ._idempotent import idempotent_by_fingerprint
-from .stores._base import IdempotencyStore
 
 __all__ = ["idempotent_map"]
 
@@ -119,26 +119,22 @@ def idempotent_map(
         )
     if (store is None) == (policy is None):
         raise TypeError("idempotent_map() takes a store= or a policy=, exactly one")
-    if policy is None:
-        assert store is not None
-        policy = IdempotencyPolicy(
-            store,
-            ttl=ttl,
-            in_progress_timeout=in_progress_timeout,
-            max_run=max_run,
-            on_in_progress=on_in_progress,
-            poll_interval=poll_interval,
-            record_errors=record_errors,
-            codec=codec,
-            finish_on_dispose=finish_on_dispose,
-            scheduler=scheduler,
-        )
-    elif not isinstance(policy, IdempotencyPolicy):
+    if policy is not None and not isinstance(policy, IdempotencyPolicy):
         raise TypeError(
             f"policy must be an IdempotencyPolicy, got {type(policy).__name__}"
         )
-    decided = policy.with_finish_on_dispose(False)
-    warn_without_renewal(decided.store)
+    decided = policy_from(
+        policy if policy is not None else store,  # type: ignore[arg-type]
+        ttl=ttl,
+        in_progress_timeout=in_progress_timeout,
+        max_run=max_run,
+        on_in_progress=on_in_progress,
+        poll_interval=poll_interval,
+        record_errors=record_errors,
+        codec=codec,
+        finish_on_dispose=finish_on_dispose,
+        scheduler=scheduler,
+    )
 
     def one(request: _R) -> Observable[_T]:
         try:

@@ -1,6 +1,6 @@
 """Where a circuit breaker's state lives: a thin interface over the machine.
 
-The in-memory storage runs :class:`~rxresilience._breaker_machine.CircuitMachine`
+The in-memory storage runs :class:`~rxresilience.breaker._machine.CircuitMachine`
 under a lock, which is held only for the machine's own arithmetic, never
 while a protected call runs. A storage shared by a fleet of processes (Redis)
 implements the same five operations atomically on its side.
@@ -14,7 +14,8 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any
 
-from ._breaker_machine import (
+from .._clock import RESOLUTION
+from ._machine import (
     BreakerConfig,
     BreakerMetrics,
     ChangeSink,
@@ -22,9 +23,8 @@ from ._breaker_machine import (
     CircuitState,
     Outcome,
     Refusal,
-    Ticket,
 )
-from ._clock import RESOLUTION
+from ._permit import Permit
 
 __all__ = ["BreakerStorage", "InMemoryBreakerStorage"]
 
@@ -53,12 +53,12 @@ class BreakerStorage(ABC):
         return self.state
 
     @abstractmethod
-    def acquire(self, now: float) -> Ticket | Refusal:
-        """Admit a call (a ticket) or refuse it."""
+    def acquire(self, now: float) -> Permit | Refusal:
+        """Admit a call (a permit) or refuse it."""
 
     @abstractmethod
-    def record(self, ticket: Ticket, outcome: Outcome, now: float) -> None:
-        """Settle a ticket with the call's outcome (a second settle is a no-op)."""
+    def record(self, permit: Permit, outcome: Outcome, now: float) -> None:
+        """Settle a permit with the call's outcome (a second settle is a no-op)."""
 
     @abstractmethod
     def half_open_if_due(self, now: float) -> None:
@@ -97,17 +97,17 @@ class InMemoryBreakerStorage(BreakerStorage):
     def state(self) -> CircuitState:
         return self._machine.state
 
-    def acquire(self, now: float) -> Ticket | Refusal:
+    def acquire(self, now: float) -> Permit | Refusal:
         machine = self._machine
         # Admission while CLOSED or DISABLED changes nothing, so it needs no lock.
         # The generation is read before the state: if a transition slips in
         # between, either the state read sees it (and we take the lock) or the
-        # ticket carries an older generation, whose outcome then only counts in
+        # permit carries an older generation, whose outcome then only counts in
         # the totals. Either way the call was admitted when the breaker was closed.
         generation = machine.generation
         state = machine.state
         if state is _CLOSED or state is _DISABLED:
-            return Ticket(generation, False, now)
+            return Permit(generation, False, now)
         if state is _OPEN:
             # A refusal while OPEN changes nothing either but a count, which an
             # atomic counter keeps exact. opened_at is read after the state, so
@@ -119,9 +119,9 @@ class InMemoryBreakerStorage(BreakerStorage):
         with self._lock:
             return machine.acquire(now)
 
-    def record(self, ticket: Ticket, outcome: Outcome, now: float) -> None:
+    def record(self, permit: Permit, outcome: Outcome, now: float) -> None:
         with self._lock:
-            self._machine.record(ticket, outcome, now)
+            self._machine.record(permit, outcome, now)
 
     def half_open_if_due(self, now: float) -> None:
         with self._lock:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from ._codec import Codec, DataclassCodec, JsonCodec
-from .errors import IdempotencyCodecError, RecordedError
+from .._codec import Codec, DataclassCodec, JsonCodec
+from ..errors import IdempotencyCodecError, RecordedError
 
 __all__ = [
     "Outcome",

@@ -1,0 +1,96 @@
+"""The validation of a circuit breaker's settings, naming the argument at fault."""
+
+from __future__ import annotations
+
+from .._arguments import require_duration, require_positive
+from ._machine import BreakerConfig
+from ._window import CountWindow, TimeWindow
+
+__all__ = ["make_config"]
+
+_DEFAULT_TIME_WINDOW_MINIMUM = 10
+
+
+def make_config(
+    *,
+    failure_threshold: int | None,
+    reset_timeout: float,
+    half_open_max_calls: int,
+    window: CountWindow | TimeWindow | None,
+    failure_rate_threshold: float | None,
+    slow_call_duration: float | None,
+    slow_call_rate_threshold: float | None,
+    minimum_calls: int | None,
+) -> BreakerConfig:
+    """Validate the breaker's settings, naming the argument at fault."""
+    if failure_threshold is not None:
+        _require_count("failure_threshold", failure_threshold)
+    timeout = require_duration("reset_timeout", reset_timeout, positive=True)
+    _require_count("half_open_max_calls", half_open_max_calls)
+    if window is not None and not isinstance(window, CountWindow | TimeWindow):
+        raise TypeError(
+            f"window must be a CountWindow or a TimeWindow, got {type(window).__name__}"
+        )
+    for name, rate in (
+        ("failure_rate_threshold", failure_rate_threshold),
+        ("slow_call_rate_threshold", slow_call_rate_threshold),
+    ):
+        if rate is not None:
+            checked = require_positive(name, rate)
+            if checked > 1.0:
+                raise ValueError(f"{name} must be within (0, 1], got {rate!r}")
+    if slow_call_duration is not None:
+        slow_call_duration = require_duration(
+            "slow_call_duration", slow_call_duration, positive=True
+        )
+    if (slow_call_duration is None) != (slow_call_rate_threshold is None):
+        raise ValueError(
+            "slow_call_duration and slow_call_rate_threshold go together: "
+            "give both or neither"
+        )
+    has_rate = (
+        failure_rate_threshold is not None or slow_call_rate_threshold is not None
+    )
+    if window is not None and not has_rate:
+        raise ValueError(
+            "window needs failure_rate_threshold or slow_call_rate_threshold"
+        )
+    if window is None and has_rate:
+        raise ValueError(
+            "failure_rate_threshold and slow_call_rate_threshold need a window "
+            "(rxr.CountWindow or rxr.TimeWindow)"
+        )
+    if failure_threshold is None and not has_rate:
+        raise ValueError(
+            "failure_threshold=None leaves no rule that could open the breaker: "
+            "give a window with a rate threshold"
+        )
+    if minimum_calls is not None:
+        _require_count("minimum_calls", minimum_calls)
+        if isinstance(window, CountWindow) and minimum_calls > window.size:
+            raise ValueError(
+                f"minimum_calls must be <= the window's size {window.size}, "
+                f"got {minimum_calls!r}"
+            )
+        minimum = minimum_calls
+    elif isinstance(window, CountWindow):
+        minimum = window.size
+    else:
+        minimum = _DEFAULT_TIME_WINDOW_MINIMUM
+    return BreakerConfig(
+        failure_threshold=failure_threshold,
+        reset_timeout=timeout,
+        half_open_max_calls=half_open_max_calls,
+        window=window,
+        failure_rate_threshold=failure_rate_threshold,
+        slow_call_duration=slow_call_duration,
+        slow_call_rate_threshold=slow_call_rate_threshold,
+        minimum_calls=minimum,
+    )
+
+
+def _require_count(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")

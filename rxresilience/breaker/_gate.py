@@ -1,0 +1,190 @@
+"""The one path a breaker's calls take: admitted, settled once, transitions published."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from reactivex import abc
+from reactivex.disposable import Disposable, SerialDisposable
+
+from .._arguments import ErrorPredicate
+from .._broadcast import Broadcast
+from .._clock import choose_scheduler
+from ..errors import CircuitOpenError
+from ._machine import BreakerConfig, CircuitState, Outcome, Refusal, StateChange
+from ._permit import Permit
+from ._storage import BreakerStorage
+
+__all__ = ["Gate"]
+
+_SUCCESS = Outcome.SUCCESS
+_FAILURE = Outcome.FAILURE
+_NEITHER = Outcome.NEITHER
+_TIMED_OUT = Outcome.TIMED_OUT
+
+
+class Gate:
+    """A breaker's admissions and settlements, and the publication of its changes.
+
+    Every call (operator, ``call``, ``call_async``) is admitted by
+    :meth:`try_admit` and settled by exactly one of :meth:`succeed`,
+    :meth:`fail`, :meth:`release`, :meth:`check` or the trial's timer, which
+    all end in :meth:`settle`. The storage queues transitions while its
+    update is atomic; they are published here afterwards, in order, from
+    one thread at a time, with no lock held while a subscriber runs.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_auto_half_open",
+        "_changes",
+        "_clock",
+        "_config",
+        "_failure_if",
+        "_half_open_timer",
+        "_ignore",
+        "_max_half_open_wait",
+        "_name",
+        "_outbox",
+        "_publish_lock",
+        "_publishing",
+        "_record",
+        "_scheduler",
+        "_storage",
+    )
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        config: BreakerConfig,
+        storage: BreakerStorage,
+        clock: Callable[[], float],
+        scheduler: abc.SchedulerBase | None,
+        record: ErrorPredicate,
+        ignore: ErrorPredicate | None,
+        failure_if: Callable[[Any], bool] | None,
+        auto_half_open: bool,
+    ) -> None:
+        self._name = name
+        self._config = config
+        self._storage = storage
+        self._clock = clock
+        self._scheduler = scheduler
+        self._record = record
+        self._ignore = ignore
+        self._failure_if = failure_if
+        self._max_half_open_wait = config.max_half_open_wait
+        self._auto_half_open = auto_half_open
+        self._changes: Broadcast[StateChange] = Broadcast()
+        self._outbox: collections.deque[StateChange] = collections.deque()
+        self._publish_lock = threading.Lock()
+        self._publishing = False
+        self._half_open_timer = SerialDisposable()
+        storage.bind(config, self._outbox.append)
+
+    @property
+    def changes(self) -> Broadcast[StateChange]:
+        return self._changes
+
+    # -- admission ---------------------------------------------------------------------
+
+    def try_admit(self) -> Permit | CircuitOpenError:
+        """A permit for one call, or the error that refuses it."""
+        permit = self._storage.acquire(self._clock())
+        if self._outbox:
+            self.publish()
+        if isinstance(permit, Refusal):
+            return CircuitOpenError(self._name, permit.state.value, permit.retry_after)
+        permit._gate = self
+        if permit.trial and self._max_half_open_wait is not None:
+            permit.timer = choose_scheduler(self._scheduler, None).schedule_relative(
+                self._max_half_open_wait,
+                lambda _s, _t: self.settle(permit, _TIMED_OUT),
+            )
+        return permit
+
+    # -- settlement ----------------------------------------------------------------------
+
+    def settle(self, permit: Permit, outcome: Outcome) -> None:
+        """Record how a call ended; later settles of the same permit do nothing."""
+        if permit.settled:
+            return
+        self._storage.record(permit, outcome, self._clock())
+        timer = permit.timer
+        if timer is not None and outcome is not _TIMED_OUT:
+            timer.dispose()
+        if self._outbox:
+            self.publish()
+
+    def succeed(self, permit: Permit) -> None:
+        self.settle(permit, _SUCCESS)
+
+    def release(self, permit: Permit) -> None:
+        self.settle(permit, _NEITHER)
+
+    def fail(self, permit: Permit, error: BaseException) -> None:
+        try:
+            outcome = self._classify(error)
+        except Exception:
+            self.settle(permit, _NEITHER)
+            raise
+        self.settle(permit, outcome)
+
+    def check(self, permit: Permit, value: Any) -> bool:
+        failure_if = self._failure_if
+        if failure_if is None:
+            return False
+        try:
+            flagged = bool(failure_if(value))
+        except Exception:
+            self.settle(permit, _NEITHER)
+            raise
+        if flagged:
+            self.settle(permit, _FAILURE)
+        return flagged
+
+    def _classify(self, error: BaseException) -> Outcome:
+        if not isinstance(error, Exception):  # cancellation, KeyboardInterrupt
+            return _NEITHER
+        ignore = self._ignore
+        if ignore is not None and ignore(error):
+            return _NEITHER
+        return _FAILURE if self._record(error) else _NEITHER
+
+    # -- publishing transitions ----------------------------------------------------------
+
+    def publish_pending(self) -> None:
+        """Publish what the storage queued, if anything."""
+        if self._outbox:
+            self.publish()
+
+    def publish(self) -> None:
+        """Emit queued transitions in order, from one thread at a time, lock-free."""
+        with self._publish_lock:
+            if self._publishing:
+                return  # the thread publishing now will emit ours too
+            self._publishing = True
+        while True:
+            with self._publish_lock:
+                if not self._outbox:
+                    self._publishing = False
+                    return
+                change = self._outbox.popleft()
+            if self._auto_half_open:
+                if change.current is CircuitState.OPEN:
+                    self._half_open_timer.disposable = choose_scheduler(
+                        self._scheduler, None
+                    ).schedule_relative(
+                        self._config.reset_timeout, self._on_half_open_timer
+                    )
+                elif change.previous is CircuitState.OPEN:
+                    self._half_open_timer.disposable = Disposable()
+            self._changes.emit(change)
+
+    def _on_half_open_timer(self, _scheduler: abc.SchedulerBase, _state: Any) -> None:
+        self._storage.half_open_if_due(self._clock())
+        self.publish()

@@ -1,0 +1,1 @@
+"""Tests of the ``rxresilience.breaker`` package, one file per module."""
