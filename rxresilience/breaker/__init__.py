@@ -4,7 +4,15 @@ The public names are re-exported from ``rxresilience``.
 """
 
 from ._breaker import CircuitBreaker
-from ._machine import BreakerMetrics, CircuitState, StateChange
+from ._machine import (
+    BreakerConfig,
+    BreakerMetrics,
+    ChangeSink,
+    CircuitState,
+    Outcome,
+    Refusal,
+    StateChange,
+)
 from ._operator import circuit_breaker
 from ._permit import Permit
 from ._redis import RedisBreakerStorage
@@ -12,14 +20,18 @@ from ._storage import BreakerStorage, InMemoryBreakerStorage
 from ._window import CountWindow, TimeWindow
 
 __all__ = [
+    "BreakerConfig",
     "BreakerMetrics",
     "BreakerStorage",
+    "ChangeSink",
     "CircuitBreaker",
     "CircuitState",
     "CountWindow",
     "InMemoryBreakerStorage",
+    "Outcome",
     "Permit",
     "RedisBreakerStorage",
+    "Refusal",
     "StateChange",
     "TimeWindow",
     "circuit_breaker",

@@ -18,7 +18,7 @@ from .._clock import clock_of
 from ..errors import CircuitOpenError
 from ._config import make_config
 from ._gate import Gate
-from ._machine import BreakerMetrics, CircuitState, StateChange
+from ._machine import BreakerConfig, BreakerMetrics, CircuitState, StateChange
 from ._permit import Permit
 from ._storage import BreakerStorage, InMemoryBreakerStorage
 from ._window import CountWindow, TimeWindow
@@ -186,6 +186,19 @@ class CircuitBreaker:
     def scheduler(self) -> abc.SchedulerBase | None:
         """The breaker's clock and where its own timers run; None for the real clock."""
         return self._scheduler
+
+    @property
+    def config(self) -> BreakerConfig:
+        """The validated settings, as the storage was bound with them."""
+        return self._config
+
+    def retry_after(self) -> float | None:
+        """Seconds until a call would be let through as a trial, if OPEN.
+
+        None in any other state (FORCED_OPEN included: not known)."""
+        wait = self._storage.retry_after(self._clock())
+        self._gate.publish_pending()
+        return wait
 
     @property
     def failure_if(self) -> Callable[[Any], bool] | None:

@@ -126,7 +126,12 @@ class BreakerMetrics:
 
 
 class Outcome(enum.Enum):
-    """How a call ended, for the breaker."""
+    """How a call ended, as a storage records it.
+
+    ``SUCCESS`` and ``FAILURE`` count (and judge the state); ``NEITHER`` counts
+    only in ``ignored`` and gives back a half-open permit; ``TIMED_OUT`` is a
+    trial that outlasted ``max_half_open_wait``, a failure.
+    """
 
     SUCCESS = "success"
     FAILURE = "failure"
@@ -136,7 +141,13 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class BreakerConfig:
-    """The validated settings the machine reads (built by ``CircuitBreaker``)."""
+    """A breaker's validated settings, as its storage is bound with them.
+
+    ``CircuitBreaker`` builds it from its arguments (see there for each
+    setting's meaning) and passes it to :meth:`BreakerStorage.bind`;
+    ``minimum_calls`` is already resolved from the window's default, and a
+    ``failure_threshold`` of ``None`` means no consecutive-failure rule.
+    """
 
     failure_threshold: int | None
     reset_timeout: float
@@ -150,12 +161,20 @@ class BreakerConfig:
 
 
 class Refusal(NamedTuple):
-    """The answer to a call that is not admitted."""
+    """A storage's answer to a call it does not admit.
+
+    Attributes:
+        retry_after: seconds until asking again makes sense, or None if unknown
+            (FORCED_OPEN).
+        state: the state that refused the call.
+    """
 
     retry_after: float | None
     state: CircuitState
 
 
+#: What a storage passes each transition to, in order, while its update is
+#: still atomic (the breaker's sink only queues it, and publishes it later).
 ChangeSink = Callable[[StateChange], None]
 
 _SUCCESS = Outcome.SUCCESS

@@ -32,6 +32,17 @@ __all__ = ["BreakerStorage", "InMemoryBreakerStorage"]
 class BreakerStorage(ABC):
     """The storage interface of a circuit breaker's state.
 
+    Implement it to keep the state elsewhere (the in-memory and Redis
+    storages are the two shipped): every type it speaks is public —
+    :class:`BreakerConfig` (the settings it is bound with),
+    :class:`ChangeSink` (where transitions go), :class:`Permit` (what
+    ``acquire`` hands out for an admitted call, and ``record`` settles),
+    :class:`Refusal` (what ``acquire`` answers instead) and
+    :class:`Outcome` (how a call ended). The rules it must follow are those
+    of the in-memory :class:`~rxresilience.breaker._machine.CircuitMachine`;
+    ``tests/breaker/test_storage.py`` is a contract test to run against a
+    new storage. Times (``now``) are seconds on the breaker's clock.
+
     A storage belongs to one breaker, which binds it once with its settings
     and a sink for transitions. Implementations pass every transition to the
     sink, in order, *while* their update is still atomic (the sink only

@@ -213,7 +213,7 @@ def breaker_never_subscribes_while_open(
     source = flaky(["x"], failures=0)
     for _ in range(calls):
         state = breaker.state.value
-        wait = breaker._storage.retry_after(breaker._clock())
+        wait = breaker.retry_after()
         # Within the clock's resolution of the reset timeout, a call is a trial.
         refusing = state == "forced-open" or (
             state == "open" and (wait or 0.0) > RESOLUTION
@@ -233,7 +233,7 @@ def breaker_admits_at_most_n_trials(breaker: CircuitBreaker, attempts: int) -> N
     source = flaky(["x"], failures=["hang"])
     for _ in range(attempts):
         source.pipe(circuit_breaker(breaker)).subscribe(on_error=lambda _: None)
-    limit = breaker._config.half_open_max_calls
+    limit = breaker.config.half_open_max_calls
     if breaker.state.value == "half-open":
         assert source.calls <= limit, f"{source.calls} trials in flight, limit {limit}"
 
