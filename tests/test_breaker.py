@@ -851,7 +851,7 @@ def test_a_duration_in_range_is_kept_as_seconds(
     for value in (5, 0.5, LONGEST_WAIT):
         options: dict[str, Any] = {**others, argument: value}
         breaker = rxr.CircuitBreaker(**options)
-        kept = getattr(breaker._config, argument)
+        kept = getattr(breaker.config, argument)
         assert type(kept) is float
         assert kept == value
 

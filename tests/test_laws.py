@@ -59,7 +59,7 @@ def test_timeout_fires_exactly_at_the_deadline(gaps: list[int], budget: int) -> 
 
 def _drive(schedule: list[rst.BreakerCall]) -> Any:
     def drive(breaker: rxr.CircuitBreaker) -> None:
-        scheduler = breaker._scheduler
+        scheduler = breaker.scheduler
         assert isinstance(scheduler, TestScheduler)
         for call in schedule:
             error: Exception = (

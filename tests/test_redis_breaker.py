@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pathlib
+import re
+import string
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
+from rxresilience.breaker import _reasons as reasons
 from rxresilience.breaker._machine import Outcome
 from rxresilience.breaker._permit import Permit
 
@@ -126,6 +129,28 @@ def settle(permit: Permit, outcome: Outcome) -> None:
         permit._gate.settle(permit, outcome)  # type: ignore[union-attr]
 
 
+def _reason_pattern(text: str) -> str:
+    """A Python-defined reason as a regular expression: each field any text."""
+    return "".join(
+        re.escape(literal) + ("" if field is None else ".+")
+        for literal, field, _, _ in string.Formatter().parse(text)
+    )
+
+
+#: Every reason a breaker's transition may give (the machine's, manual control's).
+DEFINED_REASONS = re.compile(
+    "|".join(
+        _reason_pattern(text)
+        for text in [
+            *reasons.MACHINE_REASONS.values(),
+            reasons.FORCED_OPEN,
+            reasons.DISABLED,
+            reasons.RESET,
+        ]
+    )
+)
+
+
 def comparable(changes: list[rxr.StateChange]) -> list[tuple[Any, ...]]:
     return [(c.previous, c.current, c.at, c.reason, c.local) for c in changes]
 
@@ -157,6 +182,8 @@ def test_the_lua_machine_matches_the_in_memory_machine(
             getattr(pair.memory, step[1])()
             getattr(pair.redis, step[1])()
         assert comparable(pair.redis_changes) == comparable(pair.memory_changes)
+        for change in pair.redis_changes:
+            assert DEFINED_REASONS.fullmatch(change.reason), change.reason
         assert pair.redis.metrics() == pair.memory.metrics()
         assert pair.redis.state == pair.memory.state
     assert pair.redis._storage.retry_after(pair.redis_clock.clock) == (
@@ -362,7 +389,7 @@ def test_transitions_made_elsewhere_appear_in_order_when_observed(
 def test_a_member_that_missed_many_transitions_sees_the_latest_ones(
     redis_server: RedisServer,
 ) -> None:
-    from rxresilience.breaker._redis import LOG_SIZE
+    from rxresilience.breaker._redis_scripts import LOG_SIZE
 
     a, b = fleet(redis_server, 2, failure_threshold=1)
     b.succeed()

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-from reactivex import Observable, abc
+from reactivex import abc
 
-from .._arguments import (
-    error_predicate,
-    require_callable,
-    require_duration,
-    require_scheduler,
-)
 from .._clock import clock_of
 from ..errors import CircuitOpenError
-from ._config import make_config
+from ._config import check_arguments
+from ._controls import BreakerControls
 from ._gate import Gate
-from ._machine import BreakerConfig, BreakerMetrics, CircuitState, StateChange
 from ._permit import Permit
-from ._storage import BreakerStorage, InMemoryBreakerStorage
+from ._storage import BreakerStorage
 from ._window import CountWindow, TimeWindow
 
 __all__ = ["CircuitBreaker"]
@@ -29,7 +22,7 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-class CircuitBreaker:
+class CircuitBreaker(BreakerControls):
     """A circuit breaker: closed, open, half-open, shared by many callers.
 
     Guard an observable with :func:`rxresilience.circuit_breaker` (one
@@ -124,7 +117,7 @@ class CircuitBreaker:
         storage: BreakerStorage | None = None,
         name: str = "circuit-breaker",
     ) -> None:
-        config = make_config(
+        checked = check_arguments(
             failure_threshold=failure_threshold,
             reset_timeout=reset_timeout,
             half_open_max_calls=half_open_max_calls,
@@ -133,123 +126,36 @@ class CircuitBreaker:
             slow_call_duration=slow_call_duration,
             slow_call_rate_threshold=slow_call_rate_threshold,
             minimum_calls=minimum_calls,
-        )
-        record_predicate = error_predicate("record", record)
-        ignore_predicate = None if ignore is None else error_predicate("ignore", ignore)
-        if failure_if is not None:
-            require_callable("failure_if", failure_if)
-        if max_half_open_wait is not None:
-            config = dataclasses.replace(
-                config,
-                max_half_open_wait=require_duration(
-                    "max_half_open_wait", max_half_open_wait, positive=True
-                ),
-            )
-        if not isinstance(auto_half_open, bool):
-            raise TypeError(
-                f"auto_half_open must be a bool, got {type(auto_half_open).__name__}"
-            )
-        require_scheduler("scheduler", scheduler)
-        if storage is None:
-            storage = InMemoryBreakerStorage()
-        elif not isinstance(storage, BreakerStorage):
-            raise TypeError(
-                f"storage must be a BreakerStorage, got {type(storage).__name__}"
-            )
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name must be a non-empty string, got {name!r}")
-        self._name = name
-        self._config = config
-        self._scheduler = scheduler
-        self._clock = clock_of(scheduler)
-        self._failure_if = failure_if
-        self._storage = storage
-        self._gate = Gate(
-            name=name,
-            config=config,
-            storage=storage,
-            clock=self._clock,
+            record=record,
+            ignore=ignore,
+            failure_if=failure_if,
+            max_half_open_wait=max_half_open_wait,
+            auto_half_open=auto_half_open,
             scheduler=scheduler,
-            record=record_predicate,
-            ignore=ignore_predicate,
+            storage=storage,
+            name=name,
+        )
+        clock = clock_of(scheduler)
+        gate = Gate(
+            name=name,
+            config=checked.config,
+            storage=checked.storage,
+            clock=clock,
+            scheduler=scheduler,
+            record=checked.record,
+            ignore=checked.ignore,
             failure_if=failure_if,
             auto_half_open=auto_half_open,
         )
-
-    # -- what users read ------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def scheduler(self) -> abc.SchedulerBase | None:
-        """The breaker's clock and where its own timers run; None for the real clock."""
-        return self._scheduler
-
-    @property
-    def config(self) -> BreakerConfig:
-        """The validated settings, as the storage was bound with them."""
-        return self._config
-
-    def retry_after(self) -> float | None:
-        """Seconds until a call would be let through as a trial, if OPEN.
-
-        None in any other state (FORCED_OPEN included: not known)."""
-        wait = self._storage.retry_after(self._clock())
-        self._gate.publish_pending()
-        return wait
-
-    @property
-    def failure_if(self) -> Callable[[Any], bool] | None:
-        """The predicate that marks emitted values or results as failures, if any."""
-        return self._failure_if
-
-    @property
-    def state(self) -> CircuitState:
-        """The current state. An OPEN breaker whose timeout has passed stays OPEN
-        until the next call arrives (unless ``auto_half_open``).
-
-        With a shared storage this asks it (one round trip to Redis), and any
-        transition made elsewhere since this process last looked is
-        published on :attr:`state_changes`."""
-        state = self._storage.observe(self._clock())
-        self._gate.publish_pending()
-        return state
-
-    @property
-    def state_changes(self) -> Observable[StateChange]:
-        """Every transition from now on, once each, in order (no replay)."""
-        return self._gate.changes
-
-    def metrics(self) -> BreakerMetrics:
-        """A frozen snapshot: totals, window rates and the state."""
-        metrics = self._storage.metrics(self._clock())
-        self._gate.publish_pending()
-        return metrics
-
-    def __repr__(self) -> str:
-        # The state as last known: a repr never waits for a shared storage.
-        state = self._storage.state.value
-        return f"CircuitBreaker(name={self._name!r}, state={state!r})"
-
-    # -- manual control --------------------------------------------------------------
-
-    def force_open(self) -> None:
-        """Refuse every call (``retry_after`` unknown) until :meth:`reset`."""
-        self._force(CircuitState.FORCED_OPEN, "forced open")
-
-    def disable(self) -> None:
-        """Let every call through, counting but never opening, until :meth:`reset`."""
-        self._force(CircuitState.DISABLED, "disabled")
-
-    def reset(self) -> None:
-        """Back to CLOSED with every counter and the window cleared."""
-        self._force(CircuitState.CLOSED, "reset")
-
-    def _force(self, target: CircuitState, reason: str) -> None:
-        self._storage.force(target, self._clock(), reason)
-        self._gate.publish()
+        super().__init__(
+            name=name,
+            config=checked.config,
+            scheduler=scheduler,
+            clock=clock,
+            failure_if=failure_if,
+            storage=checked.storage,
+            gate=gate,
+        )
 
     # -- admitting calls ---------------------------------------------------------------
 

@@ -2,11 +2,92 @@
 
 from __future__ import annotations
 
-from .._arguments import require_duration, require_positive
-from ._machine import BreakerConfig
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from reactivex import abc
+
+from .._arguments import (
+    ErrorPredicate,
+    error_predicate,
+    require_callable,
+    require_duration,
+    require_positive,
+    require_scheduler,
+)
+from ._storage import BreakerStorage, InMemoryBreakerStorage
+from ._types import BreakerConfig
 from ._window import CountWindow, TimeWindow
 
-__all__ = ["make_config"]
+__all__ = ["BreakerArguments", "check_arguments", "make_config"]
+
+
+class BreakerArguments(NamedTuple):
+    """A ``CircuitBreaker``'s arguments, checked (and defaulted)."""
+
+    config: BreakerConfig
+    record: ErrorPredicate
+    ignore: ErrorPredicate | None
+    storage: BreakerStorage
+
+
+def check_arguments(
+    *,
+    failure_threshold: int | None,
+    reset_timeout: float,
+    half_open_max_calls: int,
+    window: CountWindow | TimeWindow | None,
+    failure_rate_threshold: float | None,
+    slow_call_duration: float | None,
+    slow_call_rate_threshold: float | None,
+    minimum_calls: int | None,
+    record: Any,
+    ignore: Any,
+    failure_if: Callable[[Any], bool] | None,
+    max_half_open_wait: float | None,
+    auto_half_open: bool,
+    scheduler: abc.SchedulerBase | None,
+    storage: BreakerStorage | None,
+    name: str,
+) -> BreakerArguments:
+    """Check every argument of ``CircuitBreaker``, in order, naming the one at fault."""
+    config = make_config(
+        failure_threshold=failure_threshold,
+        reset_timeout=reset_timeout,
+        half_open_max_calls=half_open_max_calls,
+        window=window,
+        failure_rate_threshold=failure_rate_threshold,
+        slow_call_duration=slow_call_duration,
+        slow_call_rate_threshold=slow_call_rate_threshold,
+        minimum_calls=minimum_calls,
+    )
+    record_predicate = error_predicate("record", record)
+    ignore_predicate = None if ignore is None else error_predicate("ignore", ignore)
+    if failure_if is not None:
+        require_callable("failure_if", failure_if)
+    if max_half_open_wait is not None:
+        config = dataclasses.replace(
+            config,
+            max_half_open_wait=require_duration(
+                "max_half_open_wait", max_half_open_wait, positive=True
+            ),
+        )
+    if not isinstance(auto_half_open, bool):
+        raise TypeError(
+            f"auto_half_open must be a bool, got {type(auto_half_open).__name__}"
+        )
+    require_scheduler("scheduler", scheduler)
+    if storage is None:
+        storage = InMemoryBreakerStorage()
+    elif not isinstance(storage, BreakerStorage):
+        raise TypeError(
+            f"storage must be a BreakerStorage, got {type(storage).__name__}"
+        )
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    return BreakerArguments(config, record_predicate, ignore_predicate, storage)
+
 
 _DEFAULT_TIME_WINDOW_MINIMUM = 10
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,8 @@ from ._permit import Permit
 from ._storage import BreakerStorage
 
 __all__ = ["Gate"]
+
+_log = logging.getLogger("rxresilience")
 
 _SUCCESS = Outcome.SUCCESS
 _FAILURE = Outcome.FAILURE
@@ -101,10 +104,16 @@ class Gate:
             return CircuitOpenError(self._name, permit.state.value, permit.retry_after)
         permit._gate = self
         if permit.trial and self._max_half_open_wait is not None:
-            permit.timer = choose_scheduler(self._scheduler, None).schedule_relative(
-                self._max_half_open_wait,
-                lambda _s, _t: self.settle(permit, _TIMED_OUT),
-            )
+            try:
+                permit.timer = choose_scheduler(
+                    self._scheduler, None
+                ).schedule_relative(
+                    self._max_half_open_wait,
+                    lambda _s, _t: self.settle(permit, _TIMED_OUT),
+                )
+            except BaseException:  # the trial slot is given back, not leaked
+                self.settle(permit, _NEITHER)
+                raise
         return permit
 
     # -- settlement ----------------------------------------------------------------------
@@ -127,6 +136,8 @@ class Gate:
         self.settle(permit, _NEITHER)
 
     def fail(self, permit: Permit, error: BaseException) -> None:
+        if permit.settled:  # a later report: ignored, the predicates not asked
+            return
         try:
             outcome = self._classify(error)
         except Exception:
@@ -136,7 +147,7 @@ class Gate:
 
     def check(self, permit: Permit, value: Any) -> bool:
         failure_if = self._failure_if
-        if failure_if is None:
+        if failure_if is None or permit.settled:
             return False
         try:
             flagged = bool(failure_if(value))
@@ -168,22 +179,36 @@ class Gate:
             if self._publishing:
                 return  # the thread publishing now will emit ours too
             self._publishing = True
-        while True:
+        try:
+            while True:
+                with self._publish_lock:
+                    if not self._outbox:
+                        self._publishing = False
+                        return
+                    change = self._outbox.popleft()
+                if self._auto_half_open:
+                    self._arm_half_open(change)
+                self._changes.emit(change)
+        except BaseException:
+            # Whatever failed, the next publish must not find the flag stuck.
             with self._publish_lock:
-                if not self._outbox:
-                    self._publishing = False
-                    return
-                change = self._outbox.popleft()
-            if self._auto_half_open:
-                if change.current is CircuitState.OPEN:
-                    self._half_open_timer.disposable = choose_scheduler(
-                        self._scheduler, None
-                    ).schedule_relative(
-                        self._config.reset_timeout, self._on_half_open_timer
-                    )
-                elif change.previous is CircuitState.OPEN:
-                    self._half_open_timer.disposable = Disposable()
-            self._changes.emit(change)
+                self._publishing = False
+            raise
+
+    def _arm_half_open(self, change: StateChange) -> None:
+        """Half-open on time after an opening; a timer that cannot be armed
+        (a closed loop) leaves the move to the next call, which finds it due."""
+        try:
+            if change.current is CircuitState.OPEN:
+                self._half_open_timer.disposable = choose_scheduler(
+                    self._scheduler, None
+                ).schedule_relative(
+                    self._config.reset_timeout, self._on_half_open_timer
+                )
+            elif change.previous is CircuitState.OPEN:
+                self._half_open_timer.disposable = Disposable()
+        except Exception:
+            _log.exception("breaker %r could not arm its half-open timer", self._name)
 
     def _on_half_open_timer(self, _scheduler: abc.SchedulerBase, _state: Any) -> None:
         self._storage.half_open_if_due(self._clock())

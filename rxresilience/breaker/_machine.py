@@ -32,14 +32,20 @@ calls count). Lifetime totals count every outcome.
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NamedTuple
-
 from .._clock import RESOLUTION
+from . import _reasons as reasons
 from ._permit import Permit
-from ._window import CountWindow, OutcomeWindow, TimeWindow
+from ._types import (
+    BreakerConfig,
+    BreakerMetrics,
+    ChangeSink,
+    CircuitState,
+    Outcome,
+    Refusal,
+    StateChange,
+    window_rates,
+)
+from ._window import OutcomeWindow
 
 __all__ = [
     "BreakerConfig",
@@ -52,130 +58,8 @@ __all__ = [
     "StateChange",
 ]
 
-
-class CircuitState(enum.StrEnum):
-    """The states of a circuit breaker; the values are the names users see."""
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half-open"
-    FORCED_OPEN = "forced-open"
-    DISABLED = "disabled"
-
-
-@dataclass(frozen=True, slots=True)
-class StateChange:
-    """One transition of a breaker.
-
-    Attributes:
-        previous: the state left.
-        current: the state entered.
-        at: when, in seconds on the breaker's clock (virtual ticks under a
-            ``TestScheduler``, epoch seconds on the real clock).
-        reason: why, in words ("3 consecutive failures", "reset timeout
-            elapsed", ...).
-        local: True when the state is this process's own because the
-            breaker's shared storage cannot be reached (see
-            :class:`~rxresilience.RedisBreakerStorage`). The change that
-            announces the fallback (and the one that announces the return to
-            the shared state) may have ``previous == current``.
-    """
-
-    previous: CircuitState
-    current: CircuitState
-    at: float
-    reason: str
-    local: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerMetrics:
-    """A frozen snapshot of a breaker's counters.
-
-    The lifetime totals count since creation or the last ``reset()``; the
-    rates describe the sliding window and are ``None`` without a window or
-    while it holds fewer than ``minimum_calls`` calls.
-
-    Attributes:
-        state: the state when the snapshot was taken.
-        calls: admitted calls that ended as a success or a failure.
-        successes: calls that succeeded.
-        failures: calls that failed (recorded errors, flagged values, trials
-            that overran ``max_half_open_wait``).
-        slow_calls: calls (successful or not) at least ``slow_call_duration`` long.
-        ignored: admitted calls that counted as neither (ignored or unrecorded
-            errors, disposal before any value).
-        rejected: calls refused with ``CircuitOpenError``.
-        consecutive_failures: the current run of failures while CLOSED.
-        window_calls: calls in the sliding window now.
-        failure_rate: failures / calls in the window, or None.
-        slow_call_rate: slow calls / calls in the window, or None.
-    """
-
-    state: CircuitState
-    calls: int
-    successes: int
-    failures: int
-    slow_calls: int
-    ignored: int
-    rejected: int
-    consecutive_failures: int
-    window_calls: int
-    failure_rate: float | None
-    slow_call_rate: float | None
-
-
-class Outcome(enum.Enum):
-    """How a call ended, as a storage records it.
-
-    ``SUCCESS`` and ``FAILURE`` count (and judge the state); ``NEITHER`` counts
-    only in ``ignored`` and gives back a half-open permit; ``TIMED_OUT`` is a
-    trial that outlasted ``max_half_open_wait``, a failure.
-    """
-
-    SUCCESS = "success"
-    FAILURE = "failure"
-    NEITHER = "neither"
-    TIMED_OUT = "timed out"
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerConfig:
-    """A breaker's validated settings, as its storage is bound with them.
-
-    ``CircuitBreaker`` builds it from its arguments (see there for each
-    setting's meaning) and passes it to :meth:`BreakerStorage.bind`;
-    ``minimum_calls`` is already resolved from the window's default, and a
-    ``failure_threshold`` of ``None`` means no consecutive-failure rule.
-    """
-
-    failure_threshold: int | None
-    reset_timeout: float
-    half_open_max_calls: int
-    window: CountWindow | TimeWindow | None
-    failure_rate_threshold: float | None
-    slow_call_duration: float | None
-    slow_call_rate_threshold: float | None
-    minimum_calls: int
-    max_half_open_wait: float | None = None
-
-
-class Refusal(NamedTuple):
-    """A storage's answer to a call it does not admit.
-
-    Attributes:
-        retry_after: seconds until asking again makes sense, or None if unknown
-            (FORCED_OPEN).
-        state: the state that refused the call.
-    """
-
-    retry_after: float | None
-    state: CircuitState
-
-
-#: What a storage passes each transition to, in order, while its update is
-#: still atomic (the breaker's sink only queues it, and publishes it later).
-ChangeSink = Callable[[StateChange], None]
+# The vocabulary lives in _types; the names above are re-exported from here
+# for the modules (and storages) that import them with the machine.
 
 _SUCCESS = Outcome.SUCCESS
 _CLOSED = CircuitState.CLOSED
@@ -184,12 +68,40 @@ _FORCED_OPEN = Refusal(None, CircuitState.FORCED_OPEN)
 _HALF_OPEN = CircuitState.HALF_OPEN
 
 
+class _Trials:
+    """The half-open trials of one generation."""
+
+    __slots__ = ("starts", "succeeded", "taken")
+
+    def __init__(self) -> None:
+        self.taken = 0  # permits handed out (and not given back)
+        self.succeeded = 0
+        self.starts: list[float] = []  # of the trials running now
+
+    def clear(self) -> None:
+        self.taken = 0
+        self.succeeded = 0
+        self.starts.clear()
+
+    def wait(self, now: float, cap: float, limit: float | None) -> float:
+        """How long a call refused in HALF_OPEN should wait before asking again.
+
+        Until the earliest running trial's ``max_half_open_wait`` (``limit``)
+        ends, or ``cap`` (a share of the reset timeout), whichever is sooner.
+        """
+        wait = cap
+        if limit is not None and self.starts:
+            wait = min(wait, min(self.starts) + limit - now)
+        return max(wait, RESOLUTION)
+
+
 class CircuitMachine:
     """The state and counters of one breaker, changed only through its methods."""
 
     def __init__(self, config: BreakerConfig, sink: ChangeSink) -> None:
         self._config = config
         self.reset_timeout = config.reset_timeout
+        self._trial_wait_cap = reasons.trial_wait_cap(config.reset_timeout)
         self._sink = sink
         # No window and no slow-call rule: a success while CLOSED only resets a count.
         self._plain = config.window is None and config.slow_call_duration is None
@@ -200,9 +112,7 @@ class CircuitMachine:
         self.generation = 0
         self.opened_at = 0.0
         self._consecutive = 0
-        self._trials_taken = 0
-        self._trial_successes = 0
-        self._trial_starts: list[float] = []  # of the trials running now
+        self._trials = _Trials()
         self._reset_totals()
 
     def _reset_totals(self) -> None:
@@ -222,26 +132,20 @@ class CircuitMachine:
             if wait > RESOLUTION:
                 self._rejected += 1
                 return Refusal(wait, _OPEN)
-            self._move(CircuitState.HALF_OPEN, now, "reset timeout elapsed")
+            self._move(CircuitState.HALF_OPEN, now, reasons.RESET_TIMEOUT_ELAPSED)
         elif state is CircuitState.FORCED_OPEN:
             self._rejected += 1
             return _FORCED_OPEN
         elif state is not CircuitState.HALF_OPEN:  # CLOSED or DISABLED
             return Permit(self.generation, False, now)
-        if self._trials_taken < self._config.half_open_max_calls:
-            self._trials_taken += 1
-            self._trial_starts.append(now)
+        trials = self._trials
+        if trials.taken < self._config.half_open_max_calls:
+            trials.taken += 1
+            trials.starts.append(now)
             return Permit(self.generation, True, now)
         self._rejected += 1
-        return Refusal(self._trial_wait(now), _HALF_OPEN)
-
-    def _trial_wait(self, now: float) -> float:
-        """How long a call refused in HALF_OPEN should wait before asking again."""
-        wait = self.reset_timeout / 10
-        limit = self._config.max_half_open_wait
-        if limit is not None and self._trial_starts:
-            wait = min(wait, min(self._trial_starts) + limit - now)
-        return max(wait, RESOLUTION)
+        wait = trials.wait(now, self._trial_wait_cap, self._config.max_half_open_wait)
+        return Refusal(wait, _HALF_OPEN)
 
     def half_open_if_due(self, now: float) -> None:
         """Move OPEN to HALF_OPEN (for ``auto_half_open``) once the timeout is over."""
@@ -249,7 +153,7 @@ class CircuitMachine:
             self.state is CircuitState.OPEN
             and now >= self.opened_at + self._config.reset_timeout - RESOLUTION
         ):
-            self._move(CircuitState.HALF_OPEN, now, "reset timeout elapsed")
+            self._move(CircuitState.HALF_OPEN, now, reasons.RESET_TIMEOUT_ELAPSED)
 
     # -- outcomes -------------------------------------------------------------------
 
@@ -297,9 +201,12 @@ class CircuitMachine:
             window.add(now, failed, slow)
         threshold = config.failure_threshold
         if threshold is not None and self._consecutive >= threshold:
-            reason = f"{self._consecutive} consecutive failures"
+            reason = reasons.CONSECUTIVE_FAILURES.format(failures=self._consecutive)
         elif window is not None:
-            reason = self._rate_verdict(window, now)
+            totals = window.totals(now)
+            reason = reasons.rate_reason(
+                config, totals.calls, totals.failures, totals.slow_calls
+            )
         else:
             return
         if reason:
@@ -308,43 +215,29 @@ class CircuitMachine:
     def _record_trial(
         self, permit: Permit, outcome: Outcome, slow: bool, now: float
     ) -> None:
-        if permit.started_at in self._trial_starts:
-            self._trial_starts.remove(permit.started_at)
+        trials = self._trials
+        if permit.started_at in trials.starts:
+            trials.starts.remove(permit.started_at)
         if outcome is Outcome.NEITHER:
-            self._trials_taken -= 1
+            trials.taken -= 1
             return
         if outcome is Outcome.TIMED_OUT:
-            reason = "trial call outlasted max_half_open_wait"
+            reason = reasons.TRIAL_OUTLASTED
         elif outcome is Outcome.FAILURE:
-            reason = "trial call failed"
+            reason = reasons.TRIAL_FAILED
         elif slow:
-            reason = "trial call was slow"
+            reason = reasons.TRIAL_SLOW
         else:
-            self._trial_successes += 1
-            successes = self._trial_successes
+            trials.succeeded += 1
+            successes = trials.succeeded
             if successes >= self._config.half_open_max_calls:
                 self._move(
                     CircuitState.CLOSED,
                     now,
-                    f"{successes} of {successes} trial calls succeeded",
+                    reasons.TRIALS_SUCCEEDED.format(successes=successes),
                 )
             return
         self._move(CircuitState.OPEN, now, reason)
-
-    def _rate_verdict(self, window: OutcomeWindow, now: float) -> str:
-        config = self._config
-        totals = window.totals(now)
-        if totals.calls < config.minimum_calls:
-            return ""
-        rate = config.failure_rate_threshold
-        if rate is not None and totals.failures / totals.calls >= rate:
-            return f"failure rate {totals.failures}/{totals.calls} reached {rate:.0%}"
-        rate = config.slow_call_rate_threshold
-        if rate is not None and totals.slow_calls / totals.calls >= rate:
-            return (
-                f"slow call rate {totals.slow_calls}/{totals.calls} reached {rate:.0%}"
-            )
-        return ""
 
     def adopt(self, state: CircuitState, opened_at: float) -> None:
         """Start over in ``state`` (a storage's fallback), silently.
@@ -353,12 +246,8 @@ class CircuitMachine:
         permits handed out before count only in the totals.
         """
         self._reset_totals()
-        self._consecutive = 0
-        self._trials_taken = 0
-        self._trial_successes = 0
-        self._trial_starts.clear()
-        if self._window is not None:
-            self._window.clear()
+        self._trials.clear()
+        self._clear_run_and_window()
         self.state = state
         self.opened_at = opened_at
         self.generation += 1
@@ -369,9 +258,7 @@ class CircuitMachine:
         """``force_open()`` / ``disable()`` / ``reset()`` (target CLOSED)."""
         if target is CircuitState.CLOSED:
             self._reset_totals()
-            self._consecutive = 0
-            if self._window is not None:
-                self._window.clear()
+            self._clear_run_and_window()
         if self.state is not target:
             self._move(target, now, reason)
 
@@ -382,14 +269,15 @@ class CircuitMachine:
         if target is CircuitState.OPEN:
             self.opened_at = now
         elif target is CircuitState.HALF_OPEN:
-            self._trials_taken = 0
-            self._trial_successes = 0
-            self._trial_starts.clear()
+            self._trials.clear()
         elif target is CircuitState.CLOSED:
-            self._consecutive = 0
-            if self._window is not None:
-                self._window.clear()
+            self._clear_run_and_window()
         self._sink(change)
+
+    def _clear_run_and_window(self) -> None:
+        self._consecutive = 0
+        if self._window is not None:
+            self._window.clear()
 
     # -- reading --------------------------------------------------------------------
 
@@ -407,9 +295,9 @@ class CircuitMachine:
         if window is not None:
             totals = window.totals(now)
             window_calls = totals.calls
-            if totals.calls and totals.calls >= self._config.minimum_calls:
-                failure_rate = totals.failures / totals.calls
-                slow_rate = totals.slow_calls / totals.calls
+            failure_rate, slow_rate = window_rates(
+                self._config, totals.calls, totals.failures, totals.slow_calls
+            )
         return BreakerMetrics(
             state=self.state,
             calls=self._successes + self._failures,

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Permit"]
 
-_NOT_ADMITTED = RuntimeError("this permit was not handed out by a circuit breaker")
+_NOT_ADMITTED = "this permit was not handed out by a circuit breaker"
 
 
 class Permit:
@@ -58,10 +58,7 @@ class Permit:
 
     def success(self) -> None:
         """The call succeeded: it completed or returned."""
-        gate = self._gate
-        if gate is None:
-            raise _NOT_ADMITTED
-        gate.succeed(self)
+        self._owner().succeed(self)
 
     def failure(self, error: BaseException) -> None:
         """The call ended with ``error``; the breaker's ``record`` and ``ignore``
@@ -90,8 +87,8 @@ class Permit:
 
     def _owner(self) -> Gate:
         gate = self._gate
-        if gate is None:
-            raise _NOT_ADMITTED
+        if gate is None:  # a new error each time: a shared one keeps every traceback
+            raise RuntimeError(_NOT_ADMITTED)
         return gate
 
     def __repr__(self) -> str:

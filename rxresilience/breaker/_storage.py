@@ -37,8 +37,11 @@ class BreakerStorage(ABC):
     :class:`BreakerConfig` (the settings it is bound with),
     :class:`ChangeSink` (where transitions go), :class:`Permit` (what
     ``acquire`` hands out for an admitted call, and ``record`` settles),
-    :class:`Refusal` (what ``acquire`` answers instead) and
-    :class:`Outcome` (how a call ended). The rules it must follow are those
+    :class:`Refusal` (what ``acquire`` answers instead),
+    :class:`Outcome` (how a call ended), :class:`StateChange` (what the sink
+    is given) and :class:`BreakerMetrics` (what ``metrics`` answers), with
+    ``CountWindow.accumulator()`` / ``TimeWindow.accumulator()`` for the
+    rates. The rules it must follow are those
     of the in-memory :class:`~rxresilience.breaker._machine.CircuitMachine`;
     ``tests/breaker/test_storage.py`` is a contract test to run against a
     new storage. Times (``now``) are seconds on the breaker's clock.

@@ -1,0 +1,104 @@
+"""Why a breaker changed state, in words: defined here once, for Python and Lua.
+
+The in-memory machine formats these texts with :meth:`str.format`; the Redis
+storage renders each into its Lua scripts when it is bound (see
+:mod:`rxresilience.breaker._redis_scripts`), a text as a Lua string, a text
+with fields as a Lua function of a table holding them. A change here changes
+both machines, and their differential test keeps them in step.
+
+Fields take no format spec or conversion (Lua could not apply it): a rate
+reaches the text already formatted by :func:`rate_text`.
+"""
+
+from __future__ import annotations
+
+from ._types import BreakerConfig
+
+__all__ = [
+    "CONSECUTIVE_FAILURES",
+    "DISABLED",
+    "FAILURE_RATE",
+    "FORCED_OPEN",
+    "MACHINE_REASONS",
+    "RESET",
+    "RESET_TIMEOUT_ELAPSED",
+    "SLOW_CALL_RATE",
+    "TRIALS_SUCCEEDED",
+    "TRIAL_FAILED",
+    "TRIAL_OUTLASTED",
+    "TRIAL_SLOW",
+    "TRIAL_WAIT_DIVISOR",
+    "rate_reason",
+    "rate_text",
+    "trial_wait_cap",
+]
+
+# -- the machine's own transitions (both machines) ---------------------------------
+
+RESET_TIMEOUT_ELAPSED = "reset timeout elapsed"
+TRIAL_OUTLASTED = "trial call outlasted max_half_open_wait"
+TRIAL_FAILED = "trial call failed"
+TRIAL_SLOW = "trial call was slow"
+TRIALS_SUCCEEDED = "{successes} of {successes} trial calls succeeded"
+CONSECUTIVE_FAILURES = "{failures} consecutive failures"
+FAILURE_RATE = "failure rate {failures}/{calls} reached {threshold}"
+SLOW_CALL_RATE = "slow call rate {slow_calls}/{calls} reached {threshold}"
+
+#: Every reason the machine gives, by name (the Lua names are ``REASON_`` + it).
+MACHINE_REASONS: dict[str, str] = {
+    "RESET_TIMEOUT_ELAPSED": RESET_TIMEOUT_ELAPSED,
+    "TRIAL_OUTLASTED": TRIAL_OUTLASTED,
+    "TRIAL_FAILED": TRIAL_FAILED,
+    "TRIAL_SLOW": TRIAL_SLOW,
+    "TRIALS_SUCCEEDED": TRIALS_SUCCEEDED,
+    "CONSECUTIVE_FAILURES": CONSECUTIVE_FAILURES,
+    "FAILURE_RATE": FAILURE_RATE,
+    "SLOW_CALL_RATE": SLOW_CALL_RATE,
+}
+
+# -- manual control (the breaker passes them to its storage) -------------------------
+
+FORCED_OPEN = "forced open"
+DISABLED = "disabled"
+RESET = "reset"
+
+# -- waits ----------------------------------------------------------------------------
+
+#: A call refused in HALF_OPEN (every trial taken) is told to come back after
+#: ``reset_timeout`` divided by this at most (sooner when the earliest running
+#: trial's ``max_half_open_wait`` ends first). Lua gets the quotient, computed
+#: here (:func:`trial_wait_cap`), so both machines tell the same float.
+TRIAL_WAIT_DIVISOR = 10
+
+
+def trial_wait_cap(reset_timeout: float) -> float:
+    """The longest wait a call refused in HALF_OPEN is told."""
+    return reset_timeout / TRIAL_WAIT_DIVISOR
+
+
+def rate_text(rate: float) -> str:
+    """A rate threshold as the reasons show it: ``0.5`` is ``"50%"``."""
+    return f"{rate:.0%}"
+
+
+def rate_reason(
+    config: BreakerConfig, calls: int, failures: int, slow_calls: int
+) -> str:
+    """Why a CLOSED breaker's window opens it, or ``""`` if it does not.
+
+    A rate is judged once the window holds ``minimum_calls`` calls; the
+    failure rate first (``redis_record.lua`` judges the same way).
+    """
+    if calls < config.minimum_calls:
+        return ""
+    rate = config.failure_rate_threshold
+    if rate is not None and failures / calls >= rate:
+        return FAILURE_RATE.format(
+            failures=failures, calls=calls, threshold=rate_text(rate)
+        )
+    rate = config.slow_call_rate_threshold
+    if rate is not None and slow_calls / calls >= rate:
+        return SLOW_CALL_RATE.format(
+            slow_calls=slow_calls, calls=calls, threshold=rate_text(rate)
+        )
+    return ""

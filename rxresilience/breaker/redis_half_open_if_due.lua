@@ -1,0 +1,5 @@
+-- Move OPEN to HALF_OPEN once the reset timeout is over. ARGV: now, known generation.
+if state == 'open' and now >= opened_at + RESET - RESOLUTION then
+  move('half-open', REASON_RESET_TIMEOUT_ELAPSED)
+end
+return reply()

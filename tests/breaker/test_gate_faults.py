@@ -1,0 +1,94 @@
+"""Faults around the breaker's one settle path (found by a hostile review)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from reactivex.testing import TestScheduler
+
+import rxresilience as rxr
+from rxresilience import CircuitState
+
+
+def boom() -> None:
+    raise RuntimeError("down")
+
+
+class Refusing(TestScheduler):
+    """Refuses to arm one timer (a closed loop, a disposed EventLoopScheduler)."""
+
+    refuse_next = False
+
+    def schedule_relative(self, duetime: Any, action: Any, state: Any = None) -> Any:
+        if self.refuse_next:
+            self.refuse_next = False
+            raise RuntimeError("Event loop is closed")
+        return super().schedule_relative(duetime, action, state)
+
+
+def test_a_half_open_timer_that_cannot_be_armed_does_not_silence_state_changes() -> (
+    None
+):
+    scheduler = Refusing()
+    breaker = rxr.CircuitBreaker(
+        failure_threshold=1, reset_timeout=1.0, scheduler=scheduler, auto_half_open=True
+    )
+    seen: list[CircuitState] = []
+    breaker.state_changes.subscribe(lambda change: seen.append(change.current))
+    scheduler.refuse_next = True
+    with pytest.raises(RuntimeError, match="down"):  # the call's own error, not ours
+        breaker.call(boom)
+    breaker.reset()
+    with pytest.raises(RuntimeError, match="down"):
+        breaker.call(boom)
+    assert seen == [CircuitState.OPEN, CircuitState.CLOSED, CircuitState.OPEN]
+
+
+def test_a_trial_whose_timer_cannot_be_armed_gives_its_slot_back() -> None:
+    scheduler = Refusing()
+    breaker = rxr.CircuitBreaker(
+        failure_threshold=1,
+        reset_timeout=1.0,
+        scheduler=scheduler,
+        max_half_open_wait=5.0,
+    )
+    with pytest.raises(RuntimeError, match="down"):
+        breaker.call(boom)
+    scheduler.advance_to(2.0)
+    scheduler.refuse_next = True
+    ran: list[int] = []
+    with pytest.raises(RuntimeError, match="closed"):
+        breaker.call(lambda: ran.append(1))
+    assert ran == []
+    assert isinstance(breaker.try_admit(), rxr.Permit)  # not wedged half-open
+
+
+def test_a_late_report_of_a_settled_permit_asks_no_predicate() -> None:
+    asked: list[BaseException] = []
+
+    def record(error: BaseException) -> bool:
+        asked.append(error)
+        raise ValueError("a predicate with a bug")
+
+    def failure_if(value: object) -> bool:
+        raise ValueError("another")
+
+    breaker = rxr.CircuitBreaker(
+        failure_threshold=3, record=record, failure_if=failure_if
+    )
+    permit = breaker.admit()
+    permit.success()
+    permit.failure(RuntimeError("late"))  # ignored, as documented
+    assert permit.check("late value") is False
+    assert asked == []
+
+
+def test_each_misuse_of_a_hand_made_permit_gets_its_own_error() -> None:
+    permit = rxr.Permit(0, False, 0.0)
+    errors = []
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="not handed out") as caught:
+            permit.success()
+        errors.append(caught.value)
+    assert errors[0] is not errors[1]
