@@ -26,10 +26,10 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from ._arguments import is_number, require_duration, require_finite
 from ._clock import LONGEST_WAIT
+from ._seeded_random import SeededOnFirstUse
 
 __all__ = [
     "Backoff",
@@ -43,41 +43,6 @@ __all__ = [
     "SumBackoff",
     "to_backoff",
 ]
-
-
-class SeededOnFirstUse(random.Random):
-    """A ``random.Random`` seeded from the OS when it is first drawn from.
-
-    Seeding one reads the OS's randomness (about 11 us): most of what building
-    an operator would cost, while most operators never draw (no jitter, or no
-    failure). Thread-safe as ``random.Random`` is: two first draws at once
-    seed it twice, each from the OS.
-    """
-
-    def __init__(self) -> None:
-        self.gauss_next = None
-        self._seeded = False
-
-    def _seed_now(self) -> None:
-        self.seed()
-
-    def seed(self, *args: Any, **kwargs: Any) -> None:
-        super().seed(*args, **kwargs)
-        self._seeded = True
-
-    def setstate(self, state: Any) -> None:  # a copy or an unpickled one
-        super().setstate(state)
-        self._seeded = True
-
-    def random(self) -> float:
-        if not self._seeded:
-            self._seed_now()
-        return super().random()
-
-    def getrandbits(self, k: int, /) -> int:
-        if not self._seeded:
-            self._seed_now()
-        return super().getrandbits(k)
 
 
 class Backoff(ABC):

@@ -9,7 +9,6 @@ from typing import Any, TypeVar, overload
 
 from reactivex import Observable, abc
 
-from ._backoff import SeededOnFirstUse
 from ._retry_policy import (
     DEFAULT_BACKOFF,
     DEFAULT_MAX_REFUSAL_WAIT,
@@ -19,6 +18,7 @@ from ._retry_policy import (
     RetryPredicate,
 )
 from ._retry_run import RetryRun
+from ._seeded_random import SeededOnFirstUse
 
 __all__ = ["RetryEvent", "RetryPolicy", "retry"]
 

@@ -17,8 +17,8 @@ from reactivex import operators as ops
 from reactivex.disposable import Disposable
 
 from ._arguments import require_duration, require_unit_interval
-from ._backoff import SeededOnFirstUse
 from ._clock import choose_scheduler
+from ._seeded_random import SeededOnFirstUse
 
 __all__ = ["inject_fault", "inject_latency"]
 

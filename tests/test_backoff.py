@@ -472,7 +472,7 @@ def test_a_generator_seeded_on_first_use_draws_like_a_seeded_one() -> None:
     import copy
     import pickle
 
-    from rxresilience._backoff import SeededOnFirstUse
+    from rxresilience._seeded_random import SeededOnFirstUse
 
     first, second = SeededOnFirstUse(), SeededOnFirstUse()
     draws = [first.random() for _ in range(3)]
