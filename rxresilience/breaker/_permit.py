@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ._gate import Gate
+from typing import Any, Protocol
 
 __all__ = ["Permit"]
 
 _NOT_ADMITTED = "this permit was not handed out by a circuit breaker"
+
+
+class _Settles(Protocol):
+    """What a permit reports to (the breaker's gate), named here so that the
+    permit needs no import of the gate (which imports it)."""
+
+    def succeed(self, permit: Permit) -> None: ...
+
+    def fail(self, permit: Permit, error: BaseException) -> None: ...
+
+    def release(self, permit: Permit) -> None: ...
+
+    def check(self, permit: Permit, value: Any) -> bool: ...
 
 
 class Permit:
@@ -54,7 +64,7 @@ class Permit:
         self.started_at = started_at
         self.settled = False
         self.timer: Any = None  # the max_half_open_wait timer of a trial, if any
-        self._gate: Gate | None = None  # the breaker's, once it admits the call
+        self._gate: _Settles | None = None  # the breaker's, once it admits the call
 
     def success(self) -> None:
         """The call succeeded: it completed or returned."""
@@ -85,7 +95,7 @@ class Permit:
         """
         return self._owner().check(self, value)
 
-    def _owner(self) -> Gate:
+    def _owner(self) -> _Settles:
         gate = self._gate
         if gate is None:  # a new error each time: a shared one keeps every traceback
             raise RuntimeError(_NOT_ADMITTED)
