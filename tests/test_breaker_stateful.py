@@ -228,6 +228,8 @@ class BreakerMachine(RuleBasedStateMachine):
             self.model.consecutive = 0
         if self.model.state != target[action]:
             self.model.move(target[action], self.now)
+        elif action == "reset":  # no transition, but calls before it are fenced
+            self.model.generation += 1
         getattr(self.breaker, action)()
 
     @invariant()

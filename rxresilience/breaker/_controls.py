@@ -108,7 +108,8 @@ class BreakerControls:
         self._force(CircuitState.DISABLED, reasons.DISABLED)
 
     def reset(self) -> None:
-        """Back to CLOSED with every counter and the window cleared."""
+        """Back to CLOSED with every counter and the window cleared; calls
+        admitted before it no longer count towards opening."""
         self._force(CircuitState.CLOSED, reasons.RESET)
 
     def _force(self, target: CircuitState, reason: str) -> None:

@@ -261,6 +261,10 @@ class CircuitMachine:
             self._clear_run_and_window()
         if self.state is not target:
             self._move(target, now, reason)
+        elif target is CircuitState.CLOSED:
+            # A reset while closed is no transition, but it fences the calls
+            # admitted before it all the same: they count in no run or window.
+            self.generation += 1
 
     def _move(self, target: CircuitState, now: float, reason: str) -> None:
         change = StateChange(self.state, target, now, reason)

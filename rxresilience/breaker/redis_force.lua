@@ -5,5 +5,12 @@ if target == 'closed' then
              'ignored', 0, 'rejected', 0, 'consecutive', 0)
   redis.call('DEL', K_WINDOW)
 end
-if state ~= target then move(target, ARGV[4]) end
+if state ~= target then
+  move(target, ARGV[4])
+elseif target == 'closed' then
+  -- A reset while closed fences the calls admitted before it, as a move
+  -- would, but logs nothing (a reader skips the log entries it has seen).
+  gen = gen + 1
+  redis.call('HSET', K_STATE, 'gen', gen)
+end
 return reply()

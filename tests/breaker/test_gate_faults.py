@@ -92,3 +92,29 @@ def test_each_misuse_of_a_hand_made_permit_gets_its_own_error() -> None:
             permit.success()
         errors.append(caught.value)
     assert errors[0] is not errors[1]
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_a_call_admitted_before_a_reset_while_closed_counts_in_no_run(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    import uuid
+
+    storage = None
+    if kind == "redis":
+        server = request.getfixturevalue("redis_server")
+        storage = rxr.RedisBreakerStorage(server.client(), name=uuid.uuid4().hex)
+    scheduler = TestScheduler()
+    breaker = rxr.CircuitBreaker(
+        failure_threshold=2, scheduler=scheduler, storage=storage
+    )
+    before = breaker.admit()
+    breaker.reset()
+    before.failure(RuntimeError("admitted before the reset"))
+    with pytest.raises(RuntimeError, match="down"):
+        breaker.call(boom)
+    assert breaker.state is CircuitState.CLOSED  # one failure since the reset
+    assert breaker.metrics().consecutive_failures == 1
+    with pytest.raises(RuntimeError, match="down"):
+        breaker.call(boom)
+    assert breaker.state is CircuitState.OPEN
