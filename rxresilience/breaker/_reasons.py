@@ -24,6 +24,7 @@ __all__ = [
     "RESET_TIMEOUT_ELAPSED",
     "SLOW_CALL_RATE",
     "TRIALS_SUCCEEDED",
+    "TRIAL_ABANDONED",
     "TRIAL_FAILED",
     "TRIAL_OUTLASTED",
     "TRIAL_SLOW",
@@ -37,6 +38,10 @@ __all__ = [
 
 RESET_TIMEOUT_ELAPSED = "reset timeout elapsed"
 TRIAL_OUTLASTED = "trial call outlasted max_half_open_wait"
+#: A fleet's trial held past ``reset_timeout`` with no ``max_half_open_wait``
+#: set: the Redis storage's guard against a trial whose process is gone (in
+#: one process, the breaker holds its own trials as long as they run).
+TRIAL_ABANDONED = "trial call outlasted reset_timeout (no max_half_open_wait)"
 TRIAL_FAILED = "trial call failed"
 TRIAL_SLOW = "trial call was slow"
 TRIALS_SUCCEEDED = "{successes} of {successes} trial calls succeeded"
@@ -44,10 +49,12 @@ CONSECUTIVE_FAILURES = "{failures} consecutive failures"
 FAILURE_RATE = "failure rate {failures}/{calls} reached {threshold}"
 SLOW_CALL_RATE = "slow call rate {slow_calls}/{calls} reached {threshold}"
 
-#: Every reason the machine gives, by name (the Lua names are ``REASON_`` + it).
+#: Every reason the machines give, by name (the Lua names are ``REASON_`` + it;
+#: ``TRIAL_ABANDONED`` is the Redis storage's alone).
 MACHINE_REASONS: dict[str, str] = {
     "RESET_TIMEOUT_ELAPSED": RESET_TIMEOUT_ELAPSED,
     "TRIAL_OUTLASTED": TRIAL_OUTLASTED,
+    "TRIAL_ABANDONED": TRIAL_ABANDONED,
     "TRIAL_FAILED": TRIAL_FAILED,
     "TRIAL_SLOW": TRIAL_SLOW,
     "TRIALS_SUCCEEDED": TRIALS_SUCCEEDED,

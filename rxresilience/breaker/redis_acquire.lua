@@ -6,7 +6,13 @@ if state == 'open' then
   if wait > RESOLUTION then return refuse(string.format('%.17g', wait), state) end
   move('half-open', REASON_RESET_TIMEOUT_ELAPSED)
 elseif redis.call('ZCOUNT', K_PERMITS, '-inf', now + RESOLUTION) > 0 then
-  move('open', REASON_TRIAL_OUTLASTED)
+  -- Without max_half_open_wait a trial is held until reset_timeout: past it,
+  -- its process may be gone, and the fleet must not wait for it forever.
+  if TRIAL_LIMIT > 0 then
+    move('open', REASON_TRIAL_OUTLASTED)
+  else
+    move('open', REASON_TRIAL_ABANDONED)
+  end
   return refuse(string.format('%.17g', RESET), state)
 end
 if num(redis.call('HGET', K_STATE, 'trials')) >= TRIALS then

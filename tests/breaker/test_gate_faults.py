@@ -118,3 +118,40 @@ def test_a_call_admitted_before_a_reset_while_closed_counts_in_no_run(
     with pytest.raises(RuntimeError, match="down"):
         breaker.call(boom)
     assert breaker.state is CircuitState.OPEN
+
+
+def test_a_fleet_trial_held_past_the_reset_timeout_says_why_it_reopened(
+    request: pytest.FixtureRequest,
+) -> None:
+    """Without max_half_open_wait, Redis gives a trial up after reset_timeout
+    (its process may be gone); in one process the breaker holds its trials."""
+    import uuid
+
+    server = request.getfixturevalue("redis_server")
+    reasons: dict[str, list[str]] = {}
+    for kind in ("memory", "redis"):
+        storage = (
+            rxr.RedisBreakerStorage(server.client(), name=uuid.uuid4().hex)
+            if kind == "redis"
+            else None
+        )
+        scheduler = TestScheduler()
+        breaker = rxr.CircuitBreaker(
+            failure_threshold=1, reset_timeout=5.0, scheduler=scheduler, storage=storage
+        )
+        seen: list[str] = []
+        breaker.state_changes.subscribe(
+            lambda change, seen=seen: seen.append(change.reason)
+        )
+        with pytest.raises(RuntimeError, match="down"):
+            breaker.call(boom)
+        scheduler.advance_to(5.0)
+        trial = breaker.admit()
+        scheduler.advance_to(11.0)
+        breaker.try_admit()
+        trial.success()
+        reasons[kind] = seen
+    assert reasons["memory"][-1] == "1 of 1 trial calls succeeded"
+    assert reasons["redis"][-1] == (
+        "trial call outlasted reset_timeout (no max_half_open_wait)"
+    )
