@@ -9,7 +9,6 @@ implements the same five operations atomically on its side.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import threading
 from abc import ABC, abstractmethod
 from typing import Any
@@ -94,12 +93,15 @@ class BreakerStorage(ABC):
 class InMemoryBreakerStorage(BreakerStorage):
     """The default storage: the state machine in this process, under a lock."""
 
-    __slots__ = ("_lock", "_machine", "_refusals")
+    __slots__ = ("_lock", "_machine", "_refusal_lock", "_refused")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._machine: CircuitMachine = _UNBOUND
-        self._refusals = itertools.count()  # next() is atomic in CPython
+        # Refusals while OPEN are counted under a lock of their own, so that
+        # refusing never waits for the machine's lock.
+        self._refusal_lock = threading.Lock()
+        self._refused = 0
 
     def bind(self, config: BreakerConfig, sink: ChangeSink) -> None:
         with self._lock:
@@ -123,12 +125,13 @@ class InMemoryBreakerStorage(BreakerStorage):
         if state is _CLOSED or state is _DISABLED:
             return Permit(generation, False, now)
         if state is _OPEN:
-            # A refusal while OPEN changes nothing either but a count, which an
-            # atomic counter keeps exact. opened_at is read after the state, so
+            # A refusal while OPEN changes nothing either but a count, kept
+            # under a lock of its own. opened_at is read after the state, so
             # it belongs to this opening or a later one.
             wait = machine.opened_at + machine.reset_timeout - now
             if wait > RESOLUTION:
-                next(self._refusals)
+                with self._refusal_lock:
+                    self._refused += 1
                 return Refusal(wait, _OPEN)
         with self._lock:
             return machine.acquire(now)
@@ -144,7 +147,8 @@ class InMemoryBreakerStorage(BreakerStorage):
     def force(self, target: CircuitState, now: float, reason: str) -> None:
         with self._lock:
             if target is _CLOSED:
-                self._refusals = itertools.count()
+                with self._refusal_lock:
+                    self._refused = 0
             self._machine.force(target, now, reason)
 
     def retry_after(self, now: float) -> float | None:
@@ -154,18 +158,14 @@ class InMemoryBreakerStorage(BreakerStorage):
     def metrics(self, now: float) -> BreakerMetrics:
         with self._lock:
             metrics = self._machine.metrics(now)
-            refused = _count_of(self._refusals)
+            with self._refusal_lock:
+                refused = self._refused
         return dataclasses.replace(metrics, rejected=metrics.rejected + refused)
 
 
 _CLOSED = CircuitState.CLOSED
 _OPEN = CircuitState.OPEN
 _DISABLED = CircuitState.DISABLED
-
-
-def _count_of(counter: itertools.count[int]) -> int:
-    """How many times ``next`` was called on a fresh ``itertools.count()``."""
-    return int(repr(counter)[len("count(") : -1])
 
 
 class _UnboundMachine(CircuitMachine):
