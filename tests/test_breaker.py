@@ -272,6 +272,18 @@ def test_minimum_calls_below_the_window_size() -> None:
     assert breaker.state is S.OPEN
 
 
+def test_minimum_calls_above_a_count_windows_size_is_refused_not_lowered() -> None:
+    """resilience4j lowers it to the window's size in silence; we say so."""
+    with pytest.raises(ValueError, match="minimum_calls"):
+        rxr.CircuitBreaker(
+            None,
+            30.0,
+            window=rxr.CountWindow(10),
+            failure_rate_threshold=0.5,
+            minimum_calls=11,
+        )
+
+
 def test_time_window_forgets_calls_older_than_the_window() -> None:
     scheduler = TestScheduler()
     breaker = rxr.CircuitBreaker(

@@ -92,7 +92,9 @@ class CircuitBreaker(BreakerControls):
             0, not finite, or above ``LONGEST_WAIT`` (about 292 years, the
             longest wait a timer can be armed for);
             ``half_open_max_calls < 1``; a window without a rate threshold
-            (or the reverse); no rule that could open the breaker.
+            (or the reverse); no rule that could open the breaker; a
+            ``minimum_calls`` larger than a ``CountWindow``'s size (the rate
+            could never be judged; resilience4j lowers it silently).
         TypeError: an argument of the wrong type (a ``bool`` where a number
             goes included).
     """

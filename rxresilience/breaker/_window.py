@@ -1,9 +1,10 @@
 """Sliding windows of call outcomes for a circuit breaker's rate rules.
 
 ``CountWindow(n)`` keeps the last ``n`` calls; ``TimeWindow(seconds)`` keeps
-the calls that ended within the last ``seconds`` on the breaker's clock, in
-buckets (one second wide by default), evicting whole buckets as time moves
-on. Both cost O(1) per recorded call (amortised for the time window).
+the calls that ended within about the last ``seconds`` on the breaker's
+clock, in buckets (one second wide by default), evicting whole buckets as
+time moves on (so it holds between ``seconds`` less a bucket and
+``seconds``). Both cost O(1) per recorded call (amortised for the time window).
 
 The window values are frozen configuration; each breaker makes its own
 accumulator from them with :meth:`CountWindow.accumulator`.
@@ -64,10 +65,11 @@ class CountWindow:
 
 @dataclass(frozen=True, slots=True)
 class TimeWindow:
-    """The calls that ended within the last ``seconds``, in ``buckets`` buckets.
+    """The calls that ended within about the last ``seconds``, per bucket.
 
-    Eviction is per bucket: a call leaves the window when its whole bucket
-    falls out of it. The default is one-second buckets (``ceil(seconds)`` of
+    Eviction is per bucket (as in resilience4j): a call leaves the window
+    when its whole bucket falls out of it, so the window holds between
+    ``seconds - seconds / buckets`` and ``seconds`` of calls. The default is one-second buckets (``ceil(seconds)`` of
     them, at most 1000).
 
     Examples:
