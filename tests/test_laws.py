@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 import reactivex as rx
 from hypothesis import given
 from hypothesis import strategies as st
@@ -179,3 +180,43 @@ def test_the_laws_catch_a_broken_retry() -> None:
     except AssertionError:
         errors += 1
     assert errors == 1
+
+
+# --- the laws that take the user's own pipeline ------------------------------------------
+
+
+@given(values=st.lists(st.integers(), max_size=5), repeats=st.integers(1, 3))
+def test_a_users_resilient_pipeline_is_transparent_without_failures(
+    values: list[int], repeats: int
+) -> None:
+    # The law runs in virtual time: a breaker inside keeps virtual time too.
+    breaker = rxr.CircuitBreaker(3, 30.0, scheduler=TestScheduler())
+    laws.retry_is_transparent_without_failures(
+        values,
+        repeats,
+        operator=lambda: rxr.resilient(
+            retry=rxr.RetryPolicy(3), breaker=breaker, fallback="fallback"
+        ),
+    )
+
+
+def test_a_law_fails_for_a_pipeline_that_is_not_transparent() -> None:
+    with pytest.raises(AssertionError):
+        laws.retry_is_transparent_without_failures(
+            [1, 2], operator=lambda: rx.operators.map(lambda x: x * 10)
+        )
+
+
+@given(keys=st.lists(st.sampled_from("abc"), max_size=8))
+def test_a_users_idempotent_policy_runs_once_per_key(keys: list[str]) -> None:
+    policy = rxr.IdempotencyPolicy(rxr.InMemoryIdempotencyStore(), ttl=60.0)
+    laws.idempotent_runs_once_per_key(
+        keys, operator_for=lambda key: rxr.idempotent(policy, key=key)
+    )
+
+
+def test_the_idempotency_law_catches_an_operator_that_runs_twice() -> None:
+    with pytest.raises(AssertionError):
+        laws.idempotent_runs_once_per_key(
+            ["a", "a"], operator_for=lambda key: rx.operators.map(lambda x: x)
+        )

@@ -89,11 +89,23 @@ def retry_exhausts_after_exactly_n_subscriptions(
 
 
 def retry_is_transparent_without_failures(
-    values: Sequence[Any], repeats: int = 1
+    values: Sequence[Any],
+    repeats: int = 1,
+    *,
+    operator: Callable[[], Callable[[rx.Observable[Any]], rx.Observable[Any]]]
+    | None = None,
 ) -> None:
-    """On a source that never fails, retry changes nothing, under ``repeat`` too."""
+    """On a source that never fails, retry changes nothing, under ``repeat`` too.
+
+    ``operator`` makes the operator (or pipeline) under test, such as your own
+    ``lambda: rxr.resilient(...)``; default ``rxr.retry(3)``. Any pipeline of
+    retries, breakers, timeouts and fallbacks should pass on a source that
+    never fails. The law runs in virtual time (a ``TestScheduler``): give a
+    breaker inside it a virtual clock too (any ``TestScheduler``).
+    """
+    make = operator if operator is not None else (lambda: retry(3))
     plain = run(lambda: rx.from_iterable(values).pipe(ops.repeat(repeats)))
-    retried = run(lambda: rx.from_iterable(values).pipe(retry(3), ops.repeat(repeats)))
+    retried = run(lambda: rx.from_iterable(values).pipe(make(), ops.repeat(repeats)))
     assert retried.events == plain.events, f"{retried.events} != {plain.events}"
 
 
@@ -238,9 +250,25 @@ def breaker_admits_at_most_n_trials(breaker: CircuitBreaker, attempts: int) -> N
         assert source.calls <= limit, f"{source.calls} trials in flight, limit {limit}"
 
 
-def idempotent_runs_once_per_key(keys: Sequence[str]) -> None:
-    """Whatever the order of requests, each key's source runs once."""
+def idempotent_runs_once_per_key(
+    keys: Sequence[str],
+    *,
+    operator_for: Callable[[str], Callable[[rx.Observable[Any]], rx.Observable[Any]]]
+    | None = None,
+) -> None:
+    """Whatever the order of requests, each key's source runs once.
+
+    ``operator_for(key)`` makes the operator under test for one key, such as
+    your own ``lambda key: rxr.idempotent(my_policy, key=key)`` (its store
+    must start empty for these keys); default ``rxr.idempotent`` on a fresh
+    in-memory store.
+    """
     store = InMemoryIdempotencyStore()
+    make = (
+        operator_for
+        if operator_for is not None
+        else (lambda key: idempotent(store, key=key))
+    )
     runs: dict[str, int] = {}
 
     def call(key: str) -> rx.Observable[str]:
@@ -248,7 +276,7 @@ def idempotent_runs_once_per_key(keys: Sequence[str]) -> None:
             runs[key] = runs.get(key, 0) + 1
             return rx.of(f"result {key}")
 
-        return rx.defer(source).pipe(idempotent(store, key=key))
+        return rx.defer(source).pipe(make(key))
 
     for key in keys:
         assert run(lambda key=key: call(key)).values == [f"result {key}"]
