@@ -78,7 +78,7 @@ def from_async(
         async def call() -> _T:
             return await function()
 
-        if _in_loop_thread(loop):
+        if in_loop_thread(loop):
             task: asyncio.Future[_T] = loop.create_task(call())
             task.add_done_callback(deliver)
             return Disposable(lambda: _cancel(task))
@@ -112,7 +112,8 @@ def _loop_of(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop |
         return None
 
 
-def _in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+def in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the calling thread is ``loop``'s (running it, or its owner)."""
     try:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
@@ -141,7 +142,7 @@ async def to_async(observable: Observable[_T]) -> _T:
     last: list[Any] = []
 
     def settle(action: Callable[[], None]) -> None:
-        if _in_loop_thread(loop):
+        if in_loop_thread(loop):
             action()
         else:
             loop.call_soon_threadsafe(action)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from .._async import loop_of_scheduler
+from .._async import in_loop_thread, loop_of_scheduler
 from ._journal import JournalWrite, SagaJournal
 
 __all__ = ["GroupCommit", "group_commit_for"]
@@ -81,7 +81,7 @@ class GroupCommit:
                 raise RuntimeError("the event loop is gone")
             # Started at the end of this turn of the loop, so that what the
             # other sagas of the turn write joins the first batch.
-            if _on_loop(loop):
+            if in_loop_thread(loop):
                 loop.call_soon(self._start)
             else:
                 loop.call_soon_threadsafe(self._start)
@@ -157,13 +157,6 @@ class GroupCommit:
 
 def _size(write: JournalWrite) -> int:
     return sum(len(e.context or b"") + len(e.error or "") for e in write.entries)
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
 
 
 @functools.lru_cache(maxsize=1)

@@ -205,22 +205,25 @@ class SQLiteSagaJournal(SagaJournal):
         return True
 
     def finish(self, saga_id: str, status: str, now: float) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE rxr_sagas SET status = ?, touched = ? WHERE saga_id = ?",
-                (status, now, saga_id),
-            )
-            self._commits += 1
+        self._write(
+            "UPDATE rxr_sagas SET status = ?, touched = ? WHERE saga_id = ?",
+            (status, now, saga_id),
+        )
 
     def finish_owned(
         self, saga_id: str, status: str, now: float, *, owner: str
     ) -> bool:
+        return self._write(
+            "UPDATE rxr_sagas SET status = ?, touched = ? "
+            "WHERE saga_id = ? AND owner = ?",
+            (status, now, saga_id, owner),
+        )
+
+    def _write(self, sql: str, params: tuple[object, ...]) -> bool:
+        """One statement on one saga's row, its own transaction: True when it
+        changed the row (the statement's conditions held)."""
         with self._lock:
-            cursor = self._db.execute(
-                "UPDATE rxr_sagas SET status = ?, touched = ? "
-                "WHERE saga_id = ? AND owner = ?",
-                (status, now, saga_id, owner),
-            )
+            cursor = self._db.execute(sql, params)
             self._commits += 1
             return cursor.rowcount == 1
 
@@ -277,14 +280,11 @@ class SQLiteSagaJournal(SagaJournal):
             ]
 
     def claim_stale(self, saga_id: str, now: float, stale_before: float) -> bool:
-        with self._lock:
-            cursor = self._db.execute(
-                "UPDATE rxr_sagas SET touched = ? "
-                "WHERE saga_id = ? AND status = 'running' AND touched < ?",
-                (now, saga_id, stale_before),
-            )
-            self._commits += 1
-            return cursor.rowcount == 1
+        return self._write(
+            "UPDATE rxr_sagas SET touched = ? "
+            "WHERE saga_id = ? AND status = 'running' AND touched < ?",
+            (now, saga_id, stale_before),
+        )
 
     def take(
         self,
@@ -296,26 +296,20 @@ class SQLiteSagaJournal(SagaJournal):
         stale_before: float,
         gone_owner: str | None = None,
     ) -> bool:
-        with self._lock:
-            cursor = self._db.execute(
-                "UPDATE rxr_sagas SET owner = ?, lease_until = ?, touched = ? "
-                f"WHERE saga_id = ? AND {_GONE}",
-                (owner, lease_until, now, saga_id, stale_before, gone_owner),
-            )
-            self._commits += 1
-            return cursor.rowcount == 1
+        return self._write(
+            "UPDATE rxr_sagas SET owner = ?, lease_until = ?, touched = ? "
+            f"WHERE saga_id = ? AND {_GONE}",
+            (owner, lease_until, now, saga_id, stale_before, gone_owner),
+        )
 
     def renew(
         self, saga_id: str, now: float, *, owner: str, lease_until: float
     ) -> bool:
-        with self._lock:
-            cursor = self._db.execute(
-                "UPDATE rxr_sagas SET lease_until = ?, touched = ? "
-                "WHERE saga_id = ? AND owner = ? AND status = 'running'",
-                (lease_until, now, saga_id, owner),
-            )
-            self._commits += 1
-            return cursor.rowcount == 1
+        return self._write(
+            "UPDATE rxr_sagas SET lease_until = ?, touched = ? "
+            "WHERE saga_id = ? AND owner = ? AND status = 'running'",
+            (lease_until, now, saga_id, owner),
+        )
 
     def close(self) -> None:
         with self._lock:
