@@ -47,6 +47,8 @@ from .breaker import (
     circuit_breaker,
 )
 from .errors import (
+    BufferOverflowError,
+    BulkheadFullError,
     CallRefusedError,
     CircuitOpenError,
     EmptySequenceError,
@@ -57,6 +59,7 @@ from .errors import (
     IdempotencyKeyReuseError,
     OptimisticApplyError,
     OptimisticStateDisposedError,
+    RateLimitedError,
     RecordedError,
     ResilienceError,
     ResultRejectedError,
@@ -107,6 +110,8 @@ __all__ = [
     "BreakerConfig",
     "BreakerMetrics",
     "BreakerStorage",
+    "BufferOverflowError",
+    "BulkheadFullError",
     "CallRefusedError",
     "CappedBackoff",
     "ChangeSink",
@@ -145,6 +150,7 @@ __all__ = [
     "OptimisticStateDisposedError",
     "Outcome",
     "Permit",
+    "RateLimitedError",
     "RecordedError",
     "RecoveryFailed",
     "RedisBreakerStorage",

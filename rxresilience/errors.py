@@ -16,6 +16,8 @@ import builtins
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
+    "BufferOverflowError",
+    "BulkheadFullError",
     "CallRefusedError",
     "CircuitOpenError",
     "EmptySequenceError",
@@ -26,6 +28,7 @@ __all__ = [
     "IdempotencyKeyReuseError",
     "OptimisticApplyError",
     "OptimisticStateDisposedError",
+    "RateLimitedError",
     "RecordedError",
     "ResilienceError",
     "ResultRejectedError",
@@ -120,6 +123,82 @@ class CircuitOpenError(CallRefusedError):
     def __str__(self) -> str:
         wait = _wait_text(self.retry_after)
         return f"circuit breaker {self.breaker!r} is {self.state}{wait}"
+
+
+class RateLimitedError(CallRefusedError):
+    """A rate limiter had no permit within the wait allowed; nothing was called.
+
+    Raised as ``RateLimitedError(limiter, retry_after)``; a
+    :class:`CallRefusedError`, so ``rxr.retry`` waits ``retry_after`` seconds
+    (no attempt spent) and tries again.
+
+    Attributes:
+        limiter: the name of the limiter that refused.
+        retry_after: seconds until a permit would be free.
+    """
+
+    if TYPE_CHECKING:
+
+        def __init__(self, limiter: str, retry_after: float | None) -> None: ...
+
+    else:
+        __init__ = ResilienceError.__init__
+
+    @property
+    def limiter(self) -> str:
+        return str(self.args[0])
+
+    def __str__(self) -> str:
+        return (
+            f"rate limiter {self.limiter!r} has no permit{_wait_text(self.retry_after)}"
+        )
+
+
+class BulkheadFullError(CallRefusedError):
+    """A bulkhead shed the call: its slots and its queue were full, or the wait ran out.
+
+    Raised as ``BulkheadFullError(bulkhead, reason)``; its ``retry_after`` is
+    always ``None``, so ``rxr.retry`` outside gives up at once: load is shed,
+    not deferred.
+
+    Attributes:
+        bulkhead: the name of the bulkhead that refused.
+        reason: why (``"queue full"`` or ``"wait exceeded"``).
+    """
+
+    def __init__(self, bulkhead: str, reason: str) -> None:
+        ResilienceError.__init__(self, bulkhead, reason, None)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.bulkhead, self.reason))
+
+    @property
+    def bulkhead(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def reason(self) -> str:
+        return str(self.args[1])
+
+    def __str__(self) -> str:
+        return f"bulkhead {self.bulkhead!r} refused the call: {self.reason}"
+
+
+class BufferOverflowError(ResilienceError):
+    """An operator's bounded buffer (such as ``rxr.pace``'s ``max_buffer``) overflowed.
+
+    Items are never dropped in silence: the subscriber gets this error instead.
+
+    Attributes:
+        capacity: the buffer's bound.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(f"more than {capacity} items waiting in the buffer")
+        self.capacity = capacity
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.capacity,))
 
 
 def _require_wait(value: object) -> None:
