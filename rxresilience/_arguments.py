@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard
 
 from ._clock import LONGEST_WAIT
@@ -12,11 +12,20 @@ __all__ = [
     "ErrorPredicate",
     "error_predicate",
     "is_number",
+    "options_given",
+    "require_bool",
     "require_callable",
+    "require_choice",
+    "require_count",
     "require_duration",
+    "require_error_or_factory",
     "require_finite",
+    "require_instance",
+    "require_name",
+    "require_number",
     "require_positive",
     "require_scheduler",
+    "require_text",
     "require_unit_interval",
 ]
 
@@ -28,14 +37,21 @@ def is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def require_finite(name: str, value: object, *, minimum: float = 0.0) -> float:
-    """Return ``value`` as a float, or raise if it is not a finite number >= minimum."""
+def require_number(name: str, value: object) -> float:
+    """Return ``value`` as a float (NaN and infinities included), or raise
+    ``TypeError`` for what is not a number (a ``bool`` included) and
+    ``ValueError`` for an int beyond any float (``10**400``)."""
     if not is_number(value):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     try:
-        result = float(value)
-    except OverflowError:  # an int beyond any float
+        return float(value)
+    except OverflowError:
         raise ValueError(f"{name} must be finite, got {value!r}") from None
+
+
+def require_finite(name: str, value: object, *, minimum: float = 0.0) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite number >= minimum."""
+    result = require_number(name, value)
     if not math.isfinite(result):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if result < minimum:
@@ -96,10 +112,103 @@ def require_name(name: str, value: object) -> str:
     return value
 
 
+def require_count(
+    name: str,
+    value: object,
+    *,
+    minimum: int = 1,
+    or_none: bool = False,
+    why: str = "",
+) -> int:
+    """Return ``value``, or raise unless it is an int (never a ``bool``) >= minimum.
+
+    ``or_none`` only words the message for an argument that may also be None
+    (the caller lets None through itself); ``why`` follows the bound in it.
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        kind = "an int or None" if or_none else "an int"
+        raise TypeError(f"{name} must be {kind}, got {type(value).__name__}")
+    if value < minimum:
+        because = f" ({why})" if why else ""
+        raise ValueError(f"{name} must be >= {minimum}{because}, got {value!r}")
+    return value
+
+
+def require_bool(name: str, value: object, *, or_none: bool = False) -> None:
+    """Raise ``TypeError`` unless ``value`` is a ``bool`` (or, with ``or_none``, None).
+
+    A truthy stand-in (``1``, ``"yes"``) is refused: it is surely a mistake.
+    """
+    if isinstance(value, bool) or (or_none and value is None):
+        return
+    kind = "a bool or None" if or_none else "a bool"
+    raise TypeError(f"{name} must be {kind}, got {type(value).__name__}")
+
+
+def require_text(name: str, value: object) -> str:
+    """Return ``value``, or raise ``TypeError`` for what is not a string and
+    ``ValueError`` for the empty string."""
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name} must be a non-empty string, got {type(value).__name__}"
+        )
+    if not value:
+        raise ValueError(f"{name} must be a non-empty string, got ''")
+    return value
+
+
+def require_instance(
+    name: str, value: object, kind: type, described: str | None = None
+) -> None:
+    """Raise ``TypeError`` unless ``value`` is a ``kind``.
+
+    The message says ``name must be <described>``; by default "a"/"an" and
+    the class's name.
+    """
+    if not isinstance(value, kind):
+        if described is None:
+            article = "an" if kind.__name__[:1] in "AEIOU" else "a"
+            described = f"{article} {kind.__name__}"
+        raise TypeError(f"{name} must be {described}, got {type(value).__name__}")
+
+
 def require_callable(name: str, value: Any) -> None:
     """Raise ``TypeError`` unless ``value`` is callable."""
     if not callable(value):
         raise TypeError(f"{name} must be callable, got {type(value).__name__}")
+
+
+def require_error_or_factory(name: str, value: object) -> None:
+    """Raise ``TypeError`` unless ``value`` is an exception or a function making one."""
+    if not isinstance(value, Exception) and not callable(value):
+        raise TypeError(f"{name} must be an exception or a function, got {value!r}")
+
+
+def options_given(
+    options: Mapping[str, object], defaults: Mapping[str, object]
+) -> list[str]:
+    """The names among keyword ``options`` given a value other than their default.
+
+    For an operator that takes a policy *or* keyword options: an option
+    passed at its default value (the operator's own signature used to pass
+    them all) does not conflict with the policy. Numbers and strings compare
+    by value (``60`` is ``60.0``), everything else by identity: an equal but
+    new ``ExponentialBackoff()`` is taken as meant to override.
+    """
+    return [
+        name
+        for name, value in options.items()
+        if not _same_as_default(value, defaults[name])
+    ]
+
+
+def _same_as_default(value: object, default: object) -> bool:
+    if value is default:
+        return True
+    scalar = (int, float, str)
+    return (
+        isinstance(default, scalar) and isinstance(value, scalar) and value == default
+    )
 
 
 def error_predicate(name: str, value: Any) -> ErrorPredicate:

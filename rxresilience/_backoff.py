@@ -27,7 +27,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from ._arguments import is_number, require_duration, require_finite
+from ._arguments import (
+    is_number,
+    require_duration,
+    require_finite,
+    require_instance,
+    require_unit_interval,
+)
 from ._clock import LONGEST_WAIT
 from ._seeded_random import SeededOnFirstUse
 
@@ -208,10 +214,7 @@ class ExponentialBackoff(Backoff):
 
     def __post_init__(self) -> None:
         _check_exponential(self)
-        jitter = require_finite("jitter", self.jitter)
-        if jitter > 1.0:
-            raise ValueError(f"jitter must be within [0, 1], got {self.jitter!r}")
-        object.__setattr__(self, "jitter", jitter)
+        object.__setattr__(self, "jitter", require_unit_interval("jitter", self.jitter))
 
     def delays(self, rng: random.Random) -> Iterator[float]:
         jitter, cap = self.jitter, self.max_delay
@@ -287,14 +290,8 @@ class DecorrelatedJitterBackoff(Backoff):
 
     def __post_init__(self) -> None:
         _durations(self, "base", "max_delay")
-        if self.max_delay < self.base:
-            raise ValueError(
-                f"max_delay must be >= base, got max_delay={self.max_delay!r} "
-                f"and base={self.base!r}"
-            )
-        multiplier = require_finite("multiplier", self.multiplier)
-        if multiplier < 1.0:
-            raise ValueError(f"multiplier must be >= 1, got {self.multiplier!r}")
+        _require_cap_above_base(self.base, self.max_delay)
+        multiplier = require_finite("multiplier", self.multiplier, minimum=1.0)
         object.__setattr__(self, "multiplier", multiplier)
 
     def delays(self, rng: random.Random) -> Iterator[float]:
@@ -320,10 +317,7 @@ class CappedBackoff(Backoff):
     max_delay: float
 
     def __post_init__(self) -> None:
-        if not isinstance(self.policy, Backoff):
-            raise TypeError(
-                f"policy must be a Backoff, got {type(self.policy).__name__}"
-            )
+        require_instance("policy", self.policy, Backoff)
         _durations(self, "max_delay")
 
     def delays(self, rng: random.Random) -> Iterator[float]:
@@ -344,10 +338,8 @@ class SumBackoff(Backoff):
     second: Backoff
 
     def __post_init__(self) -> None:
-        for name in ("first", "second"):
-            value = getattr(self, name)
-            if not isinstance(value, Backoff):
-                raise TypeError(f"{name} must be a Backoff, got {type(value).__name__}")
+        require_instance("first", self.first, Backoff)
+        require_instance("second", self.second, Backoff)
 
     def delays(self, rng: random.Random) -> Iterator[float]:
         # Two delays from functions (see ``_FunctionBackoff``) may add up past
@@ -390,12 +382,13 @@ def _check_exponential(
     """``base`` and ``max_delay`` are durations (the cap above 0), ``factor`` a
     finite ratio >= 1; all kept as floats."""
     _durations(policy, "base")
-    factor = require_finite("factor", policy.factor)
-    if factor < 1.0:
-        raise ValueError(f"factor must be >= 1, got {policy.factor!r}")
+    factor = require_finite("factor", policy.factor, minimum=1.0)
     object.__setattr__(policy, "factor", factor)
     _durations(policy, "max_delay", positive=("max_delay",))
-    base, max_delay = policy.base, policy.max_delay
+    _require_cap_above_base(policy.base, policy.max_delay)
+
+
+def _require_cap_above_base(base: float, max_delay: float) -> None:
     if max_delay < base:
         raise ValueError(
             f"max_delay must be >= base, got max_delay={max_delay!r} and base={base!r}"

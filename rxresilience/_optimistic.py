@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 import reactivex as rx
 from reactivex import Observable, abc
 
-from ._arguments import require_scheduler
+from ._arguments import require_callable, require_scheduler
 from ._broadcast import Broadcast
 from ._latest import Latest, Outcome
 from .errors import OptimisticApplyError, OptimisticStateDisposedError
@@ -217,8 +217,7 @@ class OptimisticState(Observable[_T], Generic[_T]):
             TypeError: ``commit`` is not callable.
             OptimisticStateDisposedError: the state was disposed.
         """
-        if not callable(commit):
-            raise TypeError(f"commit must be callable, got {type(commit).__name__}")
+        require_callable("commit", commit)
         outcome = Outcome()
         with self._lock:
             if self._disposed:
@@ -348,8 +347,7 @@ class OptimisticState(Observable[_T], Generic[_T]):
         A pending function that raises on the fetched value is treated as by
         :meth:`set_confirmed`.
         """
-        if not callable(fetch):
-            raise TypeError(f"fetch must be callable, got {type(fetch).__name__}")
+        require_callable("fetch", fetch)
         outcome = Outcome()
         with self._lock:
             if self._disposed:

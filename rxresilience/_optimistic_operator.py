@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from reactivex import Observable
 from reactivex import operators as ops
 
+from ._arguments import require_callable, require_instance
 from ._optimistic import OptimisticState
 
 __all__ = ["optimistic"]
@@ -45,10 +46,8 @@ def optimistic(
     Returns:
         An operator emitting each update's outcome, in the order they settle.
     """
-    if not isinstance(state, OptimisticState):
-        raise TypeError(f"state must be an OptimisticState, got {type(state).__name__}")
-    if not callable(commit):
-        raise TypeError(f"commit must be callable, got {type(commit).__name__}")
+    require_instance("state", state, OptimisticState)
+    require_callable("commit", commit)
 
     def one(intent: Any) -> Observable[bool]:
         return state.update(intent, commit, confirm_with_result=confirm_with_result)

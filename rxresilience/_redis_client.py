@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._arguments import require_duration
+from ._arguments import require_duration, require_instance
 
 __all__ = [
     "DEFAULT_STORE_TIMEOUT",
@@ -183,8 +183,7 @@ def store_client(
     accepted too, and answered with :func:`own_cluster_client`.
     """
     require_client(client, cluster=cluster)
-    if not isinstance(prefix, str):
-        raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
+    require_instance("prefix", prefix, str, "a string")
     timeout = None
     if socket_timeout is not None:
         timeout = require_duration("socket_timeout", socket_timeout, positive=True)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from reactivex import Observable, abc
 
+from ._arguments import require_instance
 from ._clock import is_virtual
 from ._codec import fingerprint as fingerprint_of
 from ._fallback import FallbackLike
 from ._fallback import fallback as fallback_operator
 from ._retry import RetryPolicy
 from ._retry import retry as retry_operator
-from ._timeout import Budget, TimeoutPolicy
+from ._timeout import AttemptBudget, Budget, per_attempt
 from ._timeout import timeout as timeout_operator
 from .breaker import CircuitBreaker, circuit_breaker
 from .idempotency._operator import idempotent_by_fingerprint
@@ -33,7 +33,7 @@ _NO_PAYLOAD: Any = object()
 
 def resilient(
     *,
-    timeout: float | timedelta | TimeoutPolicy | None = None,
+    timeout: AttemptBudget | None = None,
     retry: RetryPolicy | int | None = None,
     breaker: CircuitBreaker | None = None,
     fallback: FallbackLike = None,
@@ -134,24 +134,12 @@ def resilient(
     parts: list[Callable[[Any], Any]] = []
     attempt_timeout: Callable[[Any], Any] | None = None
     if timeout is not None:
-        policy = timeout if isinstance(timeout, TimeoutPolicy) else None
-        if policy is None:
-            if not isinstance(timeout, int | float | timedelta) or isinstance(
-                timeout, bool
-            ):
-                raise TypeError(
-                    "timeout must be seconds, a timedelta or a TimeoutPolicy, got "
-                    f"{type(timeout).__name__}"
-                )
-            policy = TimeoutPolicy(each=timeout)
+        policy = per_attempt("timeout", timeout)
         attempt_timeout = timeout_operator(policy, scheduler=scheduler)
         if idempotency is None:
             parts.append(attempt_timeout)
     if breaker is not None:
-        if not isinstance(breaker, CircuitBreaker):
-            raise TypeError(
-                f"breaker must be a CircuitBreaker, got {type(breaker).__name__}"
-            )
+        require_instance("breaker", breaker, CircuitBreaker)
         _require_one_kind_of_time("scheduler", scheduler, breaker)
         parts.append(circuit_breaker(breaker))
     if idempotency is not None:
@@ -171,9 +159,11 @@ def resilient(
             _require_one_kind_of_time(
                 "retry.scheduler", retry_policy.scheduler, breaker
             )
-        # A policy's own scheduler wins over resilient's.
-        given = None if retry_policy.scheduler is not None else scheduler
-        parts.append(retry_operator(retry_policy, scheduler=given))
+        if retry_policy.scheduler is None and scheduler is not None:
+            # A policy's own scheduler wins over resilient's.
+            parts.append(retry_operator(retry_policy, scheduler=scheduler))
+        else:
+            parts.append(retry_operator(retry_policy))
     if total_timeout is not None:
         parts.append(timeout_operator(total=total_timeout, scheduler=scheduler))
     if fallback is not None:
@@ -218,10 +208,7 @@ def _idempotent_part(
     policy: IdempotencyPolicy, key: str | None, payload: Any
 ) -> Callable[[Any], Any]:
     """``idempotent`` as ``resilient`` places it: it finishes what it starts."""
-    if not isinstance(policy, IdempotencyPolicy):
-        raise TypeError(
-            f"idempotency must be an IdempotencyPolicy, got {type(policy).__name__}"
-        )
+    require_instance("idempotency", policy, IdempotencyPolicy)
     if key is None:
         raise TypeError("idempotency= needs idempotency_key=, the key of this call")
     if policy.finish_on_dispose is False:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import random
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import TypeVar, overload
 
 from reactivex import Observable, abc
+from typing_extensions import Unpack
 
+from ._arguments import options_given
 from ._retry_policy import (
-    DEFAULT_BACKOFF,
-    DEFAULT_MAX_REFUSAL_WAIT,
-    BackoffLike,
+    OPTION_DEFAULTS,
     RetryEvent,
+    RetryOptions,
+    RetryPlacement,
     RetryPolicy,
-    RetryPredicate,
 )
 from ._retry_run import RetryRun
 from ._seeded_random import SeededOnFirstUse
@@ -27,42 +27,18 @@ _T = TypeVar("_T")
 
 @overload
 def retry(
-    max_attempts: RetryPolicy,
-    /,
-    *,
-    rng: random.Random | None = None,
-    scheduler: abc.SchedulerBase | None = None,
+    max_attempts: RetryPolicy, /, **placement: Unpack[RetryPlacement]
 ) -> Callable[[Observable[_T]], Observable[_T]]: ...
 
 
 @overload
 def retry(
-    max_attempts: int | None = 3,
-    *,
-    backoff: BackoffLike = DEFAULT_BACKOFF,
-    should_retry: RetryPredicate = None,
-    max_elapsed: float | None = None,
-    reset_on_success: bool = False,
-    rng: random.Random | None = None,
-    scheduler: abc.SchedulerBase | None = None,
-    on_retry: Callable[[RetryEvent], None] | None = None,
-    retry_if_result: Callable[[Any], bool] | None = None,
-    max_refusal_wait: float = DEFAULT_MAX_REFUSAL_WAIT,
+    max_attempts: int | None = 3, **options: Unpack[RetryOptions]
 ) -> Callable[[Observable[_T]], Observable[_T]]: ...
 
 
 def retry(
-    max_attempts: int | RetryPolicy | None = 3,
-    *,
-    backoff: BackoffLike = DEFAULT_BACKOFF,
-    should_retry: RetryPredicate = None,
-    max_elapsed: float | None = None,
-    reset_on_success: bool = False,
-    rng: random.Random | None = None,
-    scheduler: abc.SchedulerBase | None = None,
-    on_retry: Callable[[RetryEvent], None] | None = None,
-    retry_if_result: Callable[[Any], bool] | None = None,
-    max_refusal_wait: float = DEFAULT_MAX_REFUSAL_WAIT,
+    max_attempts: int | RetryPolicy | None = 3, **options: Unpack[RetryOptions]
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """Resubscribe to the source when it fails, waiting a backoff between attempts.
 
@@ -172,54 +148,21 @@ def retry(
         TypeError: an argument of the wrong type, such as a non-callable
             ``should_retry``.
     """
-    if isinstance(max_attempts, RetryPolicy):
-        given = (
-            backoff is not DEFAULT_BACKOFF
-            or should_retry is not None
-            or max_elapsed is not None
-            or reset_on_success
-            or on_retry is not None
-            or retry_if_result is not None
-            or max_refusal_wait != DEFAULT_MAX_REFUSAL_WAIT
-        )
-        if given:
-            raise TypeError(
-                "retry() takes either a RetryPolicy or keyword options, not both "
-                "(only rng= and scheduler= may accompany a policy)"
-            )
+    # Users build operators per call (inside flat_map): the common cases are cheap.
+    if not options and isinstance(max_attempts, RetryPolicy):
         policy = max_attempts
-        if rng is not None or scheduler is not None:
-            policy = dataclasses.replace(
-                policy,
-                rng=rng if rng is not None else policy.rng,
-                scheduler=scheduler if scheduler is not None else policy.scheduler,
-            )
-    elif (
-        (max_attempts is None or type(max_attempts) is int)
-        and backoff is DEFAULT_BACKOFF
-        and should_retry is None
-        and max_elapsed is None
-        and reset_on_success is False
-        and rng is None
-        and scheduler is None
-        and on_retry is None
-        and retry_if_result is None
-        and max_refusal_wait == DEFAULT_MAX_REFUSAL_WAIT
-    ):
+    elif not options and (max_attempts is None or type(max_attempts) is int):
         policy = _default_policy(max_attempts)
     else:
-        policy = RetryPolicy(
-            max_attempts=max_attempts,
-            backoff=backoff,
-            should_retry=should_retry,
-            max_elapsed=max_elapsed,
-            reset_on_success=reset_on_success,
-            rng=rng,
-            scheduler=scheduler,
-            on_retry=on_retry,
-            retry_if_result=retry_if_result,
-            max_refusal_wait=max_refusal_wait,
-        )
+        unknown = options.keys() - OPTION_DEFAULTS.keys()
+        if unknown:
+            raise TypeError(
+                f"retry() got an unexpected keyword argument {min(unknown)!r}"
+            )
+        if isinstance(max_attempts, RetryPolicy):
+            policy = _placed(max_attempts, options)
+        else:
+            policy = RetryPolicy(max_attempts, **options)
     operator_rng = policy.rng if policy.rng is not None else SeededOnFirstUse()
 
     def apply(source: Observable[_T]) -> Observable[_T]:
@@ -248,3 +191,26 @@ def _default_policy(max_attempts: int | None) -> RetryPolicy:
         if len(_DEFAULT_POLICIES) < 256:  # a few counts are common; not all
             _DEFAULT_POLICIES[max_attempts] = policy
     return policy
+
+
+def _placed(policy: RetryPolicy, options: RetryOptions) -> RetryPolicy:
+    """``policy`` with the ``rng`` and ``scheduler`` given beside it (None keeps
+    the policy's own); any other option given is an error."""
+    others = {
+        name: value
+        for name, value in options.items()
+        if name != "rng" and name != "scheduler"
+    }
+    if options_given(others, OPTION_DEFAULTS):
+        raise TypeError(
+            "retry() takes either a RetryPolicy or keyword options, not both "
+            "(only rng= and scheduler= may accompany a policy)"
+        )
+    rng, scheduler = options.get("rng"), options.get("scheduler")
+    if rng is None and scheduler is None:
+        return policy
+    return dataclasses.replace(
+        policy,
+        rng=rng if rng is not None else policy.rng,
+        scheduler=scheduler if scheduler is not None else policy.scheduler,
+    )

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeAlias
 
 from reactivex import abc
+from typing_extensions import TypedDict
 
 from ._arguments import (
     ErrorPredicate,
     error_predicate,
+    require_bool,
     require_callable,
+    require_count,
     require_duration,
+    require_instance,
     require_scheduler,
 )
 from ._backoff import Backoff, ExponentialBackoff, to_backoff
@@ -22,8 +26,11 @@ from ._backoff import Backoff, ExponentialBackoff, to_backoff
 __all__ = [
     "DEFAULT_BACKOFF",
     "DEFAULT_MAX_REFUSAL_WAIT",
+    "OPTION_DEFAULTS",
     "BackoffLike",
     "RetryEvent",
+    "RetryOptions",
+    "RetryPlacement",
     "RetryPolicy",
     "RetryPredicate",
 ]
@@ -92,18 +99,12 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts is not None:
-            if not isinstance(self.max_attempts, int) or isinstance(
-                self.max_attempts, bool
-            ):
-                raise TypeError(
-                    "max_attempts must be an int or None, got "
-                    f"{type(self.max_attempts).__name__}"
-                )
-            if self.max_attempts < 1:
-                raise ValueError(
-                    f"max_attempts must be >= 1 (the first attempt counts), got "
-                    f"{self.max_attempts!r}"
-                )
+            require_count(
+                "max_attempts",
+                self.max_attempts,
+                or_none=True,
+                why="the first attempt counts",
+            )
         object.__setattr__(self, "_backoff_policy", to_backoff(self.backoff))
         object.__setattr__(
             self,
@@ -115,15 +116,9 @@ class RetryPolicy:
         if self.max_elapsed is not None:
             require_duration("max_elapsed", self.max_elapsed, positive=True)
         require_duration("max_refusal_wait", self.max_refusal_wait)
-        if not isinstance(self.reset_on_success, bool):
-            raise TypeError(
-                "reset_on_success must be a bool, got "
-                f"{type(self.reset_on_success).__name__}"
-            )
-        if self.rng is not None and not isinstance(self.rng, random.Random):
-            raise TypeError(
-                f"rng must be a random.Random, got {type(self.rng).__name__}"
-            )
+        require_bool("reset_on_success", self.reset_on_success)
+        if self.rng is not None:
+            require_instance("rng", self.rng, random.Random, "a random.Random")
         require_scheduler("scheduler", self.scheduler)
         if self.on_retry is not None:
             require_callable("on_retry", self.on_retry)
@@ -139,3 +134,38 @@ class RetryPolicy:
     def retry_predicate(self) -> ErrorPredicate | None:
         """``should_retry`` as a predicate (None retries every error)."""
         return self._should_retry
+
+
+# The keyword options of ``rxr.retry``, typed for ``**options: Unpack[...]``.
+# RetryPolicy's fields are the one source of their defaults and checks; these
+# two mirror the fields' types for mypy (tests/test_retry_policy.py keeps
+# them in step), so a misspelt keyword is an error in the caller's code.
+
+
+class RetryPlacement(TypedDict, total=False):
+    """What ``rxr.retry(policy, ...)`` may add to a prebuilt policy: where its
+    delays run and where their jitter comes from (None keeps the policy's)."""
+
+    rng: random.Random | None
+    scheduler: abc.SchedulerBase | None
+
+
+class RetryOptions(RetryPlacement, total=False):
+    """Every :class:`RetryPolicy` field but ``max_attempts``, as keywords of
+    ``rxr.retry``; see :func:`~rxresilience.retry` for their meaning."""
+
+    backoff: BackoffLike
+    should_retry: RetryPredicate
+    max_elapsed: float | None
+    reset_on_success: bool
+    on_retry: Callable[[RetryEvent], None] | None
+    retry_if_result: Callable[[Any], bool] | None
+    max_refusal_wait: float
+
+
+#: Every keyword option's default, from the policy's own fields.
+OPTION_DEFAULTS: dict[str, object] = {
+    option.name: option.default
+    for option in fields(RetryPolicy)
+    if option.init and option.name != "max_attempts"
+}

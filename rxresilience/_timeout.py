@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from reactivex import Observable, abc
-from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
 from ._arguments import is_number, require_scheduler
-from ._clock import LONGEST_WAIT, RESOLUTION, choose_scheduler, clock_of
-from ._fallback import FallbackLike, Replacement, to_fallback
-from .errors import TimeoutError as ResilienceTimeoutError
+from ._clock import LONGEST_WAIT, choose_scheduler
+from ._fallback import FallbackLike, to_fallback
+from ._timeout_run import TimeoutBudgets, TimeoutRun
 
-__all__ = ["Budget", "TimeoutPolicy", "timeout"]
-
-_log = logging.getLogger("rxresilience")
+__all__ = ["AttemptBudget", "Budget", "TimeoutPolicy", "per_attempt", "timeout"]
 
 _T = TypeVar("_T")
 
@@ -28,7 +23,8 @@ Budget: TypeAlias = float | timedelta | datetime
 """Seconds, a ``timedelta``, or an absolute, timezone-aware ``datetime``."""
 
 
-def _relative(name: str, value: Any) -> float:
+def _seconds(name: str, value: Any) -> float:
+    """A relative budget (seconds or a ``timedelta``) as positive seconds."""
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif is_number(value):
@@ -55,7 +51,7 @@ def _budget(name: str, value: Any) -> float | datetime:
                 f"{name} must be a timezone-aware datetime; a naive one is ambiguous"
             )
         return value
-    return _relative(name, value)
+    return _seconds(name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,18 +69,45 @@ class TimeoutPolicy:
     first: float | timedelta | None = None
     total: Budget | None = None
 
+    # The budgets converted once, where the policy is made.
+    _budgets: TimeoutBudgets = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         if self.each is None and self.first is None and self.total is None:
             raise ValueError("timeout needs a budget: give each, first or total")
-        if self.each is not None:
-            _budget("each", self.each)
-        if self.first is not None:
-            first: object = self.first
-            if isinstance(first, datetime):
-                raise TypeError("first must be relative: seconds or a timedelta")
-            _relative("first", first)
-        if self.total is not None:
-            _budget("total", self.total)
+        each = None if self.each is None else _budget("each", self.each)
+        first: object = self.first
+        if isinstance(first, datetime):
+            raise TypeError("first must be relative: seconds or a timedelta")
+        first_s = None if first is None else _seconds("first", first)
+        total = None if self.total is None else _budget("total", self.total)
+        budgets = TimeoutBudgets(
+            each_s=each if isinstance(each, float) else None,
+            each_at=each if isinstance(each, datetime) else None,
+            first_s=first_s,
+            total_s=total if isinstance(total, float) else None,
+            total_at=total if isinstance(total, datetime) else None,
+        )
+        object.__setattr__(self, "_budgets", budgets)
+
+
+AttemptBudget: TypeAlias = float | timedelta | TimeoutPolicy
+"""What one attempt's ``timeout=`` takes (in ``rxr.resilient`` and a saga's
+steps): seconds or a ``timedelta`` for each item and gap, or a policy."""
+
+
+def per_attempt(name: str, value: object) -> TimeoutPolicy:
+    """An :data:`AttemptBudget` as a policy, or ``TypeError``/``ValueError``
+    naming ``name``: seconds and ``timedelta`` values become ``each``."""
+    if isinstance(value, TimeoutPolicy):
+        return value
+    if not is_number(value) and not isinstance(value, timedelta):
+        raise TypeError(
+            f"{name} must be seconds, a timedelta or a TimeoutPolicy, got "
+            f"{type(value).__name__}"
+        )
+    _seconds(name, value)  # refused naming the caller's argument, not "each"
+    return TimeoutPolicy(each=value)
 
 
 def timeout(
@@ -159,7 +182,7 @@ def timeout(
         policy = TimeoutPolicy(each=each, first=first, total=total)
     replacement = None if fallback is None else to_fallback("fallback", fallback)
     require_scheduler("scheduler", scheduler)
-    plan = _Plan(policy)
+    budgets = policy._budgets
 
     def apply(source: Observable[_T]) -> Observable[_T]:
         def subscribe(
@@ -167,248 +190,10 @@ def timeout(
             scheduler_: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             chosen = choose_scheduler(scheduler, scheduler_)
-            run = _TimeoutRun(plan, observer, chosen, scheduler_, replacement)
+            run = TimeoutRun(budgets, observer, chosen, scheduler_, replacement)
             run.start(source)
             return run
 
         return Observable(subscribe)
 
     return apply
-
-
-class _Plan:
-    """A policy's budgets, split into relative seconds and absolute deadlines."""
-
-    __slots__ = ("each_at", "each_s", "first_s", "total_at", "total_s")
-
-    def __init__(self, policy: TimeoutPolicy) -> None:
-        each = None if policy.each is None else _budget("each", policy.each)
-        total = None if policy.total is None else _budget("total", policy.total)
-        self.each_s = each if isinstance(each, float) else None
-        self.each_at = each if isinstance(each, datetime) else None
-        self.first_s = (
-            None if policy.first is None else _relative("first", policy.first)
-        )
-        self.total_s = total if isinstance(total, float) else None
-        self.total_at = total if isinstance(total, datetime) else None
-
-
-class _TimeoutRun(abc.DisposableBase, Generic[_T]):
-    """One subscription: one timer aimed at the earliest live deadline."""
-
-    __slots__ = (
-        "_armed_count",
-        "_clock",
-        "_count",
-        "_done",
-        "_each_at",
-        "_each_s",
-        "_first_budget",
-        "_first_deadline",
-        "_last",
-        "_lock",
-        "_observer",
-        "_replacement",
-        "_scheduler",
-        "_start",
-        "_subscribe_scheduler",
-        "_suspended",
-        "_switched",
-        "_timer",
-        "_total_deadline",
-        "_upstream",
-    )
-
-    def __init__(
-        self,
-        plan: _Plan,
-        observer: abc.ObserverBase[_T],
-        scheduler: abc.SchedulerBase,
-        subscribe_scheduler: abc.SchedulerBase | None,
-        replacement: Replacement | None,
-    ) -> None:
-        self._observer = observer
-        self._scheduler = scheduler
-        self._subscribe_scheduler = subscribe_scheduler
-        self._replacement = replacement
-        self._clock = clock_of(scheduler)
-        self._lock = threading.RLock()
-        self._done = False
-        self._count = 0
-        self._armed_count = 0
-        self._last = 0.0
-        self._each_s = plan.each_s
-        self._each_at = (
-            None if plan.each_at is None else scheduler.to_seconds(plan.each_at)
-        )
-        self._timer = SerialDisposable()
-        self._upstream = SingleAssignmentDisposable()
-        self._switched = SerialDisposable()
-        # The subscriber raised from on_next: as ops.timeout, no item deadline
-        # runs until the next item (the total budget still does).
-        self._suspended = False
-        now = self._start = self._clock()
-        # The first item's deadline and the budget it reports.
-        first_deadline: float | None
-        if plan.first_s is not None:
-            first_deadline, first_budget = now + plan.first_s, plan.first_s
-        elif self._each_s is not None:
-            first_deadline, first_budget = now + self._each_s, self._each_s
-        elif self._each_at is not None:
-            first_deadline, first_budget = self._each_at, self._each_at - now
-        else:
-            first_deadline, first_budget = None, 0.0
-        self._first_deadline = first_deadline
-        self._first_budget = first_budget
-        if plan.total_s is not None:
-            self._total_deadline: float | None = now + plan.total_s
-        elif plan.total_at is not None:
-            self._total_deadline = scheduler.to_seconds(plan.total_at)
-        else:
-            self._total_deadline = None
-
-    def start(self, source: Observable[_T]) -> None:
-        self._arm(self._start)  # before subscribing, as ops.timeout does
-        self._upstream.disposable = source.subscribe(
-            self._on_next,
-            self._on_error,
-            self._on_completed,
-            scheduler=self._subscribe_scheduler,
-        )
-
-    # -- deadlines ------------------------------------------------------------------
-
-    def _item_deadline(self) -> float | None:
-        if self._suspended:
-            return None
-        if not self._count:
-            return self._first_deadline
-        if self._each_s is not None:
-            return self._last + self._each_s
-        return self._each_at
-
-    def _arm(self, now: float) -> None:
-        deadline = self._item_deadline()
-        total = self._total_deadline
-        if total is not None and (deadline is None or total < deadline):
-            deadline = total
-        self._armed_count = self._count
-        # A deadline further away than a timer can wait (an absolute one in
-        # the year 9999) is never reached: it arms nothing.
-        if deadline is None or deadline - now > LONGEST_WAIT:
-            self._timer.disposable = SingleAssignmentDisposable()
-            return
-        self._timer.disposable = self._scheduler.schedule_relative(
-            max(0.0, deadline - now), self._on_timer
-        )
-
-    def _on_timer(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-        with self._lock:
-            if self._done:
-                return
-            now = self._clock()
-            total = self._total_deadline
-            if total is not None and now >= total - RESOLUTION:
-                self._expire("total", total - self._start)
-                return
-            deadline = self._item_deadline()
-            if (
-                deadline is not None
-                and self._count == self._armed_count
-                and now >= deadline - RESOLUTION
-            ):
-                if self._count:
-                    seconds = (
-                        self._each_s
-                        if self._each_s is not None
-                        else deadline - self._start
-                    )
-                    self._expire("each", seconds)
-                else:
-                    self._expire("first", self._first_budget)
-                return
-            # Items arrived since this timer was armed: aim at the new deadline.
-            # A deadline due now is re-armed at zero delay, behind whatever the
-            # scheduler already holds for this instant (as ops.timeout would be).
-            self._arm(now)
-
-    def _expire(self, budget: str, seconds: float) -> None:
-        """Called under the lock: stop the source, then fail or switch."""
-        self._done = True
-        try:
-            self._upstream.dispose()
-        except Exception:  # the source's cleanup failed: the timeout still stands
-            _log.exception("disposing a timed-out source raised")
-        error = ResilienceTimeoutError(budget, seconds)
-        replacement = self._replacement
-        if replacement is None:
-            self._observer.on_error(error)
-            return
-        try:
-            next_source = replacement(error)
-        except Exception as failure:
-            self._observer.on_error(failure)
-            return
-        self._switched.disposable = next_source.subscribe(
-            self._observer, scheduler=self._subscribe_scheduler
-        )
-
-    def _past_total(self) -> bool:
-        """At or past the total deadline (checked as notifications arrive)."""
-        total = self._total_deadline
-        if total is not None and self._clock() >= total - RESOLUTION:
-            self._expire("total", total - self._start)
-            return True
-        return False
-
-    # -- the source's notifications ------------------------------------------------
-
-    def _on_next(self, value: _T) -> None:
-        with self._lock:
-            if self._done:
-                return
-            if self._total_deadline is not None and self._past_total():
-                return
-            self._count += 1
-            if self._each_s is not None:
-                self._last = self._clock()
-            elif (
-                self._count == 1
-                and self._each_at is None
-                and self._total_deadline is None
-            ):
-                self._timer.dispose()  # only `first` was set: no budget is left
-            if self._suspended:
-                self._suspended = False
-                self._arm(self._clock())
-            try:
-                self._observer.on_next(value)
-            except Exception:
-                # The subscriber's own bug travels on as RxPY lets it; it is not
-                # the source's failure, and it stops the item deadline for now.
-                self._suspended = True
-                self._arm(self._clock())
-                raise
-
-    def _on_error(self, error: Exception) -> None:
-        self._terminate(lambda: self._observer.on_error(error))
-
-    def _on_completed(self) -> None:
-        self._terminate(self._observer.on_completed)
-
-    def _terminate(self, notify: Callable[[], None]) -> None:
-        """Pass the source's end on, unless a budget ran out first (or at that instant)."""
-        with self._lock:
-            if self._done:
-                return
-            if self._total_deadline is not None and self._past_total():
-                return
-            self._done = True
-            self._timer.dispose()
-            notify()
-
-    def dispose(self) -> None:
-        self._done = True
-        self._timer.dispose()
-        self._upstream.dispose()
-        self._switched.dispose()

@@ -16,7 +16,12 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import Disposable
 
-from ._arguments import require_duration, require_unit_interval
+from ._arguments import (
+    require_duration,
+    require_error_or_factory,
+    require_instance,
+    require_unit_interval,
+)
 from ._clock import choose_scheduler
 from ._seeded_random import SeededOnFirstUse
 
@@ -26,9 +31,10 @@ _T = TypeVar("_T")
 
 
 def _rng(rng: random.Random | None) -> random.Random:
-    if rng is not None and not isinstance(rng, random.Random):
-        raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
-    return rng or SeededOnFirstUse()
+    if rng is None:
+        return SeededOnFirstUse()
+    require_instance("rng", rng, random.Random, "a random.Random")
+    return rng
 
 
 def inject_fault(
@@ -51,8 +57,7 @@ def inject_fault(
         rng: where the dice come from.
     """
     probability = require_unit_interval("rate", rate)
-    if not isinstance(error, Exception) and not callable(error):
-        raise TypeError(f"error must be an exception or a function, got {error!r}")
+    require_error_or_factory("error", error)
     dice = _rng(rng)
 
     def apply(source: Observable[_T]) -> Observable[_T]:

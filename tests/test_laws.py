@@ -129,8 +129,8 @@ def test_idempotent_runs_once_per_key(requests: list[tuple[str, int]]) -> None:
     laws.idempotent_runs_once_per_key([key for key, _ in requests])
 
 
-@given(plan=rst.saga_plans())
-def test_saga_compensates_exactly_the_succeeded_steps(plan: rst.SagaPlan) -> None:
+@given(plan=rst.saga_shapes())
+def test_saga_compensates_exactly_the_succeeded_steps(plan: rst.SagaShape) -> None:
     failing = plan.steps if plan.failing_step is None else plan.failing_step
     laws.saga_compensates_exactly_the_succeeded_steps_in_reverse(plan.steps, failing)
 

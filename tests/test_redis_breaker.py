@@ -237,7 +237,12 @@ def test_the_issue_example_builds(redis_server: RedisServer) -> None:
     [
         ({"client": object()}, TypeError, "client"),
         ({"name": ""}, ValueError, "name"),
+        ({"name": 3}, ValueError, "name"),
+        # a lone surrogate (os.fsdecode's) cannot reach Redis: refused now,
+        # not as a UnicodeEncodeError out of the first call
+        ({"name": "a\udcff"}, ValueError, "name"),
         ({"prefix": 3}, TypeError, "prefix"),
+        ({"prefix": "p\udcff:"}, ValueError, "prefix"),
         ({"socket_timeout": 0}, ValueError, "socket_timeout"),
         ({"reconnect_after": -1.0}, ValueError, "reconnect_after"),
         ({"when_unreachable": "hang"}, ValueError, "when_unreachable"),
@@ -804,6 +809,189 @@ def test_delete_starts_the_fleet_over(redis_server: RedisServer) -> None:
     assert b.breaker.state is rxr.CircuitState.CLOSED
     unbound = rxr.RedisBreakerStorage(redis_server.client(), name="never-bound")
     unbound.delete()  # nothing to remove: fine
+
+
+# --- when Redis loses the breaker's state -----------------------------------------------
+# A delete(), a FLUSHALL, a failover or a restart without persistence: the
+# generation starts at 0 again, so a process must not trust what it remembers
+# of the lost state (the last generation it published, a permit's generation).
+
+
+def lost_state_member(
+    server: RedisServer, **settings: Any
+) -> tuple[Member, rxr.RedisBreakerStorage]:
+    clock = TestScheduler()
+    storage = rxr.RedisBreakerStorage(server.client(), name=fresh_name())
+    breaker = rxr.CircuitBreaker(scheduler=clock, storage=storage, **settings)
+    member = Member(breaker, clock, [])
+    breaker.state_changes.subscribe(member.changes.append)
+    return member, storage
+
+
+LOST = "the breaker's state in Redis was lost (deleted, flushed, or a restart"
+
+
+@pytest.mark.parametrize("how", ["delete", "flushall", "restart"])
+def test_transitions_after_the_state_was_lost_are_still_published(
+    tmp_path: pathlib.Path, how: str
+) -> None:
+    server = RedisServer(tmp_path / "lost")
+    server.start()
+    try:
+        member, storage = lost_state_member(
+            server, failure_threshold=1, reset_timeout=10.0
+        )
+        member.fail()  # generation 1: open
+        member.clock.advance_by(10.0)
+        member.fail()  # 2: half-open, 3: open again
+        if how == "delete":
+            storage.delete()
+        elif how == "flushall":
+            server.client().flushall()
+        else:  # no persistence: an empty Redis, and its scripts gone too
+            server.stop()
+            server.start()
+        assert member.breaker.state is rxr.CircuitState.CLOSED
+        member.fail()  # generation 1 of the new life: open
+        assert member.breaker.state is rxr.CircuitState.OPEN
+        seen = member.seen()
+        assert seen[:3] == [
+            ("closed", "open", 0.0, "1 consecutive failures"),
+            ("open", "half-open", 10.0, "reset timeout elapsed"),
+            ("half-open", "open", 10.0, "trial call failed"),
+        ]
+        assert seen[3][:3] == ("open", "closed", 10.0)
+        assert seen[3][3].startswith(LOST)
+        assert seen[4:] == [("closed", "open", 10.0, "1 consecutive failures")]
+        assert member.refused().retry_after == 10.0
+    finally:
+        server.stop()
+
+
+def test_a_member_that_did_not_lose_sight_hears_of_the_new_life(
+    redis_server: RedisServer,
+) -> None:
+    name = fresh_name()
+    a, b = fleet(redis_server, 2, name=name, failure_threshold=1)
+    a.fail()
+    b.refused()
+    rxr.RedisBreakerStorage(redis_server.client(), name=name).delete()
+    a.succeed()  # a learns of the loss, and the new life is closed
+    a.fail()  # and opens it again
+    assert b.breaker.state is rxr.CircuitState.OPEN
+    assert [change[:2] for change in b.seen()] == [
+        ("closed", "open"),
+        ("open", "open"),  # the state it knew was lost: it follows the new one
+    ]
+    assert b.seen()[1][3].startswith(LOST)
+    assert [change[:2] for change in a.seen()] == [
+        ("closed", "open"),
+        ("open", "closed"),
+        ("closed", "open"),
+    ]
+
+
+def test_a_permit_admitted_before_the_state_was_lost_does_not_count_after(
+    redis_server: RedisServer,
+) -> None:
+    member, storage = lost_state_member(redis_server, failure_threshold=1)
+    permit = member.breaker.admit()  # generation 0 of the first life
+    storage.delete()
+    member.succeed()  # generation 0 of the second life
+    permit.failure(RuntimeError("down"))  # would open it, were it of this life
+    assert member.breaker.state is rxr.CircuitState.CLOSED
+    metrics = member.breaker.metrics()
+    assert (metrics.failures, metrics.consecutive_failures) == (1, 0)
+
+
+def test_a_trial_from_before_the_state_was_lost_cannot_settle_a_new_trial(
+    redis_server: RedisServer,
+) -> None:
+    member, storage = lost_state_member(
+        redis_server, failure_threshold=1, reset_timeout=10.0
+    )
+    member.fail()
+    member.clock.advance_by(10.0)
+    old_trial = member.breaker.admit()  # generation 2, the first trial
+    assert old_trial.trial
+    storage.delete()
+    member.fail()
+    member.clock.advance_by(10.0)
+    new_trial = member.breaker.admit()  # generation 2 again, the first trial again
+    assert new_trial.trial
+    old_trial.success()
+    assert member.breaker.state is rxr.CircuitState.HALF_OPEN
+    assert member.refused().state == "half-open"  # the new trial still holds its slot
+    new_trial.success()
+    assert member.breaker.state is rxr.CircuitState.CLOSED
+
+
+def test_threads_through_repeated_losses_publish_one_unbroken_chain(
+    redis_server: RedisServer,
+) -> None:
+    """8 threads call while the state is deleted again and again: each change
+    published starts where the one before ended, and the last is the state."""
+    import threading
+
+    member, storage = lost_state_member(
+        redis_server, failure_threshold=2, reset_timeout=1000.0
+    )
+    start = threading.Barrier(9)
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        start.wait()
+        for step in range(60):
+            try:
+                if (index + step) % 3:
+                    member.breaker.call(lambda: "ok")
+                else:
+                    member.breaker.call(lambda: 1 / 0)
+            except (ZeroDivisionError, rxr.CircuitOpenError):
+                pass
+            except BaseException as error:  # pragma: no cover - reported below
+                errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    for _ in range(20):
+        storage.delete()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    state = member.breaker.state
+    chain = [rxr.CircuitState.CLOSED]
+    for change in member.changes:
+        assert change.previous is chain[-1], member.seen()
+        chain.append(change.current)
+    assert chain[-1] is state
+
+
+def test_a_state_written_before_epochs_is_kept_and_stamped_in_place(
+    redis_server: RedisServer,
+) -> None:
+    """Keys as the release before epochs left them: the same life, not a lost one."""
+    name = fresh_name()
+    client = redis_server.client()
+    base = f"breaker:{{{name}}}"
+    client.hset(
+        base,
+        mapping={"state": "open", "gen": 1, "opened_at": "0.0", "failures": 1},
+    )
+    client.lpush(f"{base}:log", "1\tclosed\topen\t0.0\t1 consecutive failures")
+    [member] = fleet(
+        redis_server, 1, name=name, failure_threshold=1, reset_timeout=10.0
+    )
+    assert member.refused().retry_after == 10.0
+    assert member.seen() == [("closed", "open", 0.0, "1 consecutive failures")]
+    assert client.hget(base, "epoch")  # stamped once, then kept
+    assert member.breaker.metrics().failures == 1
+    member.clock.advance_by(10.0)
+    member.succeed()
+    assert member.breaker.state is rxr.CircuitState.CLOSED
+    assert [change[1] for change in member.seen()] == ["open", "half-open", "closed"]
 
 
 # --- the reference model of tests/test_breaker_stateful.py, through Redis ----------------

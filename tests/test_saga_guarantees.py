@@ -36,11 +36,22 @@ def saga_journal(
 
 
 def two_steps(
-    undone: list[str], *, fail_second: bool = False, scheduler: Any = None
+    undone: list[str],
+    *,
+    fail_second: bool = False,
+    scheduler: Any = None,
+    gate: threading.Event | None = None,
 ) -> rxr.Saga[int]:
+    """Two steps, each answering from a timer; with ``gate``, not before it is set."""
+
+    def answer(value: int) -> int:
+        if gate is not None:
+            gate.wait(10)
+        return value
+
     def later(value: int) -> rx.Observable[int]:
         return rx.timer(0.01 if scheduler is None else 1.0, scheduler=scheduler).pipe(
-            ops.map(lambda _: value)
+            ops.map(lambda _: answer(value))
         )
 
     return (
@@ -143,7 +154,10 @@ def test_a_subscriber_raising_on_a_timer_thread_leaves_the_saga_to_its_end(
     saga_journal: rxr.SagaJournal, fail_second: bool
 ) -> None:
     undone: list[int] = []
-    saga = two_steps(undone, fail_second=fail_second)  # type: ignore[arg-type]
+    # The steps answer once subscribe has returned: a loaded machine's main
+    # thread, still in the run's mailbox, would deliver their events itself.
+    subscribed = threading.Event()
+    saga = two_steps(undone, fail_second=fail_second, gate=subscribed)  # type: ignore[arg-type]
     threads: list[str] = []
     got_error = threading.Event()
     subscriber = Raising()
@@ -157,6 +171,7 @@ def test_a_subscriber_raising_on_a_timer_thread_leaves_the_saga_to_its_end(
         got_error.set()
 
     saga.execute(0, journal=saga_journal, saga_id="t-2").subscribe(on_next, on_error)
+    subscribed.set()
     state = wait_until_terminal(saga_journal, "t-2")
     assert got_error.wait(10)
     assert threads[-1] != threading.main_thread().name  # it raised on a timer thread

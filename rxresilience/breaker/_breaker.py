@@ -94,7 +94,8 @@ class CircuitBreaker(BreakerControls):
             ``half_open_max_calls < 1``; a window without a rate threshold
             (or the reverse); no rule that could open the breaker; a
             ``minimum_calls`` larger than a ``CountWindow``'s size (the rate
-            could never be judged; resilience4j lowers it silently).
+            could never be judged; resilience4j lowers it silently); an
+            empty ``name``.
         TypeError: an argument of the wrong type (a ``bool`` where a number
             goes included).
     """

@@ -11,10 +11,14 @@ from reactivex import abc
 from .._arguments import (
     ErrorPredicate,
     error_predicate,
+    require_bool,
     require_callable,
+    require_count,
     require_duration,
+    require_instance,
     require_positive,
     require_scheduler,
+    require_text,
 )
 from ._storage import BreakerStorage, InMemoryBreakerStorage
 from ._types import BreakerConfig
@@ -73,19 +77,13 @@ def check_arguments(
                 "max_half_open_wait", max_half_open_wait, positive=True
             ),
         )
-    if not isinstance(auto_half_open, bool):
-        raise TypeError(
-            f"auto_half_open must be a bool, got {type(auto_half_open).__name__}"
-        )
+    require_bool("auto_half_open", auto_half_open)
     require_scheduler("scheduler", scheduler)
     if storage is None:
         storage = InMemoryBreakerStorage()
-    elif not isinstance(storage, BreakerStorage):
-        raise TypeError(
-            f"storage must be a BreakerStorage, got {type(storage).__name__}"
-        )
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    else:
+        require_instance("storage", storage, BreakerStorage)
+    require_text("name", name)
     return BreakerArguments(config, record_predicate, ignore_predicate, storage)
 
 
@@ -105,9 +103,9 @@ def make_config(
 ) -> BreakerConfig:
     """Validate the breaker's settings, naming the argument at fault."""
     if failure_threshold is not None:
-        _require_count("failure_threshold", failure_threshold)
+        require_count("failure_threshold", failure_threshold, or_none=True)
     timeout = require_duration("reset_timeout", reset_timeout, positive=True)
-    _require_count("half_open_max_calls", half_open_max_calls)
+    require_count("half_open_max_calls", half_open_max_calls)
     if window is not None and not isinstance(window, CountWindow | TimeWindow):
         raise TypeError(
             f"window must be a CountWindow or a TimeWindow, got {type(window).__name__}"
@@ -116,10 +114,8 @@ def make_config(
         ("failure_rate_threshold", failure_rate_threshold),
         ("slow_call_rate_threshold", slow_call_rate_threshold),
     ):
-        if rate is not None:
-            checked = require_positive(name, rate)
-            if checked > 1.0:
-                raise ValueError(f"{name} must be within (0, 1], got {rate!r}")
+        if rate is not None and require_positive(name, rate) > 1.0:  # (0, 1]
+            raise ValueError(f"{name} must be within (0, 1], got {rate!r}")
     if slow_call_duration is not None:
         slow_call_duration = require_duration(
             "slow_call_duration", slow_call_duration, positive=True
@@ -147,7 +143,7 @@ def make_config(
             "give a window with a rate threshold"
         )
     if minimum_calls is not None:
-        _require_count("minimum_calls", minimum_calls)
+        require_count("minimum_calls", minimum_calls, or_none=True)
         if isinstance(window, CountWindow) and minimum_calls > window.size:
             raise ValueError(
                 f"minimum_calls must be <= the window's size {window.size}, "
@@ -168,10 +164,3 @@ def make_config(
         slow_call_rate_threshold=slow_call_rate_threshold,
         minimum_calls=minimum,
     )
-
-
-def _require_count(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}")

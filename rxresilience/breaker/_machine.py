@@ -13,14 +13,8 @@ Rules:
 - OPEN: calls are refused with the time left until ``opened_at +
   reset_timeout``; the first call at or after it moves the breaker to
   HALF_OPEN and is its first trial.
-- HALF_OPEN: up to ``half_open_max_calls`` trials are admitted; a trial given
-  back (ignored error, or disposed with no value) frees its permit. When that
-  many trials succeed the breaker closes; a failed trial (or, with a slow-call
-  rule, a slow one) reopens it. The calls refused meanwhile are told to come
-  back when the earliest running trial's ``max_half_open_wait`` ends (if set),
-  or after a tenth of ``reset_timeout``, whichever is sooner: a caller that
-  waits that long finds the trial settled or close to it, never an answer
-  that is stale by a whole ``reset_timeout``.
+- HALF_OPEN: up to ``half_open_max_calls`` trials are admitted; the rules of
+  a half-open spell are :mod:`rxresilience.breaker._trials`'s.
 - FORCED_OPEN and DISABLED hold until ``reset()``.
 
 Every transition starts a new *generation*. A call's outcome changes the
@@ -35,6 +29,7 @@ from __future__ import annotations
 from .._clock import RESOLUTION
 from . import _reasons as reasons
 from ._permit import Permit
+from ._trials import HalfOpenTrials
 from ._types import (
     BreakerConfig,
     BreakerMetrics,
@@ -68,31 +63,28 @@ _FORCED_OPEN = Refusal(None, CircuitState.FORCED_OPEN)
 _HALF_OPEN = CircuitState.HALF_OPEN
 
 
-class _Trials:
-    """The half-open trials of one generation."""
+class _Totals:
+    """A breaker's lifetime counts of outcomes and refusals (``reset()`` clears them)."""
 
-    __slots__ = ("starts", "succeeded", "taken")
+    __slots__ = ("failures", "ignored", "rejected", "slow", "successes")
 
     def __init__(self) -> None:
-        self.taken = 0  # permits handed out (and not given back)
-        self.succeeded = 0
-        self.starts: list[float] = []  # of the trials running now
+        self.successes = 0
+        self.failures = 0
+        self.slow = 0
+        self.ignored = 0
+        self.rejected = 0
 
-    def clear(self) -> None:
-        self.taken = 0
-        self.succeeded = 0
-        self.starts.clear()
-
-    def wait(self, now: float, cap: float, limit: float | None) -> float:
-        """How long a call refused in HALF_OPEN should wait before asking again.
-
-        Until the earliest running trial's ``max_half_open_wait`` (``limit``)
-        ends, or ``cap`` (a share of the reset timeout), whichever is sooner.
-        """
-        wait = cap
-        if limit is not None and self.starts:
-            wait = min(wait, min(self.starts) + limit - now)
-        return max(wait, RESOLUTION)
+    def count(self, outcome: Outcome, slow: bool) -> None:
+        if outcome is Outcome.NEITHER:
+            self.ignored += 1
+            return
+        if outcome is _SUCCESS:
+            self.successes += 1
+        else:
+            self.failures += 1
+        if slow:
+            self.slow += 1
 
 
 class CircuitMachine:
@@ -101,7 +93,6 @@ class CircuitMachine:
     def __init__(self, config: BreakerConfig, sink: ChangeSink) -> None:
         self._config = config
         self.reset_timeout = config.reset_timeout
-        self._trial_wait_cap = reasons.trial_wait_cap(config.reset_timeout)
         self._sink = sink
         # No window and no slow-call rule: a success while CLOSED only resets a count.
         self._plain = config.window is None and config.slow_call_duration is None
@@ -112,15 +103,8 @@ class CircuitMachine:
         self.generation = 0
         self.opened_at = 0.0
         self._consecutive = 0
-        self._trials = _Trials()
-        self._reset_totals()
-
-    def _reset_totals(self) -> None:
-        self._successes = 0
-        self._failures = 0
-        self._slow = 0
-        self._ignored = 0
-        self._rejected = 0
+        self._trials = HalfOpenTrials(config)
+        self._totals = _Totals()
 
     # -- admission ---------------------------------------------------------------
 
@@ -130,22 +114,18 @@ class CircuitMachine:
         if state is _OPEN:
             wait = self.opened_at + self.reset_timeout - now
             if wait > RESOLUTION:
-                self._rejected += 1
+                self._totals.rejected += 1
                 return Refusal(wait, _OPEN)
-            self._move(CircuitState.HALF_OPEN, now, reasons.RESET_TIMEOUT_ELAPSED)
+            self._move(CircuitState.HALF_OPEN, reasons.RESET_TIMEOUT_ELAPSED, now)
         elif state is CircuitState.FORCED_OPEN:
-            self._rejected += 1
+            self._totals.rejected += 1
             return _FORCED_OPEN
         elif state is not CircuitState.HALF_OPEN:  # CLOSED or DISABLED
             return Permit(self.generation, False, now)
-        trials = self._trials
-        if trials.taken < self._config.half_open_max_calls:
-            trials.taken += 1
-            trials.starts.append(now)
+        if self._trials.take(now):
             return Permit(self.generation, True, now)
-        self._rejected += 1
-        wait = trials.wait(now, self._trial_wait_cap, self._config.max_half_open_wait)
-        return Refusal(wait, _HALF_OPEN)
+        self._totals.rejected += 1
+        return Refusal(self._trials.wait(now), _HALF_OPEN)
 
     def half_open_if_due(self, now: float) -> None:
         """Move OPEN to HALF_OPEN (for ``auto_half_open``) once the timeout is over."""
@@ -153,7 +133,7 @@ class CircuitMachine:
             self.state is CircuitState.OPEN
             and now >= self.opened_at + self._config.reset_timeout - RESOLUTION
         ):
-            self._move(CircuitState.HALF_OPEN, now, reasons.RESET_TIMEOUT_ELAPSED)
+            self._move(CircuitState.HALF_OPEN, reasons.RESET_TIMEOUT_ELAPSED, now)
 
     # -- outcomes -------------------------------------------------------------------
 
@@ -168,7 +148,7 @@ class CircuitMachine:
             and self.state is _CLOSED
             and permit.generation == self.generation
         ):  # the hot path: nothing to judge
-            self._successes += 1
+            self._totals.successes += 1
             self._consecutive = 0
             return
         config = self._config
@@ -178,19 +158,13 @@ class CircuitMachine:
             and outcome is not Outcome.NEITHER
             and now - permit.started_at >= slow_limit
         )
-        if outcome is Outcome.NEITHER:
-            self._ignored += 1
-        else:
-            if outcome is Outcome.SUCCESS:
-                self._successes += 1
-            else:
-                self._failures += 1
-            if slow:
-                self._slow += 1
+        self._totals.count(outcome, slow)
         if permit.generation != self.generation:
             return
         if permit.trial:
-            self._record_trial(permit, outcome, slow, now)
+            move = self._trials.settle(permit.started_at, outcome, slow)
+            if move is not None:
+                self._move(*move, now)
             return
         if self.state is not CircuitState.CLOSED or outcome is Outcome.NEITHER:
             return
@@ -210,34 +184,7 @@ class CircuitMachine:
         else:
             return
         if reason:
-            self._move(CircuitState.OPEN, now, reason)
-
-    def _record_trial(
-        self, permit: Permit, outcome: Outcome, slow: bool, now: float
-    ) -> None:
-        trials = self._trials
-        if permit.started_at in trials.starts:
-            trials.starts.remove(permit.started_at)
-        if outcome is Outcome.NEITHER:
-            trials.taken -= 1
-            return
-        if outcome is Outcome.TIMED_OUT:
-            reason = reasons.TRIAL_OUTLASTED
-        elif outcome is Outcome.FAILURE:
-            reason = reasons.TRIAL_FAILED
-        elif slow:
-            reason = reasons.TRIAL_SLOW
-        else:
-            trials.succeeded += 1
-            successes = trials.succeeded
-            if successes >= self._config.half_open_max_calls:
-                self._move(
-                    CircuitState.CLOSED,
-                    now,
-                    reasons.TRIALS_SUCCEEDED.format(successes=successes),
-                )
-            return
-        self._move(CircuitState.OPEN, now, reason)
+            self._move(CircuitState.OPEN, reason, now)
 
     def adopt(self, state: CircuitState, opened_at: float) -> None:
         """Start over in ``state`` (a storage's fallback), silently.
@@ -245,7 +192,7 @@ class CircuitMachine:
         Counters and the window are cleared and a new generation starts, so
         permits handed out before count only in the totals.
         """
-        self._reset_totals()
+        self._totals = _Totals()
         self._trials.clear()
         self._clear_run_and_window()
         self.state = state
@@ -257,16 +204,16 @@ class CircuitMachine:
     def force(self, target: CircuitState, now: float, reason: str) -> None:
         """``force_open()`` / ``disable()`` / ``reset()`` (target CLOSED)."""
         if target is CircuitState.CLOSED:
-            self._reset_totals()
+            self._totals = _Totals()
             self._clear_run_and_window()
         if self.state is not target:
-            self._move(target, now, reason)
+            self._move(target, reason, now)
         elif target is CircuitState.CLOSED:
             # A reset while closed is no transition, but it fences the calls
             # admitted before it all the same: they count in no run or window.
             self.generation += 1
 
-    def _move(self, target: CircuitState, now: float, reason: str) -> None:
+    def _move(self, target: CircuitState, reason: str, now: float) -> None:
         change = StateChange(self.state, target, now, reason)
         self.state = target
         self.generation += 1
@@ -302,14 +249,15 @@ class CircuitMachine:
             failure_rate, slow_rate = window_rates(
                 self._config, totals.calls, totals.failures, totals.slow_calls
             )
+        counts = self._totals
         return BreakerMetrics(
             state=self.state,
-            calls=self._successes + self._failures,
-            successes=self._successes,
-            failures=self._failures,
-            slow_calls=self._slow,
-            ignored=self._ignored,
-            rejected=self._rejected,
+            calls=counts.successes + counts.failures,
+            successes=counts.successes,
+            failures=counts.failures,
+            slow_calls=counts.slow,
+            ignored=counts.ignored,
+            rejected=counts.rejected,
             consecutive_failures=self._consecutive,
             window_calls=window_calls,
             failure_rate=failure_rate,

@@ -23,6 +23,7 @@ __all__ = [
     "RESET",
     "RESET_TIMEOUT_ELAPSED",
     "SLOW_CALL_RATE",
+    "STATE_LOST",
     "TRIALS_SUCCEEDED",
     "TRIAL_ABANDONED",
     "TRIAL_FAILED",
@@ -68,6 +69,16 @@ MACHINE_REASONS: dict[str, str] = {
 FORCED_OPEN = "forced open"
 DISABLED = "disabled"
 RESET = "reset"
+
+# -- a shared storage's own ------------------------------------------------------------
+
+#: The Redis storage found a new life of the state (deleted, flushed, or a
+#: restart or failover that lost it): it publishes the move from the state it
+#: knew to the new one, and forgets what it remembered of the old.
+STATE_LOST = (
+    "the breaker's state in Redis was lost (deleted, flushed, or a restart "
+    "without persistence): following the fleet's new state"
+)
 
 # -- waits ----------------------------------------------------------------------------
 

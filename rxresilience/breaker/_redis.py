@@ -6,7 +6,7 @@ atomic and costs one round trip: one to admit a call, one to record its
 outcome. The keys of one breaker share a hash tag (``breaker:{payments}``),
 so they live on one Redis Cluster slot:
 
-- ``breaker:{name}``: a hash of the state, generation, ``opened_at``,
+- ``breaker:{name}``: a hash of the state, generation, epoch, ``opened_at``,
   consecutive failures, half-open trial counts and the lifetime totals;
 - ``breaker:{name}:permits``: a sorted set of the half-open permits held now,
   scored by when each expires;
@@ -17,7 +17,22 @@ so they live on one Redis Cluster slot:
 - ``breaker:{name}:window:...``: the sliding window, named by its shape, so
   processes rolled out with a different window never share buckets.
 
-Time is the callers' (the breaker's clock), compared inside the scripts.
+The *epoch* names one life of the hash: when it is lost (deleted, flushed,
+a failover or restart without persistence) the generation starts at 0 again,
+and the first script to find no epoch stamps a fresh one (see
+``redis_prelude.lua`` and :mod:`._redis_link`).
+
+Time is the callers' (the breaker's clock), compared inside the scripts, so
+skew between machines shifts the timing rules by the skew: ``opened_at`` is
+the opener's clock, so a process whose clock is ``s`` seconds ahead admits
+the first trial ``s`` seconds early (and moves the whole fleet to
+HALF_OPEN), while one behind reports a ``retry_after`` up to ``s`` too long;
+a half-open permit likewise expires ``s`` early for a process ahead of its
+holder. A time window puts each outcome in the bucket of its recorder's
+clock: a process ahead evicts buckets early for everyone, and outcomes from a
+process more than the window behind are dropped. Slow calls are timed on one
+process's clock and are unaffected.
+
 When Redis cannot be reached the breaker follows ``when_unreachable``.
 
 ``redis`` (redis-py) is an optional dependency: ``pip install
@@ -28,7 +43,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from .._arguments import require_choice, require_duration
+from .._arguments import (
+    require_choice,
+    require_duration,
+    require_instance,
+    require_name,
+)
 from .._redis_client import glob_escape, import_redis, own_client, require_client
 from ._permit import Permit
 from ._redis_codec import (
@@ -70,35 +90,27 @@ class RedisBreakerStorage(BreakerStorage):
     Each process learns of transitions made elsewhere when it next talks to
     Redis (its next call, or reading ``breaker.state`` or ``metrics()``) and
     publishes them, in order, on its own ``state_changes``, with ``at`` and
-    ``reason`` as the process that made them recorded them.
+    ``reason`` as the process that made them recorded them. If Redis loses
+    the state (:meth:`delete`, ``FLUSHALL``, a restart without persistence),
+    each process publishes the move to the fresh state, and calls admitted
+    before the loss count in the totals only.
 
     **Clocks.** Time is the callers' (each breaker's scheduler), so virtual
-    time works, and skew between machines shifts the timing rules by the
-    skew: ``opened_at`` is the opener's clock, so a process whose clock is
-    ``s`` seconds ahead admits the first trial ``s`` seconds early (and moves
-    the whole fleet to HALF_OPEN), while one behind reports a ``retry_after``
-    up to ``s`` too long; a half-open permit likewise expires ``s`` early
-    for a process ahead of its holder. A time window puts each outcome in the
-    bucket of its recorder's clock: a process ahead evicts buckets early for
-    everyone, and outcomes from a process more than the window behind are
-    dropped. Slow calls are timed on one process's clock and are unaffected.
-    Keep the fleet's clocks synchronised (NTP) well within ``reset_timeout``.
+    time works; skew between machines shifts the timing rules by the skew
+    (see the module's notes): keep the fleet's clocks synchronised (NTP) well
+    within ``reset_timeout``.
 
-    **When Redis cannot be reached.** Every operation waits at most
-    ``socket_timeout`` (the storage talks to Redis through its own
-    connection pool, made from ``client``'s settings with that timeout for
-    connecting and for each reply, and no retries). Then, with
-    ``when_unreachable="local"`` (the default), the process decides alone:
-    it keeps the last state it knew (OPEN stays OPEN until its reset timeout
+    **When Redis cannot be reached** (no answer within ``socket_timeout``;
+    the storage's own connection pool never retries), with
+    ``when_unreachable="local"`` (the default) the process decides alone: it
+    keeps the last state it knew (OPEN stays OPEN until its reset timeout
     elapses) with fresh counters, and says so on ``state_changes`` with a
-    change whose ``local`` is True; transitions it makes alone are flagged
-    ``local`` too. With ``when_unreachable="refuse"`` (fail closed) it acts
-    FORCED_OPEN: every call is refused. Either way it tries Redis again at
-    most every ``reconnect_after`` seconds (on the breaker's clock), and once
-    an operation succeeds it announces the fleet's state and follows it
-    again. Outcomes of calls that could not be recorded in Redis count in the
-    local totals only; manual control (``force_open``, ``disable``,
-    ``reset``) while unreachable applies to this process only.
+    change whose ``local`` is True, as are the transitions it makes alone.
+    With ``"refuse"`` (fail closed) it refuses every call, as FORCED_OPEN.
+    It tries Redis again at most every ``reconnect_after`` seconds (on the
+    breaker's clock) and, once it answers, announces the fleet's state and
+    follows it again. Outcomes that could not reach Redis count in the local
+    totals only; manual control while unreachable applies to this process.
 
     Examples:
         >>> import redis  # doctest: +SKIP
@@ -123,7 +135,8 @@ class RedisBreakerStorage(BreakerStorage):
     Raises:
         TypeError: ``client`` is not a ``redis.Redis`` client, or an argument
             has the wrong type.
-        ValueError: an empty name; a ``socket_timeout`` or ``reconnect_after``
+        ValueError: an empty name; a name or prefix that is not UTF-8 text
+            (a lone surrogate); a ``socket_timeout`` or ``reconnect_after``
             not above 0, not finite, or above ``LONGEST_WAIT`` (about 292
             years); an unknown ``when_unreachable``.
     """
@@ -139,10 +152,10 @@ class RedisBreakerStorage(BreakerStorage):
         reconnect_after: float = 1.0,
     ) -> None:
         require_client(client)
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name must be a non-empty string, got {name!r}")
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
+        require_name("name", name)  # text Redis can take (no lone surrogate)
+        require_instance("prefix", prefix, str, "a string")
+        if prefix:
+            require_name("prefix", prefix)
         require_duration("socket_timeout", socket_timeout, positive=True)
         require_duration("reconnect_after", reconnect_after, positive=True)
         require_choice("when_unreachable", when_unreachable, ("local", "refuse"))
@@ -183,7 +196,7 @@ class RedisBreakerStorage(BreakerStorage):
         reply = self._link.run(self._read, now, "0")
         if reply is None:
             return self._link.machine().state
-        return CircuitState(reply[1])
+        return reply.state
 
     def acquire(self, now: float) -> Permit | Refusal:
         link = self._link
@@ -204,7 +217,7 @@ class RedisBreakerStorage(BreakerStorage):
                 return
             permit.settled = True
         if not isinstance(permit, RedisPermit):  # back in Redis: the totals only
-            permit = RedisPermit(-1, "", permit.started_at)
+            permit = RedisPermit("", -1, "", permit.started_at)
         args = record_args(permit, outcome, now, self._config)
         if link.run(self._record, now, *args) is None:  # counted here, totals only
             with link.lock:
@@ -228,9 +241,10 @@ class RedisBreakerStorage(BreakerStorage):
         if reply is None:
             with link.lock:
                 return link.machine().retry_after(now)
-        if reply[1] != CircuitState.OPEN.value:
+        if reply.state is not CircuitState.OPEN:
             return None
-        return max(0.0, float(reply[2]) + link.machine().reset_timeout - now)
+        opened_at = float(reply.fields[0])
+        return max(0.0, opened_at + link.machine().reset_timeout - now)
 
     def metrics(self, now: float) -> BreakerMetrics:
         reply = self._link.run(self._read, now, "1")
@@ -240,7 +254,8 @@ class RedisBreakerStorage(BreakerStorage):
         return metrics_of(reply, self._config)
 
     def delete(self) -> None:
-        """Remove this breaker's keys from Redis (every process starts over).
+        """Remove this breaker's keys from Redis (every process starts over,
+        and says so on its ``state_changes`` when it next talks to Redis).
 
         Its windows of every shape go too (processes may have run with
         another window); the name and prefix are literal in the scan, so no

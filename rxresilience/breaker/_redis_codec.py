@@ -1,16 +1,19 @@
 """How ``RedisBreakerStorage`` talks to its Lua scripts: keys, arguments, replies.
 
-Every script replies with one bulk string: ``gen<TAB>state<TAB>fields...``,
-then one line per transition the caller has not seen, newest first, each
-``gen<TAB>previous<TAB>current<TAB>at<TAB>reason`` (see
-``redis_prelude.lua``). Times go to Lua as ``repr`` of a float and come back
-as text Lua wrote with ``%.17g`` (or as the caller wrote it), so they read
-back exactly.
+Every script is called with ``now``, the generation and epoch the caller
+last saw, and a fresh epoch for Redis to stamp if the state has none (see
+``redis_prelude.lua``), then its own arguments. It replies with one bulk
+string: ``epoch<TAB>gen<TAB>state<TAB>fields...`` (the epoch empty when it is
+the one the caller sent), then one line per transition the caller has not
+seen, newest first, each ``gen<TAB>previous<TAB>current<TAB>at<TAB>reason``.
+Times go to Lua as ``repr`` of a float and come back as text Lua wrote with
+``%.17g`` (or as the caller wrote it), so they read back exactly.
 """
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from ._permit import Permit
 from ._types import (
@@ -26,13 +29,14 @@ from ._window import CountWindow, TimeWindow
 
 __all__ = [
     "RedisPermit",
+    "Reply",
     "is_window_key",
     "keys",
     "metrics_of",
     "parse_change",
+    "parse_reply",
     "permit_or_refusal",
     "record_args",
-    "split_reply",
     "window_shape",
 ]
 
@@ -48,12 +52,16 @@ _WINDOW_SHAPE = re.compile(r"count:[0-9]+|time:[^:{}]+:[0-9]+|none")
 
 
 class RedisPermit(Permit):
-    """A permit Redis handed out; a trial's carries the id Redis holds it under."""
+    """A permit Redis handed out, with the epoch of the state that admitted it;
+    a trial's carries the id Redis holds it under."""
 
-    __slots__ = ("key",)
+    __slots__ = ("epoch", "key")
 
-    def __init__(self, generation: int, key: str, started_at: float) -> None:
+    def __init__(
+        self, epoch: str, generation: int, key: str, started_at: float
+    ) -> None:
         super().__init__(generation, bool(key), started_at)
+        self.epoch = epoch
         self.key = key
 
 
@@ -89,24 +97,39 @@ def is_window_key(suffix: str) -> bool:
 
 def record_args(
     permit: RedisPermit, outcome: Outcome, now: float, config: BreakerConfig | None
-) -> tuple[int, str, str, str]:
-    """The record script's own arguments: generation, permit id, outcome, slow."""
+) -> tuple[str, int, str, str, str]:
+    """The record script's own arguments: epoch, generation, permit id, outcome, slow."""
     limit = None if config is None else config.slow_call_duration
     slow = (
         limit is not None
         and outcome is not Outcome.NEITHER
         and now - permit.started_at >= limit
     )
-    return permit.generation, permit.key, _OUTCOME_CODES[outcome], "1" if slow else "0"
+    code = _OUTCOME_CODES[outcome]
+    return permit.epoch, permit.generation, permit.key, code, "1" if slow else "0"
 
 
 # -- replies ------------------------------------------------------------------------------
 
 
-def split_reply(reply: str) -> tuple[list[str], list[str]]:
-    """A reply's fields (generation, state, the script's own) and its log lines."""
-    head, *changes = reply.split("\n")
-    return head.split("\t"), changes
+class Reply(NamedTuple):
+    """A script's reply: the state's epoch and generation, its state, the
+    script's own fields, and the log lines the caller has not seen."""
+
+    epoch: str
+    generation: int
+    state: CircuitState
+    fields: list[str]
+    changes: list[str]
+
+
+def parse_reply(text: str, sent_epoch: str) -> Reply:
+    """A script's reply to a caller that sent ``sent_epoch``."""
+    head, *changes = text.split("\n")
+    epoch, generation, state, *fields = head.split("\t")
+    return Reply(
+        epoch or sent_epoch, int(generation), CircuitState(state), fields, changes
+    )
 
 
 def parse_change(line: str) -> tuple[int, StateChange]:
@@ -118,26 +141,28 @@ def parse_change(line: str) -> tuple[int, StateChange]:
     return int(entry), change
 
 
-def permit_or_refusal(fields: list[str], now: float) -> Permit | Refusal:
+def permit_or_refusal(reply: Reply, now: float) -> Permit | Refusal:
     """The acquire script's answer."""
-    if fields[2] == "permit":
-        return RedisPermit(int(fields[3]), fields[4], now)
-    wait = fields[3]
-    return Refusal(float(wait) if wait else None, CircuitState(fields[4]))
+    kind, detail, more = reply.fields
+    if kind == "permit":  # detail: the generation; more: a trial's id
+        return RedisPermit(reply.epoch, int(detail), more, now)
+    # detail: the wait, if known; more: the state that refused
+    return Refusal(float(detail) if detail else None, CircuitState(more))
 
 
-def metrics_of(fields: list[str], config: BreakerConfig | None) -> BreakerMetrics:
+def metrics_of(reply: Reply, config: BreakerConfig | None) -> BreakerMetrics:
     """The read script's answer (asked with the window's totals)."""
+    fields = reply.fields
     successes, failures, slow, ignored, rejected, consecutive = (
-        int(value) for value in fields[3:9]
+        int(value) for value in fields[1:7]
     )
-    calls, failed, slow_calls = (int(value) for value in fields[9:12])
+    calls, failed, slow_calls = (int(value) for value in fields[7:10])
     failure_rate: float | None = None
     slow_rate: float | None = None
     if config is not None:
         failure_rate, slow_rate = window_rates(config, calls, failed, slow_calls)
     return BreakerMetrics(
-        state=CircuitState(fields[1]),
+        state=reply.state,
         calls=successes + failures,
         successes=successes,
         failures=failures,

@@ -29,6 +29,7 @@ import string
 from importlib import resources
 from typing import NamedTuple
 
+from .._arguments import is_number, require_instance
 from .._clock import RESOLUTION
 from ._machine import BreakerConfig
 from ._reasons import MACHINE_REASONS, rate_text, trial_wait_cap
@@ -74,8 +75,7 @@ class Scripts(NamedTuple):
 
 def lua_string(text: str) -> str:
     """``text`` as a Lua string literal (its UTF-8 bytes, escaped)."""
-    if not isinstance(text, str):
-        raise TypeError(f"a Lua string needs a str, got {type(text).__name__}")
+    require_instance("text", text, str, "a str")
     return (
         "'"
         + "".join(
@@ -88,7 +88,7 @@ def lua_string(text: str) -> str:
 
 def lua_number(value: int | float) -> str:
     """``value`` as a Lua numeral that reads back as exactly the same number."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         raise TypeError(f"a Lua number needs an int or a float, got {value!r}")
     if isinstance(value, int):
         if abs(value) > _EXACT_INT:

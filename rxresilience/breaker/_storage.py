@@ -45,6 +45,12 @@ class BreakerStorage(ABC):
     ``tests/breaker/test_storage.py`` is a contract test to run against a
     new storage. Times (``now``) are seconds on the breaker's clock.
 
+    A storage that can lose its state (a shared store deleted, flushed or
+    restarted empty) must not let a permit admitted before the loss change
+    the state after it, even when its generation comes round again: the
+    Redis storage's permits carry the *epoch* of the state that admitted
+    them (a ``Permit`` subclass may carry what it needs).
+
     A storage belongs to one breaker, which binds it once with its settings
     and a sink for transitions. Implementations pass every transition to the
     sink, in order, *while* their update is still atomic (the sink only

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from .._arguments import require_duration
+from .._arguments import require_count, require_duration
 from .._clock import RESOLUTION
 
 __all__ = ["CountWindow", "OutcomeWindow", "TimeWindow", "WindowTotals"]
@@ -53,10 +53,7 @@ class CountWindow:
     size: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.size, int) or isinstance(self.size, bool):
-            raise TypeError(f"size must be an int, got {type(self.size).__name__}")
-        if self.size < 1:
-            raise ValueError(f"size must be >= 1, got {self.size!r}")
+        require_count("size", self.size)
 
     def accumulator(self) -> OutcomeWindow:
         """A fresh, empty accumulator for one breaker."""
@@ -92,12 +89,7 @@ class TimeWindow:
         seconds = require_duration("seconds", self.seconds, positive=True)
         object.__setattr__(self, "seconds", seconds)
         if self.buckets is not None:
-            if not isinstance(self.buckets, int) or isinstance(self.buckets, bool):
-                raise TypeError(
-                    f"buckets must be an int, got {type(self.buckets).__name__}"
-                )
-            if self.buckets < 1:
-                raise ValueError(f"buckets must be >= 1, got {self.buckets!r}")
+            require_count("buckets", self.buckets, or_none=True)
         if seconds / self.bucket_count < RESOLUTION:
             raise ValueError(
                 f"seconds / buckets (the width of a bucket) must be at least "
@@ -116,11 +108,19 @@ class TimeWindow:
         return _TimeAccumulator(self.seconds, self.bucket_count)
 
 
+# A count window's ring holds one byte per call, its two flags: failed is bit
+# 0, slow bit 1 (redis_prelude.lua stores the same number, failed + 2 * slow).
 _FAILED = 1
 _SLOW = 2
 
 
 class _CountAccumulator:
+    """The last ``size`` calls: a ring of flags and running totals, O(1) a call.
+
+    ``_next`` is the entry the next call overwrites; once the ring is full
+    (``_calls == _size``) that entry is the oldest call, taken off the totals.
+    """
+
     __slots__ = ("_calls", "_failures", "_next", "_ring", "_size", "_slow")
 
     def __init__(self, size: int) -> None:
@@ -154,11 +154,13 @@ class _CountAccumulator:
 
 
 class _TimeAccumulator:
+    """Per-bucket counts in a ring of ``count`` slots, and running totals."""
+
     __slots__ = (
         "_calls",
         "_count",
-        "_epochs",
         "_failures",
+        "_held",
         "_latest",
         "_per_calls",
         "_per_failures",
@@ -174,7 +176,7 @@ class _TimeAccumulator:
 
     def clear(self) -> None:
         count = self._count
-        self._epochs = [-1] * count
+        self._held = [-1] * count  # the bucket number each slot holds
         self._per_calls = [0] * count
         self._per_failures = [0] * count
         self._per_slow = [0] * count
@@ -182,29 +184,31 @@ class _TimeAccumulator:
         self._latest = -1
 
     def _advance(self, now: float) -> int:
-        epoch = math.floor(now / self._width)
+        """Move to the bucket of ``now`` (numbered ``floor(now / width)``, kept
+        in slot ``number % count``), emptying the slots the window moved past."""
+        bucket = math.floor(now / self._width)
         latest = self._latest
-        if epoch > latest:
+        if bucket > latest:
             # Evict every bucket that the window has moved past: at most all of them.
-            first = max(latest + 1, epoch - self._count + 1)
-            for stale in range(first, epoch + 1):
+            first = max(latest + 1, bucket - self._count + 1)
+            for stale in range(first, bucket + 1):
                 slot = stale % self._count
-                if self._epochs[slot] != stale:
+                if self._held[slot] != stale:
                     self._calls -= self._per_calls[slot]
                     self._failures -= self._per_failures[slot]
                     self._slow -= self._per_slow[slot]
                     self._per_calls[slot] = 0
                     self._per_failures[slot] = 0
                     self._per_slow[slot] = 0
-                    self._epochs[slot] = stale
-            self._latest = epoch
-        return epoch
+                    self._held[slot] = stale
+            self._latest = bucket
+        return bucket
 
     def add(self, now: float, failed: bool, slow: bool) -> None:
-        epoch = self._advance(now)
-        if epoch < self._latest - self._count + 1:
+        bucket = self._advance(now)
+        if bucket < self._latest - self._count + 1:
             return  # older than the whole window (a clock that went back)
-        slot = epoch % self._count
+        slot = bucket % self._count
         self._per_calls[slot] += 1
         self._calls += 1
         if failed:

@@ -1,4 +1,4 @@
--- Admit a call (a permit) or refuse it. ARGV: now, known generation.
+-- Admit a call (a permit) or refuse it. No ARGV of its own (see the prelude).
 if state == 'closed' or state == 'disabled' then return reply('permit', gen, '') end
 if state == 'forced-open' then return refuse('', state) end
 if state == 'open' then

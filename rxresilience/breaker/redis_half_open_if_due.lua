@@ -1,4 +1,4 @@
--- Move OPEN to HALF_OPEN once the reset timeout is over. ARGV: now, known generation.
+-- Move OPEN to HALF_OPEN once the reset timeout is over. No ARGV of its own.
 if state == 'open' and now >= opened_at + RESET - RESOLUTION then
   move('half-open', REASON_RESET_TIMEOUT_ELAPSED)
 end

@@ -13,23 +13,63 @@ local RESOLUTION, LOG_SIZE = ${resolution}, ${log_size}
 -- Why the state changed: each a text, or a function of the fields it shows.
 ${reasons}
 
+-- ARGV of every script: now, the last generation the caller saw, the epoch it
+-- saw it in, a fresh epoch to stamp if there is none; the script's own follow.
 local now_text = ARGV[1]
 local now = tonumber(now_text)
 local known = tonumber(ARGV[2])
-local head = redis.call('HMGET', K_STATE, 'state', 'gen', 'opened_at')
+local head = redis.call('HMGET', K_STATE, 'state', 'gen', 'opened_at', 'epoch')
 local state = head[1] or 'closed'
 local gen = tonumber(head[2] or '0')
 local opened_at = tonumber(head[3] or '0')
 
+-- The epoch names one life of the state hash. When the hash is lost (DEL,
+-- FLUSHALL, a failover or restart without persistence) the generation starts
+-- at 0 again, so generations alone cannot tell the new life from the old: the
+-- first script to find no epoch stamps the caller's fresh one (unique per
+-- call), and a caller, or a permit, from another epoch is a stranger. A hash
+-- without an epoch but with fields is one written before epochs existed: the
+-- same life, stamped in place. A new life drops what the old one left beside
+-- the hash (keys can outlive it when evicted one by one).
+local epoch = head[4]
+if not epoch then
+  if redis.call('EXISTS', K_STATE) == 0 then
+    redis.call('DEL', K_PERMITS, K_LOG, K_WINDOW)
+  end
+  epoch = ARGV[4]
+  redis.call('HSET', K_STATE, 'epoch', epoch)
+end
+-- A caller that knew another life has seen nothing of this one.
+if ARGV[3] ~= epoch then known = -1 end
+
 local function num(value) return tonumber(value or '0') end
 
+-- The sliding windows, in the hash K_WINDOW (as _window.py's accumulators).
+--
+-- Both keep running totals in 'calls', 'fail' and 'slow', so reading them is
+-- O(1); adding an outcome updates one entry and the totals.
+--
+-- Count window: a ring of SIZE entries 'r0'..'r<SIZE-1>', 'next' the entry
+-- the next outcome overwrites. An entry is the outcome's two flags in one
+-- number, failed + 2 * slow (0 to 3: failed is bit 0, slow bit 1), so
+-- evicting the oldest takes one HGET: old % 2 is whether it failed,
+-- floor(old / 2) whether it was slow. 'calls' grows to SIZE and stays there;
+-- from then on each outcome evicts the one SIZE outcomes older.
+--
+-- Time window: time is cut in buckets WIDTH seconds wide, numbered
+-- floor(now / WIDTH) since the clock's 0; bucket b lives in slot b % SIZE,
+-- as 'e<slot>' (the number of the bucket the slot holds now) and its counts
+-- 'c<slot>', 'f<slot>', 's<slot>'. 'latest' is the newest bucket numbered so
+-- far. Moving to a newer bucket empties every slot the window has moved past
+-- (at most SIZE of them, however long it was idle), taking their counts off
+-- the totals; a slot whose 'e' already names the bucket is left alone.
 local function window_advance()
   local w = redis.call('HMGET', K_WINDOW, 'latest', 'calls', 'fail', 'slow')
   local latest = tonumber(w[1] or '-1')
   local calls, fail, slow = num(w[2]), num(w[3]), num(w[4])
-  local epoch = math.floor(now / WIDTH)
-  if epoch > latest then
-    for stale = math.max(latest + 1, epoch - SIZE + 1), epoch do
+  local bucket = math.floor(now / WIDTH)
+  if bucket > latest then
+    for stale = math.max(latest + 1, bucket - SIZE + 1), bucket do
       local slot = stale % SIZE
       local b = redis.call('HMGET', K_WINDOW, 'e' .. slot, 'c' .. slot,
                            'f' .. slot, 's' .. slot)
@@ -41,11 +81,11 @@ local function window_advance()
                    'f' .. slot, 0, 's' .. slot, 0)
       end
     end
-    latest = epoch
+    latest = bucket
     redis.call('HSET', K_WINDOW, 'latest', latest, 'calls', calls, 'fail', fail,
                'slow', slow)
   end
-  return epoch, latest, calls, fail, slow
+  return bucket, latest, calls, fail, slow
 end
 
 local function window_add(failed, slow_call)
@@ -53,7 +93,7 @@ local function window_add(failed, slow_call)
   if WINDOW == 'count' then
     local w = redis.call('HMGET', K_WINDOW, 'next', 'calls', 'fail', 'slow')
     local at, calls, fail, slow = num(w[1]), num(w[2]), num(w[3]), num(w[4])
-    if calls == SIZE then
+    if calls == SIZE then  -- full: the entry at 'next' is the oldest, evicted
       local old = num(redis.call('HGET', K_WINDOW, 'r' .. at))
       fail = fail - old % 2
       slow = slow - math.floor(old / 2)
@@ -64,9 +104,11 @@ local function window_add(failed, slow_call)
                'calls', calls, 'fail', fail + f, 'slow', slow + s)
     return calls, fail + f, slow + s
   end
-  local epoch, latest, calls, fail, slow = window_advance()
-  if epoch < latest - SIZE + 1 then return calls, fail, slow end
-  local slot = epoch % SIZE
+  local bucket, latest, calls, fail, slow = window_advance()
+  -- An outcome older than the whole window (its recorder's clock is behind
+  -- the newest bucket's by more than the window) counts nowhere.
+  if bucket < latest - SIZE + 1 then return calls, fail, slow end
+  local slot = bucket % SIZE
   redis.call('HINCRBY', K_WINDOW, 'c' .. slot, 1)
   if f == 1 then redis.call('HINCRBY', K_WINDOW, 'f' .. slot, 1) end
   if s == 1 then redis.call('HINCRBY', K_WINDOW, 's' .. slot, 1) end
@@ -112,10 +154,13 @@ local function changes()
   return redis.call('LRANGE', K_LOG, 0, math.min(gen - known, LOG_SIZE) - 1)
 end
 
--- One bulk string: "gen<TAB>state<TAB>fields..." then one line per transition
--- the caller has not seen, newest first (cheaper to parse than nested arrays).
+-- One bulk string: "epoch<TAB>gen<TAB>state<TAB>fields..." then one line per
+-- transition the caller has not seen, newest first (cheaper to parse than
+-- nested arrays). The epoch is '' when it is the one the caller sent.
 local function reply(...)
-  local text = table.concat({gen, state, ...}, '\t')
+  local told = epoch
+  if ARGV[3] == epoch then told = '' end
+  local text = table.concat({told, gen, state, ...}, '\t')
   local log = changes()
   if #log > 0 then text = text .. '\n' .. table.concat(log, '\n') end
   return text

@@ -1,13 +1,16 @@
--- Record a call's outcome. ARGV: now, known generation, the permit's
+-- Record a call's outcome. ARGV of its own: the permit's epoch and
 -- generation, its id ('' unless a trial), the outcome code, '1' if slow.
-local permit_gen, permit, outcome, slow = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6] == '1'
+local permit_epoch, permit_gen = ARGV[5], tonumber(ARGV[6])
+local permit, outcome, slow = ARGV[7], ARGV[8], ARGV[9] == '1'
 if outcome == 'n' then
   redis.call('HINCRBY', K_STATE, 'ignored', 1)
 else
   redis.call('HINCRBY', K_STATE, outcome == 's' and 'successes' or 'failures', 1)
   if slow then redis.call('HINCRBY', K_STATE, 'slow', 1) end
 end
-if permit_gen ~= gen then return reply() end
+-- Admitted in another generation, or another life of the state (whose
+-- generations may coincide with this one's): it counts in the totals only.
+if permit_gen ~= gen or permit_epoch ~= epoch then return reply() end
 if permit ~= '' then
   if redis.call('ZREM', K_PERMITS, permit) == 0 then return reply() end
   if outcome == 'n' then

@@ -26,14 +26,14 @@ class Audience(Generic[_T]):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._observers: list[abc.ObserverBase[_T]] = []
-        self._values: list[_T] = []
+        self.values: list[_T] = []  # the values so far, replayed to latecomers
         self._terminal: tuple[str, Exception | None] | None = None
         # A subscriber raised: the source must run on to its end, recorded.
         self._must_finish = False
 
     def attach(self, observer: abc.ObserverBase[_T]) -> None:
         with self._lock:
-            for value in self._values:
+            for value in self.values:
                 try:
                     observer.on_next(value)
                 except Exception as error:
@@ -48,7 +48,7 @@ class Audience(Generic[_T]):
 
     def _emit(self, value: _T) -> None:
         """Called under the execution lock: a subscriber that raises is told alone."""
-        self._values.append(value)
+        self.values.append(value)
         for observer in list(self._observers):
             try:
                 observer.on_next(value)

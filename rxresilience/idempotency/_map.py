@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import reactivex as rx
 from reactivex import Observable, abc
 from reactivex import operators as ops
+from typing_extensions import Unpack
 
-from .._arguments import require_callable
-from .._codec import Codec
+from .._arguments import require_callable, require_count, require_instance
 from .._codec import fingerprint as fingerprint_of
 from ..stores._base import IdempotencyStore
 from ._operator import idempotent_by_fingerprint
 from ._policy import (
-    DEFAULT_TTL,
+    IdempotencyOptions,
     IdempotencyPolicy,
     policy_from,
     require_key,
@@ -34,16 +34,8 @@ def idempotent_map(
     key: Callable[[_R], str],
     payload: Callable[[_R], Any] | None = None,
     policy: IdempotencyPolicy | None = None,
-    ttl: float = DEFAULT_TTL,
     max_concurrency: int | None = None,
-    in_progress_timeout: float = 60.0,
-    max_run: float | None = None,
-    on_in_progress: Literal["wait", "error"] = "wait",
-    poll_interval: float = 0.1,
-    record_errors: Any = None,
-    codec: Codec | None = None,
-    finish_on_dispose: bool = False,
-    scheduler: abc.SchedulerBase | None = None,
+    **options: Unpack[IdempotencyOptions],
 ) -> Callable[[Observable[_R]], Observable[_T]]:
     """Map each request to ``function(request)``, run once per idempotency key.
 
@@ -99,42 +91,26 @@ def idempotent_map(
         An operator function for ``Observable.pipe``.
 
     Raises:
-        ValueError: a ``max_concurrency`` that is not an int >= 1 or None;
+        ValueError: a ``max_concurrency`` below 1;
             otherwise as for ``idempotent`` (``ttl``, ``in_progress_timeout``
             and ``poll_interval`` above 0, finite, at most ``LONGEST_WAIT``).
-        TypeError: ``function``, ``key`` or ``payload`` not callable;
+        TypeError: ``function``, ``key`` or ``payload`` not callable; a
+            ``max_concurrency`` that is not an int (a ``bool`` included) or None;
             otherwise as for ``idempotent``.
     """
     require_callable("function", function)
     require_callable("key", key)
     if payload is not None:
         require_callable("payload", payload)
-    if max_concurrency is not None and (
-        not isinstance(max_concurrency, int)
-        or isinstance(max_concurrency, bool)
-        or max_concurrency < 1
-    ):
-        raise ValueError(
-            f"max_concurrency must be an int >= 1 or None, got {max_concurrency!r}"
-        )
-    if (store is None) == (policy is None):
+    if max_concurrency is not None:
+        require_count("max_concurrency", max_concurrency, or_none=True)
+    if policy is not None and store is None:
+        require_instance("policy", policy, IdempotencyPolicy)
+        decided = policy_from("idempotent_map", policy, options)
+    elif store is not None and policy is None:
+        decided = policy_from("idempotent_map", store, options)
+    else:
         raise TypeError("idempotent_map() takes a store= or a policy=, exactly one")
-    if policy is not None and not isinstance(policy, IdempotencyPolicy):
-        raise TypeError(
-            f"policy must be an IdempotencyPolicy, got {type(policy).__name__}"
-        )
-    decided = policy_from(
-        policy if policy is not None else store,  # type: ignore[arg-type]
-        ttl=ttl,
-        in_progress_timeout=in_progress_timeout,
-        max_run=max_run,
-        on_in_progress=on_in_progress,
-        poll_interval=poll_interval,
-        record_errors=record_errors,
-        codec=codec,
-        finish_on_dispose=finish_on_dispose,
-        scheduler=scheduler,
-    )
 
     def one(request: _R) -> Observable[_T]:
         try:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from reactivex import Observable, abc
+from typing_extensions import Unpack
 
-from .._codec import Codec
 from .._codec import fingerprint as fingerprint_of
 from ..stores._base import IdempotencyStore
 from ._execution import join
 from ._policy import (
-    DEFAULT_TTL,
+    IdempotencyOptions,
     IdempotencyPolicy,
     policy_from,
     require_key,
@@ -30,15 +30,7 @@ def idempotent(
     *,
     key: str,
     payload: Any = _NO_PAYLOAD,
-    ttl: float = DEFAULT_TTL,
-    in_progress_timeout: float = 60.0,
-    max_run: float | None = None,
-    on_in_progress: Literal["wait", "error"] = "wait",
-    poll_interval: float = 0.1,
-    record_errors: Any = None,
-    codec: Codec | None = None,
-    finish_on_dispose: bool = False,
-    scheduler: abc.SchedulerBase | None = None,
+    **options: Unpack[IdempotencyOptions],
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """Run the source once per idempotency key; duplicates get the recorded outcome.
 
@@ -154,16 +146,9 @@ def idempotent(
             where seconds go included).
     """
     policy = policy_from(
+        "idempotent",
         store,
-        ttl=ttl,
-        in_progress_timeout=in_progress_timeout,
-        max_run=max_run,
-        on_in_progress=on_in_progress,
-        poll_interval=poll_interval,
-        record_errors=record_errors,
-        codec=codec,
-        finish_on_dispose=finish_on_dispose,
-        scheduler=scheduler,
+        options,
     )
     checked_key = require_key(key)
     fingerprint = None if payload is _NO_PAYLOAD else fingerprint_of(payload)

@@ -8,18 +8,31 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal
 
 from reactivex import abc
+from typing_extensions import TypedDict
 
 from .._arguments import (
     ErrorPredicate,
     error_predicate,
+    options_given,
+    require_bool,
     require_choice,
     require_duration,
+    require_instance,
     require_scheduler,
+    require_text,
 )
 from .._codec import Codec, codec_or_json
 from ..stores._base import IdempotencyStore
 
-__all__ = ["DEFAULT_TTL", "IdempotencyPolicy", "require_key"]
+__all__ = [
+    "DEFAULT_TTL",
+    "IdempotencyOptions",
+    "IdempotencyPolicy",
+    "policy_from",
+    "require_key",
+    "store_renews",
+    "warn_without_renewal",
+]
 
 DEFAULT_TTL = 24 * 3600.0
 # Leases and polls shorter than this are below what a clock can tell apart
@@ -89,16 +102,9 @@ class IdempotencyPolicy:
 
     def __post_init__(self) -> None:
         store = self.store
-        if not isinstance(store, IdempotencyStore):
-            raise TypeError(
-                f"store must be an IdempotencyStore, got {type(store).__name__}"
-            )
-        for name, positive in (
-            ("ttl", True),
-            ("in_progress_timeout", True),
-            ("poll_interval", True),
-        ):
-            seconds = require_duration(name, getattr(self, name), positive=positive)
+        require_instance("store", store, IdempotencyStore)
+        for name in ("ttl", "in_progress_timeout", "poll_interval"):
+            seconds = require_duration(name, getattr(self, name), positive=True)
             object.__setattr__(self, name, seconds)
         for name in ("in_progress_timeout", "poll_interval"):
             if getattr(self, name) < _SHORTEST:  # a lease born expired, or a spin
@@ -113,13 +119,7 @@ class IdempotencyPolicy:
                 require_duration("max_run", self.max_run, positive=True),
             )
         require_choice("on_in_progress", self.on_in_progress, ("wait", "error"))
-        if self.finish_on_dispose is not None and not isinstance(
-            self.finish_on_dispose, bool
-        ):
-            raise TypeError(
-                "finish_on_dispose must be a bool or None, got "
-                f"{type(self.finish_on_dispose).__name__}"
-            )
+        require_bool("finish_on_dispose", self.finish_on_dispose, or_none=True)
         require_scheduler("scheduler", self.scheduler)
         object.__setattr__(
             self,
@@ -173,40 +173,63 @@ def warn_without_renewal(store: IdempotencyStore) -> None:
 
 def require_key(key: object) -> str:
     """An idempotency key must be a non-empty string."""
-    if not isinstance(key, str):
-        raise TypeError(f"key must be a non-empty string, got {type(key).__name__}")
-    if not key:
-        raise ValueError("key must be a non-empty string, got ''")
-    return key
+    return require_text("key", key)
+
+
+class IdempotencyOptions(TypedDict, total=False):
+    """The keyword options of ``rxr.idempotent`` and ``rxr.idempotent_map``:
+    :class:`IdempotencyPolicy`'s fields but ``store``, whose defaults and
+    checks they take (tests/idempotency keep the types in step). Only
+    ``finish_on_dispose`` differs: an operator decides it (False) where the
+    policy may leave it to the operator (None)."""
+
+    ttl: float
+    in_progress_timeout: float
+    max_run: float | None
+    on_in_progress: Literal["wait", "error"]
+    poll_interval: float
+    record_errors: Any
+    codec: Codec | None
+    finish_on_dispose: bool
+    scheduler: abc.SchedulerBase | None
 
 
 def policy_from(
-    store: IdempotencyStore | IdempotencyPolicy, **options: Any
+    operator: str,
+    store: IdempotencyStore | IdempotencyPolicy,
+    options: IdempotencyOptions,
 ) -> IdempotencyPolicy:
-    """The policy an operator runs: from a store and keyword options, or the
-    given policy alone (options then left at their defaults), decided for an
-    operator (``finish_on_dispose`` as given, else False), warned about a store
-    that cannot renew its claims."""
+    """The policy ``operator`` runs: from a store and keyword options, or the
+    given policy alone (an option given beside it at other than its default is
+    an error), decided for an operator (``finish_on_dispose`` as given, else
+    False), warned about a store that cannot renew its claims."""
+    unknown = options.keys() - _OPTION_DEFAULTS.keys()
+    if unknown:
+        raise TypeError(
+            f"{operator}() got an unexpected keyword argument {min(unknown)!r}"
+        )
     if isinstance(store, IdempotencyPolicy):
-        given = [
-            name
-            for name, value in options.items()
-            if value != (False if name == "finish_on_dispose" else _default(name))
-        ]
+        given = options_given(options, _OPTION_DEFAULTS)
         if given:
             raise TypeError(
-                "take either an IdempotencyPolicy or a store with keyword "
-                f"options, not both (got {', '.join(given)})"
+                f"{operator}() takes either an IdempotencyPolicy or a store with "
+                f"keyword options, not both (got {', '.join(given)})"
             )
         policy = store.with_finish_on_dispose(False)
     else:
+        options.setdefault("finish_on_dispose", False)
         policy = IdempotencyPolicy(store, **options)
     warn_without_renewal(policy.store)
     return policy
 
 
-def _default(name: str) -> Any:
-    return _FIELDS[name].default
-
-
-_FIELDS = IdempotencyPolicy.__dataclass_fields__
+#: Every keyword option's default as an operator takes it, from the policy's
+#: own fields (``finish_on_dispose`` decided: False).
+_OPTION_DEFAULTS: dict[str, object] = {
+    **{
+        option.name: option.default
+        for option in dataclasses.fields(IdempotencyPolicy)
+        if option.init and option.name != "store"
+    },
+    "finish_on_dispose": False,
+}

@@ -20,6 +20,7 @@ from ..errors import IdempotencyCodecError, RecordedError
 
 __all__ = [
     "Outcome",
+    "blamed_type",
     "check_round_trip",
     "decode_record",
     "encode_outcome",
@@ -43,6 +44,12 @@ class Outcome(NamedTuple):
 def qualified_name(value: object) -> str:
     kind = type(value)
     return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def blamed_type(values: list[Any]) -> str:
+    """The type to blame for an outcome that could not be recorded: the last
+    value's (the one the codec choked on, if encoding failed at a value)."""
+    return qualified_name(values[-1]) if values else "outcome"
 
 
 def encode_outcome(codec: Codec, values: list[Any], error: Exception | None) -> bytes:

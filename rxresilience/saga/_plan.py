@@ -9,23 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import reactivex as rx
 from reactivex import Observable, abc
 
+from .._arguments import require_callable, require_name
 from .._broadcast import Broadcast
 from .._clock import choose_scheduler
 from .._codec import Codec
 from .._retry import RetryPolicy, retry
-from .._timeout import TimeoutPolicy, timeout
+from .._timeout import AttemptBudget, per_attempt, timeout
 from ._events import SagaEvent
 from ._step import SagaStep
 
 __all__ = ["Budget", "ParallelGroup", "SagaPlan"]
 
-Budget = float | timedelta | TimeoutPolicy | None
+Budget = AttemptBudget | None
+"""A per-attempt budget of a step or compensation, or None for none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +38,12 @@ class ParallelGroup:
     merge: Callable[[Any, list[Any]], Any]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        require_name("name", self.name)
         if not self.steps:
             raise ValueError("steps must not be empty")
         if not all(isinstance(s, SagaStep) for s in self.steps):
             raise TypeError("steps must be SagaStep values")
-        if not callable(self.merge):
-            raise TypeError(f"merge must be callable, got {type(self.merge).__name__}")
+        require_callable("merge", self.merge)
         names = [self.name, *(s.name for s in self.steps)]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate step name in parallel group {self.name!r}")
@@ -138,7 +137,7 @@ def _budgeted(
     time_scheduler: abc.SchedulerBase,
 ) -> Observable[Any]:
     if budget is not None:
-        each = budget if isinstance(budget, TimeoutPolicy) else TimeoutPolicy(budget)
+        each = per_attempt("timeout", budget)
         observable = observable.pipe(timeout(each, scheduler=time_scheduler))
     if policy is not None:
         own = choose_scheduler(policy.scheduler, time_scheduler)

@@ -10,9 +10,15 @@ from typing import Any
 
 from reactivex import Observable
 
-from .._arguments import is_number, require_callable, require_name
+from .._arguments import (
+    require_bool,
+    require_callable,
+    require_instance,
+    require_name,
+    require_number,
+)
 from .._retry import RetryPolicy
-from .._timeout import TimeoutPolicy
+from .._timeout import AttemptBudget, TimeoutPolicy, per_attempt
 
 __all__ = ["SagaStep", "call_with_key", "check_budget"]
 
@@ -83,15 +89,12 @@ class SagaStep:
         object.__setattr__(self, "_compensate_takes_key", takes_key)
         for field_name in ("retry", "compensation_retry"):
             value = getattr(self, field_name)
-            if value is not None and not isinstance(value, RetryPolicy):
-                raise TypeError(
-                    f"{field_name} must be a RetryPolicy, got {type(value).__name__}"
-                )
+            if value is not None:
+                require_instance(field_name, value, RetryPolicy)
         for field_name in ("timeout", "compensation_timeout"):
             budget = check_budget(field_name, getattr(self, field_name))
             object.__setattr__(self, field_name, budget)
-        if not isinstance(self.compensate_on_failure, bool):
-            raise TypeError("compensate_on_failure must be a bool")
+        require_bool("compensate_on_failure", self.compensate_on_failure)
 
     def execution(self, context: Any, key: str) -> Any:
         """``execute`` called as it is declared: with the context, and the key."""
@@ -107,24 +110,15 @@ class SagaStep:
         return self.compensate(context)
 
 
-def check_budget(name: str, budget: object) -> float | timedelta | TimeoutPolicy | None:
+def check_budget(name: str, budget: object) -> AttemptBudget | None:
     """A budget a ``timeout`` operator will take, refused now rather than when
     the saga runs; seconds come back as a float."""
-    if budget is None or isinstance(budget, TimeoutPolicy):
+    if budget is None:
+        return None
+    per_attempt(name, budget)
+    if isinstance(budget, timedelta | TimeoutPolicy):
         return budget
-    if not is_number(budget) and not isinstance(budget, timedelta):
-        raise TypeError(
-            f"{name} must be seconds, a timedelta or a TimeoutPolicy, got "
-            f"{type(budget).__name__}"
-        )
-    try:
-        TimeoutPolicy(each=budget)
-    except ValueError as error:
-        raise ValueError(
-            f"{name} must be a budget for one attempt, as "
-            f"TimeoutPolicy(each=...) takes: {error}"
-        ) from None
-    return float(budget) if is_number(budget) else budget
+    return require_number(name, budget)  # a number, checked: as a float
 
 
 def _arity(name: str, function: Callable[..., Any]) -> bool:

@@ -6,7 +6,7 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from .._arguments import is_number
+from .._arguments import require_number, require_text
 from .._clock import seconds_now
 from .._codec import Codec, JsonCodec
 
@@ -26,12 +26,7 @@ def require_time(name: str, value: object) -> float:
     A time is a finite number (never a ``bool``) within ``LATEST_TIME`` of
     the epoch; checked before anything is written.
     """
-    if not is_number(value):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    try:
-        seconds = float(value)
-    except OverflowError:  # an int beyond any float
-        raise ValueError(f"{name} must be finite, got {value!r}") from None
+    seconds = require_number(name, value)
     if not -LATEST_TIME <= seconds <= LATEST_TIME:  # NaN fails this too
         raise ValueError(
             f"{name} must be a finite time within {LATEST_TIME:g} seconds of the "
@@ -42,11 +37,7 @@ def require_time(name: str, value: object) -> float:
 
 def require_store_key(key: object) -> str:
     """An idempotency key must be a non-empty string, as the operator makes them."""
-    if not isinstance(key, str):
-        raise TypeError(f"key must be a non-empty string, got {type(key).__name__}")
-    if not key:
-        raise ValueError("key must be a non-empty string, got ''")
-    return key
+    return require_text("key", key)
 
 
 class ClaimStatus(enum.Enum):

@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from typing import NamedTuple
 
+from .._arguments import require_count
 from .._codec import Codec, codec_or_json
 from ._base import (
     Claim,
@@ -59,12 +60,7 @@ class InMemoryIdempotencyStore(IdempotencyStore):
     def __init__(
         self, max_entries: int = 100_000, *, codec: Codec | None = None
     ) -> None:
-        if not isinstance(max_entries, int) or isinstance(max_entries, bool):
-            raise TypeError(
-                f"max_entries must be an int, got {type(max_entries).__name__}"
-            )
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
+        require_count("max_entries", max_entries)
         self.codec = codec_or_json(codec)
         self._max_entries = max_entries
         self._lock = threading.Lock()

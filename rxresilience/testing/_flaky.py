@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
-from .._arguments import require_duration
+from .._arguments import require_count, require_duration, require_error_or_factory
 from .._clock import choose_scheduler, clock_of
 
 __all__ = ["FlakySource", "flaky"]
@@ -123,10 +123,8 @@ def flaky(
         TypeError: a ``latency`` that is not a number (a ``bool`` included),
             or an ``error`` that is neither an exception nor a function.
     """
-    if isinstance(failures, int):
-        count = failures
-        if count < 0:
-            raise ValueError(f"failures must be >= 0, got {failures!r}")
+    if isinstance(failures, int):  # a bool too: refused by name
+        count = require_count("failures", failures, minimum=0)
 
         def script(index: int) -> Outcome:
             return "fail" if index < count else "ok"
@@ -146,10 +144,9 @@ def flaky(
     elif isinstance(error, Exception):
         fixed = error
         make_error = lambda _call: fixed  # noqa: E731
-    elif callable(error):
-        make_error = error
     else:
-        raise TypeError(f"error must be an exception or a function, got {error!r}")
+        require_error_or_factory("error", error)
+        make_error = error
     return FlakySource(values, script, latency, make_error)
 
 

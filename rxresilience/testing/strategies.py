@@ -29,6 +29,7 @@ from ._flaky import FlakySource, flaky
 __all__ = [
     "BreakerCall",
     "SagaPlan",
+    "SagaShape",
     "backoff_policies",
     "breaker_configs",
     "delays",
@@ -38,6 +39,7 @@ __all__ = [
     "idempotency_requests",
     "retry_policies",
     "saga_plans",
+    "saga_shapes",
     "timeout_budgets",
 ]
 
@@ -217,25 +219,30 @@ def timeout_budgets() -> st.SearchStrategy[TimeoutPolicy]:
 
 
 @dataclass(frozen=True, slots=True)
-class SagaPlan:
+class SagaShape:
     """A saga to generate: how many steps, which one fails (None: none), and which
-    compensations fail."""
+    compensations fail (not an ``rxr.SagaPlan``, the plan a saga builds)."""
 
     steps: int
     failing_step: int | None
     failing_compensations: frozenset[int]
 
 
-def saga_plans(*, max_steps: int = 6) -> st.SearchStrategy[SagaPlan]:
+def saga_shapes(*, max_steps: int = 6) -> st.SearchStrategy[SagaShape]:
     """Saga shapes for property tests of compensation order."""
     return st.integers(1, max_steps).flatmap(
         lambda n: st.builds(
-            SagaPlan,
+            SagaShape,
             st.just(n),
             st.one_of(st.none(), st.integers(0, n - 1)),
             st.frozensets(st.integers(0, n - 1)),
         )
     )
+
+
+#: The names of 0.1, kept: ``SagaPlan`` read as ``rxr.SagaPlan``, another thing.
+SagaPlan = SagaShape
+saga_plans = saga_shapes
 
 
 def idempotency_requests(

@@ -88,12 +88,13 @@ def test_every_reason_the_lua_gives_is_one_defined_in_python() -> None:
     for script in scripts:
         reasons |= set(_moves(script))
     # Every transition gives a Python-defined reason, or the caller's own
-    # (manual control passes the breaker's reason as ARGV[4]); every reason
-    # the Python machine gives, the Lua one can give too.
+    # (manual control passes the breaker's reason, as its ARGV[6]); every
+    # reason the Python machine gives, the Lua one can give too.
     assert reasons == {f"REASON_{name}" for name in _reasons.MACHINE_REASONS} | {
-        "ARGV[4]"
+        "reason"
     }
-    assert _moves(scripts.force) == ["ARGV[4]"]
+    assert _moves(scripts.force) == ["reason"]
+    assert "local target, reason = ARGV[5], ARGV[6]" in scripts.force
     # No reason text is spelt in the Lua itself: only the rendered definitions.
     prelude = _redis_scripts.template("prelude").template
     for name in TEMPLATES:

@@ -204,3 +204,64 @@ def test_a_storage_serves_a_breaker_through_the_public_interface(
     with pytest.raises(RuntimeError):
         breaker.call(lambda: (_ for _ in ()).throw(RuntimeError("down")))
     assert breaker.state is CircuitState.OPEN
+
+
+# -- a storage that can lose its state ---------------------------------------------------
+# The in-memory storage cannot. A shared one can (Redis: a delete, a FLUSHALL,
+# a failover or a restart without persistence), and then its generations start
+# over. The epoch rule: the state starts a new life; a permit admitted in an
+# earlier life counts in the totals only, as one of an earlier generation does,
+# even when its generation number comes round again; and the sink hears of the
+# move from the state it knew to the new life's (even to the same state: the
+# counters were lost), then of every transition after.
+
+
+@pytest.fixture(params=["redis"])
+def losing_storage(request: pytest.FixtureRequest) -> Any:
+    """Make a storage that can lose its state, and the function that loses it."""
+
+    def make() -> tuple[rxr.BreakerStorage, Any]:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        storage = rxr.RedisBreakerStorage(server.client(), name=uuid.uuid4().hex)
+        return storage, storage.delete
+
+    return make
+
+
+def test_a_permit_from_a_lost_life_counts_in_the_totals_only(
+    losing_storage: Any,
+) -> None:
+    storage, lose = losing_storage()
+    changes: list[rxr.StateChange] = []
+    storage.bind(config(failure_threshold=1), changes.append)
+    old = storage.acquire(0.0)
+    lose()
+    new = storage.acquire(1.0)
+    assert old.generation == new.generation  # the numbers coincide ...
+    storage.record(old, Outcome.FAILURE, 1.0)  # ... the lives do not
+    assert storage.observe(1.0) is CircuitState.CLOSED
+    assert storage.metrics(1.0).failures == 1
+    storage.record(new, Outcome.FAILURE, 2.0)
+    assert storage.observe(2.0) is CircuitState.OPEN
+    assert [(c.previous, c.current, c.at) for c in changes] == [
+        (CircuitState.CLOSED, CircuitState.CLOSED, 1.0),  # a new life, closed
+        (CircuitState.CLOSED, CircuitState.OPEN, 2.0),
+    ]
+
+
+def test_after_a_loss_the_sink_hears_of_the_new_life_and_what_follows(
+    losing_storage: Any,
+) -> None:
+    storage, lose = losing_storage()
+    changes: list[rxr.StateChange] = []
+    storage.bind(config(failure_threshold=1), changes.append)
+    storage.record(storage.acquire(0.0), Outcome.FAILURE, 0.0)
+    lose()
+    assert storage.observe(1.0) is CircuitState.CLOSED
+    storage.record(storage.acquire(2.0), Outcome.FAILURE, 2.0)
+    assert [(c.previous, c.current, c.at) for c in changes] == [
+        (CircuitState.CLOSED, CircuitState.OPEN, 0.0),
+        (CircuitState.OPEN, CircuitState.CLOSED, 1.0),  # the new life
+        (CircuitState.CLOSED, CircuitState.OPEN, 2.0),
+    ]
+    assert storage.retry_after(2.0) == 10.0

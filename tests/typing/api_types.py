@@ -30,6 +30,16 @@ assert_type(
     ),
     rx.Observable[int],
 )
+assert_type(
+    numbers.pipe(rxr.retry(rxr.RetryPolicy(), scheduler=None, rng=None)),
+    rx.Observable[int],
+)
+rxr.retry(3, bakoff=1.0)  # type: ignore[call-overload]
+rxr.retry(3, backoff="soon")  # type: ignore[call-overload]
+rxr.retry(rxr.RetryPolicy(), backoff=1.0)  # type: ignore[call-overload]
+rxr.idempotent(rxr.InMemoryIdempotencyStore(), key="k", tll=5.0)  # type: ignore[call-arg]
+rxr.idempotent(rxr.InMemoryIdempotencyStore(), key="k", ttl="1h")  # type: ignore[arg-type]
+rxr.idempotent_map(rx.of, store=rxr.InMemoryIdempotencyStore(), key=str, tll=1)  # type: ignore[call-arg]
 assert_type(rxr.FullJitterBackoff().sample(3), list[float])
 assert_type(rxr.RetryPolicy().max_attempts, int | None)
 

@@ -11,7 +11,8 @@ from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
 
-from ._support import record
+from .._support import record
+from ._doubles import SubscriberBug
 
 
 def test_results_come_in_request_order_and_duplicates_replay() -> None:
@@ -121,3 +122,32 @@ def test_bad_input_raises_at_construction(
 ) -> None:
     with pytest.raises(error, match=argument):
         rxr.idempotent_map(rx.of, store=rxr.InMemoryIdempotencyStore(), **kwargs)
+
+
+def test_idempotent_map_tells_a_raising_subscriber_and_records_the_request(
+    store: Any,
+) -> None:
+    calls: list[str] = []
+
+    def process(request: str) -> rx.Observable[str]:
+        calls.append(request)
+        return rx.of(f"{request}-1", f"{request}-2")
+
+    seen: list[Any] = []
+
+    def raising(value: Any) -> None:
+        seen.append(value)
+        raise SubscriberBug(value)
+
+    rx.of("r1").pipe(rxr.idempotent_map(process, store=store, key=str)).subscribe(
+        raising, seen.append
+    )
+    assert seen[0] == "r1-1"
+    assert isinstance(seen[1], SubscriberBug)
+    again = (
+        rx.of("r1")
+        .pipe(rxr.idempotent_map(process, store=store, key=str), ops.to_list())
+        .run()
+    )
+    assert again == ["r1-1", "r1-2"]
+    assert calls == ["r1"]

@@ -1,0 +1,254 @@
+"""One ``rxr.timeout`` subscription: one timer aimed at the earliest live deadline."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
+
+from ._clock import LONGEST_WAIT, RESOLUTION, clock_of
+from ._fallback import Replacement
+from .errors import TimeoutError as ResilienceTimeoutError
+
+__all__ = ["TimeoutBudgets", "TimeoutRun"]
+
+_log = logging.getLogger("rxresilience")
+
+_T = TypeVar("_T")
+
+
+class TimeoutBudgets(NamedTuple):
+    """A policy's budgets, converted where the policy is made: relative ones in
+    seconds, absolute ones as deadlines; None where not given."""
+
+    each_s: float | None
+    each_at: datetime | None
+    first_s: float | None
+    total_s: float | None
+    total_at: datetime | None
+
+
+class TimeoutRun(abc.DisposableBase, Generic[_T]):
+    """One subscription: one timer aimed at the earliest live deadline."""
+
+    __slots__ = (
+        "_armed_count",
+        "_clock",
+        "_count",
+        "_done",
+        "_each_at",
+        "_each_s",
+        "_first_budget",
+        "_first_deadline",
+        "_last",
+        "_lock",
+        "_observer",
+        "_replacement",
+        "_scheduler",
+        "_start",
+        "_subscribe_scheduler",
+        "_suspended",
+        "_switched",
+        "_timer",
+        "_total_deadline",
+        "_upstream",
+    )
+
+    def __init__(
+        self,
+        budgets: TimeoutBudgets,
+        observer: abc.ObserverBase[_T],
+        scheduler: abc.SchedulerBase,
+        subscribe_scheduler: abc.SchedulerBase | None,
+        replacement: Replacement | None,
+    ) -> None:
+        self._observer = observer
+        self._scheduler = scheduler
+        self._subscribe_scheduler = subscribe_scheduler
+        self._replacement = replacement
+        self._clock = clock_of(scheduler)
+        self._lock = threading.RLock()
+        self._done = False
+        self._count = 0
+        self._armed_count = 0
+        self._last = 0.0
+        self._each_s = budgets.each_s
+        self._each_at = (
+            None if budgets.each_at is None else scheduler.to_seconds(budgets.each_at)
+        )
+        self._timer = SerialDisposable()
+        self._upstream = SingleAssignmentDisposable()
+        self._switched = SerialDisposable()
+        # The subscriber raised from on_next: as ops.timeout, no item deadline
+        # runs until the next item (the total budget still does).
+        self._suspended = False
+        now = self._start = self._clock()
+        # The first item's deadline and the budget it reports.
+        first_deadline: float | None
+        if budgets.first_s is not None:
+            first_deadline, first_budget = now + budgets.first_s, budgets.first_s
+        elif self._each_s is not None:
+            first_deadline, first_budget = now + self._each_s, self._each_s
+        elif self._each_at is not None:
+            first_deadline, first_budget = self._each_at, self._each_at - now
+        else:
+            first_deadline, first_budget = None, 0.0
+        self._first_deadline = first_deadline
+        self._first_budget = first_budget
+        if budgets.total_s is not None:
+            self._total_deadline: float | None = now + budgets.total_s
+        elif budgets.total_at is not None:
+            self._total_deadline = scheduler.to_seconds(budgets.total_at)
+        else:
+            self._total_deadline = None
+
+    def start(self, source: Observable[_T]) -> None:
+        self._arm(self._start)  # before subscribing, as ops.timeout does
+        self._upstream.disposable = source.subscribe(
+            self._on_next,
+            self._on_error,
+            self._on_completed,
+            scheduler=self._subscribe_scheduler,
+        )
+
+    # -- deadlines ------------------------------------------------------------------
+
+    def _item_deadline(self) -> float | None:
+        if self._suspended:
+            return None
+        if not self._count:
+            return self._first_deadline
+        if self._each_s is not None:
+            return self._last + self._each_s
+        return self._each_at
+
+    def _arm(self, now: float) -> None:
+        deadline = self._item_deadline()
+        total = self._total_deadline
+        if total is not None and (deadline is None or total < deadline):
+            deadline = total
+        self._armed_count = self._count
+        # A deadline further away than a timer can wait (an absolute one in
+        # the year 9999) is never reached: it arms nothing.
+        if deadline is None or deadline - now > LONGEST_WAIT:
+            self._timer.disposable = SingleAssignmentDisposable()
+            return
+        self._timer.disposable = self._scheduler.schedule_relative(
+            max(0.0, deadline - now), self._on_timer
+        )
+
+    def _on_timer(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        with self._lock:
+            if self._done:
+                return
+            now = self._clock()
+            total = self._total_deadline
+            if total is not None and now >= total - RESOLUTION:
+                self._expire("total", total - self._start)
+                return
+            deadline = self._item_deadline()
+            if (
+                deadline is not None
+                and self._count == self._armed_count
+                and now >= deadline - RESOLUTION
+            ):
+                if self._count:
+                    seconds = (
+                        self._each_s
+                        if self._each_s is not None
+                        else deadline - self._start
+                    )
+                    self._expire("each", seconds)
+                else:
+                    self._expire("first", self._first_budget)
+                return
+            # Items arrived since this timer was armed: aim at the new deadline.
+            # A deadline due now is re-armed at zero delay, behind whatever the
+            # scheduler already holds for this instant (as ops.timeout would be).
+            self._arm(now)
+
+    def _expire(self, budget: str, seconds: float) -> None:
+        """Called under the lock: stop the source, then fail or switch."""
+        self._done = True
+        try:
+            self._upstream.dispose()
+        except Exception:  # the source's cleanup failed: the timeout still stands
+            _log.exception("disposing a timed-out source raised")
+        error = ResilienceTimeoutError(budget, seconds)
+        replacement = self._replacement
+        if replacement is None:
+            self._observer.on_error(error)
+            return
+        try:
+            next_source = replacement(error)
+        except Exception as failure:
+            self._observer.on_error(failure)
+            return
+        self._switched.disposable = next_source.subscribe(
+            self._observer, scheduler=self._subscribe_scheduler
+        )
+
+    def _past_total(self) -> bool:
+        """At or past the total deadline (checked as notifications arrive)."""
+        total = self._total_deadline
+        if total is not None and self._clock() >= total - RESOLUTION:
+            self._expire("total", total - self._start)
+            return True
+        return False
+
+    # -- the source's notifications ------------------------------------------------
+
+    def _on_next(self, value: _T) -> None:
+        with self._lock:
+            if self._done:
+                return
+            if self._total_deadline is not None and self._past_total():
+                return
+            self._count += 1
+            if self._each_s is not None:
+                self._last = self._clock()
+            elif (
+                self._count == 1
+                and self._each_at is None
+                and self._total_deadline is None
+            ):
+                self._timer.dispose()  # only `first` was set: no budget is left
+            if self._suspended:
+                self._suspended = False
+                self._arm(self._clock())
+            try:
+                self._observer.on_next(value)
+            except Exception:
+                # The subscriber's own bug travels on as RxPY lets it; it is not
+                # the source's failure, and it stops the item deadline for now.
+                self._suspended = True
+                self._arm(self._clock())
+                raise
+
+    def _on_error(self, error: Exception) -> None:
+        self._terminate(lambda: self._observer.on_error(error))
+
+    def _on_completed(self) -> None:
+        self._terminate(self._observer.on_completed)
+
+    def _terminate(self, notify: Callable[[], None]) -> None:
+        """Pass the source's end on, unless a budget ran out first (or at that instant)."""
+        with self._lock:
+            if self._done:
+                return
+            if self._total_deadline is not None and self._past_total():
+                return
+            self._done = True
+            self._timer.dispose()
+            notify()
+
+    def dispose(self) -> None:
+        self._done = True
+        self._timer.dispose()
+        self._upstream.dispose()
+        self._switched.dispose()

@@ -1,0 +1,1 @@
+"""Tests of the ``rxresilience.idempotency`` package, one file per module."""

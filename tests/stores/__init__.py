@@ -1,0 +1,2 @@
+"""Tests of the ``rxresilience.stores`` package: the contract every store keeps, then
+each backend's own."""
