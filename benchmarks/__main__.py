@@ -8,7 +8,9 @@ from datetime import date
 
 from . import (
     bench_breaker,
+    bench_hedge,
     bench_idempotency,
+    bench_rate_limit,
     bench_redis,
     bench_retry,
     bench_saga,
@@ -25,6 +27,8 @@ SUITES = {
     "saga": bench_saga.run,
     "saga-asyncio": bench_saga_asyncio.run,
     "redis": bench_redis.run,
+    "rate-limit": bench_rate_limit.run,
+    "hedge": bench_hedge.run,
 }
 
 

@@ -23,6 +23,7 @@ from ._backoff import (
 )
 from ._codec import Codec, DataclassCodec, JsonCodec, fingerprint
 from ._fallback import fallback
+from ._hedge import HedgePolicy, hedge
 from ._http import parse_retry_after, raise_for_retry_after
 from ._optimistic import OptimisticState
 from ._optimistic_operator import optimistic
@@ -72,6 +73,16 @@ from .errors import (
     TimeoutError,
 )
 from .idempotency import IdempotencyPolicy, idempotent, idempotent_map
+from .rate_limit import (
+    InMemoryRateLimiterStorage,
+    RateLimiter,
+    RateLimiterConfig,
+    RateLimiterReservation,
+    RateLimiterStorage,
+    RedisRateLimiterStorage,
+    pace,
+    rate_limit,
+)
 from .saga import (
     CompensationFailed,
     CompensationStarted,
@@ -131,6 +142,7 @@ __all__ = [
     "EqualJitterBackoff",
     "ExponentialBackoff",
     "FullJitterBackoff",
+    "HedgePolicy",
     "IdempotencyClaimLostError",
     "IdempotencyCodecError",
     "IdempotencyError",
@@ -140,6 +152,7 @@ __all__ = [
     "IdempotencyStore",
     "InMemoryBreakerStorage",
     "InMemoryIdempotencyStore",
+    "InMemoryRateLimiterStorage",
     "InMemorySagaJournal",
     "JournalEntry",
     "JournalWrite",
@@ -151,10 +164,15 @@ __all__ = [
     "Outcome",
     "Permit",
     "RateLimitedError",
+    "RateLimiter",
+    "RateLimiterConfig",
+    "RateLimiterReservation",
+    "RateLimiterStorage",
     "RecordedError",
     "RecoveryFailed",
     "RedisBreakerStorage",
     "RedisIdempotencyStore",
+    "RedisRateLimiterStorage",
     "RedisSagaJournal",
     "Refusal",
     "ResilienceError",
@@ -192,11 +210,14 @@ __all__ = [
     "fallback",
     "fingerprint",
     "from_async",
+    "hedge",
     "idempotent",
     "idempotent_map",
     "optimistic",
+    "pace",
     "parse_retry_after",
     "raise_for_retry_after",
+    "rate_limit",
     "recover",
     "resilient",
     "retry",
