@@ -10,6 +10,7 @@ from . import (
     bench_breaker,
     bench_hedge,
     bench_idempotency,
+    bench_postgres,
     bench_rate_limit,
     bench_redis,
     bench_retry,
@@ -27,6 +28,7 @@ SUITES = {
     "saga": bench_saga.run,
     "saga-asyncio": bench_saga_asyncio.run,
     "redis": bench_redis.run,
+    "postgres": bench_postgres.run,
     "rate-limit": bench_rate_limit.run,
     "hedge": bench_hedge.run,
 }

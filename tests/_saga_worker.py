@@ -204,7 +204,8 @@ TERMINAL = ("completed", "compensated", "failed")
 
 
 def journal_of(request: Any, tmp_path: Any) -> Iterator[rxr.SagaJournal]:
-    """The journal named by ``request.param``: memory, sqlite or redis (a real server)."""
+    """The journal named by ``request.param``: memory, sqlite, redis or postgres
+    (a real server)."""
     import uuid
 
     journal: rxr.SagaJournal
@@ -212,6 +213,9 @@ def journal_of(request: Any, tmp_path: Any) -> Iterator[rxr.SagaJournal]:
         journal = rxr.InMemorySagaJournal()
     elif request.param == "sqlite":
         journal = rxr.SQLiteSagaJournal(tmp_path / "sagas.db")
+    elif request.param == "postgres":
+        pg = request.getfixturevalue("postgres_server")
+        journal = rxr.PostgresSagaJournal(pg.url, table_prefix=f"s_{uuid.uuid4().hex}")
     else:
         server = request.getfixturevalue("redis_server")
         journal = rxr.RedisSagaJournal(

@@ -13,6 +13,12 @@ from hypothesis import HealthCheck, settings
 
 import rxresilience as rxr
 
+from ._postgres_server import (  # postgres_server: a fixture, for every test
+    PostgresServer,
+    fresh_name,
+    postgres_pool,  # noqa: F401
+    postgres_server,  # noqa: F401
+)
 from ._redis_server import RedisClusterServer, RedisServer
 
 settings.register_profile("default", max_examples=100, deadline=None, print_blob=True)
@@ -63,11 +69,16 @@ def breaker_on(request: pytest.FixtureRequest) -> Callable[..., rxr.CircuitBreak
     return make
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Any]:
-    """An idempotency store: in memory, on SQLite, or on a real Redis."""
+    """An idempotency store: in memory, on SQLite, or on a real Redis or PostgreSQL."""
     if request.param == "memory":
         yield rxr.InMemoryIdempotencyStore()
+    elif request.param == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        pg_store = rxr.PostgresIdempotencyStore(server.url, table=fresh_name())
+        yield pg_store
+        pg_store.close()
     elif request.param == "redis":
         server = request.getfixturevalue("redis_server")
         yield rxr.RedisIdempotencyStore(server.client(), prefix=f"{tmp_path.name}:")

@@ -27,9 +27,10 @@ from reactivex import operators as ops
 import rxresilience as rxr
 
 from . import _saga_worker as worker
+from ._postgres_server import fresh_name
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def journal(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Any]:
     yield from worker.journal_of(request, tmp_path)
 
@@ -307,13 +308,16 @@ def test_under_asyncio_a_journal_whose_writes_never_block_is_written_in_place() 
     assert run_concurrently(journal, 20) == [3] * 20
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "postgres"])
 def test_real_journals_under_asyncio(
     kind: str, tmp_path: pathlib.Path, request: pytest.FixtureRequest
 ) -> None:
     journal: rxr.SagaJournal
     if kind == "sqlite":
         journal = rxr.SQLiteSagaJournal(tmp_path / "sagas.db")
+    elif kind == "postgres":
+        pg = request.getfixturevalue("postgres_server")
+        journal = rxr.PostgresSagaJournal(pg.url, table_prefix=fresh_name())
     else:
         server = request.getfixturevalue("redis_server")
         journal = rxr.RedisSagaJournal(server.client(), prefix=f"batch-{kind}")
@@ -476,7 +480,7 @@ def test_a_failed_commit_publishes_no_start_and_keeps_the_facts() -> None:
     assert record.status == "compensated"
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis", "postgres"])
 def test_an_error_text_no_store_can_encode_fails_only_its_own_saga(
     kind: str, tmp_path: pathlib.Path, request: pytest.FixtureRequest
 ) -> None:
@@ -486,6 +490,9 @@ def test_an_error_text_no_store_can_encode_fails_only_its_own_saga(
         journal = Counting()
     elif kind == "sqlite":
         journal = rxr.SQLiteSagaJournal(tmp_path / "sagas.db")
+    elif kind == "postgres":
+        pg = request.getfixturevalue("postgres_server")
+        journal = rxr.PostgresSagaJournal(pg.url, table_prefix=fresh_name())
     else:
         server = request.getfixturevalue("redis_server")
         journal = rxr.RedisSagaJournal(server.client(), prefix="surrogates")

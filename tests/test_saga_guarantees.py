@@ -28,7 +28,7 @@ class SubscriberBug(Exception):
     pass
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def saga_journal(
     request: pytest.FixtureRequest, tmp_path: pathlib.Path
 ) -> Iterator[rxr.SagaJournal]:

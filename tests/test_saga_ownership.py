@@ -28,7 +28,7 @@ from . import _saga_worker as worker
 from ._support import POSITIVE_DURATIONS_OUT_OF_RANGE, pending
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def journal(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Any]:
     yield from worker.journal_of(request, tmp_path)
 

@@ -24,6 +24,7 @@ from ._journal import (
 )
 from ._memory_journal import InMemorySagaJournal
 from ._plan import SagaPlan
+from ._postgres_journal import PostgresSagaJournal
 from ._recover import recover
 from ._redis_journal import RedisSagaJournal
 from ._saga import Saga
@@ -36,6 +37,7 @@ __all__ = [
     "InMemorySagaJournal",
     "JournalEntry",
     "JournalWrite",
+    "PostgresSagaJournal",
     "RecoveryFailed",
     "RedisSagaJournal",
     "SQLiteSagaJournal",

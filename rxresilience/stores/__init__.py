@@ -5,6 +5,7 @@ The public names are re-exported from ``rxresilience``.
 
 from ._base import Claim, ClaimStatus, IdempotencyStore
 from ._memory import InMemoryIdempotencyStore
+from ._postgres import PostgresIdempotencyStore
 from ._redis import RedisIdempotencyStore
 from ._sqlite import SQLiteIdempotencyStore
 
@@ -13,6 +14,7 @@ __all__ = [
     "ClaimStatus",
     "IdempotencyStore",
     "InMemoryIdempotencyStore",
+    "PostgresIdempotencyStore",
     "RedisIdempotencyStore",
     "SQLiteIdempotencyStore",
 ]

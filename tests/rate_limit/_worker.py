@@ -15,7 +15,7 @@ def take_permits(
     url: str,
     name: str,
     settings: tuple[float, float, int],
-    started: float,
+    start: Any,
     seconds: float,
     barrier: Any,
     results: Any,
@@ -23,7 +23,8 @@ def take_permits(
     """Try for permits for ``seconds``; report when each was taken, and the tries.
 
     The limiter's clock is a virtual one set to the real seconds since
-    ``started`` before each try, so every process keeps the same time and
+    ``start`` (a shared value the parent sets between the two waits on
+    ``barrier``) before each try, so every process keeps the same time and
     each admission's instant is exact.
     """
     clock = TestScheduler()
@@ -32,7 +33,9 @@ def take_permits(
     limiter = rxr.RateLimiter(rate, per, burst, storage=storage, scheduler=clock)
     taken: list[float] = []
     tries = 0
-    barrier.wait()
+    barrier.wait(timeout=120)  # every worker is up
+    barrier.wait(timeout=120)  # the parent has set the start
+    started = float(start.value)
     while True:
         now = time.time() - started
         if now >= seconds:

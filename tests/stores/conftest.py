@@ -9,11 +9,12 @@ import pytest
 
 import rxresilience as rxr
 
+from .._postgres_server import PostgresServer, fresh_name
 from .._redis_server import RedisServer
 from ._store_values import odd_prefix
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def make_store(
     request: pytest.FixtureRequest, tmp_path: pathlib.Path
 ) -> Iterator[Callable[[], rxr.IdempotencyStore]]:
@@ -24,6 +25,9 @@ def make_store(
         store: rxr.IdempotencyStore
         if request.param == "memory":
             store = rxr.InMemoryIdempotencyStore()
+        elif request.param == "postgres":
+            pg: PostgresServer = request.getfixturevalue("postgres_server")
+            store = rxr.PostgresIdempotencyStore(pg.url, table=fresh_name())
         elif request.param == "redis":
             server: RedisServer = request.getfixturevalue("redis_server")
             store = rxr.RedisIdempotencyStore(server.client(), prefix=odd_prefix())

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import rxresilience as rxr
 from rxresilience._clock import LONGEST_WAIT
 
+from .._postgres_server import fresh_name
 from .._redis_server import RedisServer
 from ._store_values import (
     CLAIMED,
@@ -311,12 +312,13 @@ def _replay(store: rxr.IdempotencyStore, steps: list[tuple[Any, ...]]) -> list[o
 @settings(max_examples=60)
 @given(steps=_STEPS)
 def test_memory_sqlite_and_redis_answer_every_sequence_alike(
-    redis_server: RedisServer, steps: list[tuple[Any, ...]]
+    redis_server: RedisServer, postgres_pool: Any, steps: list[tuple[Any, ...]]
 ) -> None:
     stores = [
         rxr.InMemoryIdempotencyStore(),
         rxr.SQLiteIdempotencyStore(":memory:"),
         rxr.RedisIdempotencyStore(redis_server.client(), prefix=odd_prefix()),
+        rxr.PostgresIdempotencyStore(postgres_pool, table=fresh_name()),
     ]
     try:
         memory, *others = (_replay(store, steps) for store in stores)

@@ -1,0 +1,266 @@
+"""The PostgreSQL connections each PostgreSQL-backed part of the library talks through.
+
+A store or journal is given a connection string (it opens a pool of its
+own), a ``psycopg_pool.ConnectionPool`` (it borrows connections from it),
+or one ``psycopg.Connection`` (single-threaded use only). Every operation
+borrows a connection, runs its statements in one transaction (or, on an
+autocommit connection, one statement on its own), and gives it back. A
+failure of PostgreSQL, of the network or of the pool becomes the caller's
+error type (``IdempotencyError``, ``SagaError``); nothing is retried, so a
+write whose reply was lost is never sent twice.
+
+``psycopg`` (3.2 or later) and ``psycopg-pool`` are optional dependencies:
+``pip install 'rxresilience[postgres]'``; nothing here imports them until a
+store or journal is built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._arguments import require_duration, require_instance
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = [
+    "DEFAULT_POOL_SIZE",
+    "DEFAULT_TIMEOUT",
+    "LONGEST_NAME",
+    "PostgresConnections",
+    "import_psycopg",
+    "require_table_name",
+]
+
+#: Seconds an operation waits, by default, for a connection, a connect, or
+#: (on a pool of the library's own) a statement: see :class:`PostgresConnections`.
+DEFAULT_TIMEOUT = 5.0
+
+#: Connections in a pool the library opens from a connection string.
+DEFAULT_POOL_SIZE = 10
+
+#: The longest identifier PostgreSQL keeps (``NAMEDATALEN - 1`` bytes); a
+#: longer one is silently truncated, so two long names could meet.
+LONGEST_NAME = 63
+
+_LONGEST_INT = 2**31 - 1
+
+_NAME = re.compile(r"[A-Za-z0-9_]+", re.ASCII)
+
+
+def import_psycopg() -> Any:
+    """psycopg (with psycopg_pool), or an ImportError that says how to install it."""
+    try:
+        import psycopg
+        import psycopg_pool  # noqa: F401 - checked here, used by PostgresConnections
+    except ImportError as error:
+        raise ImportError(
+            "the PostgreSQL-backed parts of rxresilience need psycopg 3 and "
+            "psycopg-pool: pip install 'rxresilience[postgres]'"
+        ) from error
+    return psycopg
+
+
+def require_table_name(name: str, value: object, *, longest: int) -> str:
+    """A table name (or prefix, or schema): letters, digits and underscores.
+
+    Nothing else (no quotes, spaces, dots, non-ASCII letters), between 1 and
+    ``longest`` characters, else ``ValueError`` (``TypeError`` for a
+    non-string) naming the argument. The name is quoted in every statement
+    all the same (``psycopg.sql.Identifier``), so case is kept.
+    """
+    require_instance(name, value, str, "a string")
+    text = str(value)
+    if not _NAME.fullmatch(text):
+        raise ValueError(
+            f"{name} must be letters, digits and underscores only, got {value!r}"
+        )
+    if len(text) > longest:
+        raise ValueError(
+            f"{name} must be at most {longest} characters (PostgreSQL truncates "
+            f"longer names), got {len(text)}"
+        )
+    return text
+
+
+class PostgresConnections:
+    """Where a store or journal borrows its connections, and how failures read.
+
+    Args:
+        connection: a connection string (``"postgresql://app@db/app"``): a pool
+            of the library's own is opened, of up to ``pool_size``
+            autocommit connections, each with ``connect_timeout``,
+            ``tcp_user_timeout`` and keepalives from ``timeout``, and a
+            server-side ``statement_timeout`` of ``timeout``; or a
+            ``psycopg_pool.ConnectionPool`` (its connections and their
+            settings are the user's: set ``connect_timeout`` and keepalives
+            there); or a ``psycopg.Connection``, for single-threaded use
+            only (the library serialises its own use of it, but the
+            transactions of other users of the same connection would
+            interleave with its own).
+        timeout: seconds to wait for a pool's connection (or the lone
+            connection's turn), and on the library's own pool the bounds
+            above; positive, finite.
+        error: the error type failures are raised as.
+        what: how messages name the store or journal.
+    """
+
+    def __init__(
+        self,
+        connection: object,
+        *,
+        timeout: float,
+        pool_size: int,
+        error: type[Exception],
+        what: str,
+    ) -> None:
+        psycopg = import_psycopg()
+        import psycopg_pool
+
+        self.timeout = require_duration("timeout", timeout, positive=True)
+        self._error = error
+        self._what = what
+        self._lock = threading.Lock()
+        self._own = False
+        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
+        self._single: Any = None  # a psycopg.Connection
+        if isinstance(connection, str):
+            try:
+                psycopg.conninfo.conninfo_to_dict(connection)
+            except psycopg.ProgrammingError as bad:
+                raise ValueError(
+                    f"connection is not a valid connection string: {bad}"
+                ) from None
+            self._pool = psycopg_pool.ConnectionPool(
+                connection,
+                min_size=1,
+                max_size=pool_size,
+                timeout=self.timeout,
+                kwargs=_own_settings(self.timeout),
+                open=True,
+                name=what,
+            )
+            self._own = True
+        elif isinstance(connection, psycopg_pool.ConnectionPool):
+            self._pool = connection
+        elif isinstance(connection, psycopg.Connection):
+            self._single = connection
+        else:
+            raise TypeError(
+                "connection must be a connection string, a "
+                "psycopg_pool.ConnectionPool or a psycopg.Connection, got "
+                f"{type(connection).__name__}"
+            )
+
+    def failed(self, error: BaseException | str) -> Exception:
+        """The caller's error for a failure of PostgreSQL."""
+        return self._error(f"PostgreSQL {self._what} failed: {error}")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection inside a transaction, committed when the block ends.
+
+        Any failure of psycopg or of the pool (the server down, a reply lost,
+        a pool closed or exhausted past ``timeout``) is raised as the
+        caller's error; nothing is retried.
+        """
+        psycopg = import_psycopg()
+        with (
+            self._failures(psycopg),
+            self._borrowed(psycopg) as conn,
+            conn.transaction(),
+        ):
+            yield conn
+
+    @contextlib.contextmanager
+    def statement(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for one statement: autocommit commits it alone (one
+        round trip); otherwise it runs in a transaction of its own."""
+        psycopg = import_psycopg()
+        with self._failures(psycopg), self._borrowed(psycopg) as conn:
+            if conn.autocommit:
+                yield conn
+            else:
+                with conn.transaction():
+                    yield conn
+
+    @contextlib.contextmanager
+    def _failures(self, psycopg: Any) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as error:
+            if isinstance(error, psycopg.OperationalError):
+                self._drop_dead_connections()
+            raise self.failed(error) from error
+        except UnicodeError as error:  # text PostgreSQL cannot hold (surrogates)
+            raise self.failed(error) from error
+
+    @contextlib.contextmanager
+    def _borrowed(self, psycopg: Any) -> Iterator[psycopg.Connection[Any]]:
+        pool = self._pool
+        if pool is not None:
+            if pool.closed:
+                raise self._error(
+                    f"PostgreSQL {self._what}: its connection pool is closed "
+                    "(open it, or give the store a pool that is open)"
+                )
+            with pool.connection(timeout=self.timeout) as conn:
+                yield conn
+            return
+        conn = self._single
+        assert conn is not None
+        if not self._lock.acquire(timeout=self.timeout):
+            raise self._error(
+                f"PostgreSQL {self._what}: its connection stayed busy for "
+                f"{self.timeout} seconds (a lone connection serves one caller "
+                "at a time: give it a pool)"
+            )
+        try:
+            if conn.closed:
+                raise self._error(f"PostgreSQL {self._what}: its connection is closed")
+            status = conn.info.transaction_status
+            if status != psycopg.pq.TransactionStatus.IDLE:
+                raise self._error(
+                    f"PostgreSQL {self._what}: its connection is inside a "
+                    f"transaction ({status.name}) that is not the library's; "
+                    "give it a connection of its own"
+                )
+            yield conn
+        finally:
+            self._lock.release()
+
+    def _drop_dead_connections(self) -> None:
+        """After a lost connection, let the pool drop its other dead ones, so
+        that a restarted server costs one failed operation, not one per
+        pooled connection (best effort: the pool may be down or closed)."""
+        if self._pool is not None and not self._pool.closed:
+            with contextlib.suppress(Exception):
+                self._pool.check()
+
+    def close(self) -> None:
+        """Close the pool the library opened; a user's pool or connection is
+        left to its owner."""
+        if self._own and self._pool is not None:
+            self._pool.close()
+
+
+def _own_settings(timeout: float) -> dict[str, Any]:
+    """The settings of the connections of a pool the library opens."""
+    # PostgreSQL and libpq keep these as C ints (of milliseconds, of seconds)
+    milliseconds = min(_LONGEST_INT, max(1, math.ceil(timeout * 1000)))
+    seconds = min(_LONGEST_INT, max(2, math.ceil(timeout)))  # libpq's shortest
+    return {
+        "autocommit": True,
+        "connect_timeout": seconds,
+        "tcp_user_timeout": milliseconds,
+        "keepalives": 1,
+        "keepalives_idle": seconds,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "options": f"-c statement_timeout={milliseconds}",
+    }

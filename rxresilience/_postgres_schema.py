@@ -1,0 +1,148 @@
+"""The tables of a PostgreSQL store or journal: made once, versioned, never misread.
+
+Every component (an idempotency table, a saga journal's tables) writes its
+schema version in one shared table, ``rxr_schema_versions`` (in the same
+PostgreSQL schema), under a name of its own. On its first operation a
+component reads that row: its own version, and it goes on; a newer one, and
+it refuses (an older release must not misread a newer layout); none, and it
+creates its tables, unless told not to (``create_schema=False``, for roles
+without DDL rights, since PostgreSQL 15's ``public`` schema no longer lets
+everyone create tables) or unless its main table exists without a version
+row (a table of the same name that is not ours). Creators are serialised by
+an advisory lock held for their transaction, so processes starting together
+create each table once.
+
+The statements are built with ``psycopg.sql``: every name is an
+``Identifier`` (quoted), never formatted into the SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._postgres import PostgresConnections, import_psycopg
+
+__all__ = ["VERSIONS_TABLE", "TableSchema"]
+
+#: The table that holds every component's schema version.
+VERSIONS_TABLE = "rxr_schema_versions"
+
+#: The advisory lock (a bigint: "rxrschem" in ASCII) creators take.
+_CREATION_LOCK = int.from_bytes(b"rxrschem", "big") - 2**63
+
+_VERSIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS {versions} "
+    "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TableSchema:
+    """One component's tables.
+
+    Attributes:
+        component: the name of its row in the versions table.
+        version: the version of the layout this release writes.
+        names: the identifiers its statements name, by placeholder
+            (``{"table": "rxr_idempotency"}``); ``schema`` qualifies each,
+            but those whose placeholder ends in ``_index`` (an index lives
+            in its table's schema).
+        main: the placeholder of the table whose presence without a version
+            row means "not ours".
+        ddl: ``CREATE ... IF NOT EXISTS`` statements with ``{placeholder}``
+            names.
+        schema: the PostgreSQL schema the tables live in, or None for the
+            connection's ``search_path``.
+    """
+
+    component: str
+    version: int
+    names: Mapping[str, str]
+    main: str
+    ddl: tuple[str, ...]
+    schema: str | None = None
+
+    def identifier(self, name: str) -> Any:
+        """``name`` as a ``psycopg.sql.Identifier``, qualified by the schema."""
+        sql = import_psycopg().sql
+        if self.schema is None:
+            return sql.Identifier(name)
+        return sql.Identifier(self.schema, name)
+
+    def render(self, template: str) -> str:
+        """``template`` with every ``{placeholder}`` a quoted identifier, and
+        ``{component}`` and ``{version}`` literals."""
+        sql = import_psycopg().sql
+        names = {
+            # an index lives in its table's schema: its name is never qualified
+            key: sql.Identifier(value)
+            if key.endswith("_index")
+            else self.identifier(value)
+            for key, value in self.names.items()
+        }
+        names["versions"] = self.identifier(VERSIONS_TABLE)
+        names["component"] = sql.Literal(self.component)
+        names["version"] = sql.Literal(self.version)
+        text: str = sql.SQL(template).format(**names).as_string(None)
+        return text
+
+    def statements(self) -> list[str]:
+        """The SQL that creates the tables and records their version."""
+        return [
+            self.render(_VERSIONS_DDL),
+            *(self.render(statement) for statement in self.ddl),
+            self.render(
+                "INSERT INTO {versions} (component, version) "
+                "VALUES ({component}, {version}) ON CONFLICT (component) DO NOTHING"
+            ),
+        ]
+
+    def sql_text(self) -> str:
+        """The statements as one script, for a DBA to run."""
+        return ";\n".join(self.statements()) + ";\n"
+
+    def ensure(self, connections: PostgresConnections, *, create: bool) -> None:
+        """Check (and, with ``create``, make) the tables, in one transaction.
+
+        Raises the connections' error when the tables hold a newer version,
+        when the main table exists without a version row, or when they are
+        missing and ``create`` is false.
+        """
+        versions = self.render("{versions}")
+        main = self.render("{" + self.main + "}")
+        with connections.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATION_LOCK,))
+            has_versions, has_main = conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
+                (versions, main),
+            ).fetchone() or (False, False)
+            found = None
+            if has_versions:
+                row = conn.execute(
+                    self.render("SELECT version FROM {versions} WHERE component = %s"),
+                    (self.component,),
+                ).fetchone()
+                found = None if row is None else int(row[0])
+            if found is not None:
+                if found > self.version:
+                    raise connections.failed(
+                        f"{main} holds schema version {found} of "
+                        f"{self.component!r}; this release of rxresilience "
+                        f"understands version {self.version} at most: upgrade it"
+                    )
+                return  # ours (no older version has been released)
+            if has_main:
+                raise connections.failed(
+                    f"{main} exists without a schema version row in {versions}; "
+                    "refusing a table this release did not make"
+                )
+            if not create:
+                raise connections.failed(
+                    f"{main} does not exist and create_schema=False: call "
+                    "create_schema() with a role that may create tables, or "
+                    f"run this SQL:\n{self.sql_text()}"
+                )
+            for statement in self.statements():
+                conn.execute(statement)

@@ -1,0 +1,359 @@
+"""``PostgresSagaJournal``: durable sagas any process of a fleet can recover.
+
+Two tables: one row per saga (name, status, last touch, owner token, lease,
+entry count) and one row per entry. Every fenced write is a compare-and-set
+on the owner token in its ``WHERE`` clause, committed at once: no row lock
+outlives a write (a step or a compensation may take minutes). Taking a saga
+whose owner is gone is one ``UPDATE ... WHERE`` that PostgreSQL re-checks on
+the row's latest version, so two recoverers racing for a saga never both
+win, and the former owner's writes are refused from then on.
+
+``psycopg`` and ``psycopg-pool`` are optional dependencies: ``pip install
+'rxresilience[postgres]'``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from .._arguments import require_bool
+from .._postgres import (
+    DEFAULT_POOL_SIZE,
+    DEFAULT_TIMEOUT,
+    LONGEST_NAME,
+    PostgresConnections,
+    require_table_name,
+)
+from .._postgres_schema import TableSchema
+from ..errors import SagaError
+from ._journal import JournalEntry, JournalWrite, SagaJournal, SagaRecord
+from ._postgres_batch import apply_batch, batch_statements
+
+__all__ = ["PostgresSagaJournal"]
+
+SCHEMA_VERSION = 1
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS {sagas} (
+    saga_id TEXT PRIMARY KEY,
+    saga_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    touched DOUBLE PRECISION NOT NULL,
+    owner TEXT,
+    lease_until DOUBLE PRECISION,
+    entry_count INTEGER NOT NULL DEFAULT 0
+)""",
+    """CREATE TABLE IF NOT EXISTS {entries} (
+    saga_id TEXT NOT NULL REFERENCES {sagas} (saga_id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    step TEXT NOT NULL,
+    context BYTEA,
+    error TEXT,
+    PRIMARY KEY (saga_id, seq)
+)""",
+    "CREATE INDEX IF NOT EXISTS {running_index} ON {sagas} (touched) "
+    "WHERE status = 'running'",
+)
+
+_BEGIN = """INSERT INTO {sagas} (saga_id, saga_name, status, touched, owner, lease_until)
+VALUES (%s, %s, 'running', %s, %s, %s) ON CONFLICT (saga_id) DO NOTHING RETURNING 1"""
+# Touch the saga (if held by the owner) and add the entry: one statement.
+_APPEND = """WITH s AS (
+    UPDATE {sagas} SET touched = %s, entry_count = entry_count + 1
+    WHERE saga_id = %s AND (%s::text IS NULL OR owner = %s)
+    RETURNING saga_id, entry_count)
+INSERT INTO {entries} (saga_id, seq, kind, step, context, error)
+SELECT saga_id, entry_count, %s, %s, %s, %s FROM s RETURNING 1"""
+_FINISH = """UPDATE {sagas} SET status = %s, touched = %s
+WHERE saga_id = %s AND (%s::text IS NULL OR owner = %s)"""
+_CLAIM_STALE = """UPDATE {sagas} SET touched = %s
+WHERE saga_id = %s AND status = 'running' AND touched < %s"""
+# Gone: the lease (or, written without one, the last touch) ended before
+# stale_before, or the saga is held by the owner known to be gone (a NULL
+# gone owner matches nobody).
+_TAKE = """UPDATE {sagas} SET owner = %s, lease_until = %s, touched = %s
+WHERE saga_id = %s AND status = 'running'
+    AND (COALESCE(lease_until, touched) < %s OR owner = %s)"""
+_RENEW = """UPDATE {sagas} SET lease_until = %s, touched = %s
+WHERE saga_id = %s AND owner = %s AND status = 'running'"""
+_LOAD = """SELECT s.saga_name, s.status, s.touched, s.owner, s.lease_until,
+    e.kind, e.step, e.context, e.error
+FROM {sagas} s LEFT JOIN {entries} e ON e.saga_id = s.saga_id
+WHERE s.saga_id = %s ORDER BY e.seq"""
+_UNFINISHED = (
+    "SELECT saga_id FROM {sagas} WHERE status = 'running' ORDER BY touched, saga_id"
+)
+
+
+class PostgresSagaJournal(SagaJournal):
+    """Saga journals in PostgreSQL: durable, shared by processes on many machines.
+
+    Every write the journal acknowledges is committed (with PostgreSQL's
+    default ``synchronous_commit=on`` it survives a crash or restart of the
+    server), so recovery never forgets a step that may have happened.
+
+    The tables (``<prefix>_sagas``, ``<prefix>_entries``; default prefix
+    ``rxr_saga``) are made on first use if missing, with a version row in
+    ``rxr_schema_versions``::
+
+        CREATE TABLE IF NOT EXISTS "rxr_schema_versions"
+            (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS "rxr_saga_sagas" (
+            saga_id TEXT PRIMARY KEY,
+            saga_name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            touched DOUBLE PRECISION NOT NULL,
+            owner TEXT,
+            lease_until DOUBLE PRECISION,
+            entry_count INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE IF NOT EXISTS "rxr_saga_entries" (
+            saga_id TEXT NOT NULL REFERENCES "rxr_saga_sagas" (saga_id)
+                ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            step TEXT NOT NULL,
+            context BYTEA,
+            error TEXT,
+            PRIMARY KEY (saga_id, seq)
+        );
+        CREATE INDEX IF NOT EXISTS "rxr_saga_sagas_running"
+            ON "rxr_saga_sagas" (touched) WHERE status = 'running';
+        INSERT INTO "rxr_schema_versions" (component, version)
+            VALUES ('saga_journal:rxr_saga', 1) ON CONFLICT (component) DO NOTHING;
+
+    (:meth:`schema_sql` gives it for the names in use.) For a role that may
+    not create tables pass ``create_schema=False`` and have them made ahead
+    (:meth:`create_schema`, or that SQL). Tables of a newer version than this
+    release knows are refused, as is a ``<prefix>_sagas`` without a version
+    row.
+
+    A batch of writes (:meth:`write_owned`: a run's writes between two
+    waits, and under asyncio several runs' batches, written off the event
+    loop by the group commit) is one transaction of a few statements, each
+    write fenced on its own saga. Times are the callers' clocks (the saga's
+    scheduler): the fleet's clocks must agree to within a small part of a
+    lease, as for Redis, or a recoverer whose clock runs ahead takes sagas
+    early.
+
+    Args:
+        connection: a connection string (the journal opens a pool of its
+            own, of up to 10 autocommit connections), a
+            ``psycopg_pool.ConnectionPool`` (``READ COMMITTED`` connections,
+            PostgreSQL's default), or a ``psycopg.Connection``, for
+            single-threaded use only.
+        table_prefix: the tables' names begin with it: letters, digits and
+            underscores, at most 49 characters; quoted, so its case is kept.
+        schema: the PostgreSQL schema the tables live in (same rule, at most
+            63 characters); None, the connection's ``search_path``.
+        create_schema: make the tables on first use when they are missing.
+        timeout: seconds (positive, finite) to wait for a connection from the
+            pool; on the journal's own pool also the connect timeout (at
+            least 2 seconds), every statement's ``statement_timeout``, and
+            ``tcp_user_timeout`` with keepalives.
+
+    Raises:
+        SagaError: on any operation, when PostgreSQL, the network or the pool
+            fails (nothing acknowledged is lost; a write whose reply was lost
+            is not sent again, and its outcome is unknown), when a saga id is
+            begun twice, or when the tables are missing (with
+            ``create_schema=False``), newer, or not ours.
+        ValueError: a ``table_prefix`` or ``schema`` that is not letters,
+            digits and underscores, or too long; a ``timeout`` not above 0 or
+            not finite; a connection string that does not parse.
+        TypeError: a ``connection`` of another kind, a non-string name, a
+            non-number ``timeout``, or a non-bool ``create_schema``.
+        ImportError: psycopg is not installed (``pip install
+            'rxresilience[postgres]'``).
+    """
+
+    def __init__(
+        self,
+        connection: Any,
+        *,
+        table_prefix: str = "rxr_saga",
+        schema: str | None = None,
+        create_schema: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.table_prefix = require_table_name(
+            "table_prefix", table_prefix, longest=LONGEST_NAME - len("_sagas_running")
+        )
+        if schema is not None:
+            require_table_name("schema", schema, longest=LONGEST_NAME)
+        require_bool("create_schema", create_schema)
+        prefix = self.table_prefix
+        self._layout = TableSchema(
+            component=f"saga_journal:{prefix}",
+            version=SCHEMA_VERSION,
+            names={
+                "sagas": f"{prefix}_sagas",
+                "entries": f"{prefix}_entries",
+                "running_index": f"{prefix}_sagas_running",
+            },
+            main="sagas",
+            ddl=_DDL,
+            schema=schema,
+        )
+        self._connections = PostgresConnections(
+            connection,
+            timeout=timeout,
+            pool_size=DEFAULT_POOL_SIZE,
+            error=SagaError,
+            what=f"saga journal {prefix!r}",
+        )
+        self._create = create_schema
+        self._ready = False
+        self._opening = threading.Lock()
+        render = self._layout.render
+        self._begin_sql = render(_BEGIN)
+        self._append_sql = render(_APPEND)
+        self._finish_sql = render(_FINISH)
+        self._claim_sql = render(_CLAIM_STALE)
+        self._take_sql = render(_TAKE)
+        self._renew_sql = render(_RENEW)
+        self._load_sql = render(_LOAD)
+        self._unfinished_sql = render(_UNFINISHED)
+        self._batch = batch_statements(render)
+
+    def schema_sql(self) -> str:
+        """The SQL that makes this journal's tables, for a DBA to run ahead."""
+        return self._layout.sql_text()
+
+    def create_schema(self) -> None:
+        """Make the tables (and the versions table) now, if missing; check them."""
+        self._layout.ensure(self._connections, create=True)
+        self._ready = True
+
+    def _open(self) -> None:
+        if not self._ready:
+            with self._opening:
+                if not self._ready:
+                    self._layout.ensure(self._connections, create=self._create)
+                    self._ready = True
+
+    @contextmanager
+    def _statement(self) -> Iterator[Any]:
+        self._open()
+        with self._connections.statement() as conn:
+            yield conn
+
+    def _changed(self, sql: str, params: tuple[object, ...]) -> bool:
+        """One statement on one saga's row: True when its conditions held."""
+        with self._statement() as conn:
+            return bool(conn.execute(sql, params).rowcount == 1)
+
+    def begin(self, saga_id: str, saga_name: str, now: float) -> None:
+        self._begin(saga_id, saga_name, now, None, None)
+
+    def begin_owned(
+        self,
+        saga_id: str,
+        saga_name: str,
+        now: float,
+        *,
+        owner: str,
+        lease_until: float,
+    ) -> None:
+        self._begin(saga_id, saga_name, now, owner, lease_until)
+
+    def _begin(
+        self,
+        saga_id: str,
+        saga_name: str,
+        now: float,
+        owner: str | None,
+        lease_until: float | None,
+    ) -> None:
+        with self._statement() as conn:
+            created = conn.execute(
+                self._begin_sql, (saga_id, saga_name, now, owner, lease_until)
+            ).fetchone()
+        if created is None:
+            raise SagaError(f"saga id {saga_id!r} is already in the journal")
+
+    def append(self, saga_id: str, entry: JournalEntry, now: float) -> None:
+        self._append(saga_id, entry, now, None)
+
+    def append_owned(
+        self, saga_id: str, entry: JournalEntry, now: float, *, owner: str
+    ) -> bool:
+        return self._append(saga_id, entry, now, owner)
+
+    def _append(
+        self, saga_id: str, entry: JournalEntry, now: float, owner: str | None
+    ) -> bool:
+        params = (now, saga_id, owner, owner, entry.kind, entry.step)
+        with self._statement() as conn:
+            written = conn.execute(
+                self._append_sql, (*params, entry.context, entry.error)
+            ).fetchone()
+        return written is not None
+
+    def finish(self, saga_id: str, status: str, now: float) -> None:
+        self._changed(self._finish_sql, (status, now, saga_id, None, None))
+
+    def finish_owned(
+        self, saga_id: str, status: str, now: float, *, owner: str
+    ) -> bool:
+        return self._changed(self._finish_sql, (status, now, saga_id, owner, owner))
+
+    def write_owned(self, writes: Sequence[JournalWrite]) -> list[bool]:
+        """All the writes in one transaction, each fenced on its own saga."""
+        if not writes:
+            return []
+        self._open()
+        with self._connections.transaction() as conn:
+            return apply_batch(conn, self._batch, writes)
+
+    def load(self, saga_id: str) -> SagaRecord | None:
+        with self._statement() as conn:
+            rows = conn.execute(self._load_sql, (saga_id,)).fetchall()
+        if not rows:
+            return None
+        name, status, touched, owner, lease_until = rows[0][:5]
+        entries = tuple(
+            JournalEntry(kind, step, None if context is None else bytes(context), error)
+            for *_, kind, step, context, error in rows
+            if kind is not None
+        )
+        return SagaRecord(saga_id, name, status, touched, entries, owner, lease_until)
+
+    def unfinished(self) -> list[str]:
+        with self._statement() as conn:
+            return [row[0] for row in conn.execute(self._unfinished_sql)]
+
+    def claim_stale(self, saga_id: str, now: float, stale_before: float) -> bool:
+        return self._changed(self._claim_sql, (now, saga_id, stale_before))
+
+    def take(
+        self,
+        saga_id: str,
+        now: float,
+        *,
+        owner: str,
+        lease_until: float,
+        stale_before: float,
+        gone_owner: str | None = None,
+    ) -> bool:
+        return self._changed(
+            self._take_sql,
+            (owner, lease_until, now, saga_id, stale_before, gone_owner),
+        )
+
+    def renew(
+        self, saga_id: str, now: float, *, owner: str, lease_until: float
+    ) -> bool:
+        return self._changed(self._renew_sql, (lease_until, now, saga_id, owner))
+
+    def close(self) -> None:
+        """Close the pool the journal opened (a pool or connection given to it
+        is left open: it is its owner's)."""
+        self._connections.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresSagaJournal(table_prefix={self.table_prefix!r})"

@@ -1,0 +1,120 @@
+"""The PostgreSQL store and journal shared by real processes on a real server."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pathlib
+import signal
+import threading
+import time
+from typing import Any
+
+import reactivex as rx
+
+import rxresilience as rxr
+
+from .. import _idempotency_worker as effects
+from .. import _saga_worker as sagas
+from .._postgres_server import PostgresServer, fresh_name
+from ..idempotency.test_claim import wait_until_ready
+from . import _worker as worker
+
+
+def test_eight_processes_racing_for_one_key_run_it_once(
+    postgres_server: PostgresServer, tmp_path: pathlib.Path
+) -> None:
+    effects_path = str(tmp_path / "effects.db")
+    table = fresh_name()
+    rxr.PostgresIdempotencyStore(postgres_server.url, table=table).create_schema()
+    context = multiprocessing.get_context("spawn")
+    start_at = time.time() + 3.0
+    with context.Pool(8) as pool:
+        results = pool.starmap(
+            worker.race,
+            [
+                (postgres_server.url, table, effects_path, f"p{i}", start_at)
+                for i in range(8)
+            ],
+        )
+    ran = effects.effects(effects_path)
+    assert len(ran) == 1
+    assert results == [[f"charged by {ran[0]}"]] * 8
+
+
+def test_a_killed_owner_renewing_a_one_second_lease_is_taken_over(
+    postgres_server: PostgresServer, tmp_path: pathlib.Path
+) -> None:
+    """Renewal keeps a live owner's claim past its 1 s lease; SIGKILL ends it,
+    and a waiting duplicate takes over one lease later."""
+    effects_path = str(tmp_path / "effects.db")
+    ready_path = str(tmp_path / "ready")
+    table = fresh_name()
+    child = multiprocessing.get_context("spawn").Process(
+        target=worker.claim_and_renew,
+        args=(postgres_server.url, table, effects_path, ready_path),
+    )
+    child.start()
+    wait_until_ready(child, ready_path)
+    store = rxr.PostgresIdempotencyStore(postgres_server.url, table=table)
+    done = threading.Event()
+    results: list[Any] = []
+
+    def take_over(_: Any) -> rx.Observable[str]:
+        effects.count_effect(effects_path, "recovered")
+        return rx.of("charged")
+
+    rx.defer(take_over).pipe(
+        rxr.idempotent(
+            store, key="order-8", in_progress_timeout=1.0, poll_interval=0.05
+        )
+    ).subscribe(results.append, results.append, done.set)
+    assert not done.wait(3.0)  # three leases long, the live owner keeps its claim
+    assert effects.effects(effects_path) == ["crashed"]
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    assert done.wait(30.0)
+    assert results == ["charged"]
+    assert effects.effects(effects_path) == ["crashed", "recovered"]
+    store.close()
+
+
+def test_four_processes_racing_to_recover_compensate_each_saga_once(
+    postgres_server: PostgresServer, tmp_path: pathlib.Path
+) -> None:
+    effects_path = str(tmp_path / "effects.db")
+    ready_path = str(tmp_path / "ready")
+    prefix = fresh_name("saga")
+    count = 5
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(
+        target=worker.run_and_hang,
+        args=(postgres_server.url, prefix, effects_path, ready_path, count),
+    )
+    child.start()
+    wait_until_ready(child, ready_path)
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    start_at = time.time() + 3.0
+    with context.Pool(4) as pool:
+        counts = pool.starmap(
+            worker.recover, [(postgres_server.url, prefix, effects_path, start_at)] * 4
+        )
+    assert sum(counts) == 2 * count  # two compensations per saga, in all
+    undone = [
+        e for e in sagas.effects(effects_path) if e.startswith(("refund", "release"))
+    ]
+    assert sorted(undone) == sorted(
+        f"{what} order-{i}:{step}:compensate"
+        for i in range(count)
+        for what, step in (("refund", "charge"), ("release", "reserve"))
+    )
+    journal = rxr.PostgresSagaJournal(postgres_server.url, table_prefix=prefix)
+    assert journal.unfinished() == []
+    for i in range(count):
+        state = journal.state(f"order-{i}")
+        assert state is not None
+        assert state.status == "compensated"
+    journal.close()
