@@ -16,6 +16,7 @@ from . import (
     bench_retry,
     bench_saga,
     bench_saga_asyncio,
+    bench_telemetry,
     bench_timeout,
 )
 from ._harness import print_table
@@ -28,6 +29,7 @@ SUITES = {
     "saga": bench_saga.run,
     "saga-asyncio": bench_saga_asyncio.run,
     "redis": bench_redis.run,
+    "telemetry": bench_telemetry.run,
     "postgres": bench_postgres.run,
     "rate-limit": bench_rate_limit.run,
     "hedge": bench_hedge.run,

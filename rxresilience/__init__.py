@@ -9,6 +9,7 @@ Import as ``import rxresilience as rxr`` and pipe the operators like any
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import telemetry
 from ._async import from_async, to_async
 from ._backoff import (
     Backoff,
@@ -117,6 +118,7 @@ from .stores import (
     RedisIdempotencyStore,
     SQLiteIdempotencyStore,
 )
+from .telemetry import TelemetryEvent
 
 __all__ = [
     "Backoff",
@@ -206,6 +208,7 @@ __all__ = [
     "StepStarted",
     "StepSucceeded",
     "SumBackoff",
+    "TelemetryEvent",
     "TimeWindow",
     "TimeoutError",
     "TimeoutPolicy",
@@ -225,6 +228,7 @@ __all__ = [
     "recover",
     "resilient",
     "retry",
+    "telemetry",
     "testing",
     "timeout",
     "to_async",

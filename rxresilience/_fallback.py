@@ -10,6 +10,9 @@ from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
 from ._arguments import ErrorPredicate, error_predicate
+from ._clock import seconds_now
+from .telemetry import _bus
+from .telemetry._registry import require_policy_name
 
 __all__ = ["FallbackLike", "fallback", "to_fallback"]
 
@@ -79,7 +82,7 @@ def to_fallback(name: str, value: FallbackLike) -> Replacement:
 
 
 def fallback(
-    replacement: FallbackLike, *, when: Any = None
+    replacement: FallbackLike, *, when: Any = None, name: str = "fallback"
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """On a matching error, continue with a value, an observable, or ``f(error)``.
 
@@ -103,6 +106,7 @@ def fallback(
             something else, fails the stream with that error.
         when: which errors to replace: a predicate, an exception type or a
             tuple of them; default every error. Others pass through unchanged.
+        name: the policy's name on its ``fallback.used`` telemetry events.
 
     Returns:
         An operator function for ``Observable.pipe``.
@@ -110,9 +114,10 @@ def fallback(
     Raises:
         TypeError: a ``replacement`` that is an exception, a coroutine or
             ``None``; a ``when`` that is neither a predicate nor exception
-            types.
+            types; a ``name`` that is not a string.
     """
     make = to_fallback("fallback", replacement)
+    require_policy_name("name", name)
     matches: ErrorPredicate | None = (
         None if when is None else error_predicate("when", when)
     )
@@ -141,6 +146,10 @@ def fallback(
                     if matches is not None and not matches(error):
                         observer.on_error(error)
                         return
+                    if _bus.listening:
+                        _bus.emit(
+                            "fallback.used", name, seconds_now(scheduler_), error=error
+                        )
                     next_source = make(error)
                 except Exception as failure:
                     observer.on_error(failure)

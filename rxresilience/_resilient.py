@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ from .idempotency._policy import (
     require_key,
     warn_without_renewal,
 )
+from .telemetry._registry import require_policy_name
 
 __all__ = ["resilient"]
 
@@ -42,6 +44,7 @@ def resilient(
     idempotency_key: str | None = None,
     payload: Any = _NO_PAYLOAD,
     scheduler: abc.SchedulerBase | None = None,
+    name: str | None = None,
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """Apply the given patterns in one documented order; every part is optional.
 
@@ -120,6 +123,9 @@ def resilient(
             scheduler wins), else the subscribe-time scheduler. With a
             ``breaker``, it must keep the same kind of time as the breaker's
             clock: both virtual or both real.
+        name: the name of the parts' telemetry events (the timeouts, the
+            retry and the fallback); a policy given with a name of its own
+            keeps it, and a breaker always keeps its own.
 
     Returns:
         An operator function for ``Observable.pipe``.
@@ -131,11 +137,15 @@ def resilient(
         TypeError: a part of the wrong type; ``idempotency`` without
             ``idempotency_key``, or either of those without the other.
     """
+    if name is not None:
+        require_policy_name("name", name)
     parts: list[Callable[[Any], Any]] = []
     attempt_timeout: Callable[[Any], Any] | None = None
     if timeout is not None:
         policy = per_attempt("timeout", timeout)
-        attempt_timeout = timeout_operator(policy, scheduler=scheduler)
+        attempt_timeout = timeout_operator(
+            policy, scheduler=scheduler, name=_own_name(name, policy.name, "timeout")
+        )
         if idempotency is None:
             parts.append(attempt_timeout)
     if breaker is not None:
@@ -155,6 +165,8 @@ def resilient(
                 f"{type(retry).__name__}"
             )
         retry_policy = retry if isinstance(retry, RetryPolicy) else RetryPolicy(retry)
+        if name is not None and retry_policy.name == "retry":
+            retry_policy = dataclasses.replace(retry_policy, name=name)
         if breaker is not None:
             _require_one_kind_of_time(
                 "retry.scheduler", retry_policy.scheduler, breaker
@@ -165,9 +177,11 @@ def resilient(
         else:
             parts.append(retry_operator(retry_policy))
     if total_timeout is not None:
-        parts.append(timeout_operator(total=total_timeout, scheduler=scheduler))
+        parts.append(
+            timeout_operator(total=total_timeout, scheduler=scheduler, name=name)
+        )
     if fallback is not None:
-        parts.append(fallback_operator(fallback))
+        parts.append(fallback_operator(fallback, name=name or "fallback"))
     if not parts:
         raise ValueError(
             "resilient needs at least one part: timeout, retry, breaker, "
@@ -181,6 +195,11 @@ def resilient(
         return result  # type: ignore[no-any-return]
 
     return apply
+
+
+def _own_name(given: str | None, own: str, default: str) -> str | None:
+    """``given`` for a part whose policy kept its default name, else None (keep)."""
+    return given if given is not None and own == default else None
 
 
 def _require_one_kind_of_time(

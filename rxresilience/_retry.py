@@ -136,6 +136,10 @@ def retry(
             ends the attempt as a failure with
             :class:`~rxresilience.ResultRejectedError` carrying the value,
             which is retried like any error and delivered if attempts run out.
+        name: the policy's name on its telemetry events (``"retry"`` by
+            default); see :func:`rxresilience.telemetry.events`, which
+            receives ``retry.scheduled``, ``retry.refusal_waited``,
+            ``retry.exhausted`` and ``retry.gave_up``.
 
     Returns:
         An operator function for ``Observable.pipe``.
@@ -146,7 +150,7 @@ def retry(
             ``max_refusal_wait``, or a duration that is not finite or longer
             than ``threading.TIMEOUT_MAX``.
         TypeError: an argument of the wrong type, such as a non-callable
-            ``should_retry``.
+            ``should_retry`` or a ``name`` that is not a string.
     """
     # Users build operators per call (inside flat_map): the common cases are cheap.
     if not options and isinstance(max_attempts, RetryPolicy):

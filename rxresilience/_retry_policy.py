@@ -22,6 +22,7 @@ from ._arguments import (
     require_scheduler,
 )
 from ._backoff import Backoff, ExponentialBackoff, to_backoff
+from .telemetry._registry import require_policy_name
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -93,6 +94,7 @@ class RetryPolicy:
     on_retry: Callable[[RetryEvent], None] | None = None
     retry_if_result: Callable[[Any], bool] | None = None
     max_refusal_wait: float = DEFAULT_MAX_REFUSAL_WAIT
+    name: str = "retry"
 
     _backoff_policy: Backoff | None = field(init=False, repr=False, compare=False)
     _should_retry: ErrorPredicate | None = field(init=False, repr=False, compare=False)
@@ -124,6 +126,7 @@ class RetryPolicy:
             require_callable("on_retry", self.on_retry)
         if self.retry_if_result is not None:
             require_callable("retry_if_result", self.retry_if_result)
+        require_policy_name("name", self.name)
 
     @property
     def backoff_policy(self) -> Backoff | None:
@@ -161,6 +164,7 @@ class RetryOptions(RetryPlacement, total=False):
     on_retry: Callable[[RetryEvent], None] | None
     retry_if_result: Callable[[Any], bool] | None
     max_refusal_wait: float
+    name: str
 
 
 #: Every keyword option's default, from the policy's own fields.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -16,8 +17,11 @@ from ._clock import LONGEST_WAIT, RESOLUTION, choose_scheduler, seconds_now
 from ._delay_mode import delays_disabled
 from ._retry_policy import RetryEvent, RetryPolicy
 from .errors import CallRefusedError, ResultRejectedError
+from .telemetry import _bus
 
 __all__ = ["RetryRun"]
+
+_log = logging.getLogger("rxresilience")
 
 _T = TypeVar("_T")
 
@@ -39,7 +43,9 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
     """
 
     __slots__ = (
+        "_attempt_started",
         "_attempts",
+        "_context",
         "_delays",
         "_disposed",
         "_episode_start",
@@ -87,10 +93,15 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
         )
         self._raised: Exception | None = None
         self._refusal_waited = 0.0
+        # Telemetry only: set while someone listens, else left None.
+        self._attempt_started: float | None = None
+        self._context: object = None
 
     def start(self) -> None:
         if self._policy.max_elapsed is not None:
             self._episode_start = self._now()
+        if _bus.listening:
+            self._context = _bus.trace_context()
         self._drain(first=True)
 
     # The scheduler for delays and the clock for the time budget.
@@ -112,6 +123,8 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
         while True:
             if self._disposed:
                 return
+            if _bus.listening:
+                self._attempt_started = self._now()
             if checks_values:
                 attempt = _CheckedAttempt(self)
                 self._inner.disposable = attempt.subscription
@@ -206,10 +219,10 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
         self._attempts += 1
         attempt = self._attempts
         if policy.max_attempts is not None and attempt >= policy.max_attempts:
-            return None
+            return self._give_up("retry.exhausted", error, "attempts")
         should_retry = policy.retry_predicate
         if should_retry is not None and not should_retry(error):
-            return None
+            return self._give_up("retry.gave_up", error, "not retryable")
         delay = 0.0
         backoff = policy.backoff_policy
         if backoff is not None:
@@ -220,14 +233,16 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
         retry_after = getattr(error, "retry_after", None)
         if is_number(retry_after) and retry_after > delay:
             if retry_after > LONGEST_WAIT:  # "in 300 years", or never: give up now
-                return None
+                return self._give_up("retry.exhausted", error, "never")
             delay = float(retry_after)
         if delay > LONGEST_WAIT:  # a function backoff's answer, as absurd
-            return None
+            return self._give_up("retry.exhausted", error, "never")
         if self._no_delays:  # rxr.testing.no_delays(): every backoff is zero
             delay = 0.0
         if not self._within_budget(delay):
-            return None
+            return self._give_up("retry.exhausted", error, "max_elapsed")
+        if _bus.listening:
+            self._report("retry.scheduled", error, attempt, delay=delay)
         if policy.on_retry is not None:
             policy.on_retry(RetryEvent(attempt, delay, error))
         return delay
@@ -236,19 +251,60 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
         """Wait out a refusal: no attempt used, the backoff left where it is."""
         wait = refusal.retry_after
         if not is_number(wait) or not wait <= LONGEST_WAIT or self._no_delays:
-            return None  # unknown, never, or no waiting allowed: end with it
+            # unknown, never, or no waiting allowed: end with it
+            return self._give_up("retry.exhausted", refusal, "refused")
         # Never shorter than a millisecond (and never float() of -10**400).
         wait = float(wait) if wait > _SHORTEST_REFUSAL_WAIT else _SHORTEST_REFUSAL_WAIT
         policy = self._policy
         waited = self._refusal_waited + wait
         if waited > policy.max_refusal_wait + RESOLUTION:
-            return None
+            return self._give_up("retry.exhausted", refusal, "max_refusal_wait")
         if not self._within_budget(wait):
-            return None
+            return self._give_up("retry.exhausted", refusal, "max_elapsed")
         self._refusal_waited = waited
+        if _bus.listening:
+            self._report(
+                "retry.refusal_waited", refusal, self._attempts + 1, delay=wait
+            )
         if policy.on_retry is not None:
             policy.on_retry(RetryEvent(self._attempts + 1, wait, refusal, True))
         return wait
+
+    def _give_up(self, kind: str, error: Exception, reason: str) -> float | None:
+        """Report why the retry ends with ``error`` (if anyone listens): None."""
+        if _bus.listening:
+            refused = isinstance(error, CallRefusedError)
+            attempt = self._attempts + 1 if refused else self._attempts
+            self._report(kind, error, attempt, reason=reason)
+        return None
+
+    def _report(
+        self,
+        kind: str,
+        error: Exception,
+        attempt: int,
+        *,
+        delay: float | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Emit one telemetry event; never fails the retry."""
+        try:
+            now = self._now()
+            started = self._attempt_started
+            refused = isinstance(error, CallRefusedError)
+            _bus.emit(
+                kind,
+                self._policy.name,
+                now,
+                # A refused attempt never ran: it has no duration.
+                duration=None if started is None or refused else now - started,
+                attempt=attempt,
+                error=error,
+                attributes={"delay": delay} if reason is None else {"reason": reason},
+                context=self._context,
+            )
+        except Exception:
+            _log.exception("reporting a retry's telemetry event failed")
 
     def _within_budget(self, delay: float) -> bool:
         """False when an attempt after ``delay`` would start past ``max_elapsed``."""

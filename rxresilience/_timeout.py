@@ -14,6 +14,7 @@ from ._arguments import is_number, require_scheduler
 from ._clock import LONGEST_WAIT, choose_scheduler
 from ._fallback import FallbackLike, to_fallback
 from ._timeout_run import TimeoutBudgets, TimeoutRun
+from .telemetry._registry import require_policy_name
 
 __all__ = ["AttemptBudget", "Budget", "TimeoutPolicy", "per_attempt", "timeout"]
 
@@ -68,11 +69,13 @@ class TimeoutPolicy:
     each: Budget | None = None
     first: float | timedelta | None = None
     total: Budget | None = None
+    name: str = "timeout"
 
     # The budgets converted once, where the policy is made.
     _budgets: TimeoutBudgets = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        require_policy_name("name", self.name)
         if self.each is None and self.first is None and self.total is None:
             raise ValueError("timeout needs a budget: give each, first or total")
         each = None if self.each is None else _budget("each", self.each)
@@ -117,6 +120,7 @@ def timeout(
     total: Budget | None = None,
     fallback: FallbackLike = None,
     scheduler: abc.SchedulerBase | None = None,
+    name: str | None = None,
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """Fail with ``rxr.TimeoutError`` (or switch to ``fallback``) when a budget runs out.
 
@@ -164,13 +168,16 @@ def timeout(
         fallback: what to continue with on timeout: a value, an
             ``Observable`` or ``function(error) -> Observable``.
         scheduler: where the timer runs and whose clock is read.
+        name: the policy's name on its ``timeout.expired`` telemetry events
+            (default: the policy's, ``"timeout"``).
 
     Returns:
         An operator function for ``Observable.pipe``.
 
     Raises:
         ValueError: no budget, a zero or negative budget, a naive datetime.
-        TypeError: a budget or ``fallback`` of the wrong type.
+        TypeError: a budget or ``fallback`` of the wrong type; a ``name``
+            that is not a string.
     """
     if isinstance(each, TimeoutPolicy):
         if first is not None or total is not None:
@@ -178,11 +185,21 @@ def timeout(
                 "timeout() takes either a TimeoutPolicy or budgets, not both"
             )
         policy = each
-    else:
+        if name is not None:  # renames it: the budgets stay the policy's
+            policy = TimeoutPolicy(
+                each=policy.each,
+                first=policy.first,
+                total=policy.total,
+                name=require_policy_name("name", name),
+            )
+    elif name is None:
         policy = TimeoutPolicy(each=each, first=first, total=total)
+    else:
+        policy = TimeoutPolicy(each=each, first=first, total=total, name=name)
     replacement = None if fallback is None else to_fallback("fallback", fallback)
     require_scheduler("scheduler", scheduler)
     budgets = policy._budgets
+    policy_name = policy.name
 
     def apply(source: Observable[_T]) -> Observable[_T]:
         def subscribe(
@@ -190,7 +207,9 @@ def timeout(
             scheduler_: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             chosen = choose_scheduler(scheduler, scheduler_)
-            run = TimeoutRun(budgets, observer, chosen, scheduler_, replacement)
+            run = TimeoutRun(
+                budgets, observer, chosen, scheduler_, replacement, policy_name
+            )
             run.start(source)
             return run
 

@@ -14,6 +14,7 @@ from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 from ._clock import LONGEST_WAIT, RESOLUTION, clock_of
 from ._fallback import Replacement
 from .errors import TimeoutError as ResilienceTimeoutError
+from .telemetry import _bus
 
 __all__ = ["TimeoutBudgets", "TimeoutRun"]
 
@@ -39,6 +40,7 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
     __slots__ = (
         "_armed_count",
         "_clock",
+        "_context",
         "_count",
         "_done",
         "_each_at",
@@ -47,6 +49,7 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
         "_first_deadline",
         "_last",
         "_lock",
+        "_name",
         "_observer",
         "_replacement",
         "_scheduler",
@@ -66,8 +69,12 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
         scheduler: abc.SchedulerBase,
         subscribe_scheduler: abc.SchedulerBase | None,
         replacement: Replacement | None,
+        name: str = "timeout",
     ) -> None:
         self._observer = observer
+        self._name = name
+        # Telemetry only: the subscriber's tracing context, while someone listens.
+        self._context = _bus.trace_context() if _bus.listening else None
         self._scheduler = scheduler
         self._subscribe_scheduler = subscribe_scheduler
         self._replacement = replacement
@@ -180,6 +187,8 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
         except Exception:  # the source's cleanup failed: the timeout still stands
             _log.exception("disposing a timed-out source raised")
         error = ResilienceTimeoutError(budget, seconds)
+        if _bus.listening:
+            self._report(error, budget, seconds)
         replacement = self._replacement
         if replacement is None:
             self._observer.on_error(error)
@@ -192,6 +201,21 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
         self._switched.disposable = next_source.subscribe(
             self._observer, scheduler=self._subscribe_scheduler
         )
+
+    def _report(self, error: Exception, budget: str, seconds: float) -> None:
+        """Emit ``timeout.expired``; never fails the timeout."""
+        try:
+            _bus.emit(
+                "timeout.expired",
+                self._name,
+                self._clock(),
+                duration=seconds,
+                error=error,
+                attributes={"budget": budget},
+                context=self._context,
+            )
+        except Exception:
+            _log.exception("reporting a timeout's telemetry event failed")
 
     def _past_total(self) -> bool:
         """At or past the total deadline (checked as notifications arrive)."""

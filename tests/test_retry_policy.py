@@ -46,6 +46,7 @@ def test_every_option_builds_the_same_policy_as_the_policy_itself() -> None:
         "on_retry": print,
         "retry_if_result": bool,
         "max_refusal_wait": 5.0,
+        "name": "payments",
     }
     assert set(options) == set(OPTION_DEFAULTS)
     assert RetryPolicy(4, **options) == dataclasses.replace(

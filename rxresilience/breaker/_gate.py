@@ -15,6 +15,8 @@ from .._arguments import ErrorPredicate
 from .._broadcast import Broadcast
 from .._clock import choose_scheduler
 from ..errors import CircuitOpenError
+from ..telemetry import _bus
+from ..telemetry._registry import register, track_breaker
 from ._machine import BreakerConfig, CircuitState, Outcome, Refusal, StateChange
 from ._permit import Permit
 from ._storage import BreakerStorage
@@ -88,10 +90,20 @@ class Gate:
         self._publishing = False
         self._half_open_timer = SerialDisposable()
         storage.bind(config, self._outbox.append)
+        track_breaker(self)
+        register("circuit breaker", name, self, default="circuit-breaker", stacklevel=4)
 
     @property
     def changes(self) -> Broadcast[StateChange]:
         return self._changes
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def last_known_state(self) -> str:
+        """The state as last known, without asking a shared storage (for gauges)."""
+        return self._storage.state.value
 
     # -- admission ---------------------------------------------------------------------
 
@@ -101,7 +113,12 @@ class Gate:
         if self._outbox:
             self.publish()
         if isinstance(permit, Refusal):
-            return CircuitOpenError(self._name, permit.state.value, permit.retry_after)
+            refusal = CircuitOpenError(
+                self._name, permit.state.value, permit.retry_after
+            )
+            if _bus.listening:
+                self._report_refusal(refusal)
+            return refusal
         permit._gate = self
         if permit.trial and self._max_half_open_wait is not None:
             try:
@@ -118,14 +135,19 @@ class Gate:
 
     # -- settlement ----------------------------------------------------------------------
 
-    def settle(self, permit: Permit, outcome: Outcome) -> None:
+    def settle(
+        self, permit: Permit, outcome: Outcome, error: BaseException | None = None
+    ) -> None:
         """Record how a call ended; later settles of the same permit do nothing."""
         if permit.settled:
             return
-        self._storage.record(permit, outcome, self._clock())
+        now = self._clock()
+        self._storage.record(permit, outcome, now)
         timer = permit.timer
         if timer is not None and outcome is not _TIMED_OUT:
             timer.dispose()
+        if _bus.listening and outcome is not _NEITHER:
+            self._report_outcome(permit, outcome, now, error)
         if self._outbox:
             self.publish()
 
@@ -143,7 +165,7 @@ class Gate:
         except Exception:
             self.settle(permit, _NEITHER)
             raise
-        self.settle(permit, outcome)
+        self.settle(permit, outcome, error)
 
     def check(self, permit: Permit, value: Any) -> bool:
         failure_if = self._failure_if
@@ -188,12 +210,69 @@ class Gate:
                     change = self._outbox.popleft()
                 if self._auto_half_open:
                     self._arm_half_open(change)
+                if _bus.listening:
+                    self._report_change(change)
                 self._changes.emit(change)
         except BaseException:
             # Whatever failed, the next publish must not find the flag stuck.
             with self._publish_lock:
                 self._publishing = False
             raise
+
+    # -- telemetry (only called while someone listens; never raises) ----------------
+
+    def _report_refusal(self, refusal: CircuitOpenError) -> None:
+        try:
+            _bus.emit(
+                "breaker.refused",
+                self._name,
+                self._clock(),
+                error=refusal,
+                attributes={
+                    "state": refusal.state,
+                    "retry_after": refusal.retry_after,
+                },
+            )
+        except Exception:
+            _log.exception("reporting breaker %r's refusal failed", self._name)
+
+    def _report_outcome(
+        self,
+        permit: Permit,
+        outcome: Outcome,
+        now: float,
+        error: BaseException | None,
+    ) -> None:
+        try:
+            _bus.emit(
+                "breaker.succeeded" if outcome is _SUCCESS else "breaker.failed",
+                self._name,
+                now,
+                duration=now - permit.started_at,
+                error=error,
+                attributes={
+                    "state": self._storage.state.value,
+                    "timed_out": outcome is _TIMED_OUT,
+                },
+            )
+        except Exception:
+            _log.exception("reporting breaker %r's call failed", self._name)
+
+    def _report_change(self, change: StateChange) -> None:
+        try:
+            _bus.emit(
+                "breaker.state_changed",
+                self._name,
+                change.at,
+                attributes={
+                    "previous": change.previous.value,
+                    "state": change.current.value,
+                    "reason": change.reason,
+                    "local": change.local,
+                },
+            )
+        except Exception:
+            _log.exception("reporting breaker %r's transition failed", self._name)
 
     def _arm_half_open(self, change: StateChange) -> None:
         """Half-open on time after an opening; a timer that cannot be armed

@@ -9,6 +9,7 @@ started and must finish.
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from typing import Any, TypeVar
@@ -17,8 +18,14 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from .._clock import RESOLUTION, choose_scheduler, clock_of
-from ..errors import IdempotencyInProgressError, IdempotencyKeyReuseError
+from ..errors import (
+    IdempotencyClaimLostError,
+    IdempotencyCodecError,
+    IdempotencyInProgressError,
+    IdempotencyKeyReuseError,
+)
 from ..stores._base import ClaimStatus, IdempotencyStore
+from ..telemetry import _bus
 from ._audience import Audience
 from ._claim import KeyClaim
 from ._policy import IdempotencyPolicy
@@ -28,6 +35,8 @@ from ._source_run import SourceRun
 __all__ = ["join"]
 
 _T = TypeVar("_T")
+
+_log = logging.getLogger("rxresilience")
 
 # Executions in flight in this process, per store and key. The lock also
 # guards what joining, leaving and claiming decide together: an execution's
@@ -70,6 +79,8 @@ def join(
     execution.attach(observer)
     if fresh:
         execution.start()
+    elif _bus.listening:
+        execution.report("idempotency.joined")
     return Disposable(lambda: execution.detach(observer))
 
 
@@ -182,6 +193,8 @@ class IdempotentExecution(Audience[_T]):
                 self._claim.give_back()
             return
         if status is ClaimStatus.CLAIMED:
+            if _bus.listening:
+                self.report("idempotency.claimed")
             self._run(now)
         elif status is ClaimStatus.COMPLETED:
             assert isinstance(claim.record, bytes)
@@ -215,6 +228,8 @@ class IdempotentExecution(Audience[_T]):
         except Exception as failure:
             self.end("error", failure)
             return
+        if _bus.listening:
+            self.report("idempotency.replayed")
         with self._lock:
             for value in outcome.values:
                 self._emit(value)
@@ -257,6 +272,8 @@ class IdempotentExecution(Audience[_T]):
 
     def fail_early(self, error: Exception, cause: Exception) -> None:
         self._must_finish = True  # the effect happened: run on, record the marker
+        if _bus.listening:
+            self.report_error(error)
         self._announce("error", error, cause)
 
     def end(self, kind: str, error: Exception | None) -> None:
@@ -265,7 +282,30 @@ class IdempotentExecution(Audience[_T]):
         self._stop_timers()
         with _REGISTRY_LOCK:
             self._unregister()
+        # After fail_early, the codec error was reported when it happened.
+        if (
+            error is not None
+            and _bus.listening
+            and not (self._must_finish and isinstance(error, IdempotencyCodecError))
+        ):
+            self.report_error(error)
         self._announce(kind, error)
+
+    # -- telemetry (only while someone listens; never raises) --------------------
+
+    def report(self, kind: str, error: Exception | None = None) -> None:
+        """Emit one event of this execution (its key is never an attribute)."""
+        try:
+            _bus.emit(kind, self.policy.name, self._clock(), error=error)
+        except Exception:
+            _log.exception("reporting an idempotent call's telemetry event failed")
+
+    def report_error(self, error: Exception) -> None:
+        """Emit ``claim_lost`` or ``codec_error`` for an error that is one."""
+        if isinstance(error, IdempotencyClaimLostError):
+            self.report("idempotency.claim_lost", error)
+        elif isinstance(error, IdempotencyCodecError):
+            self.report("idempotency.codec_error", error)
 
     def _stop_timers(self) -> None:
         self._poll.dispose()

@@ -23,6 +23,7 @@ from .._arguments import (
 )
 from .._codec import Codec, codec_or_json
 from ..stores._base import IdempotencyStore
+from ..telemetry._registry import require_policy_name
 
 __all__ = [
     "DEFAULT_TTL",
@@ -78,6 +79,9 @@ class IdempotencyPolicy:
         scheduler: the clock of ``ttl`` and leases and where polls and
             renewals run; else the subscribe-time scheduler, else the real
             clock.
+        name: the policy's name on its telemetry events
+            (``idempotency.claimed``, ``.replayed``, ``.joined``,
+            ``.claim_lost``, ``.codec_error``).
 
     Raises:
         ValueError: a duration not above 0, not finite or above
@@ -96,6 +100,7 @@ class IdempotencyPolicy:
     codec: Codec | None = None
     finish_on_dispose: bool | None = None
     scheduler: abc.SchedulerBase | None = None
+    name: str = "idempotency"
 
     _record_errors: ErrorPredicate | None = field(init=False, repr=False, compare=False)
     _codec: Codec = field(init=False, repr=False, compare=False)
@@ -121,6 +126,7 @@ class IdempotencyPolicy:
         require_choice("on_in_progress", self.on_in_progress, ("wait", "error"))
         require_bool("finish_on_dispose", self.finish_on_dispose, or_none=True)
         require_scheduler("scheduler", self.scheduler)
+        require_policy_name("name", self.name)
         object.__setattr__(
             self,
             "_record_errors",
@@ -192,6 +198,7 @@ class IdempotencyOptions(TypedDict, total=False):
     codec: Codec | None
     finish_on_dispose: bool
     scheduler: abc.SchedulerBase | None
+    name: str
 
 
 def policy_from(

@@ -12,6 +12,8 @@ from reactivex import abc
 from .._arguments import require_duration, require_name, require_scheduler
 from .._clock import LONGEST_WAIT, clock_of, is_virtual
 from ..errors import RateLimitedError
+from ..telemetry import _bus
+from ..telemetry._registry import register
 from ._config import RateLimiterConfig
 from ._gcra import RateLimiterReservation
 from ._storage import InMemoryRateLimiterStorage, RateLimiterStorage
@@ -79,6 +81,7 @@ class RateLimiter:
         config = RateLimiterConfig(rate, per, burst)
         require_name("name", name)
         require_scheduler("scheduler", scheduler)
+        register("rate limiter", name, self, default="rate-limiter", stacklevel=3)
         if storage is None:
             storage = InMemoryRateLimiterStorage()
         elif not isinstance(storage, RateLimiterStorage):
@@ -146,8 +149,32 @@ class RateLimiter:
         now = self._clock()
         answer = self._storage.reserve(now, bound)
         if isinstance(answer, RateLimiterReservation):
+            if _bus.listening and answer.wait:
+                self._report("rate_limit.waited", now, answer.wait, None)
             return answer
-        return RateLimitedError(self._name, answer)
+        refusal = RateLimitedError(self._name, answer)
+        if _bus.listening:
+            self._report("rate_limit.refused", now, None, refusal)
+        return refusal
+
+    def _report(
+        self,
+        kind: str,
+        now: float,
+        wait: float | None,
+        error: RateLimitedError | None,
+    ) -> None:
+        """Emit one telemetry event (only while someone listens); never raises."""
+        try:
+            _bus.emit(
+                kind,
+                self._name,
+                now,
+                error=error,
+                attributes=None if wait is None else {"delay": wait},
+            )
+        except Exception:
+            _log.exception("reporting rate limiter %r's event failed", self._name)
 
     def cancel(self, reservation: RateLimiterReservation) -> bool:
         """Give ``reservation`` back if no later permit was taken since.

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, TypeAlias
+
+from reactivex import abc
+
+from .._broadcast import Broadcast
+from .._clock import seconds_now
+from ..telemetry import _bus
 
 __all__ = [
     "CompensationFailed",
@@ -11,6 +18,7 @@ __all__ = [
     "RecoveryFailed",
     "SagaCompleted",
     "SagaEvent",
+    "SagaEventBroadcast",
     "StepCompensated",
     "StepFailed",
     "StepStarted",
@@ -101,3 +109,52 @@ SagaEvent: TypeAlias = (
     | SagaCompleted
     | RecoveryFailed
 )
+
+
+_log = logging.getLogger("rxresilience")
+
+
+class SagaEventBroadcast(Broadcast[SagaEvent]):
+    """``Saga.events``: a :class:`Broadcast` that also reports the failures and
+    compensations it carries as telemetry events (``saga.*``), named by the
+    saga, timed on its scheduler's clock; its ids only ever go in attributes."""
+
+    def __init__(self, name: str, scheduler: abc.SchedulerBase | None) -> None:
+        super().__init__()
+        self._name = name
+        self._scheduler = scheduler
+
+    def emit(self, value: SagaEvent) -> None:
+        if _bus.listening:
+            self._report(value)
+        super().emit(value)
+
+    def _report(self, event: SagaEvent) -> None:
+        """One ``saga.*`` telemetry event for the saga events that are one."""
+        error: BaseException | None = None
+        step: str | None = None
+        if isinstance(event, StepFailed):
+            kind, step, error = "saga.step_failed", event.step, event.error
+        elif isinstance(event, StepCompensated):
+            kind, step = "saga.compensated", event.step
+        elif isinstance(event, CompensationFailed):
+            kind, step, error = "saga.compensation_failed", event.step, event.error
+        elif isinstance(event, RecoveryFailed):
+            kind = "saga.recovery_failed"
+        else:
+            return
+        attributes: dict[str, object] = {"saga_id": event.saga_id}
+        if step is not None:
+            attributes["step"] = step
+        if isinstance(event, RecoveryFailed):
+            attributes["reason"] = event.reason
+        try:
+            _bus.emit(
+                kind,
+                self._name,
+                seconds_now(self._scheduler),
+                error=error,
+                attributes=attributes,
+            )
+        except Exception:
+            _log.exception("reporting saga %r's telemetry event failed", self._name)

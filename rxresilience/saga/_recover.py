@@ -14,6 +14,7 @@ from reactivex.disposable import Disposable
 from .._arguments import require_duration, require_scheduler
 from .._clock import LONGEST_WAIT, choose_scheduler, clock_of
 from .._timeout import TimeoutPolicy
+from ..telemetry import _bus
 from ._compensation import Compensation, CompensationErrors
 from ._events import RecoveryFailed, SagaEvent
 from ._group_commit import group_commit_for
@@ -153,14 +154,30 @@ def recover(
                     # held up by it.
                     _log.exception("could not recover saga %r", saga_id)
                     reason = f"the journal failed: {describe(error)}"
+                    report("saga.recovery_failed", "recover", saga_id, reason)
                     subscriber.on_next(RecoveryFailed(saga_id, reason))
             subscriber.end(None)
+
+        def report(kind: str, name: str, saga_id: str, reason: str) -> None:
+            """A telemetry event the saga's own ``events`` do not carry."""
+            if not _bus.listening:
+                return
+            try:
+                _bus.emit(
+                    kind,
+                    name,
+                    clock(),
+                    attributes={"saga_id": saga_id, "reason": reason},
+                )
+            except Exception:
+                _log.exception("reporting saga %r's telemetry event failed", saga_id)
 
         def give_up(
             ownership: Ownership,
             saga_id: str,
             reason: str,
-            publish: Callable[[SagaEvent], None] = subscriber.on_next,
+            publish: Callable[[SagaEvent], None] | None = None,
+            name: str = "recover",
         ) -> None:
             """Leave the saga running, say why in its journal, give up its lease
             (so the next recoverer may take it at once) and tell the stream
@@ -182,6 +199,9 @@ def recover(
                 _log.exception(
                     "could not record why saga %r was not recovered", saga_id
                 )
+            if publish is None:  # no saga to publish on: the stream alone
+                report("saga.recovery_failed", name, saga_id, reason)
+                publish = subscriber.on_next
             publish(RecoveryFailed(saga_id, reason))
 
         def recover_one(saga_id: str) -> bool:
@@ -202,6 +222,7 @@ def recover(
                         holder,
                         saga_id,
                         f"no saga named {record.saga_name!r} in sagas",
+                        name=record.saga_name,
                     )
                 return False
             if not saga.steps:
@@ -237,9 +258,10 @@ def recover(
                 return False
             recorder.owner = ownership.owner
 
-            def lost(ownership: Ownership = ownership) -> None:
+            def lost(ownership: Ownership = ownership, name: str = plan.name) -> None:
                 ownership.stop()
                 _log.warning("saga %r was taken over while being recovered", saga_id)
+                report("saga.ownership_lost", name, saga_id, "taken over")
                 mailbox.post(next_saga)
 
             recorder.on_lost = lost

@@ -59,7 +59,7 @@ from .._codec import Codec, DataclassCodec, JsonCodec
 from .._retry import RetryPolicy
 from .._timeout import TimeoutPolicy
 from ..errors import SagaError
-from ._events import SagaCompleted, SagaEvent
+from ._events import SagaCompleted, SagaEvent, SagaEventBroadcast
 from ._journal import SagaJournal, SagaState, check_ownership
 from ._plan import ParallelGroup, SagaPlan
 from ._run import SagaRun
@@ -175,7 +175,7 @@ class Saga(Generic[_C]):
         self._stages: list[SagaStep | ParallelGroup] = []
         self._steps: dict[str, SagaStep] = {}
         self._frozen: SagaPlan | None = None
-        self._events: Broadcast[SagaEvent] = Broadcast()
+        self._events: Broadcast[SagaEvent] = SagaEventBroadcast(name, scheduler)
 
     # -- building --------------------------------------------------------------------
 

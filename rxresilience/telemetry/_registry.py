@@ -1,0 +1,96 @@
+"""Names of live policies: checked once, warned about when two share one, and
+the breakers whose last known state the gauges report.
+
+A stateful policy (a breaker, a rate limiter, a bulkhead) registers itself
+when it is made. Two live ones of the same kind sharing a name merge their
+series on every dashboard, so the second one warns, once per kind and name
+(``RuntimeWarning``). Default names (``"circuit-breaker"``, ...) are not
+warned about: leaving a name out says the series do not matter. Policy
+*values* (``RetryPolicy``, ``TimeoutPolicy``, ...) are not registered: they
+are often rebuilt per call under one name, which is one policy.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+import weakref
+from typing import Protocol
+
+__all__ = [
+    "StateReporting",
+    "breaker_states",
+    "register",
+    "require_policy_name",
+    "track_breaker",
+]
+
+
+class StateReporting(Protocol):
+    """What a breaker registers for the state gauges: no I/O in either call."""
+
+    @property
+    def name(self) -> str: ...
+
+    def last_known_state(self) -> str: ...
+
+
+def require_policy_name(argument: str, value: object) -> str:
+    """``value`` as a policy's name, or ``TypeError`` (not a string) /
+    ``ValueError`` (empty) naming ``argument``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{argument} must be a string, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{argument} must be a non-empty string, got ''")
+    return value
+
+
+_lock = threading.Lock()
+_live: dict[tuple[str, str], weakref.WeakSet[object]] = {}
+_warned: set[tuple[str, str]] = set()
+_breakers: weakref.WeakSet[StateReporting] = weakref.WeakSet()
+
+
+def register(
+    kind: str, name: str, owner: object, *, default: str, stacklevel: int = 3
+) -> None:
+    """Note that ``owner`` (weakly referenced) is a live ``kind`` named ``name``;
+    warn once when another live one already has that name (``stacklevel`` as
+    ``warnings.warn`` counts it: 2 points at the caller of ``register``)."""
+    if name == default:
+        return
+    key = (kind, name)
+    with _lock:
+        live = _live.get(key)
+        if live is None:
+            live = _live[key] = weakref.WeakSet()
+        shared = bool(live) and key not in _warned
+        if shared:
+            _warned.add(key)
+        live.add(owner)
+    if shared:
+        warnings.warn(
+            f"two live {kind}s are named {name!r}: their telemetry series "
+            f"(events, durations, states) are merged; give each its own name",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def track_breaker(breaker: StateReporting) -> None:
+    """Report ``breaker``'s last known state on the gauges while it lives."""
+    with _lock:
+        _breakers.add(breaker)
+
+
+def breaker_states() -> list[tuple[str, str]]:
+    """``(name, last known state)`` of every live breaker, without any I/O."""
+    with _lock:
+        breakers = list(_breakers)
+    states = []
+    for breaker in breakers:
+        try:
+            states.append((breaker.name, breaker.last_known_state()))
+        except Exception:  # a breaker being torn down: it is simply not reported
+            continue
+    return states

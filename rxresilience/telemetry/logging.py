@@ -1,0 +1,81 @@
+"""Telemetry through the standard ``logging`` module: ``enable(logger=None)``.
+
+Each event becomes one record on ``logger`` (default: the
+``"rxresilience.telemetry"`` logger) with the event itself in ``extra``, as
+``record.telemetry``, for structured handlers. Levels:
+
+- WARNING: ``breaker.state_changed``, refusals (``breaker.refused``,
+  ``rate_limit.refused``, ``bulkhead.rejected``) and ``retry.exhausted``;
+- INFO: ``retry.scheduled`` and ``retry.refusal_waited``;
+- DEBUG: every other kind.
+
+Records are built only for the levels the logger is enabled for.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from reactivex import abc
+
+from ._event import TelemetryEvent
+from ._stream import events
+
+__all__ = ["LEVELS", "enable"]
+
+#: The level of each kind that is not logged at DEBUG.
+LEVELS: dict[str, int] = {
+    "breaker.state_changed": logging.WARNING,
+    "breaker.refused": logging.WARNING,
+    "rate_limit.refused": logging.WARNING,
+    "bulkhead.rejected": logging.WARNING,
+    "retry.exhausted": logging.WARNING,
+    "retry.scheduled": logging.INFO,
+    "retry.refusal_waited": logging.INFO,
+}
+
+
+def describe(event: TelemetryEvent) -> str:
+    """One line: kind, policy, then the facts the event has."""
+    parts = [f"{event.kind} {event.policy!r}"]
+    if event.attempt is not None:
+        parts.append(f"attempt={event.attempt}")
+    if event.duration is not None:
+        parts.append(f"duration={event.duration:.6g}s")
+    parts.extend(f"{key}={value!r}" for key, value in event.attributes.items())
+    if event.error is not None:
+        parts.append(f"error={type(event.error).__name__}: {event.error}")
+    return " ".join(parts)
+
+
+def enable(logger: logging.Logger | None = None) -> abc.DisposableBase:
+    """Log every telemetry event on ``logger``; dispose the result to stop.
+
+    Examples:
+        >>> import logging
+        >>> from rxresilience.telemetry import logging as telemetry_logging
+        >>> subscription = telemetry_logging.enable(logging.getLogger("app"))
+        >>> subscription.dispose()
+
+    Args:
+        logger: where records go; default ``logging.getLogger(
+            "rxresilience.telemetry")``.
+
+    Returns:
+        A disposable that detaches the logging.
+
+    Raises:
+        TypeError: ``logger`` is not a ``logging.Logger`` (or adapter).
+    """
+    if logger is None:
+        logger = logging.getLogger("rxresilience.telemetry")
+    elif not isinstance(logger, logging.Logger | logging.LoggerAdapter):
+        raise TypeError(f"logger must be a logging.Logger, got {type(logger).__name__}")
+    chosen = logger
+
+    def log(event: TelemetryEvent) -> None:
+        level = LEVELS.get(event.kind, logging.DEBUG)
+        if chosen.isEnabledFor(level):
+            chosen.log(level, "%s", describe(event), extra={"telemetry": event})
+
+    return events().subscribe(log)

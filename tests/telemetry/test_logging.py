@@ -1,0 +1,65 @@
+"""The logging adapter: levels by kind, the event in ``extra``, detaching."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import reactivex as rx
+from reactivex.testing import TestScheduler
+
+import rxresilience as rxr
+from rxresilience.telemetry import _bus
+from rxresilience.telemetry import logging as telemetry_logging
+
+
+def test_events_are_logged_at_their_level_with_the_event_attached(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("tests.telemetry")
+    caplog.set_level(logging.DEBUG, logger="tests.telemetry")
+    subscription = telemetry_logging.enable(logger)
+    try:
+        scheduler = TestScheduler()
+        breaker = rxr.CircuitBreaker(1, scheduler=scheduler, name="log-pay")
+        rx.throw(ConnectionError("down")).pipe(
+            rxr.circuit_breaker(breaker),
+            rxr.retry(2, backoff=None, max_refusal_wait=0.0, name="r"),
+        ).subscribe(on_error=lambda _e: None)
+        rx.throw(KeyError("k")).pipe(rxr.fallback(1)).subscribe()
+    finally:
+        subscription.dispose()
+    logged = [
+        (r.levelno, r.telemetry.kind)
+        for r in caplog.records  # type: ignore[attr-defined]
+    ]
+    assert logged == [
+        (logging.DEBUG, "breaker.failed"),
+        (logging.WARNING, "breaker.state_changed"),
+        (logging.INFO, "retry.scheduled"),
+        (logging.WARNING, "breaker.refused"),
+        (logging.WARNING, "retry.exhausted"),
+        (logging.DEBUG, "fallback.used"),
+    ]
+    assert "retry.scheduled 'r' attempt=1" in caplog.records[2].getMessage()
+    assert not _bus.listening
+
+
+def test_the_default_logger_and_disabled_levels_build_no_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rxresilience.telemetry")
+    subscription = telemetry_logging.enable()
+    try:
+        rx.throw(KeyError("k")).pipe(rxr.retry(2, backoff=None)).subscribe(
+            on_error=lambda _e: None
+        )
+    finally:
+        subscription.dispose()
+    assert [r.telemetry.kind for r in caplog.records] == ["retry.exhausted"]  # type: ignore[attr-defined]
+    assert caplog.records[0].name == "rxresilience.telemetry"
+
+
+def test_a_logger_of_the_wrong_type_is_refused() -> None:
+    with pytest.raises(TypeError, match="logger"):
+        telemetry_logging.enable("app")  # type: ignore[arg-type]
