@@ -8,6 +8,7 @@ from datetime import date
 
 from . import (
     bench_breaker,
+    bench_bulkhead,
     bench_hedge,
     bench_idempotency,
     bench_postgres,
@@ -24,6 +25,7 @@ from ._harness import print_table
 SUITES = {
     "retry": bench_retry.run,
     "breaker": bench_breaker.run,
+    "bulkhead": bench_bulkhead.run,
     "timeout": bench_timeout.run,
     "idempotency": bench_idempotency.run,
     "saga": bench_saga.run,

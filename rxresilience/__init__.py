@@ -22,6 +22,8 @@ from ._backoff import (
     LinearBackoff,
     SumBackoff,
 )
+from ._bulkhead import Bulkhead, BulkheadMetrics
+from ._bulkhead_operator import bulkhead
 from ._codec import Codec, DataclassCodec, JsonCodec, fingerprint
 from ._fallback import fallback
 from ._hedge import HedgePolicy, hedge
@@ -126,7 +128,9 @@ __all__ = [
     "BreakerMetrics",
     "BreakerStorage",
     "BufferOverflowError",
+    "Bulkhead",
     "BulkheadFullError",
+    "BulkheadMetrics",
     "CallRefusedError",
     "CappedBackoff",
     "ChangeSink",
@@ -212,6 +216,7 @@ __all__ = [
     "TimeWindow",
     "TimeoutError",
     "TimeoutPolicy",
+    "bulkhead",
     "chaos",
     "circuit_breaker",
     "fallback",

@@ -1,0 +1,226 @@
+"""``rxr.bulkhead``: hold one of a shared ``Bulkhead``'s slots for each subscription."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable, SingleAssignmentDisposable
+
+from ._arguments import require_scheduler
+from ._bulkhead import Bulkhead
+from ._clock import choose_scheduler
+
+__all__ = ["bulkhead"]
+
+_T = TypeVar("_T")
+
+_NOTHING = Disposable()  # what a refused subscription returns: nothing to undo
+
+
+def bulkhead(
+    bulkhead: Bulkhead, *, scheduler: abc.SchedulerBase | None = None
+) -> Callable[[Observable[_T]], Observable[_T]]:
+    """Run the source in one of ``bulkhead``'s slots: one subscription is one call.
+
+    Below, each call is drawn from the tick it subscribes, one tick per
+    character, through ``Bulkhead(max_concurrent=2, max_queue=1)``; every
+    call subscribes at tick 0 to a source that emits after one tick and
+    completes after two::
+
+        call 1:  -a|      a slot at once
+        call 2:  -b|      the other slot
+        call 3:  ---c|    queued: its source starts at tick 2, as call 1 ends
+        call 4:  #        refused at once: BulkheadFullError("queue full")
+
+    A call holds its slot from its subscription to the source until the
+    source completes, errors or is disposed; the slot is given back before
+    the end is passed on, so a subscriber that resubscribes from
+    ``on_completed`` finds it free (or handed to the first waiter). A call
+    that finds every slot taken waits, unsubscribed, in the bulkhead's
+    first-in, first-out queue, without blocking any thread, and its source is
+    subscribed on the thread that frees a slot. When the queue is full, or
+    the wait exceeds the bulkhead's ``max_wait`` (timed on ``scheduler``,
+    else the subscribe-time scheduler, else ``TimeoutScheduler``), the
+    subscriber gets :class:`~rxresilience.BulkheadFullError`, whose
+    ``retry_after`` is ``None``: a retry outside gives up at once.
+
+    Disposing a waiting call leaves the queue; disposing an active one
+    disposes its source, then frees its slot at once. An exception raised by
+    the subscriber's own ``on_next`` ends the call as a disposal does (the
+    exception then travels on as RxPY lets it): the slot is freed exactly
+    once either way. An exception a queued call's subscriber raises as its
+    source is started late (a source that fails at once, to a subscriber
+    whose ``on_error`` raises) is logged to the ``"rxresilience"`` logger:
+    it is never given to the call whose end freed the slot.
+
+    With ``rxr.idempotent(..., finish_on_dispose=True)`` inside the
+    bulkhead, a disposed call frees its slot at once while its execution goes
+    on to its end (so it can be recorded): the bulkhead then bounds the
+    subscribed calls, not the work still running. Put the bulkhead inside
+    ``idempotent`` to bound the executions instead.
+
+    Examples:
+        >>> import reactivex as rx
+        >>> shared = Bulkhead(max_concurrent=2)
+        >>> rx.of(1, 2).pipe(bulkhead(shared)).run()
+        2
+        >>> shared.metrics().admitted
+        1
+
+    Args:
+        bulkhead: the bulkhead to share; any number of pipelines may use it.
+        scheduler: where the ``max_wait`` timers run.
+
+    Returns:
+        An operator function for ``Observable.pipe``.
+    """
+    if not isinstance(bulkhead, Bulkhead):
+        raise TypeError(f"bulkhead must be a Bulkhead, got {type(bulkhead).__name__}")
+    require_scheduler("scheduler", scheduler)
+    max_wait = bulkhead.max_wait
+
+    def apply(source: Observable[_T]) -> Observable[_T]:
+        def subscribe(
+            observer: abc.ObserverBase[_T],
+            scheduler_: abc.SchedulerBase | None = None,
+        ) -> abc.DisposableBase:
+            call = _BulkheadCall(bulkhead, source, observer, scheduler_)
+            entry = bulkhead.enter(call)
+            if entry is True:
+                call.start()
+                return call
+            if entry is False:
+                if max_wait is not None:
+                    call.wait_at_most(max_wait, choose_scheduler(scheduler, scheduler_))
+                return call
+            observer.on_error(entry)
+            return _NOTHING
+
+        return Observable(subscribe)
+
+    return apply
+
+
+class _BulkheadCall(abc.DisposableBase, Generic[_T]):
+    """One subscription: waits for a slot, runs the source in it, gives it back once.
+
+    The bulkhead's own bookkeeping (under its lock) makes giving the slot back
+    idempotent, so every path that ends the call simply calls ``leave``.
+    """
+
+    __slots__ = (
+        "_bulkhead",
+        "_disposed",
+        "_observer",
+        "_scheduler",
+        "_source",
+        "_started",
+        "_starting",
+        "_timer",
+        "_upstream",
+    )
+
+    def __init__(
+        self,
+        bulkhead: Bulkhead,
+        source: Observable[_T],
+        observer: abc.ObserverBase[_T],
+        scheduler: abc.SchedulerBase | None,
+    ) -> None:
+        self._bulkhead = bulkhead
+        self._source = source
+        self._observer = observer
+        self._scheduler = scheduler
+        self._disposed = False
+        self._started = False
+        self._starting = False
+        self._timer: SingleAssignmentDisposable | None = None
+        self._upstream: abc.DisposableBase | None = None
+
+    def start(self) -> None:
+        """Subscribe to the source: at once when admitted, else when handed a slot.
+
+        A disposal on another thread while the source is being subscribed
+        leaves the slot to us, given back once the source's subscription
+        exists and is disposed: the slot is never reused while this source
+        may still be starting. (Each side sets its flag before reading the
+        other's, so at least one of them sees both and gives the slot back;
+        giving it back twice is harmless.)
+        """
+        self._started = self._starting = True
+        timer = self._timer
+        if timer is not None:
+            timer.dispose()
+        if self._disposed:  # disposed as a slot was handed to it
+            self._starting = False
+            self._bulkhead.leave(self)
+            return
+        try:
+            upstream = self._upstream = self._source.subscribe(
+                self._on_next,
+                self._on_error,
+                self._on_completed,
+                scheduler=self._scheduler,
+            )
+        except BaseException:
+            self._starting = False
+            self._bulkhead.leave(self)
+            raise
+        self._starting = False
+        if self._disposed_meanwhile():  # maybe before _upstream was set
+            upstream.dispose()
+            self._bulkhead.leave(self)
+
+    def _disposed_meanwhile(self) -> bool:
+        """``_disposed`` read afresh: another thread may have set it since."""
+        return self._disposed
+
+    def wait_at_most(self, seconds: float, scheduler: abc.SchedulerBase) -> None:
+        """Refuse the call if it still waits after ``seconds``."""
+        timer = self._timer = SingleAssignmentDisposable()
+        # Started or disposed on another thread before the timer existed: the
+        # timer is disposed as it is assigned. (start and dispose set their
+        # flag before they read _timer; we set _timer before reading the flags.)
+        if self._started or self._disposed:
+            timer.dispose()
+        timer.disposable = scheduler.schedule_relative(seconds, self._on_wait_exceeded)
+
+    def _on_wait_exceeded(
+        self, _scheduler: abc.SchedulerBase, _state: Any = None
+    ) -> None:
+        refusal = self._bulkhead.expire(self)
+        if refusal is not None:  # else a slot was handed to it first, or it left
+            self._observer.on_error(refusal)
+
+    def _on_next(self, value: _T) -> None:
+        try:
+            self._observer.on_next(value)
+        except BaseException:
+            # The subscriber's own bug ends the call as a disposal would; a
+            # synchronous source hands the exception back as on_error, which
+            # passes on untouched (the slot is long given back).
+            self._bulkhead.leave(self)
+            raise
+
+    def _on_error(self, error: Exception) -> None:
+        self._bulkhead.leave(self)
+        self._observer.on_error(error)
+
+    def _on_completed(self) -> None:
+        self._bulkhead.leave(self)
+        self._observer.on_completed()
+
+    def dispose(self) -> None:
+        self._disposed = True
+        timer = self._timer
+        if timer is not None:
+            timer.dispose()
+        upstream = self._upstream
+        try:
+            if upstream is not None:  # else start disposes it (see start)
+                upstream.dispose()  # the source stops before its slot is reused
+        finally:
+            if not self._starting:  # else start gives the slot back (see start)
+                self._bulkhead.leave(self)
