@@ -187,7 +187,9 @@ class OrderProcess:
                 reset_timeout=10.0,
                 half_open_max_calls=2,
                 scheduler=scheduler,
-                name=name,
+                # the crashed process's breakers are still alive in this one
+                # Python process: each process names its own telemetry series
+                name=f"{name}-{seed}",
             )
             for name in ("inventory", "payment", "shipping")
         }
@@ -388,14 +390,62 @@ class World:
 # --- running it ---------------------------------------------------------------------------
 
 
-def progress(done: int, total: int, started: float) -> None:
-    width = 30
-    filled = int(width * done / total)
-    bar = "#" * filled + "." * (width - filled)
-    sys.stderr.write(
-        f"\r  [{bar}] {done:>5}/{total} orders  {time.perf_counter() - started:5.1f}s"
-    )
-    sys.stderr.flush()
+class ProgressDisplay:
+    """How far the run is: a ``rich`` bar on a terminal, else a line per step.
+
+    A log (CI, a pipe, a file) gets one plain line each time another 10 % of
+    the orders is done, or 5 s of wall time went by, whichever comes first:
+    no carriage returns, nothing to redraw.
+    """
+
+    def __init__(
+        self, total: int, stream: Any = None, *, terminal: bool | None = None
+    ) -> None:
+        self.total = total
+        self.stream = sys.stderr if stream is None else stream
+        self.terminal = self.stream.isatty() if terminal is None else terminal
+        self.started = time.perf_counter()
+        self._next_share = 0.1
+        self._next_time = self.started + 5.0
+        self._bar: Any = None
+        if self.terminal:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("  orders"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(file=self.stream, force_terminal=True),
+            )
+            self._task = self._bar.add_task("orders", total=total)
+            self._bar.start()
+
+    def update(self, done: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done)
+            return
+        now = time.perf_counter()
+        if done / self.total + 1e-9 >= self._next_share or now >= self._next_time:
+            self.stream.write(
+                f"  {done:>5}/{self.total} orders ({100 * done // self.total:>3} %)"
+                f"  {now - self.started:5.1f}s\n"
+            )
+            self.stream.flush()
+            while self._next_share <= done / self.total + 1e-9:
+                self._next_share += 0.1
+            self._next_time = now + 5.0
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def simulate(orders: int, seed: int, folder: str) -> dict[str, Any]:
@@ -427,7 +477,7 @@ def simulate(orders: int, seed: int, folder: str) -> dict[str, Any]:
     journal_path = os.path.join(folder, "sagas.db")
     process = OrderProcess(world, journal_path, seed)
     crash_after = int(orders * CRASH_AT)
-    wall = time.perf_counter()
+    shown = ProgressDisplay(orders)
     for index in range(orders):
         if index == crash_after:
             process.crash()  # in-flight sagas stop where they are
@@ -441,10 +491,9 @@ def simulate(orders: int, seed: int, folder: str) -> dict[str, Any]:
         )
         process.place(order)
         scheduler.advance_by(ARRIVAL_GAP)
-        if index % 25 == 0 or index == orders - 1:
-            progress(index + 1, orders, wall)
+        shown.update(index + 1)
     scheduler.advance_by(600.0)  # let everything in flight finish
-    sys.stderr.write("\n")
+    shown.close()
     journal = rxr.SQLiteSagaJournal(journal_path)
     final: collections.Counter[str] = collections.Counter()
     for index in range(orders):
@@ -481,7 +530,7 @@ def simulate(orders: int, seed: int, folder: str) -> dict[str, Any]:
         ),
         "double charges": double + completed_without_charge,
         "virtual seconds": round(scheduler.clock, 1),
-        "wall seconds": round(time.perf_counter() - wall, 2),
+        "wall seconds": round(time.perf_counter() - shown.started, 2),
         "_world": world,
     }
 

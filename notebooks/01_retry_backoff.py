@@ -45,10 +45,12 @@ fig, ax = plt.subplots(figsize=(10, 4))
 for label, policy in policies.items():
     draws = [policy.sample(4, rng)[3] for _ in range(10_000)]
     ax.hist(draws, bins=80, alpha=0.55, label=label)
-ax.set_title("Delay before the 4th attempt, 10,000 draws each")
+ax.set_title(
+    "Delay before the 4th attempt (10,000 draws each): how far each jitter spreads"
+)
 ax.set_xlabel("delay (s)")
 ax.set_ylabel("draws")
-ax.legend()
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
 plt.show()
 
 # %% [markdown]

@@ -88,8 +88,10 @@ states.append(states[-1])
 fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
 top.step(times, states, where="post", color="tab:purple", label="breaker state")
 top.set_yticks([0, 1, 2], ["closed", "half-open", "open"])
-top.set_title("Breaker state over time")
-top.legend(loc="upper right")
+top.set_title(
+    "The breaker opens as failures pile up, probes with half-open trials, then closes"
+)
+top.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
 buckets = range(0, 200, 5)
 for outcome, color in (
     ("ok", "tab:green"),
@@ -118,6 +120,6 @@ bottom.plot(
 bottom.set_title("Calls per 5 s: rejected while OPEN, never reaching the service")
 bottom.set_xlabel("virtual time (s)")
 bottom.set_ylabel("calls")
-bottom.legend(loc="upper right")
+bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
 fig.tight_layout()
 plt.show()

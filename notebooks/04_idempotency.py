@@ -73,7 +73,7 @@ rows = {
     )
     for at in (0.0, 1.0, 2.5)
 }
-scheduler.advance_to(10)
+scheduler.advance_to(5)  # the charge ended at 3: its record is stored
 rows["request at 6s (replay)"] = run(
     lambda: payment, subscribe_at=6, until=8, scheduler=scheduler
 )

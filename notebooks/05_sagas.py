@@ -125,9 +125,12 @@ for row, (label, failing, dispose_at) in enumerate(scenarios):
             if kind == "StepFailed"
             else colours["forward"]
         )
-        bar = [(start, max(time - start, 0.05))]
-        ax.broken_barh(bar, (y - 0.3, 0.6), color=colour, edgecolor="white")
-        ax.text(start + 0.05, y, event.step, va="center", fontsize=7, color="white")
+        width = max(time - start, 0.05)
+        ax.broken_barh(
+            [(start, width)], (y - 0.3, 0.6), color=colour, edgecolor="white"
+        )
+        if width >= 0.4:  # a name only where it fits inside its bar
+            ax.text(start + 0.06, y, event.step, va="center", fontsize=9, color="white")
     print(
         f"{label:<17}",
         journal.state("o-1").status,
@@ -135,15 +138,17 @@ for row, (label, failing, dispose_at) in enumerate(scenarios):
     )
 ax.set_yticks(range(1, len(scenarios) + 1), [s[0] for s in reversed(scenarios)])
 ax.set_xlabel("virtual time (s)")
-ax.set_title("The order saga: steps forward, then compensations backward")
+ax.set_title("A failure compensates the steps that succeeded, newest first")
 ax.legend(
     handles=[
-        Patch(color=colours["forward"], label="step"),
+        Patch(color=colours["forward"], label="step (forward)"),
         Patch(color=colours["failed"], label="failed or cancelled step"),
-        Patch(color=colours["undo"], label="compensation"),
+        Patch(color=colours["undo"], label="compensation (backward)"),
     ],
-    loc="lower right",
-    fontsize=7,
+    loc="upper center",
+    bbox_to_anchor=(0.5, -0.15),
+    ncol=3,
+    frameon=False,
 )
 fig.tight_layout()
 plt.show()
@@ -227,11 +232,20 @@ for ax, down_from in zip(axes, [None, 5.0], strict=True):
     starts = [at for at, kind in taken if kind == "CompensationStarted"]
     for at in starts:
         ax.broken_barh([(at, 3.0)], (0.7, 0.6), color=colours["undo"])
-        ax.text(at + 3.5, 1, "recoverer takes it: refund", va="center", fontsize=8)
+        ax.annotate(  # above the looks' tick marks, not across them
+            "recoverer takes it: refund",
+            (at + 1.5, 1.3),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_yticks([1, 2], ["recoverer", "owner"])
     ax.set_ylim(0.3, 2.8)
     title = "no partition" if down_from is None else f"partitioned from t = {down_from}"
-    ax.set_title(f"{title}: renewals (o ok, x failed), looks every 5 s", fontsize=9)
+    ax.set_title(
+        f"{title}: owner's renewals (o ok, x failed); recoverer looks every 5 s",
+        fontsize=9,
+    )
     print(f"{title:<24}", outcome, journal.state("o-3").status, charged)
 axes[-1].set_xlabel("virtual time (s)")
 fig.tight_layout()

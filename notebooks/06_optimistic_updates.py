@@ -71,18 +71,24 @@ ctimes = [t for t, _ in confirmed] + [15]
 cvalues = [v for _, v in confirmed] + [confirmed[-1][1]]
 ax.step(ctimes, cvalues, where="post", label="confirmed value", linestyle="--")
 for at, amount, latency, accepted in clicks:
-    ax.annotate(
-        f"{amount:+d}{'' if accepted else ' (fails)'}",
-        (at, 0),
+    colour = "tab:red" if not accepted else "0.4"
+    ax.axvline(at, color=colour, linestyle=":", linewidth=1)
+    ax.annotate(  # above the axes, one label per click: nothing overlaps
+        f"{amount:+d}{'' if accepted else ' fails'}",
+        (at, 1),
+        xycoords=("data", "axes fraction"),
         textcoords="offset points",
-        xytext=(0, -18),
+        xytext=(0, 4),
         ha="center",
         fontsize=8,
-        color="tab:red" if not accepted else "black",
+        color=colour,
     )
-ax.set_title("Optimistic counter: displayed vs confirmed value")
+ax.set_title(
+    "Clicks (dotted) show at once; a failed +1 is rolled back alone, under +10",
+    pad=18,
+)
 ax.set_xlabel("virtual time (s)")
-ax.set_ylabel("counter")
-ax.legend()
+ax.set_ylabel("counter value")
+ax.legend(loc="lower right")
 fig.tight_layout()
 plt.show()

@@ -110,6 +110,6 @@ ax = draw_timeline(
     until=16,
 )
 ax.axvline(10.0, color="tab:red", linestyle="--", label="the claimed 10 s")
-ax.legend()
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=5, frameon=False)
 ax.figure.tight_layout()
 plt.show()

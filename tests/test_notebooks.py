@@ -1,7 +1,7 @@
 """The notebooks: the reviewed ``.py`` sources and the ``.ipynb`` files stay in sync.
 
-The notebooks themselves run in the same pytest session (``--nbmake``), so
-a failing cell fails the suite.
+The notebooks themselves run once per session, inside the strict build of
+the documentation site (tests/docs), so a failing cell fails the suite.
 """
 
 from __future__ import annotations
