@@ -25,16 +25,16 @@ from ._harness import print_table
 SUITES = {
     "retry": bench_retry.run,
     "breaker": bench_breaker.run,
-    "bulkhead": bench_bulkhead.run,
     "timeout": bench_timeout.run,
     "idempotency": bench_idempotency.run,
     "saga": bench_saga.run,
     "saga-asyncio": bench_saga_asyncio.run,
-    "redis": bench_redis.run,
     "telemetry": bench_telemetry.run,
+    "redis": bench_redis.run,
     "postgres": bench_postgres.run,
     "rate-limit": bench_rate_limit.run,
     "hedge": bench_hedge.run,
+    "bulkhead": bench_bulkhead.run,
 }
 
 

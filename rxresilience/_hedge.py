@@ -97,10 +97,12 @@ def hedge(
     else ``TimeoutScheduler``. A subscription keeps at most one pending
     timer, armed only once an attempt's ``subscribe`` returned without an
     answer: a source that answers synchronously costs no timer. On a
-    scheduler whose every timer is a thread (``TimeoutScheduler``), arming
-    also waits for what the current thread's trampoline has queued (``rx.of``
-    answers from there), aimed at the same deadline. Disposing the
-    subscription disposes every attempt and cancels the timer. An
+    scheduler whose every timer is a thread (``TimeoutScheduler``,
+    ``NewThreadScheduler``), the hedges of every subscription are deadlines
+    on one timer the scheduler's hedges share, and a hedge that fires runs on
+    a thread of the scheduler's own: a source that answers soon after
+    ``subscribe`` (``rx.of``, from the trampoline) costs no thread. Disposing
+    the subscription disposes every attempt and cancels the timer. An
     exception raised by the subscriber's own ``on_next`` is never a reason
     to hedge: it travels on as RxPY lets it.
 

@@ -9,17 +9,19 @@ import random
 import sys
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
 import reactivex as rx
 from reactivex import abc
 from reactivex.disposable import Disposable
-from reactivex.scheduler import TimeoutScheduler
+from reactivex.scheduler import NewThreadScheduler, TimeoutScheduler
 from reactivex.subject import Subject
 from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
+from rxresilience._shared_timer import shared_timer
 
 ROUNDS = 200
 THREADS = 8
@@ -60,11 +62,42 @@ class HeldTimers(_Held, TestScheduler):
 
 
 class HeldThreadTimers(_Held, TimeoutScheduler):
-    """Timers armed once the trampoline is idle (a scheduler whose timers are
-    threads); one instance per class, as ``TimeoutScheduler`` is: reset on use."""
+    """A scheduler whose timers are threads: hedges are deadlines on its shared
+    timer, whose own timer is held here. Its clock is moved by the test:
+    firing a held timer first moves the clock to that timer's deadline, and
+    an action handed over with ``schedule`` runs at once, on the firing
+    thread. A new instance each time (``TimeoutScheduler`` itself is a
+    singleton), so each has a shared timer of its own."""
+
+    def __new__(cls) -> HeldThreadTimers:
+        return object.__new__(cls)
 
     def __init__(self) -> None:
         self.timers = []
+        self.deadlines: list[float] = []
+        self.clock = 0.0
+
+    @property
+    def now(self) -> datetime:
+        return self.to_datetime(self.clock)
+
+    def schedule(self, action: Any, state: Any = None) -> Any:
+        action(self, state)
+        return Disposable()
+
+    def schedule_relative(self, duetime: Any, action: Any, state: Any = None) -> Any:
+        self.deadlines.append(self.clock + self.to_seconds(duetime))
+        return super().schedule_relative(duetime, action, state)
+
+    def fire(self, index: int) -> None:
+        self.clock = max(self.clock, self.deadlines[index])
+        super().fire(index)
+
+    def all_done(self) -> bool:
+        """No hedge is pending (the shared timer's own timer runs out alone)."""
+        shared = shared_timer(self)
+        assert shared is not None
+        return shared.pending() == 0
 
 
 Held = HeldTimers | HeldThreadTimers
@@ -323,19 +356,26 @@ def test_a_source_answering_on_another_thread_during_subscribe_arms_no_timer(
         assert scheduler.timers == []
 
 
-def test_a_source_answering_from_the_trampoline_costs_no_thread_timer() -> None:
+def test_sources_answering_from_the_trampoline_share_one_thread_timer() -> None:
     """``rx.of`` answers just after its subscribe returns, from the current
-    thread's trampoline: on a scheduler whose timers are threads, the hedge
-    waits for that before arming, and arms nothing."""
+    thread's trampoline, so the hedge is armed first: on a scheduler whose
+    timers are threads it is a deadline on the scheduler's shared timer, and
+    a thousand such subscriptions arm one timer of the scheduler's in all
+    and leave no deadline pending."""
     scheduler = HeldThreadTimers()
-    recorder = Recorder()
-    rx.of(1, 2).pipe(rxr.hedge(1.0, 3, scheduler=scheduler)).subscribe(recorder)
-    assert recorder.items == [1, 2]
-    assert recorder.completed == 1
-    assert scheduler.timers == []
+    hedged = rx.of(1, 2).pipe(rxr.hedge(1.0, 3, scheduler=scheduler))
+    for _ in range(1000):
+        recorder = Recorder()
+        hedged.subscribe(recorder)
+        assert recorder.items == [1, 2]
+        assert recorder.completed == 1
+    assert len(scheduler.timers) == 1
+    assert scheduler.all_done()
+    scheduler.fire(0)  # the shared timer runs out: nothing fires, nothing re-arms
+    assert len(scheduler.timers) == 1
 
 
-def test_a_thread_timer_is_armed_once_the_trampoline_is_done() -> None:
+def test_a_thread_timer_fires_the_hedge_at_its_deadline() -> None:
     scheduler = HeldThreadTimers()
     calls: list[int] = []
 
@@ -345,11 +385,35 @@ def test_a_thread_timer_is_armed_once_the_trampoline_is_done() -> None:
 
     recorder = Recorder()
     rx.defer(call).pipe(rxr.hedge(1.0, scheduler=scheduler)).subscribe(recorder)
-    [(_, state, _)] = scheduler.timers  # armed after subscribe, for hedge 1
-    assert state == 1
+    assert scheduler.deadlines == [1.0]  # the shared timer's, for hedge 1
+    assert not scheduler.all_done()
     scheduler.fire(0)
+    assert calls == [1, 1]
     assert recorder.items == [2]
     assert recorder.completed == 1
+    assert scheduler.all_done()
+
+
+def test_a_hedge_on_a_thread_timer_counts_from_its_own_attempt() -> None:
+    """Two subscriptions a second apart share the scheduler's timer, and each
+    hedge fires at its own attempt's start plus the delay."""
+    scheduler = HeldThreadTimers()
+    started: list[float] = []
+
+    def call(_: Any) -> rx.Observable[int]:
+        started.append(scheduler.clock)
+        return rx.never()
+
+    hedged = rx.defer(call).pipe(rxr.hedge(2.0, scheduler=scheduler))
+    hedged.subscribe(Recorder())
+    scheduler.clock = 1.0
+    hedged.subscribe(Recorder())
+    assert scheduler.deadlines == [2.0]  # the second deadline waits behind it
+    scheduler.fire(0)
+    assert started == [0.0, 1.0, 2.0]  # hedge of the first; re-armed for 3.0
+    assert scheduler.deadlines == [2.0, 3.0]
+    scheduler.fire(1)
+    assert started == [0.0, 1.0, 2.0, 3.0]
     assert scheduler.all_done()
 
 
@@ -376,3 +440,25 @@ def test_on_the_default_scheduler_a_slow_attempt_is_hedged_for_real() -> None:
     subscription.dispose()
     assert recorder.items == ["hedged"]
     assert len(calls) == 2
+
+
+def test_disposal_on_a_thread_timer_scheduler_cancels_the_shared_deadline() -> None:
+    scheduler = NewThreadScheduler()
+    shared = shared_timer(scheduler)
+    assert shared is not None
+    subscription = rx.never().pipe(rxr.hedge(60.0, scheduler=scheduler)).subscribe()
+    assert shared.pending() == 1
+    subscription.dispose()
+    assert shared.pending() == 0
+
+
+def test_a_thousand_answers_from_the_trampoline_start_no_thread_each() -> None:
+    """On the default scheduler, for real: hedged ``rx.of`` subscriptions
+    share one armed timer thread instead of starting one each."""
+    before = threading.active_count()
+    hedged = rx.of(1).pipe(rxr.hedge(60.0))
+    for _ in range(1000):
+        recorder = Recorder()
+        hedged.subscribe(recorder)
+        assert recorder.items == [1]
+    assert threading.active_count() <= before + 2
