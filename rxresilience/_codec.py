@@ -14,9 +14,11 @@ import decimal
 import enum
 import hashlib
 import json
+import json.encoder
 import types
 import typing
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 _D = TypeVar("_D")
@@ -49,6 +51,36 @@ def codec_or_json(codec: object) -> Codec:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
+def _one_shot_encoder() -> Callable[[Any, int], Iterable[str]] | None:
+    """The C encoder ``_ENCODER.encode`` builds anew on every call, built once.
+
+    Without a circular-reference check (its table is per call): a cycle
+    raises ``RecursionError`` here, and :meth:`JsonCodec.encode` then asks
+    ``_ENCODER`` for its own error. None where the C accelerator is missing.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        encoder: Callable[[Any, int], Iterable[str]] = make(
+            None,  # no markers: no cycle check
+            _ENCODER.default,
+            json.encoder.encode_basestring,  # ensure_ascii=False
+            None,  # indent
+            ":",
+            ",",
+            False,  # sort_keys
+            False,  # skipkeys
+            False,  # allow_nan
+        )
+    except TypeError:  # another interpreter's signature: keep the slow path
+        return None
+    return encoder
+
+
+_ONE_SHOT = _one_shot_encoder()
+
+
 class JsonCodec:
     """JSON, UTF-8: dicts, lists, strings, numbers, booleans and None.
 
@@ -64,6 +96,11 @@ class JsonCodec:
     __slots__ = ()
 
     def encode(self, value: Any) -> bytes:
+        if _ONE_SHOT is not None:
+            try:
+                return "".join(_ONE_SHOT(value, 0)).encode()
+            except RecursionError:  # a cycle, or nested too deep: see below
+                pass
         return _ENCODER.encode(value).encode()
 
     def decode(self, data: bytes) -> Any:

@@ -87,12 +87,14 @@ class Lease:
         self._on_lost = on_lost
         self._lock = threading.Lock()
         self._stopped = False
-        self._timer = SerialDisposable()
         if shared is None:  # see the module
             shared = timers_cost_a_thread(scheduler) or isinstance(
                 scheduler, AsyncIOScheduler
             )
         self._keeper = _keeper_of(scheduler) if shared else None
+        # A timer of its own only without a keeper (a SerialDisposable holds a
+        # lock of its own: not made for each of a thousand sagas a second).
+        self._timer = None if self._keeper is not None else SerialDisposable()
         self._arm()
 
     def _arm(self, delay: float | None = None) -> None:
@@ -100,6 +102,7 @@ class Lease:
         if self._keeper is not None:
             self._keeper.add(self, wait)
             return
+        assert self._timer is not None
         self._timer.disposable = self._scheduler.schedule_relative(wait, self._tick)
 
     def _tick(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
@@ -128,7 +131,8 @@ class Lease:
             self._stopped = True
         if self._keeper is not None:
             self._keeper.remove(self)
-        self._timer.dispose()
+        elif self._timer is not None:
+            self._timer.dispose()
         self._on_lost(why)
 
     def stop(self) -> None:
@@ -137,7 +141,8 @@ class Lease:
             self._stopped = True
         if self._keeper is not None:
             self._keeper.remove(self)
-        self._timer.dispose()
+        elif self._timer is not None:
+            self._timer.dispose()
 
 
 class _Keeper:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import sqlite3
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from ._journal import JournalWrite, lease_of
 
@@ -23,30 +26,14 @@ def apply_batch(db: sqlite3.Connection, writes: Sequence[JournalWrite]) -> list[
     batch rather than four per write: under asyncio this runs beside the
     event loop, and each call back into Python waits for the loop's GIL.
     """
-    ids = list({write.saga_id: None for write in writes})
-    owners: dict[str, str | None] = {}
-    last: dict[str, int] = {}
-    for start in range(0, len(ids), _IDS_PER_QUERY):
-        chunk = ids[start : start + _IDS_PER_QUERY]
-        marks = ", ".join("?" * len(chunk))
-        owners.update(
-            db.execute(
-                f"SELECT saga_id, owner FROM rxr_sagas WHERE saga_id IN ({marks})",
-                chunk,
-            )
-        )
-        last.update(
-            db.execute(
-                "SELECT saga_id, MAX(seq) FROM rxr_saga_entries "
-                f"WHERE saga_id IN ({marks}) GROUP BY saga_id",
-                chunk,
-            )
-        )
+    owners, last = _owners_and_last_seq(db, list({w.saga_id: None for w in writes}))
     done: list[bool] = []
     begins: list[tuple[object, ...]] = []
+    # A saga begun in this batch is touched by its insert (and by the later
+    # writes of the batch); one that ends, ends with its last write's status.
     touched: dict[str, float] = {}
+    ends: dict[str, str] = {}
     entries: list[tuple[object, ...]] = []
-    ends: dict[str, list[str]] = {}
     for write in writes:
         saga_id = write.saga_id
         if write.begin is not None:
@@ -70,7 +57,7 @@ def apply_batch(db: sqlite3.Connection, writes: Sequence[JournalWrite]) -> list[
             )
         last[saga_id] = seq
         if write.status is not None:
-            ends.setdefault(write.status, []).append(saga_id)
+            ends[saga_id] = write.status
         done.append(True)
     # Many rows per statement: one call binds them and one step writes them,
     # the GIL released meanwhile (executemany takes it back for every row).
@@ -86,16 +73,13 @@ def apply_batch(db: sqlite3.Connection, writes: Sequence[JournalWrite]) -> list[
         "(?, ?, ?, ?, ?, ?)",
         entries,
     )
-    if touched:  # each saga touched at its latest write of the batch
-        _update_each(db, "touched", list(touched.items()))
-    for status, ids in ends.items():
-        for start in range(0, len(ids), _IDS_PER_QUERY):
-            chunk = ids[start : start + _IDS_PER_QUERY]
-            db.execute(
-                "UPDATE rxr_sagas SET status = ? WHERE saga_id IN "
-                f"({', '.join('?' * len(chunk))})",
-                [status, *chunk],
-            )
+    _update(
+        db,
+        [
+            (saga_id, touched.get(saga_id), ends.get(saga_id))
+            for saga_id in touched.keys() | ends.keys()
+        ],
+    )
     return done
 
 
@@ -115,18 +99,83 @@ def _insert(
         )
 
 
-def _update_each(
-    db: sqlite3.Connection, column: str, values: list[tuple[str, float]]
-) -> None:
-    """Set ``column`` of each saga to its own value: one ``CASE`` statement per
-    chunk (``column`` is a literal of this module)."""
-    per = 999 // 3
-    for start in range(0, len(values), per):
-        chunk = values[start : start + per]
-        cases = " ".join(["WHEN ? THEN ?"] * len(chunk))
-        ids = ", ".join("?" * len(chunk))
-        db.execute(
-            f"UPDATE rxr_sagas SET {column} = CASE saga_id {cases} END "
-            f"WHERE saga_id IN ({ids})",
-            [v for pair in chunk for v in pair] + [saga_id for saga_id, _ in chunk],
+def _owners_and_last_seq(
+    db: sqlite3.Connection, ids: list[str]
+) -> tuple[dict[str, str | None], dict[str, int]]:
+    """Each saga's owner and the last ``seq`` of its entries (sagas not in the
+    journal are left out; a saga without entries has no last ``seq``)."""
+    owners: dict[str, str | None] = {}
+    last: dict[str, int] = {}
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ids[start : start + _IDS_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))
+        if _features().json:
+            # One row, one step: stepping through a row per saga takes the GIL
+            # back for every row, and under asyncio the loop holds it.
+            (found,) = db.execute(
+                "SELECT json_group_array(json_array(saga_id, owner, (SELECT "
+                "MAX(seq) FROM rxr_saga_entries AS e WHERE e.saga_id = s.saga_id)))"
+                f" FROM rxr_sagas AS s WHERE saga_id IN ({marks})",
+                chunk,
+            ).fetchone()
+            rows = json.loads(found)
+        else:
+            rows = db.execute(
+                "SELECT saga_id, owner, (SELECT MAX(seq) FROM rxr_saga_entries "
+                "AS e WHERE e.saga_id = s.saga_id) FROM rxr_sagas AS s "
+                f"WHERE saga_id IN ({marks})",
+                chunk,
+            ).fetchall()
+        for saga_id, owner, seq in rows:
+            owners[saga_id] = owner
+            if seq is not None:
+                last[saga_id] = seq
+    return owners, last
+
+
+def _update(db: sqlite3.Connection, rows: list[tuple[str, object, object]]) -> None:
+    """Set each saga's ``touched`` and ``status`` (None: leave it) from
+    ``(saga_id, touched, status)`` rows."""
+    if not rows:
+        return
+    if not _features().update_from:
+        db.executemany(
+            "UPDATE rxr_sagas SET touched = COALESCE(?, touched), "
+            "status = COALESCE(?, status) WHERE saga_id = ?",
+            [(touched, status, saga_id) for saga_id, touched, status in rows],
         )
+        return
+    per = 999 // 3
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        # A join on the primary key: one lookup per row (a ``CASE`` of n
+        # branches per row would cost n * n comparisons).
+        db.execute(
+            "UPDATE rxr_sagas SET touched = COALESCE(v.column2, touched), "
+            "status = COALESCE(v.column3, status) "
+            f"FROM (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))}) AS v "
+            "WHERE rxr_sagas.saga_id = v.column1",
+            [value for row in chunk for value in row],
+        )
+
+
+class _Features(NamedTuple):
+    json: bool
+    update_from: bool
+
+
+@functools.cache
+def _features() -> _Features:
+    """What the linked SQLite library can do: ``json_group_array`` (the JSON
+    functions, built in since 3.38 and in most builds before) and ``UPDATE
+    ... FROM`` (3.33)."""
+    probe = sqlite3.connect(":memory:")
+    try:
+        try:
+            probe.execute("SELECT json_group_array(json_array(1))").fetchone()
+            has_json = True
+        except sqlite3.OperationalError:
+            has_json = False
+        return _Features(has_json, sqlite3.sqlite_version_info >= (3, 33, 0))
+    finally:
+        probe.close()

@@ -1,0 +1,100 @@
+"""The SQLite journal's batches against the in-memory journal's, with and
+without the SQLite features the fast paths use (JSON, ``UPDATE ... FROM``)."""
+
+from __future__ import annotations
+
+import itertools
+import pathlib
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import rxresilience as rxr
+from rxresilience.saga import _sqlite_batch
+
+SAGAS = ("s-1", "s-2", "s-'3", "s-%_*")
+OWNERS = ("o-1", "o-2")
+KINDS = ("step_started", "step_succeeded", "step_failed")
+
+
+@pytest.fixture(
+    params=list(itertools.product([True, False], repeat=2)),
+    ids=lambda p: f"json={p[0]},update_from={p[1]}",
+)
+def features(request: pytest.FixtureRequest) -> Iterator[None]:
+    json_, update_from = request.param
+    real = _sqlite_batch._features()
+    if (json_ and not real.json) or (update_from and not real.update_from):
+        pytest.fail("this SQLite lacks a feature the fast path needs")
+    chosen = _sqlite_batch._Features(json_, update_from)
+    original = _sqlite_batch._features
+    _sqlite_batch._features = lambda: chosen  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        _sqlite_batch._features = original  # type: ignore[assignment]
+
+
+def writes() -> st.SearchStrategy[rxr.JournalWrite]:
+    entry = st.builds(
+        rxr.JournalEntry,
+        st.sampled_from(KINDS),
+        st.sampled_from(("a", "b")),
+        st.none() | st.binary(max_size=8),
+        st.none() | st.text(max_size=8),
+    )
+    return st.builds(
+        rxr.JournalWrite,
+        st.sampled_from(SAGAS),
+        st.sampled_from(OWNERS),
+        st.just(0.0),
+        st.lists(entry, max_size=3).map(tuple),
+        begin=st.none() | st.just("saga"),
+        lease_until=st.just(30.0),
+        status=st.none() | st.sampled_from(("completed", "compensated")),
+    )
+
+
+def timed(batches: list[list[rxr.JournalWrite]]) -> list[list[rxr.JournalWrite]]:
+    """The same batches, each write a moment after the one before it."""
+    clock = itertools.count(1)
+    return [
+        [
+            rxr.JournalWrite(
+                w.saga_id,
+                w.owner,
+                float(next(clock)),
+                w.entries,
+                begin=w.begin,
+                lease_until=w.lease_until if w.begin else None,
+                status=w.status,
+            )
+            for w in batch
+        ]
+        for batch in batches
+    ]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # it only patches
+)
+@given(batches=st.lists(st.lists(writes(), min_size=1, max_size=8), max_size=5))
+def test_a_batch_does_what_the_in_memory_journal_does(
+    features: None, batches: list[list[rxr.JournalWrite]]
+) -> None:
+    memory = rxr.InMemorySagaJournal()
+    with tempfile.TemporaryDirectory() as folder:
+        sqlite = rxr.SQLiteSagaJournal(pathlib.Path(folder) / "sagas.db")
+        try:
+            for batch in timed(batches):
+                assert sqlite.write_owned(batch) == memory.write_owned(batch)
+            for saga_id in SAGAS:
+                assert sqlite.load(saga_id) == memory.load(saga_id)
+            assert sorted(sqlite.unfinished()) == sorted(memory.unfinished())
+        finally:
+            sqlite.close()
