@@ -17,7 +17,8 @@ from mypy import api as mypy
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-#: Names the README's snippets use without defining them: the user's code.
+#: Names the README's snippets, and the site's code blocks
+#: (tests/docs/test_code_blocks.py), use without defining them: the user's code.
 PLACEHOLDERS = [
     "api",
     "args",
@@ -108,7 +109,9 @@ def as_module(blocks: list[str]) -> str:
 
 
 def test_the_readme_has_snippets() -> None:
-    assert len(snippets()) >= 10
+    # the README is a front page (tests/docs/test_readme.py): an opening
+    # snippet and a taste of the API; the rest is on the site, checked there
+    assert len(snippets()) >= 3
 
 
 def test_every_readme_snippet_type_checks(tmp_path: pathlib.Path) -> None:
