@@ -89,8 +89,11 @@ def describe(error: BaseException) -> str:
     """How an error is written in a journal entry."""
     text = f"{type(error).__qualname__}: {error}"
     # A message may hold lone surrogates (os.fsdecode of undecodable bytes),
-    # which no store can write: escaped, the entry is written all the same.
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    # which no store can write, or NUL, which PostgreSQL text cannot hold:
+    # escaped, the entry is written all the same (and one saga's odd message
+    # never fails the other writes of its batch).
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
 
 
 class History(Generic[_X]):

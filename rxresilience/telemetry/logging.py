@@ -35,6 +35,9 @@ LEVELS: dict[str, int] = {
 }
 
 
+_log = logging.getLogger("rxresilience")
+
+
 def describe(event: TelemetryEvent) -> str:
     """One line: kind, policy, then the facts the event has."""
     parts = [f"{event.kind} {event.policy!r}"]
@@ -44,8 +47,17 @@ def describe(event: TelemetryEvent) -> str:
         parts.append(f"duration={event.duration:.6g}s")
     parts.extend(f"{key}={value!r}" for key, value in event.attributes.items())
     if event.error is not None:
-        parts.append(f"error={type(event.error).__name__}: {event.error}")
+        parts.append(f"error={type(event.error).__name__}: {_text_of(event.error)}")
     return " ".join(parts)
+
+
+def _text_of(error: BaseException) -> str:
+    """``str(error)``, or a placeholder when the error's own ``__str__`` raises:
+    one odd exception must not detach the logging for every later event."""
+    try:
+        return str(error)
+    except Exception:
+        return f"<{type(error).__name__}.__str__ raised>"
 
 
 def enable(logger: logging.Logger | None = None) -> abc.DisposableBase:
@@ -75,7 +87,12 @@ def enable(logger: logging.Logger | None = None) -> abc.DisposableBase:
 
     def log(event: TelemetryEvent) -> None:
         level = LEVELS.get(event.kind, logging.DEBUG)
-        if chosen.isEnabledFor(level):
+        if not chosen.isEnabledFor(level):
+            return
+        try:
             chosen.log(level, "%s", describe(event), extra={"telemetry": event})
+        except Exception:  # a handler or a formatter of the user's that raises:
+            # reported, and this subscriber stays attached for the next event
+            _log.exception("logging a telemetry event failed")
 
     return events().subscribe(log)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import pytest
@@ -63,3 +64,24 @@ def test_the_default_logger_and_disabled_levels_build_no_record(
 def test_a_logger_of_the_wrong_type_is_refused() -> None:
     with pytest.raises(TypeError, match="logger"):
         telemetry_logging.enable("app")  # type: ignore[arg-type]
+
+
+def test_an_error_whose_str_raises_does_not_detach_the_logging(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    breaker = rxr.CircuitBreaker(failure_threshold=1, name="unprintable-logging")
+    subscription = telemetry_logging.enable(logging.getLogger("t-unprintable"))
+    try:
+        with caplog.at_level(logging.DEBUG, logger="t-unprintable"):
+            for _ in range(2):
+                with contextlib.suppress(Exception):
+                    breaker.call(lambda: (_ for _ in ()).throw(Unprintable()))
+        texts = [r.getMessage() for r in caplog.records if r.name == "t-unprintable"]
+        assert any("Unprintable.__str__ raised" in t for t in texts)
+        assert any("breaker.refused" in t for t in texts)  # still attached
+    finally:
+        subscription.dispose()
