@@ -99,15 +99,16 @@ def require_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
 
 
 def require_name(name: str, value: object) -> str:
-    """A non-empty string that a store can write: UTF-8 encodable (a lone
-    surrogate, as ``os.fsdecode`` makes of undecodable bytes, is not)."""
+    """A non-empty string that any store can write (a breaker's, a journal's, a
+    limiter's): UTF-8 encodable (a lone surrogate, as ``os.fsdecode`` makes of
+    undecodable bytes, is not)."""
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
     try:
         value.encode()
     except UnicodeEncodeError as error:
         raise ValueError(
-            f"{name} must be text a journal can store (UTF-8), got {value!r}: {error}"
+            f"{name} must be text encodable as UTF-8, got {value!r}: {error}"
         ) from None
     return value
 

@@ -20,11 +20,10 @@ attempt number.
 from __future__ import annotations
 
 import itertools
-import math
 import random
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ._arguments import (
@@ -34,7 +33,6 @@ from ._arguments import (
     require_instance,
     require_unit_interval,
 )
-from ._clock import LONGEST_WAIT
 from ._seeded_random import SeededOnFirstUse
 
 __all__ = [
@@ -47,7 +45,6 @@ __all__ = [
     "FullJitterBackoff",
     "LinearBackoff",
     "SumBackoff",
-    "to_backoff",
 ]
 
 
@@ -342,38 +339,13 @@ class SumBackoff(Backoff):
         require_instance("second", self.second, Backoff)
 
     def delays(self, rng: random.Random) -> Iterator[float]:
-        # Two delays from functions (see ``_FunctionBackoff``) may add up past
+        # Two delays from functions (see ``_backoff_argument``) may add up past
         # the largest float: hold the sum there, still "never" for a retry.
         largest = sys.float_info.max
         for first, second in zip(
             self.first.delays(rng), self.second.delays(rng), strict=True
         ):
             yield min(first + second, largest)
-
-
-@dataclass(frozen=True, slots=True)
-class _FunctionBackoff(Backoff):
-    """A plain ``function(attempt) -> seconds`` used as a policy.
-
-    ``attempt`` is the number of the attempt that just failed (1 for the
-    first). A result that is not a number, NaN or negative fails the stream
-    with ``TypeError``/``ValueError``; one too large for any timer (infinity
-    included) means "never", and ``rxr.retry`` gives up with the attempt's
-    error.
-    """
-
-    function: Callable[[int], float]
-
-    def delays(self, rng: random.Random) -> Iterator[float]:
-        for attempt in itertools.count(1):
-            yield _function_delay(self.function(attempt))
-
-
-def _function_delay(value: object) -> float:
-    """A function backoff's answer as seconds: ``inf`` for "never"."""
-    if is_number(value) and value > LONGEST_WAIT:  # an int beyond any float too
-        return math.inf
-    return require_finite("backoff(attempt)", value)
 
 
 def _check_exponential(
@@ -393,23 +365,3 @@ def _require_cap_above_base(base: float, max_delay: float) -> None:
         raise ValueError(
             f"max_delay must be >= base, got max_delay={max_delay!r} and base={base!r}"
         )
-
-
-def to_backoff(
-    value: Backoff | float | Callable[[int], float] | None,
-) -> Backoff | None:
-    """Normalise what ``rxr.retry(backoff=...)`` accepts to a policy or ``None``.
-
-    A number is a constant delay (a duration: finite, at least 0, at most
-    ``LONGEST_WAIT``); a callable is ``function(attempt) -> seconds``.
-    """
-    if value is None or isinstance(value, Backoff):
-        return value
-    if is_number(value):
-        return ConstantBackoff(require_duration("backoff", value))
-    if callable(value):
-        return _FunctionBackoff(value)
-    raise TypeError(
-        "backoff must be a Backoff policy, a number of seconds, a function of the "
-        f"attempt number, or None, got {type(value).__name__}"
-    )

@@ -51,6 +51,15 @@ RESOLUTION = 1e-6
 #: beyond it that arrives at run time (a ``Retry-After``) means "never".
 LONGEST_WAIT: float = threading.TIMEOUT_MAX
 
+#: ``TimeoutScheduler.singleton()``, looked up once. The singleton lives as long
+#: as its class (a weak dictionary keyed by the class holds it) and keeps no
+#: state of its own (each timer is a fresh ``threading.Timer``), so the same
+#: object serves every subscription and both sides of an ``os.fork``. Asking
+#: ``singleton()`` per subscription costs a lock and a weak-dictionary look-up
+#: (about 0.4 us), and that class-wide lock could be held by another thread at
+#: the instant of a fork, leaving a child that asks again blocked forever.
+_TIMEOUT_SCHEDULER: abc.SchedulerBase = TimeoutScheduler.singleton()
+
 
 def choose_scheduler(
     own: abc.SchedulerBase | None, subscribed: abc.SchedulerBase | None
@@ -61,7 +70,7 @@ def choose_scheduler(
         return own
     if subscribed is not None:
         return subscribed
-    return TimeoutScheduler.singleton()
+    return _TIMEOUT_SCHEDULER
 
 
 def clock_of(scheduler: abc.SchedulerBase | None) -> Callable[[], float]:
@@ -87,7 +96,7 @@ def seconds_now(scheduler: abc.SchedulerBase | None = None) -> float:
 def thread_scheduler() -> abc.SchedulerBase:
     """A real-clock scheduler whose actions run on threads of their own: for
     timed work that may block (a journal's renewal under asyncio)."""
-    return TimeoutScheduler.singleton()
+    return _TIMEOUT_SCHEDULER
 
 
 def timers_cost_a_thread(scheduler: abc.SchedulerBase | None) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import itertools
 import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -15,29 +14,13 @@ from reactivex import Observable, abc
 from ._arguments import require_callable, require_scheduler
 from ._broadcast import Broadcast
 from ._latest import Latest, Outcome
+from ._optimistic_layers import Layer, LayerStack
 from .errors import OptimisticApplyError, OptimisticStateDisposedError
 
 __all__ = ["OptimisticState"]
 
 _T = TypeVar("_T")
 _NOTHING: Any = object()
-
-
-class _Layer:
-    """One pending update over the confirmed value."""
-
-    __slots__ = ("change", "failing", "id", "is_function", "settled", "superseded")
-
-    def __init__(self, layer_id: int, change: Any, is_function: bool) -> None:
-        self.id = layer_id
-        self.change = change
-        self.is_function = is_function
-        self.superseded = False
-        self.settled = False  # its commit's outcome was taken (exactly once)
-        self.failing = False  # its function raised on the last recompute
-
-    def apply(self, value: Any) -> Any:
-        return self.change(value) if self.is_function else self.change
 
 
 class OptimisticState(Observable[_T], Generic[_T]):
@@ -111,14 +94,12 @@ class OptimisticState(Observable[_T], Generic[_T]):
         require_scheduler("scheduler", scheduler)
         self._lock = threading.RLock()
         self._scheduler = scheduler
-        self._confirmed: _T = initial
-        self._layers: list[_Layer] = []
-        self._ids = itertools.count()
+        self._errors: Broadcast[Exception] = Broadcast()
+        self._stack = LayerStack(initial, self._errors.emit)
         self._settled = 0  # how many updates have settled (for refresh)
         self._disposed = False
         self._display: Latest[_T] = Latest(initial, self._lock)
         self._updating: Latest[bool] = Latest(False, self._lock)
-        self._errors: Broadcast[Exception] = Broadcast()
 
     # -- reading -------------------------------------------------------------------------
 
@@ -139,7 +120,8 @@ class OptimisticState(Observable[_T], Generic[_T]):
     def confirmed(self) -> _T:
         """The last value the server confirmed."""
         with self._lock:
-            return self._confirmed
+            confirmed: _T = self._stack.confirmed
+            return confirmed
 
     @property
     def is_updating(self) -> Observable[bool]:
@@ -222,13 +204,10 @@ class OptimisticState(Observable[_T], Generic[_T]):
         with self._lock:
             if self._disposed:
                 raise OptimisticStateDisposedError("the optimistic state was disposed")
-            layer = _Layer(
-                next(self._ids), value_or_function, callable(value_or_function)
-            )
-            self._layers.append(layer)
+            layer = self._stack.push(value_or_function)
             shown = self._recompute()
             if layer.failing:  # the change itself raised (reported): nothing applied
-                self._layers.remove(layer)
+                self._stack.remove(layer)
                 return rx.of(False)
             self._updating.set(True)
         try:
@@ -253,7 +232,7 @@ class OptimisticState(Observable[_T], Generic[_T]):
 
     def _settle(
         self,
-        layer: _Layer,
+        layer: Layer,
         error: Exception | None,
         result: Any,
         outcome: Outcome,
@@ -270,54 +249,24 @@ class OptimisticState(Observable[_T], Generic[_T]):
             layer.settled = True
             self._settled += 1
             not_applied: OptimisticApplyError | None = None
-            if layer in self._layers:
-                self._layers.remove(layer)
-                if error is None and not layer.superseded and not self._disposed:
-                    try:
-                        self._confirm(layer, result, confirm_with_result)
-                    except Exception as failure:  # accepted, but cannot be folded in
-                        not_applied = OptimisticApplyError(failure)
+            pending = self._stack.remove(layer)  # not if superseded
+            if pending and error is None and not self._disposed:
+                try:
+                    self._stack.confirm(layer, result, confirm_with_result)
+                except Exception as failure:  # accepted, but cannot be folded in
+                    not_applied = OptimisticApplyError(failure)
             if not self._disposed:
                 self._recompute()
                 if not_applied is not None:
                     self._errors.emit(not_applied)
                 if error is not None:
                     self._errors.emit(error)
-                self._updating.set(bool(self._layers))
+                self._updating.set(bool(self._stack))
         outcome.settle(error is None)
 
-    def _confirm(self, layer: _Layer, result: Any, confirm_with_result: bool) -> None:
-        """Called under the lock: fold a succeeded layer into the confirmed base.
-
-        Raises what the layer's function raises, having changed nothing.
-        """
-        if confirm_with_result:
-            self._confirmed = result
-        else:
-            self._confirmed = layer.apply(self._confirmed)
-        if not layer.is_function:
-            # A whole new value supersedes every older pending update.
-            older = [pending for pending in self._layers if pending.id < layer.id]
-            for pending in older:
-                pending.superseded = True
-                self._layers.remove(pending)
-
     def _recompute(self) -> _T:
-        """Called under the lock: fold the layers over the base and show the result.
-
-        A layer whose function raises is left out (it stays pending); its error
-        goes to :attr:`errors` when it starts failing. Never raises.
-        """
-        value = self._confirmed
-        for layer in self._layers:
-            try:
-                value = layer.apply(value)
-            except Exception as error:
-                if not layer.failing:
-                    layer.failing = True
-                    self._errors.emit(error)
-                continue
-            layer.failing = False
+        """Called under the lock: show the layers folded over the confirmed value."""
+        value: _T = self._stack.fold()
         self._display.set(value)
         return value
 
@@ -334,7 +283,7 @@ class OptimisticState(Observable[_T], Generic[_T]):
         with self._lock:
             if self._disposed:
                 raise OptimisticStateDisposedError("the optimistic state was disposed")
-            self._confirmed = value
+            self._stack.confirmed = value
             self._recompute()
 
     def refresh(self, fetch: Callable[[], Any]) -> Observable[bool]:
@@ -369,7 +318,7 @@ class OptimisticState(Observable[_T], Generic[_T]):
                     and not self._disposed
                 )
                 if fresh:
-                    self._confirmed = last[0]
+                    self._stack.confirmed = last[0]
                     self._recompute()
             finish(fresh)
 
@@ -397,7 +346,7 @@ class OptimisticState(Observable[_T], Generic[_T]):
             self._errors.complete()
 
     def __repr__(self) -> str:
-        return f"OptimisticState(value={self.value!r}, pending={len(self._layers)})"
+        return f"OptimisticState(value={self.value!r}, pending={len(self._stack)})"
 
 
 def _as_observable(started: Any) -> Observable[Any]:

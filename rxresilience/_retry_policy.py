@@ -21,7 +21,8 @@ from ._arguments import (
     require_instance,
     require_scheduler,
 )
-from ._backoff import Backoff, ExponentialBackoff, to_backoff
+from ._backoff import Backoff, ExponentialBackoff
+from ._backoff_argument import to_backoff
 from .telemetry._registry import require_policy_name
 
 __all__ = [

@@ -125,21 +125,12 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
                 return
             if _bus.listening:
                 self._attempt_started = self._now()
-            if checks_values:
-                attempt = _CheckedAttempt(self)
-                self._inner.disposable = attempt.subscription
-                attempt.subscription.disposable = source.subscribe(
-                    attempt.on_next,
-                    attempt.on_error,
-                    attempt.on_completed,
-                    scheduler=self._subscribe_scheduler,
-                )
-            else:
-                self._inner.disposable = source.subscribe(
-                    self._on_next,
-                    self._on_error,
-                    observer.on_completed,
-                    scheduler=self._subscribe_scheduler,
+            if self._context is None:
+                self._subscribe_attempt(source, observer, checks_values)
+            else:  # the parts inside report to the subscriber's span too
+                _bus.in_context(
+                    self._context,
+                    lambda: self._subscribe_attempt(source, observer, checks_values),
                 )
             with self._lock:
                 self._pending -= 1
@@ -152,6 +143,29 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
                 # subscribe call has returned, from the current thread's trampoline.
                 CurrentThreadScheduler.singleton().schedule(self._on_trampoline)
                 return
+
+    def _subscribe_attempt(
+        self,
+        source: Observable[_T],
+        observer: abc.ObserverBase[_T],
+        checks_values: bool,
+    ) -> None:
+        if checks_values:
+            attempt = _CheckedAttempt(self)
+            self._inner.disposable = attempt.subscription
+            attempt.subscription.disposable = source.subscribe(
+                attempt.on_next,
+                attempt.on_error,
+                attempt.on_completed,
+                scheduler=self._subscribe_scheduler,
+            )
+        else:
+            self._inner.disposable = source.subscribe(
+                self._on_next,
+                self._on_error,
+                observer.on_completed,
+                scheduler=self._subscribe_scheduler,
+            )
 
     def _on_trampoline(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
         self._drain()

@@ -46,9 +46,14 @@ from typing import Any, TypeVar
 
 from reactivex import abc
 from reactivex.disposable import SerialDisposable
-from reactivex.scheduler import TimeoutScheduler
 
-from ._clock import LONGEST_WAIT, RESOLUTION, clock_of, timers_cost_a_thread
+from ._clock import (
+    LONGEST_WAIT,
+    RESOLUTION,
+    clock_of,
+    thread_scheduler,
+    timers_cost_a_thread,
+)
 
 __all__ = ["IDLE", "SharedTimer", "shared_timer"]
 
@@ -290,10 +295,10 @@ def shared_timer(scheduler: abc.SchedulerBase) -> SharedTimer | None:
     return timer
 
 
-#: ``TimeoutScheduler.singleton()`` (which lives as long as its class) and its
-#: shared timer, found without a look-up.
+#: The default scheduler (``TimeoutScheduler``'s singleton, which lives as long
+#: as its class) and its shared timer, found without a look-up.
 _default: tuple[abc.SchedulerBase | None, SharedTimer | None] = (None, None)
-_default = (TimeoutScheduler.singleton(), shared_timer(TimeoutScheduler.singleton()))
+_default = (thread_scheduler(), shared_timer(thread_scheduler()))
 
 
 def _forget_in_child() -> None:

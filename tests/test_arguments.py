@@ -16,6 +16,7 @@ from rxresilience._arguments import (
     require_error_or_factory,
     require_finite,
     require_instance,
+    require_name,
     require_number,
     require_text,
 )
@@ -138,3 +139,20 @@ def test_options_at_their_default_are_not_given_others_are() -> None:
     assert options_given(changed, defaults) == ["ttl", "mode", "fn", "obj"]
     # A number never stands for a non-number default, nor a bool for None.
     assert options_given({"fn": 0, "obj": False}, defaults) == ["fn", "obj"]
+
+
+def test_a_name_is_text_any_store_can_write_and_the_message_says_so_generically() -> (
+    None
+):
+    """Breaker, limiter and journal names share the check: the message names the
+    argument and the encoding, never one kind of store."""
+    assert require_name("name", "orders:*?[]'") == "orders:*?[]'"
+    with pytest.raises(ValueError, match=r"^name must be a non-empty string"):
+        require_name("name", "")
+    with pytest.raises(
+        ValueError, match=r"^name must be text encodable as UTF-8"
+    ) as caught:
+        require_name("name", "bad\udcff")
+    assert "journal" not in str(caught.value)
+    with pytest.raises(ValueError, match=r"^name must be text encodable as UTF-8"):
+        rxr.Bulkhead(max_concurrent=1, name="bad\udcff")

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rxresilience as rxr
-from rxresilience._backoff import _FunctionBackoff, to_backoff
+from rxresilience._backoff_argument import FunctionBackoff, to_backoff
 from rxresilience._clock import LONGEST_WAIT
 
 from ._support import DURATIONS_OUT_OF_RANGE
@@ -362,17 +362,17 @@ def _policies_at_their_limits() -> list[Any]:
         ),
         (rxr.FullJitterBackoff(max_delay=30) + 5, 35.0),
         (0.5 + rxr.DecorrelatedJitterBackoff(), 30.5),
-        (_FunctionBackoff(lambda attempt: attempt % 7), 6.0),
-        (_FunctionBackoff(lambda attempt: (attempt % 13) * 0.25), 3.0),
-        (_FunctionBackoff(lambda attempt: min(attempt, 60)), 60.0),
+        (FunctionBackoff(lambda attempt: attempt % 7), 6.0),
+        (FunctionBackoff(lambda attempt: (attempt % 13) * 0.25), 3.0),
+        (FunctionBackoff(lambda attempt: min(attempt, 60)), 60.0),
         # run-time values past LONGEST_WAIT are the retry's "never": kept finite
         (
-            _FunctionBackoff(lambda attempt: 1e300) + rxr.ConstantBackoff(5),
+            FunctionBackoff(lambda attempt: 1e300) + rxr.ConstantBackoff(5),
             sys.float_info.max,
         ),
         (
-            _FunctionBackoff(lambda attempt: 1.7e308)
-            + _FunctionBackoff(lambda attempt: 1.7e308),
+            FunctionBackoff(lambda attempt: 1.7e308)
+            + FunctionBackoff(lambda attempt: 1.7e308),
             sys.float_info.max,
         ),
     ]

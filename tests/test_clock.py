@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import re
+import signal
 import threading
 
+import pytest
 import reactivex as rx
 from reactivex import operators as ops
 from reactivex.scheduler import (
@@ -16,7 +19,13 @@ from reactivex.scheduler import (
 from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
-from rxresilience._clock import LONGEST_WAIT, choose_scheduler, clock_of, seconds_now
+from rxresilience._clock import (
+    LONGEST_WAIT,
+    choose_scheduler,
+    clock_of,
+    seconds_now,
+    thread_scheduler,
+)
 
 from ._support import record
 
@@ -28,6 +37,51 @@ def test_the_operator_argument_wins_then_the_subscribe_time_scheduler() -> None:
     assert choose_scheduler(own, subscribed) is own
     assert choose_scheduler(None, subscribed) is subscribed
     assert choose_scheduler(None, None) is TimeoutScheduler.singleton()
+
+
+def test_the_default_scheduler_is_looked_up_once_not_per_subscription(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``TimeoutScheduler.singleton()`` takes a class-wide lock: the rule asks it once."""
+    default = TimeoutScheduler.singleton()
+
+    def asked_again() -> TimeoutScheduler:
+        raise AssertionError("TimeoutScheduler.singleton() asked per subscription")
+
+    monkeypatch.setattr(TimeoutScheduler, "singleton", asked_again)
+    assert choose_scheduler(None, None) is default
+    assert thread_scheduler() is default
+    errors: list[Exception] = []
+    done = threading.Event()
+    rx.never().pipe(rxr.timeout(0.001)).subscribe(
+        on_error=lambda error: (errors.append(error), done.set())
+    )
+    assert done.wait(10)
+    assert [type(error) for error in errors] == [rxr.TimeoutError]
+
+
+def test_a_forked_child_gets_the_default_scheduler_while_its_lock_was_held() -> None:
+    """A fork taken while another thread held the singleton's lock leaves that lock
+    held in the child for ever: the child's subscriptions must not need it."""
+    default = TimeoutScheduler.singleton()
+    lock = TimeoutScheduler._lock  # held as another thread would, at the fork
+    with lock:
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            code = 1
+            try:
+                signal.alarm(10)  # a regression blocks on the lock: end, don't hang
+                errors: list[Exception] = []
+                done = threading.Event()
+                if choose_scheduler(None, None) is default:
+                    rx.never().pipe(rxr.timeout(0.001)).subscribe(
+                        on_error=lambda error: (errors.append(error), done.set())
+                    )
+                    code = 0 if done.wait(10) and len(errors) == 1 else 2
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_the_real_clock_is_the_one_timeout_scheduler_keeps() -> None:

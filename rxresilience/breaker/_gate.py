@@ -232,6 +232,7 @@ class Gate:
                     "state": refusal.state,
                     "retry_after": refusal.retry_after,
                 },
+                context=_bus.trace_context(),
             )
         except Exception:
             _log.exception("reporting breaker %r's refusal failed", self._name)

@@ -172,6 +172,7 @@ class RateLimiter:
                 now,
                 error=error,
                 attributes=None if wait is None else {"delay": wait},
+                context=_bus.trace_context(),
             )
         except Exception:
             _log.exception("reporting rate limiter %r's event failed", self._name)

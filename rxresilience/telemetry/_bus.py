@@ -18,13 +18,23 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import TypeVar
 
 from reactivex import abc
 from reactivex.disposable import Disposable
 
 from ._event import KINDS, NO_ATTRIBUTES, TelemetryEvent
 
-__all__ = ["attach", "emit", "listening", "trace_context", "trace_with"]
+_R = TypeVar("_R")
+
+__all__ = [
+    "attach",
+    "emit",
+    "in_context",
+    "listening",
+    "trace_context",
+    "trace_with",
+]
 
 _log = logging.getLogger("rxresilience")
 
@@ -148,11 +158,35 @@ def trace_with(hook: Callable[[], object]) -> abc.DisposableBase:
     return Disposable(remove)
 
 
+#: The context an outer operator carries into the subscriptions it makes
+#: later, on another thread (a retry's next attempt on its timer thread).
+_ambient = threading.local()
+
+
+def in_context(context: object, action: Callable[[], _R]) -> _R:
+    """Run ``action`` with ``context`` as what :func:`trace_context` answers on
+    this thread: an operator that subscribes its source later, from a timer
+    thread, passes on the context it captured when it was subscribed, so the
+    events of the operators inside it (a breaker's refusal) reach the same span."""
+    if context is None:
+        return action()
+    previous = getattr(_ambient, "context", None)
+    _ambient.context = context
+    try:
+        return action()
+    finally:
+        _ambient.context = previous
+
+
 def trace_context() -> object:
     """The tracing context to carry on this subscription's events, if any.
 
     Called at subscribe time, and only while someone listens: a timer thread
-    that later emits does not carry the subscriber's context."""
+    that later emits does not carry the subscriber's context, unless an
+    operator outside passes its own on (:func:`in_context`)."""
+    carried = getattr(_ambient, "context", None)
+    if carried is not None:
+        return carried
     hooks = _trace_hooks
     if not hooks:
         return None

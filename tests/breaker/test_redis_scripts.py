@@ -1,6 +1,6 @@
 """The Redis breaker's Lua templates: rendered whole, with the reasons of Python.
 
-The differential test (tests/test_redis_breaker.py) checks that the Lua
+The differential test (tests/breaker/test_redis.py) checks that the Lua
 machine behaves as the Python one; these check the rendering itself: no
 placeholder survives, every reason the Lua can give is a Python-defined one,
 and every literal reads back in Lua as exactly the Python value.

@@ -172,8 +172,13 @@ def test_retries_refusals_and_timeouts_are_span_events_of_the_subscriber_span(
     spans = {span.name: span for span in otel.exporter.get_finished_spans()}
     checkout = [event.name for event in spans["checkout"].events]
     # The refusal in the last attempt happened on a timer thread, where no
-    # span is current; the retry that ended with it carries it to its span.
-    assert checkout == ["retry.scheduled", "retry.scheduled", "retry.exhausted"]
+    # span is current: the retry carried its subscriber's context to it.
+    assert checkout == [
+        "retry.scheduled",
+        "retry.scheduled",
+        "breaker.refused",
+        "retry.exhausted",
+    ]
     again = [event.name for event in spans["again"].events]
     assert again == ["breaker.refused", "retry.exhausted"]
     first = spans["checkout"].events[0]

@@ -20,9 +20,9 @@ from rxresilience.breaker import _reasons as reasons
 from rxresilience.breaker._machine import Outcome
 from rxresilience.breaker._permit import Permit
 
+from .._redis_server import RedisServer
+from .._support import POSITIVE_DURATIONS_OUT_OF_RANGE
 from . import test_breaker_stateful as stateful
-from ._redis_server import RedisServer
-from ._support import POSITIVE_DURATIONS_OUT_OF_RANGE
 
 
 def fresh_name() -> str:
@@ -186,9 +186,7 @@ def test_the_lua_machine_matches_the_in_memory_machine(
             assert DEFINED_REASONS.fullmatch(change.reason), change.reason
         assert pair.redis.metrics() == pair.memory.metrics()
         assert pair.redis.state == pair.memory.state
-    assert pair.redis._storage.retry_after(pair.redis_clock.clock) == (
-        pair.memory._storage.retry_after(pair.memory_clock.clock)
-    )
+    assert pair.redis.retry_after() == pair.memory.retry_after()
 
 
 def test_the_scripts_cost_one_round_trip_per_admission_and_per_outcome(
@@ -265,7 +263,7 @@ def _client_of_no_server() -> Any:
     """A client of a port nobody listens on: a storage built from it must not connect."""
     import redis
 
-    from ._redis_server import _free_port
+    from .._redis_server import _free_port
 
     return redis.Redis.from_url(f"redis://127.0.0.1:{_free_port()}/0")
 
@@ -723,7 +721,7 @@ def run_workers(target: Any, args: tuple[Any, ...], count: int = 4) -> list[Any]
 def test_four_processes_open_the_breaker_together_at_the_threshold(
     redis_server: RedisServer,
 ) -> None:
-    from . import _breaker_worker
+    from .. import _breaker_worker
 
     answers = run_workers(
         _breaker_worker.fail_in_rounds, (redis_server.url, fresh_name())
@@ -746,7 +744,7 @@ def test_four_processes_open_the_breaker_together_at_the_threshold(
 def test_half_open_admits_exactly_n_trials_across_processes(
     redis_server: RedisServer,
 ) -> None:
-    from . import _breaker_worker
+    from .. import _breaker_worker
 
     name = fresh_name()
     [opener] = fleet(
@@ -765,7 +763,7 @@ def test_a_killed_processs_permit_expires_after_max_half_open_wait(
     import os
     import signal
 
-    from . import _breaker_worker
+    from .. import _breaker_worker
 
     name = fresh_name()
     [other] = fleet(
@@ -801,9 +799,11 @@ def test_a_killed_processs_permit_expires_after_max_half_open_wait(
 
 
 def test_delete_starts_the_fleet_over(redis_server: RedisServer) -> None:
-    a, b = fleet(redis_server, 2, failure_threshold=1)
+    name = fresh_name()
+    a, b = fleet(redis_server, 2, name=name, failure_threshold=1)
     a.fail()
-    a.breaker._storage.delete()  # type: ignore[attr-defined]
+    # any process may delete: a storage bound to no breaker names the same keys
+    rxr.RedisBreakerStorage(redis_server.client(), name=name).delete()
     b.succeed()
     assert b.breaker.metrics().failures == 0
     assert b.breaker.state is rxr.CircuitState.CLOSED
@@ -994,7 +994,7 @@ def test_a_state_written_before_epochs_is_kept_and_stamped_in_place(
     assert [change[1] for change in member.seen()] == ["open", "half-open", "closed"]
 
 
-# --- the reference model of tests/test_breaker_stateful.py, through Redis ----------------
+# --- the reference model of tests/breaker/test_breaker_stateful.py, through Redis --------
 
 _SERVER: list[RedisServer] = []
 

@@ -30,7 +30,7 @@ from reactivex import operators as ops
 import rxresilience as rxr
 from rxresilience.saga import _process_identity as identity
 
-from . import _saga_worker as worker
+from .. import _saga_worker as worker
 
 
 def here() -> identity.ProcessIdentity:

@@ -24,8 +24,8 @@ from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
 
-from . import _saga_worker as worker
-from ._support import POSITIVE_DURATIONS_OUT_OF_RANGE, pending
+from .. import _saga_worker as worker
+from .._support import POSITIVE_DURATIONS_OUT_OF_RANGE, pending
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])

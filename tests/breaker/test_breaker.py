@@ -13,7 +13,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 import rxresilience as rxr
 from rxresilience import CircuitState as S
 
-from ._support import POSITIVE_DURATIONS_OUT_OF_RANGE, pending, record
+from .._support import POSITIVE_DURATIONS_OUT_OF_RANGE, pending, record
 
 on_next = ReactiveTest.on_next
 on_error = ReactiveTest.on_error

@@ -32,10 +32,10 @@ import rxresilience as rxr
 from rxresilience._redis_client import glob_escape
 from rxresilience.saga import _redis_journal_upgrade as upgrade
 
-from . import _redis_saga_worker as redis_worker
-from . import _saga_worker as worker
-from ._redis_server import RedisClusterServer, RedisServer
-from .fixtures import redis_v01_journal as v01
+from .. import _redis_saga_worker as redis_worker
+from .. import _saga_worker as worker
+from .._redis_server import RedisClusterServer, RedisServer
+from ..fixtures import redis_v01_journal as v01
 
 #: Characters that mean something to a glob, to SQL, to a hash tag or a shell.
 ODD = "*?[]\\%_'\" :é"  # braces: see the hash tag tests

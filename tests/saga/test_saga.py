@@ -20,8 +20,8 @@ from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
 
-from . import _saga_worker as worker
-from ._support import DURATIONS_OUT_OF_RANGE, record
+from .. import _saga_worker as worker
+from .._support import DURATIONS_OUT_OF_RANGE, record
 
 
 class Boom(Exception):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import rxresilience as rxr
 from rxresilience._clock import LONGEST_WAIT
 
-from ._support import POSITIVE_DURATIONS_OUT_OF_RANGE
+from .._support import POSITIVE_DURATIONS_OUT_OF_RANGE
 
 outcomes = st.lists(st.tuples(st.booleans(), st.booleans()), max_size=200)
 

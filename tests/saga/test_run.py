@@ -24,9 +24,9 @@ from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
 
-from . import _saga_worker as worker
-from ._saga_worker import TERMINAL, wait_until_terminal
-from ._support import pending
+from .. import _saga_worker as worker
+from .._saga_worker import TERMINAL, wait_until_terminal
+from .._support import pending
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
