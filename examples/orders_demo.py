@@ -22,6 +22,7 @@ import os
 import random
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -390,6 +391,27 @@ class World:
 # --- running it ---------------------------------------------------------------------------
 
 
+class EventCounts:
+    """How many events of each kind ``rxr.telemetry.events()`` delivered.
+
+    The stream delivers on whichever thread emits (a timer's, a store's), so
+    the count is kept under a lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: collections.Counter[str] = collections.Counter()
+
+    def __call__(self, event: rxr.TelemetryEvent) -> None:
+        with self._lock:
+            self._counts[event.kind] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        """The counts so far, by kind in alphabetical order."""
+        with self._lock:
+            return dict(sorted(self._counts.items()))
+
+
 class ProgressDisplay:
     """How far the run is: a ``rich`` bar on a terminal, else a line per step.
 
@@ -477,6 +499,8 @@ def simulate(orders: int, seed: int, folder: str) -> dict[str, Any]:
     journal_path = os.path.join(folder, "sagas.db")
     process = OrderProcess(world, journal_path, seed)
     crash_after = int(orders * CRASH_AT)
+    observed = EventCounts()
+    listening = rxr.telemetry.events().subscribe(observed)
     shown = ProgressDisplay(orders)
     for index in range(orders):
         if index == crash_after:
@@ -494,6 +518,7 @@ def simulate(orders: int, seed: int, folder: str) -> dict[str, Any]:
         shown.update(index + 1)
     scheduler.advance_by(600.0)  # let everything in flight finish
     shown.close()
+    listening.dispose()
     journal = rxr.SQLiteSagaJournal(journal_path)
     final: collections.Counter[str] = collections.Counter()
     for index in range(orders):
@@ -532,6 +557,7 @@ def simulate(orders: int, seed: int, folder: str) -> dict[str, Any]:
         "virtual seconds": round(scheduler.clock, 1),
         "wall seconds": round(time.perf_counter() - shown.started, 2),
         "_world": world,
+        "_events": observed.snapshot(),
     }
 
 
@@ -562,9 +588,11 @@ def draw(summary: dict[str, Any], path: str) -> None:
             axes.axvline(world.crashed_at, color="black", linestyle="--", label="crash")
     states.set_xlim(0, end)
     states.set_yticks([0, 1, 2], ["closed", "half-open", "open"])
-    states.set_title("Circuit breaker state per service")
+    states.set_title(
+        "Circuit breaker state per service: shipping's opens while shipping is down"
+    )
     states.set_ylabel("state")
-    states.legend(loc="upper right")
+    states.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     bucket = 10.0
     for service in services:
         counts: collections.Counter[int] = collections.Counter()
@@ -573,17 +601,19 @@ def draw(summary: dict[str, Any], path: str) -> None:
             counts[int(at // bucket)] += 1
             failures[int(at // bucket)] += failed
         keys = sorted(counts)
-        rates.plot(
+        # each bucket's rate held across its 10 s (a bucket with no call is a gap)
+        rates.step(
             [k * bucket for k in keys],
-            [failures[k] / counts[k] for k in keys],
+            [100 * failures[k] / counts[k] for k in keys],
+            where="post",
             label=service.name,
         )
     rates.set_title(
         f"Failure rate of the calls that reached each service ({bucket:g} s buckets)"
     )
     rates.set_xlabel("virtual time (s)")
-    rates.set_ylabel("failure rate")
-    rates.legend(loc="upper right")
+    rates.set_ylabel("failed calls (%)")
+    rates.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -613,6 +643,9 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in summary.items():
         if not key.startswith("_"):
             print(f"  {key:<28} {value:>10}")
+    print("\n  telemetry events seen (rxr.telemetry.events())")
+    for kind, count in summary["_events"].items():
+        print(f"  {kind:<28} {count:>10}")
     print(f"\n  timeline: {png}")
     ok = summary["double charges"] == 0 and summary["not finished"] == 0
     print(

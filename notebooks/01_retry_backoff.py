@@ -41,16 +41,20 @@ policies = {
     "decorrelated jitter (DecorrelatedJitterBackoff)": rxr.DecorrelatedJitterBackoff(),
 }
 rng = random.Random(42)
-fig, ax = plt.subplots(figsize=(10, 4))
-for label, policy in policies.items():
+edges = [k * 0.5 for k in range(62)]  # one set of 0.5 s bins: heights compare
+fig, axes = plt.subplots(3, 1, figsize=(10, 5.6), sharex=True)
+for ax, (label, policy), colour in zip(
+    axes, policies.items(), ("tab:blue", "tab:orange", "tab:green"), strict=True
+):
     draws = [policy.sample(4, rng)[3] for _ in range(10_000)]
-    ax.hist(draws, bins=80, alpha=0.55, label=label)
-ax.set_title(
-    "Delay before the 4th attempt (10,000 draws each): how far each jitter spreads"
+    ax.hist(draws, bins=edges, color=colour, alpha=0.8)
+    ax.set_title(label, fontsize=10, loc="left")
+    ax.set_ylabel("draws")
+axes[-1].set_xlabel("delay before the 4th attempt (s); max_delay=30 caps them all")
+fig.suptitle(
+    "Delay before the 4th attempt, 10,000 draws each: how far each jitter spreads"
 )
-ax.set_xlabel("delay (s)")
-ax.set_ylabel("draws")
-ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]

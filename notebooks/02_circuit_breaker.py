@@ -17,6 +17,10 @@
 # recovers. Calls arrive twice a second through one `rxr.CircuitBreaker`
 # with a sliding-window rule. While the breaker is OPEN calls are rejected
 # at once: the service gets a rest.
+#
+# The breaker's timeline is read from its telemetry: every transition is a
+# `breaker.state_changed` event on `rxr.telemetry.events(...)`, the same
+# stream the logging, OpenTelemetry and Prometheus adapters listen to.
 
 # %%
 import random
@@ -39,9 +43,12 @@ breaker = rxr.CircuitBreaker(
     failure_rate_threshold=0.5,
     minimum_calls=10,
     scheduler=scheduler,
+    name="orders-api",
 )
-changes = []
-breaker.state_changes.subscribe(changes.append)
+transitions = []  # one telemetry event per state change, in transition order
+listening = rxr.telemetry.events(
+    kinds="breaker.state_changed", policies=breaker.name
+).subscribe(transitions.append)
 
 
 def failure_rate(t: float) -> float:
@@ -74,29 +81,46 @@ def place() -> None:
 for step in range(400):
     scheduler.schedule_absolute(step * 0.5, lambda *_: place())
 scheduler.advance_to(205)
+listening.dispose()  # detached: the stream delivers nothing more to it
 print(breaker.metrics())
-for change in changes[:8]:
+print(f"{len(transitions)} state changes; the first eight:")
+for event in transitions[:8]:
+    facts = event.attributes
     print(
-        f"{change.at:7.1f}s  {change.previous.value:>9} -> {change.current.value:<9} {change.reason}"
+        f"{event.at:7.1f}s  {facts['previous']:>9} -> {facts['state']:<9} {facts['reason']}"
     )
 
 # %%
 levels = {"closed": 0, "half-open": 1, "open": 2}
-times = [0.0] + [c.at for c in changes] + [200.0]
-states = [0] + [levels[c.current.value] for c in changes]
-states.append(states[-1])
-fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
-top.step(times, states, where="post", color="tab:purple", label="breaker state")
-top.set_yticks([0, 1, 2], ["closed", "half-open", "open"])
-top.set_title(
-    "The breaker opens as failures pile up, probes with half-open trials, then closes"
+colours = {"closed": "tab:green", "half-open": "tab:orange", "open": "tab:red"}
+end = 200.0
+times = [0.0] + [event.at for event in transitions] + [end]
+states = ["closed"] + [event.attributes["state"] for event in transitions]
+fig, (top, bottom) = plt.subplots(
+    2, 1, figsize=(11, 6.2), sharex=True, height_ratios=(2, 3)
 )
-top.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+for start, stop, state in zip(times, times[1:], states, strict=False):
+    top.axvspan(start, stop, color=colours[state], alpha=0.18, linewidth=0)
+top.step(
+    times,
+    [levels[s] for s in states] + [levels[states[-1]]],
+    where="post",
+    color="black",
+    linewidth=1.5,
+)
+top.set_yticks([0, 1, 2], ["closed", "half-open", "open"])
+top.set_ylim(-0.3, 2.3)
+top.set_ylabel("breaker state")
+top.set_title(
+    "From its breaker.state_changed events: the breaker opens as failures pile up,\n"
+    "probes the service every 10 s with half-open trials, then closes"
+)
 buckets = range(0, 200, 5)
-for outcome, color in (
-    ("ok", "tab:green"),
-    ("failed", "tab:red"),
-    ("rejected", "tab:gray"),
+stacked = [0] * len(buckets)
+for outcome, color, label in (
+    ("ok", "tab:green", "answered"),
+    ("failed", "tab:red", "failed at the service"),
+    ("rejected", "tab:gray", "rejected by the breaker"),
 ):
     counts = [
         sum(1 for t, o in calls if o == outcome and b <= t < b + 5) for b in buckets
@@ -105,21 +129,35 @@ for outcome, color in (
         list(buckets),
         counts,
         width=5,
+        bottom=stacked,
         align="edge",
-        alpha=0.6,
+        alpha=0.75,
         color=color,
-        label=outcome,
+        label=label,
     )
-bottom.plot(
+    stacked = [a + b for a, b in zip(stacked, counts, strict=True)]
+rate = bottom.twinx()
+rate.plot(
     list(range(0, 200)),
-    [10 * failure_rate(t) for t in range(200)],
+    [100 * failure_rate(t) for t in range(200)],
     color="black",
     linestyle="--",
-    label="service failure rate x10",
+    label="service failure rate (right axis)",
 )
+rate.set_ylim(0, 100)
+rate.set_ylabel("service failure rate (%)")
+bottom.set_xlim(0, end)
+bottom.set_ylim(0, 10)
 bottom.set_title("Calls per 5 s: rejected while OPEN, never reaching the service")
 bottom.set_xlabel("virtual time (s)")
-bottom.set_ylabel("calls")
-bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+bottom.set_ylabel("calls per 5 s")
+handles = bottom.get_legend_handles_labels()[0] + rate.get_legend_handles_labels()[0]
+bottom.legend(
+    handles=handles,
+    loc="upper center",
+    bbox_to_anchor=(0.5, -0.22),
+    ncol=4,
+    frameon=False,
+)
 fig.tight_layout()
 plt.show()

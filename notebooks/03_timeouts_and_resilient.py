@@ -21,6 +21,7 @@
 import matplotlib.pyplot as plt
 import reactivex as rx
 from reactivex import operators as ops
+from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
 from rxresilience.testing import draw_timeline, flaky, run
@@ -67,14 +68,17 @@ plt.show()
 
 # %%
 service = flaky(["profile"], failures=["hang", "fail", "ok"], latency=1.0)
-breaker = rxr.CircuitBreaker(failure_threshold=5, reset_timeout=30.0)
+scheduler = TestScheduler()  # the breaker keeps the pipeline's (virtual) clock
+breaker = rxr.CircuitBreaker(
+    failure_threshold=5, reset_timeout=30.0, scheduler=scheduler
+)
 fetch = rxr.resilient(
     timeout=2.0,
     retry=rxr.RetryPolicy(max_attempts=4, backoff=1.0),
     breaker=breaker,
     fallback=lambda error: rx.of("cached profile"),
 )
-trace = run(lambda: service.pipe(fetch), until=20)
+trace = run(lambda: service.pipe(fetch), until=20, scheduler=scheduler)
 print(service.subscriptions)
 print(trace.marbles())
 print(breaker.metrics())

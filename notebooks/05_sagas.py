@@ -204,7 +204,7 @@ def long_charge(scheduler, charged):
     )
 
 
-fig, axes = plt.subplots(2, 1, figsize=(11, 4.5), sharex=True)
+fig, axes = plt.subplots(2, 1, figsize=(11, 5), sharex=True)
 for ax, down_from in zip(axes, [None, 5.0], strict=True):
     scheduler = TestScheduler()
     journal = Partitioned(scheduler, down_from)
@@ -237,17 +237,18 @@ for ax, down_from in zip(axes, [None, 5.0], strict=True):
             (at + 1.5, 1.3),
             ha="center",
             va="bottom",
-            fontsize=8,
+            fontsize=9,
         )
     ax.set_yticks([1, 2], ["recoverer", "owner"])
     ax.set_ylim(0.3, 2.8)
     title = "no partition" if down_from is None else f"partitioned from t = {down_from}"
     ax.set_title(
         f"{title}: owner's renewals (o ok, x failed); recoverer looks every 5 s",
-        fontsize=9,
+        fontsize=10,
     )
     print(f"{title:<24}", outcome, journal.state("o-3").status, charged)
 axes[-1].set_xlabel("virtual time (s)")
+fig.suptitle("Cut off from its journal, the owner loses its lease; a recoverer refunds")
 fig.tight_layout()
 plt.show()
 

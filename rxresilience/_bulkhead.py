@@ -10,6 +10,7 @@ from typing import Protocol
 
 from ._arguments import require_count, require_duration, require_name
 from .errors import BulkheadFullError
+from .telemetry._registry import register, require_policy_name
 
 __all__ = ["Bulkhead", "BulkheadMetrics", "Waiter"]
 
@@ -84,6 +85,11 @@ class Bulkhead:
     Your own calls (outside Rx) take part through :meth:`enter` and
     :meth:`leave` with an object that has a ``start()`` method.
 
+    The operator reports telemetry events under the bulkhead's ``name``
+    (``bulkhead.queued``, ``bulkhead.rejected``; see
+    :func:`rxresilience.telemetry.events`), timed on its scheduler's clock;
+    calls made through :meth:`enter` are counted in :meth:`metrics` only.
+
     Examples:
         >>> bulkhead = Bulkhead(max_concurrent=10, max_queue=100, name="inventory")
         >>> bulkhead.metrics()
@@ -95,17 +101,22 @@ class Bulkhead:
             refused with reason ``"queue full"``.
         max_wait: seconds a call may wait for a slot before it is refused
             with reason ``"wait exceeded"``; ``None`` for no bound.
-        name: a name for errors and logs.
+        name: a name for errors, logs and telemetry events (two live
+            bulkheads given one name merge their series: the second warns,
+            once, with a ``RuntimeWarning``).
 
     Raises:
         TypeError: a count that is not an int (a ``bool`` or a float
-            included), a ``max_wait`` that is not a number.
+            included), a ``max_wait`` that is not a number, a ``name`` that
+            is not a string.
         ValueError: ``max_concurrent < 1``, ``max_queue < 0``, a
             ``max_wait`` that is negative, NaN, infinite or above
-            ``LONGEST_WAIT`` (about 292 years), an empty name.
+            ``LONGEST_WAIT`` (about 292 years), an empty name (or one
+            that is not UTF-8 text).
     """
 
     __slots__ = (
+        "__weakref__",
         "_active",
         "_admitted",
         "_lock",
@@ -130,7 +141,8 @@ class Bulkhead:
         self._max_wait = (
             None if max_wait is None else require_duration("max_wait", max_wait)
         )
-        self._name = require_name("name", name)
+        self._name = require_name("name", require_policy_name("name", name))
+        register("bulkhead", name, self, default="bulkhead", stacklevel=3)
         self._lock = threading.Lock()
         # Both keyed by id(): a waiter is itself, whatever its __eq__ says, and
         # is kept alive while it is here, so its id cannot be reused meanwhile.
@@ -158,7 +170,7 @@ class Bulkhead:
 
     @property
     def name(self) -> str:
-        """The name errors and logs give."""
+        """The name errors, logs and telemetry events give."""
         return self._name
 
     def enter(self, waiter: Waiter) -> bool | BulkheadFullError:

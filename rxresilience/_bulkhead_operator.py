@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -10,9 +11,13 @@ from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
 from ._arguments import require_scheduler
 from ._bulkhead import Bulkhead
-from ._clock import choose_scheduler
+from ._clock import choose_scheduler, clock_of
+from .errors import BulkheadFullError
+from .telemetry import _bus
 
 __all__ = ["bulkhead"]
+
+_log = logging.getLogger("rxresilience")
 
 _T = TypeVar("_T")
 
@@ -55,6 +60,12 @@ def bulkhead(
     whose ``on_error`` raises) is logged to the ``"rxresilience"`` logger:
     it is never given to the call whose end freed the slot.
 
+    While someone listens (:func:`rxresilience.telemetry.events`), a call
+    that waits reports ``bulkhead.queued`` (``attributes["depth"]``: the
+    calls waiting then), and a refused one ``bulkhead.rejected`` (its
+    ``error`` the refusal, ``attributes["reason"]`` its reason), under the
+    bulkhead's ``name``, timed on the scheduler that times ``max_wait``.
+
     With ``rxr.idempotent(..., finish_on_dispose=True)`` inside the
     bulkhead, a disposed call frees its slot at once while its execution goes
     on to its end (so it can be recorded): the bulkhead then bounds the
@@ -71,7 +82,8 @@ def bulkhead(
 
     Args:
         bulkhead: the bulkhead to share; any number of pipelines may use it.
-        scheduler: where the ``max_wait`` timers run.
+        scheduler: where the ``max_wait`` timers run, and whose clock times
+            the telemetry events.
 
     Returns:
         An operator function for ``Observable.pipe``.
@@ -92,9 +104,18 @@ def bulkhead(
                 call.start()
                 return call
             if entry is False:
+                if _bus.listening:
+                    call.report_queued(choose_scheduler(scheduler, scheduler_))
                 if max_wait is not None:
                     call.wait_at_most(max_wait, choose_scheduler(scheduler, scheduler_))
                 return call
+            if _bus.listening:
+                _report(
+                    bulkhead,
+                    choose_scheduler(scheduler, scheduler_),
+                    entry,
+                    _bus.trace_context(),
+                )
             observer.on_error(entry)
             return _NOTHING
 
@@ -112,6 +133,7 @@ class _BulkheadCall(abc.DisposableBase, Generic[_T]):
 
     __slots__ = (
         "_bulkhead",
+        "_context",
         "_disposed",
         "_observer",
         "_scheduler",
@@ -138,6 +160,7 @@ class _BulkheadCall(abc.DisposableBase, Generic[_T]):
         self._starting = False
         self._timer: SingleAssignmentDisposable | None = None
         self._upstream: abc.DisposableBase | None = None
+        self._context: object = None  # telemetry's, captured only while listening
 
     def start(self) -> None:
         """Subscribe to the source: at once when admitted, else when handed a slot.
@@ -158,12 +181,12 @@ class _BulkheadCall(abc.DisposableBase, Generic[_T]):
             self._bulkhead.leave(self)
             return
         try:
-            upstream = self._upstream = self._source.subscribe(
-                self._on_next,
-                self._on_error,
-                self._on_completed,
-                scheduler=self._scheduler,
-            )
+            context = self._context
+            if context is None:
+                upstream = self._upstream = self._subscribe()
+            else:  # started late, on another thread: the parts inside report
+                # to the subscriber's span too
+                upstream = self._upstream = _bus.in_context(context, self._subscribe)
         except BaseException:
             self._starting = False
             self._bulkhead.leave(self)
@@ -172,6 +195,14 @@ class _BulkheadCall(abc.DisposableBase, Generic[_T]):
         if self._disposed_meanwhile():  # maybe before _upstream was set
             upstream.dispose()
             self._bulkhead.leave(self)
+
+    def _subscribe(self) -> abc.DisposableBase:
+        return self._source.subscribe(
+            self._on_next,
+            self._on_error,
+            self._on_completed,
+            scheduler=self._scheduler,
+        )
 
     def _disposed_meanwhile(self) -> bool:
         """``_disposed`` read afresh: another thread may have set it since."""
@@ -187,11 +218,19 @@ class _BulkheadCall(abc.DisposableBase, Generic[_T]):
             timer.dispose()
         timer.disposable = scheduler.schedule_relative(seconds, self._on_wait_exceeded)
 
+    def report_queued(self, scheduler: abc.SchedulerBase) -> None:
+        """Emit ``bulkhead.queued`` (called only while someone listens), and keep
+        the subscriber's tracing context for a refusal when the wait runs out."""
+        self._context = _bus.trace_context()
+        _report(self._bulkhead, scheduler, None, self._context)
+
     def _on_wait_exceeded(
-        self, _scheduler: abc.SchedulerBase, _state: Any = None
+        self, scheduler: abc.SchedulerBase, _state: Any = None
     ) -> None:
         refusal = self._bulkhead.expire(self)
         if refusal is not None:  # else a slot was handed to it first, or it left
+            if _bus.listening:
+                _report(self._bulkhead, scheduler, refusal, self._context)
             self._observer.on_error(refusal)
 
     def _on_next(self, value: _T) -> None:
@@ -224,3 +263,34 @@ class _BulkheadCall(abc.DisposableBase, Generic[_T]):
         finally:
             if not self._starting:  # else start gives the slot back (see start)
                 self._bulkhead.leave(self)
+
+
+def _report(
+    bulkhead: Bulkhead,
+    scheduler: abc.SchedulerBase,
+    refusal: BulkheadFullError | None,
+    context: object,
+) -> None:
+    """Emit ``bulkhead.rejected`` (``refusal``) or, without one,
+    ``bulkhead.queued`` with the queue's depth, timed on ``scheduler``'s clock
+    (a bulkhead keeps none); never raises into the operator."""
+    try:
+        if refusal is None:
+            _bus.emit(
+                "bulkhead.queued",
+                bulkhead.name,
+                clock_of(scheduler)(),
+                attributes={"depth": bulkhead.metrics().queued},
+                context=context,
+            )
+        else:
+            _bus.emit(
+                "bulkhead.rejected",
+                bulkhead.name,
+                clock_of(scheduler)(),
+                error=refusal,
+                attributes={"reason": refusal.reason},
+                context=context,
+            )
+    except Exception:
+        _log.exception("reporting bulkhead %r's event failed", bulkhead.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -11,6 +12,7 @@ from ._arguments import require_scheduler
 from ._hedge_policy import HedgeDelay, HedgePolicy, HedgePredicate
 from ._hedge_run import HedgeRun
 from ._seeded_random import SeededOnFirstUse
+from .telemetry._registry import require_policy_name
 
 __all__ = ["HedgePolicy", "hedge"]
 
@@ -33,6 +35,7 @@ def hedge(
     /,
     *,
     scheduler: abc.SchedulerBase | None = None,
+    name: str | None = None,
 ) -> Callable[[Observable[_T]], Observable[_T]]: ...
 
 
@@ -43,6 +46,7 @@ def hedge(
     *,
     should_hedge: HedgePredicate = None,
     scheduler: abc.SchedulerBase | None = None,
+    name: str | None = None,
 ) -> Callable[[Observable[_T]], Observable[_T]]: ...
 
 
@@ -52,6 +56,7 @@ def hedge(
     *,
     should_hedge: HedgePredicate = None,
     scheduler: abc.SchedulerBase | None = None,
+    name: str | None = None,
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """Subscribe to the source again when it is slow to answer; the first answer wins.
 
@@ -106,6 +111,14 @@ def hedge(
     exception raised by the subscriber's own ``on_next`` is never a reason
     to hedge: it travels on as RxPY lets it.
 
+    While someone listens (:func:`rxresilience.telemetry.events`), each
+    hedge reports ``hedge.started`` as it is subscribed (``attempt``: its
+    attempt's number, 2 for the first hedge), and a call on which a hedge
+    started reports ``hedge.won`` when an attempt answers first (``attempt``:
+    the winner's number; ``duration``: seconds from the winner's start), both
+    under the policy's ``name``, timed on the hedge timer's scheduler. A
+    call answered before any hedge started reports nothing.
+
     Examples:
         >>> import reactivex as rx
         >>> rx.of("quote").pipe(hedge(0.2)).run()
@@ -123,7 +136,8 @@ def hedge(
             every attempt at once), or a :class:`Backoff` policy whose k-th
             delay is the wait before hedge k, counted from the start of the
             attempt before it. A :class:`HedgePolicy` instead gives every
-            option at once (only ``scheduler`` may then be given beside it).
+            option at once (only ``scheduler`` and ``name`` may then be
+            given beside it).
         max_hedges: the most extra subscriptions (``1 + max_hedges``
             attempts in all).
         should_hedge: which errors start the next hedge: a predicate, an
@@ -131,6 +145,8 @@ def hedge(
             error.
         scheduler: where the hedge timer runs, overriding the subscribe-time
             scheduler.
+        name: the policy's name on its telemetry events (default: the
+            policy's, ``"hedge"``).
 
     Returns:
         An operator function for ``Observable.pipe``.
@@ -139,21 +155,24 @@ def hedge(
         ValueError: ``max_hedges < 1``, or a ``delay`` that is negative, not
             finite, or longer than ``threading.TIMEOUT_MAX``.
         TypeError: an argument of the wrong type (a ``bool`` or ``float``
-            ``max_hedges``, a non-callable ``should_hedge``), or options
-            beside a :class:`HedgePolicy`.
+            ``max_hedges``, a non-callable ``should_hedge``, a ``name`` that
+            is not a string), or options beside a :class:`HedgePolicy`.
     """
     if isinstance(delay, HedgePolicy):
         if max_hedges is not _DEFAULT_MAX_HEDGES or should_hedge is not None:
             raise TypeError(
                 "hedge() takes either a HedgePolicy or options, not both (only "
-                "scheduler= may accompany a policy)"
+                "scheduler= and name= may accompany a policy)"
             )
         policy = delay
+        if name is not None:  # renames it: the options stay the policy's
+            policy = dataclasses.replace(policy, name=require_policy_name("name", name))
     else:
         policy = HedgePolicy(
             delay,
             1 if max_hedges is _DEFAULT_MAX_HEDGES else max_hedges,
             should_hedge,
+            "hedge" if name is None else name,
         )
     require_scheduler("scheduler", scheduler)
     # Jitter of a backoff delay: drawn per operator, seeded on first use.

@@ -17,6 +17,7 @@ from ._arguments import (
 )
 from ._backoff import Backoff
 from ._seeded_random import SeededOnFirstUse
+from .telemetry._registry import require_policy_name
 
 __all__ = ["HedgeDelay", "HedgePolicy", "HedgePredicate"]
 
@@ -57,15 +58,19 @@ class HedgePolicy:
         should_hedge: which errors start the next hedge: a predicate, an
             exception type, or a tuple of them; ``None`` hedges on every
             error. An error it rejects ends the hedge at once with that error.
+        name: the policy's name on its telemetry events (``hedge.started``,
+            ``hedge.won``); a non-empty string.
     """
 
     delay: HedgeDelay
     max_hedges: int = 1
     should_hedge: HedgePredicate = None
+    name: str = "hedge"
 
     _should_hedge: ErrorPredicate | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        require_policy_name("name", self.name)
         delay = self.delay
         if not isinstance(delay, Backoff):
             if not is_number(delay):

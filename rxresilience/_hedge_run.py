@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 
-from ._clock import LONGEST_WAIT
+from ._clock import LONGEST_WAIT, choose_scheduler
 from ._hedge_attempts import HedgeAttempts
 from ._hedge_policy import HedgePolicy
+from ._hedge_report import HedgeReport
 from ._hedge_timer import HedgeTimer
 from .errors import CallRefusedError
+from .telemetry import _bus
 
 __all__ = ["HedgeRun"]
 
@@ -48,6 +51,7 @@ class HedgeRun(abc.DisposableBase, Generic[_T]):
         "_observer",
         "_own_scheduler",
         "_policy",
+        "_report",
         "_rng",
         "_source",
         "_subscribe_scheduler",
@@ -74,11 +78,14 @@ class HedgeRun(abc.DisposableBase, Generic[_T]):
         self._own_scheduler = own_scheduler
         self._rng = rng
         self._timer: HedgeTimer | None = None  # made when a hedge is first armed
+        self._report: HedgeReport | None = None  # made only while someone listens
 
     def start(self) -> None:
         attempts = self._attempts
-        attempt = _Attempt(self)
+        attempt = _Attempt(self, 1)
         attempts.first(attempt)  # no lock: nothing else knows this run yet
+        if _bus.listening:
+            self._reporter(subscribed=True).first_started()
         self._subscribe(attempt)
         if attempts.decided:
             return  # answered at once (the hot path): nothing may start any more
@@ -98,13 +105,21 @@ class HedgeRun(abc.DisposableBase, Generic[_T]):
                 stale = None if timer is None else attempts.keep_timer(number, timer)
                 number = attempts.next_number()
                 if number:
-                    attempt = _Attempt(self)
+                    attempt = _Attempt(self, number)
                     attempts.live[attempt] = None
             if stale is not None:
                 stale.dispose()
             if not number:
                 return
-            self._subscribe(attempt)
+            report = self._report
+            if _bus.listening:
+                report = self._reporter()
+                report.started(number)
+            if report is None or report.context is None:
+                self._subscribe(attempt)
+            else:  # maybe on a timer thread: the parts inside report to the
+                # subscriber's span too
+                _bus.in_context(report.context, partial(self._subscribe, attempt))
             # No timer when it answered or failed already (a pending attempt
             # arms its own), nor after the last attempt.
             timer = None
@@ -184,6 +199,9 @@ class HedgeRun(abc.DisposableBase, Generic[_T]):
             _stop(timer, losers)
         elif timer is not None:  # the usual case, answered after the timer was armed
             timer.dispose()
+        # Once decided, no attempt starts: ``started`` is final without the lock.
+        if _bus.listening and attempts.started > 1:
+            self._reporter().won(attempt.number)
         return True
 
     def _failed(self, attempt: _Attempt[_T], error: Exception) -> None:
@@ -218,6 +236,19 @@ class HedgeRun(abc.DisposableBase, Generic[_T]):
         _stop(timer, losers)
         self._observer.on_error(error)
 
+    def _reporter(self, *, subscribed: bool = False) -> HedgeReport:
+        """The telemetry of this run, made on first use (only while someone
+        listens): at subscribe time, or later if listening began since (two
+        threads may then each make one: a duration may be lost, no event)."""
+        report = self._report
+        if report is None:
+            report = self._report = HedgeReport(
+                self._policy.name,
+                choose_scheduler(self._own_scheduler, self._subscribe_scheduler),
+                subscribed=subscribed,
+            )
+        return report
+
     def dispose(self) -> None:
         attempts = self._attempts
         if attempts.finished:  # the winner has ended and stopped the rest
@@ -234,10 +265,11 @@ class _Attempt(Generic[_T]):
     an error included (the winner's own end, or the subscriber's exception
     that a synchronous source hands back: never a reason to hedge)."""
 
-    __slots__ = ("_run", "cancelled", "subscription")
+    __slots__ = ("_run", "cancelled", "number", "subscription")
 
-    def __init__(self, run: HedgeRun[_T]) -> None:
+    def __init__(self, run: HedgeRun[_T], number: int) -> None:
         self._run = run
+        self.number = number  # 1 for the first attempt, n for hedge n - 1
         self.subscription: abc.DisposableBase | None = None  # once subscribe returned
         self.cancelled = False  # lost, or the run was disposed: dispose on sight
 

@@ -220,3 +220,96 @@ def test_the_idempotency_law_catches_an_operator_that_runs_twice() -> None:
         laws.idempotent_runs_once_per_key(
             ["a", "a"], operator_for=lambda key: rx.operators.map(lambda x: x)
         )
+
+
+# --- rate limiter, bulkhead and hedging: the laws under their public names ----------------
+
+
+@given(
+    config=rst.rate_limiter_configs(),
+    subscribe_at=st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), max_size=8),
+)
+def test_rate_limit_never_exceeds_the_rate(
+    config: rxr.RateLimiterConfig, subscribe_at: list[float]
+) -> None:
+    laws.rate_limit_never_exceeds_the_rate(config, subscribe_at)
+
+
+@given(
+    config=rst.rate_limiter_configs(),
+    subscribe_at=st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), max_size=8),
+)
+def test_a_users_resilient_pipeline_never_exceeds_the_rate(
+    config: rxr.RateLimiterConfig, subscribe_at: list[float]
+) -> None:
+    laws.rate_limit_never_exceeds_the_rate(
+        config,
+        subscribe_at,
+        lambda limiter: rxr.resilient(
+            rate_limit=limiter, retry=rxr.RetryPolicy(3, backoff=1.0), timeout=2.0
+        ),
+    )
+
+
+@given(
+    config=rst.rate_limiter_configs(),
+    arrivals=st.lists(st.sampled_from([0.0, 0.5, 1.0, 4.0]), max_size=8),
+)
+def test_pace_delivers_every_item_in_order_within_the_rate(
+    config: rxr.RateLimiterConfig, arrivals: list[float]
+) -> None:
+    laws.pace_delivers_every_item_in_order_within_the_rate(config, arrivals)
+
+
+def test_admissions_fit_the_rate_catches_a_burst_too_many() -> None:
+    config = rxr.RateLimiterConfig(rate=1, per=1.0, burst=2)
+    laws.admissions_fit_the_rate([0.0, 0.0, 1.0, 2.0], config)
+    with pytest.raises(AssertionError):
+        laws.admissions_fit_the_rate([0.0, 0.0, 0.0], config)
+
+
+@given(bulkhead=rst.bulkheads(), calls=rst.bulkhead_loads())
+def test_bulkhead_never_exceeds_its_concurrency(
+    bulkhead: rxr.Bulkhead, calls: list[rst.BulkheadCall]
+) -> None:
+    laws.bulkhead_never_exceeds_its_concurrency(bulkhead, calls)
+
+
+@given(bulkhead=rst.bulkheads(), calls=rst.bulkhead_loads())
+def test_a_users_resilient_pipeline_never_exceeds_the_bulkheads_concurrency(
+    bulkhead: rxr.Bulkhead, calls: list[rst.BulkheadCall]
+) -> None:
+    laws.bulkhead_never_exceeds_its_concurrency(
+        bulkhead,
+        calls,
+        operator=lambda: rxr.resilient(
+            bulkhead=bulkhead, timeout=1.5, retry=rxr.RetryPolicy(2, backoff=0.5)
+        ),
+    )
+
+
+@given(policy=rst.hedge_policies(), scripts=rst.hedge_scripts())
+def test_hedging_emits_exactly_one_attempts_notifications(
+    policy: rxr.HedgePolicy, scripts: list[tuple[float, str]]
+) -> None:
+    laws.hedging_emits_exactly_one_attempts_notifications(scripts, policy)
+
+
+@given(
+    policy=rst.hedge_policies(),
+    scripts=rst.hedge_scripts(
+        outcomes=[o for o in laws.HEDGE_OUTCOMES if o != "partial"]
+    ),
+)
+def test_a_users_resilient_pipeline_emits_exactly_one_attempts_notifications(
+    policy: rxr.HedgePolicy, scripts: list[tuple[float, str]]
+) -> None:
+    """(Not with "partial": the retry retries a winner that failed after its
+    first item, so two rounds pass, as they should.)"""
+    bulkhead = rxr.Bulkhead(max_concurrent=8)  # room for every attempt
+    laws.hedging_emits_exactly_one_attempts_notifications(
+        scripts,
+        operator=lambda: rxr.resilient(
+            hedge=policy, retry=rxr.RetryPolicy(2, backoff=1.0), bulkhead=bulkhead
+        ),
+    )

@@ -21,6 +21,7 @@ EXPECTED = [
     "05_sagas",
     "06_optimistic_updates",
     "07_property_testing",
+    "08_rate_limits_bulkheads_hedging",
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -200,6 +201,15 @@ def test_resilient_is_the_documented_pipe_of_the_single_operators() -> None:
         ({"breaker": object()}, TypeError, "breaker"),
         ({"fallback": Boom()}, TypeError, "fallback"),
         ({"total_timeout": -1}, ValueError, "total"),
+        ({"rate_limit": 100}, TypeError, "^rate_limit must be a RateLimiter"),
+        ({"bulkhead": 10}, TypeError, "^bulkhead must be a Bulkhead"),
+        ({"hedge": "0.2"}, TypeError, "^hedge must be a HedgePolicy"),
+        ({"hedge": True}, TypeError, "^hedge must be a HedgePolicy"),
+        ({"hedge": rxr.ConstantBackoff(1.0)}, TypeError, "^hedge "),
+        ({"hedge": -1}, ValueError, "^hedge "),
+        ({"hedge": math.nan}, ValueError, "^hedge "),
+        ({"hedge": math.inf}, ValueError, "^hedge "),
+        ({"hedge": 10**400}, ValueError, "^hedge "),
     ],
 )
 def test_bad_input_raises_at_construction_naming_the_argument(
@@ -207,3 +217,64 @@ def test_bad_input_raises_at_construction_naming_the_argument(
 ) -> None:
     with pytest.raises(error, match=argument):
         rxr.resilient(**kwargs)
+
+
+def test_a_number_as_hedge_is_the_delay_of_a_hedge_policy() -> None:
+    def hedged(hedge: Any) -> tuple[list[Any], list[float]]:
+        scheduler = TestScheduler()
+        service = Service(scheduler, ["hang", "ok"])
+        events = record(
+            scheduler,
+            lambda: service.observable.pipe(rxr.resilient(hedge=hedge)),
+            subscribe_at=0,
+        )
+        return events, service.calls
+
+    assert hedged(2) == hedged(rxr.HedgePolicy(2.0))
+    assert hedged(2) == (
+        [(3.0, "next", "answer 2"), (3.0, "completed", None)],
+        [0.0, 2.0],
+    )
+
+
+def test_name_names_the_hedge_and_the_shared_parts_keep_their_own() -> None:
+    scheduler = TestScheduler()
+    service = Service(scheduler, ["hang", "ok"])
+    limiter = rxr.RateLimiter(1, per=10.0, scheduler=scheduler)
+    limiter.try_acquire()  # the first attempt waits for its permit: an event
+    seen: list[rxr.telemetry.TelemetryEvent] = []
+    subscription = rxr.telemetry.events().subscribe(seen.append)
+    try:
+        record(
+            scheduler,
+            lambda: service.observable.pipe(
+                rxr.resilient(
+                    hedge=1.0,
+                    rate_limit=limiter,
+                    bulkhead=rxr.Bulkhead(1),
+                    name="quotes",
+                )
+            ),
+            subscribe_at=0,
+        )
+    finally:
+        subscription.dispose()
+    policies = {(event.kind, event.policy) for event in seen}
+    assert ("hedge.started", "quotes") in policies
+    assert ("rate_limit.waited", "rate-limiter") in policies
+    # the hedge's attempt finds the first one's slot taken: refused
+    assert ("bulkhead.rejected", "bulkhead") in policies
+    mine = rxr.HedgePolicy(1.0, name="mine")
+    seen.clear()
+    subscription = rxr.telemetry.events().subscribe(seen.append)
+    try:
+        record(
+            scheduler,
+            lambda: Service(scheduler, ["hang", "ok"]).observable.pipe(
+                rxr.resilient(hedge=mine, name="quotes")
+            ),
+            subscribe_at=100,
+        )
+    finally:
+        subscription.dispose()
+    assert {event.policy for event in seen} == {"mine"}

@@ -8,12 +8,14 @@ from typing import Any
 from reactivex import abc
 from reactivex.disposable import SingleAssignmentDisposable
 
+from .._clock import seconds_now
 from ..errors import (
     SagaCancelledError,
     SagaFailed,
     SagaOwnershipLostError,
     SagaStepEmptyError,
 )
+from ..telemetry import _bus
 from ._compensation import Compensation, CompensationErrors
 from ._events import SagaCompleted, StepFailed, StepStarted, StepSucceeded
 from ._group_commit import group_commit_for
@@ -172,7 +174,18 @@ class SagaRun(abc.DisposableBase):
         running, self._running = list(self._running.values()), {}
         for slot in running:
             slot.stop()
-        self._subscriber.end(SagaOwnershipLostError(self._recorder.saga_id))
+        saga_id = self._recorder.saga_id
+        if _bus.listening:  # as recover reports it: the saga's own events do not
+            try:
+                _bus.emit(
+                    "saga.ownership_lost",
+                    self._plan.name,
+                    seconds_now(self._schedulers[1]),
+                    attributes={"saga_id": saga_id, "reason": "taken over"},
+                )
+            except Exception:
+                _log.exception("reporting saga %r's telemetry event failed", saga_id)
+        self._subscriber.end(SagaOwnershipLostError(saga_id))
 
     def _run_stage(self, index: int, context: Any) -> None:
         stages = self._plan.stages

@@ -37,8 +37,15 @@ __all__ = ["KINDS", "NO_ATTRIBUTES", "TelemetryEvent"]
 #:   ``saga.ownership_lost``, ``saga.recovery_failed`` (``attributes``:
 #:   ``saga_id`` and ``step`` where there is one).
 #: - ``rate_limit.waited`` (``attributes["delay"]``), ``rate_limit.refused``.
-#: - ``bulkhead.queued``, ``bulkhead.rejected``.
-#: - ``hedge.started`` (``attempt``: the hedge's number), ``hedge.won``.
+#: - ``bulkhead.queued``: a call waits for a slot (``attributes["depth"]``:
+#:   the calls waiting then); ``bulkhead.rejected``: a call was refused
+#:   (``error`` the ``BulkheadFullError``, ``attributes["reason"]``: ``"queue
+#:   full"`` or ``"wait exceeded"``).
+#: - ``hedge.started``: a hedge was subscribed (``attempt``: its attempt's
+#:   number, 2 for the first hedge); ``hedge.won``: on a call where a hedge
+#:   started, an attempt answered first (``attempt``: the winner's number,
+#:   ``duration``: seconds from its start). A call answered before any hedge
+#:   started reports neither.
 KINDS: tuple[str, ...] = (
     "retry.scheduled",
     "retry.refusal_waited",

@@ -65,7 +65,7 @@ def bulkheads(
         else st.none()
     )
     return st.builds(
-        lambda limit, queue, wait: Bulkhead(limit, queue, wait, name="law"),
+        lambda limit, queue, wait: Bulkhead(limit, queue, wait),
         st.integers(1, max_concurrent),
         st.integers(0, max_queue),
         max_waits,

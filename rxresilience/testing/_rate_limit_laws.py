@@ -86,9 +86,7 @@ def rate_limit_never_exceeds_the_rate(
     and that nothing is left pending.
     """
     scheduler = TestScheduler()
-    limiter = RateLimiter(
-        config.rate, config.per, config.burst, scheduler=scheduler, name="law"
-    )
+    limiter = RateLimiter(config.rate, config.per, config.burst, scheduler=scheduler)
     operator = (pipeline or rate_limit)(limiter)
     reached: list[float] = []
 
@@ -121,9 +119,7 @@ def pace_delivers_every_item_in_order_within_the_rate(
     """Items arriving at ``arrivals`` through ``rxr.pace`` all come out, in
     order, none before it arrived, within the rate; completion after the last."""
     scheduler = TestScheduler()
-    limiter = RateLimiter(
-        config.rate, config.per, config.burst, scheduler=scheduler, name="law"
-    )
+    limiter = RateLimiter(config.rate, config.per, config.burst, scheduler=scheduler)
     ordered = sorted(arrivals)
     end = ordered[-1] if ordered else 0.0
 

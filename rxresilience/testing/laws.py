@@ -29,16 +29,34 @@ from ..idempotency import idempotent
 from ..saga._events import StepCompensated
 from ..saga._saga import Saga
 from ..stores._memory import InMemoryIdempotencyStore
+from ._bulkhead_laws import bulkhead_never_exceeds_its_concurrency
 from ._flaky import flaky
+from ._hedge_laws import (
+    HEDGE_OUTCOMES,
+    HedgedAttemptError,
+    hedging_emits_exactly_one_attempts_notifications,
+)
+from ._rate_limit_laws import (
+    admissions_fit_the_rate,
+    pace_delivers_every_item_in_order_within_the_rate,
+    rate_limit_never_exceeds_the_rate,
+)
 from ._trace import assert_no_pending, run
 
 __all__ = [
+    "HEDGE_OUTCOMES",
+    "HedgedAttemptError",
+    "admissions_fit_the_rate",
     "backoff_schedule_is_sane",
     "breaker_admits_at_most_n_trials",
     "breaker_never_subscribes_while_open",
     "breaker_transitions_are_legal",
+    "bulkhead_never_exceeds_its_concurrency",
     "disposal_leaves_nothing_behind",
+    "hedging_emits_exactly_one_attempts_notifications",
     "idempotent_runs_once_per_key",
+    "pace_delivers_every_item_in_order_within_the_rate",
+    "rate_limit_never_exceeds_the_rate",
     "retry_exhausts_after_exactly_n_subscriptions",
     "retry_is_transparent_without_failures",
     "retry_succeeds_after_fewer_failures_than_attempts",

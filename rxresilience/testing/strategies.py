@@ -24,19 +24,28 @@ from .._backoff import (
 from .._retry import RetryPolicy
 from .._timeout import TimeoutPolicy
 from ..breaker import CountWindow, TimeWindow
+from ._bulkhead_laws import BulkheadCall, bulkhead_loads, bulkheads
 from ._flaky import FlakySource, flaky
+from ._hedge_laws import hedge_policies, hedge_scripts
+from ._rate_limit_laws import rate_limiter_configs
 
 __all__ = [
     "BreakerCall",
+    "BulkheadCall",
     "SagaPlan",
     "SagaShape",
     "backoff_policies",
     "breaker_configs",
+    "bulkhead_loads",
+    "bulkheads",
     "delays",
     "exceptions",
     "failure_schedules",
     "flaky_sources",
+    "hedge_policies",
+    "hedge_scripts",
     "idempotency_requests",
+    "rate_limiter_configs",
     "retry_policies",
     "saga_plans",
     "saga_shapes",

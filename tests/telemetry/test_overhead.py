@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 import reactivex as rx
+from reactivex import abc
+from reactivex.disposable import Disposable
+from reactivex.subject import Subject
 from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
@@ -25,12 +28,47 @@ from rxresilience.telemetry import _bus
 TELEMETRY = str(pathlib.Path(telemetry.__file__).parent)
 
 
+def _answer_at_once(observer: abc.ObserverBase[int], _: Any = None) -> Disposable:
+    observer.on_next(1)
+    observer.on_completed()
+    return Disposable()
+
+
+def _hedging(scheduler: TestScheduler) -> Callable[[], Any]:
+    """A call whose hedge starts and wins (attempt 1 answers after 5 ticks,
+    the hedge after 1), run to its end in virtual time."""
+    count = [0]
+
+    def subscribe(observer: abc.ObserverBase[int], _: Any = None) -> Any:
+        count[0] += 1
+        latency = 5.0 if count[0] % 2 else 1.0
+        return scheduler.schedule_relative(
+            latency, lambda *_: (observer.on_next(1), observer.on_completed())
+        )
+
+    hedged = rx.create(subscribe).pipe(rxr.hedge(1.0))
+
+    def work() -> None:
+        hedged.subscribe(lambda _v: None, scheduler=scheduler)
+        scheduler.advance_by(10.0)
+
+    return work
+
+
 def _hot_paths() -> dict[str, Callable[[], Any]]:
     retried = rx.of(1).pipe(rxr.retry(3))
     breaker = rxr.CircuitBreaker()
     guarded = rx.of(1).pipe(rxr.circuit_breaker(breaker))
     scheduler = TestScheduler()
     timed = rx.from_iterable(range(50)).pipe(rxr.timeout(5.0))
+    admitting = rx.of(1).pipe(rxr.bulkhead(rxr.Bulkhead(10)))
+    full = rxr.Bulkhead(1, max_queue=1, max_wait=5.0)
+    Subject[int]().pipe(rxr.bulkhead(full)).subscribe()  # holds the only slot
+    queued = rx.of(1).pipe(rxr.bulkhead(full))
+    refusing = rxr.Bulkhead(1)
+    Subject[int]().pipe(rxr.bulkhead(refusing)).subscribe()
+    refused = rx.of(1).pipe(rxr.bulkhead(refusing))
+    hedged = rx.create(_answer_at_once).pipe(rxr.hedge(0.2))
     return {
         "retry success per subscription": lambda: retried.subscribe(lambda _v: None),
         "breaker.call": lambda: breaker.call(len, "abc"),
@@ -38,6 +76,19 @@ def _hot_paths() -> dict[str, Callable[[], Any]]:
         "timeout per item": lambda: timed.subscribe(
             lambda _v: None, scheduler=scheduler
         ),
+        "bulkhead operator per subscription": lambda: admitting.subscribe(
+            lambda _v: None
+        ),
+        "bulkhead operator, a call queued then disposed": lambda: queued.subscribe(
+            lambda _v: None, scheduler=scheduler
+        ).dispose(),
+        "bulkhead operator, a call refused": lambda: refused.subscribe(
+            on_error=lambda _e: None
+        ),
+        "hedge per subscription, answered at once": lambda: hedged.subscribe(
+            lambda _v: None
+        ),
+        "hedge that hedges and wins, in virtual time": _hedging(TestScheduler()),
     }
 
 
@@ -78,12 +129,23 @@ def test_a_hot_path_allocates_nothing_for_telemetry_with_nobody_listening(
     assert _telemetry_allocations(_hot_paths()[path], 200) == 0
 
 
-def test_the_measure_does_see_telemetry_allocations_when_someone_listens() -> None:
-    """The control: the same measure on breaker.call with a subscriber."""
+@pytest.mark.parametrize(
+    "path",
+    [
+        "breaker.call",
+        "bulkhead operator, a call queued then disposed",
+        "bulkhead operator, a call refused",
+        "hedge that hedges and wins, in virtual time",
+    ],
+)
+def test_the_measure_does_see_telemetry_allocations_when_someone_listens(
+    path: str,
+) -> None:
+    """The control: the same measure, on paths that report, with a subscriber."""
     seen: list[Any] = []
     subscription = telemetry.events().subscribe(seen.append)
     try:
-        allocated = _telemetry_allocations(_hot_paths()["breaker.call"], 200)
+        allocated = _telemetry_allocations(_hot_paths()[path], 200)
     finally:
         subscription.dispose()
     assert len(seen) >= 200

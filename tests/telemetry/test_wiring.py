@@ -15,6 +15,8 @@ from reactivex.testing import TestScheduler
 import rxresilience as rxr
 from rxresilience.telemetry import TelemetryEvent, events
 
+from ..idempotency._doubles import Flaky
+
 
 @pytest.fixture
 def seen() -> Iterator[list[TelemetryEvent]]:
@@ -295,6 +297,28 @@ def test_idempotency_reports_an_outcome_it_cannot_encode_once(
     assert _kinds(seen) == ["idempotency.claimed", "idempotency.codec_error"]
 
 
+def test_idempotency_reports_a_claim_lost_while_running_once(
+    seen: list[TelemetryEvent],
+) -> None:
+    store = rxr.InMemoryIdempotencyStore()
+    flaky = Flaky(store)  # a real store whose renewal can answer "not yours"
+    scheduler = TestScheduler()
+    errors: list[Exception] = []
+    rx.timer(10.0).pipe(
+        rxr.idempotent(flaky, key="order-2", in_progress_timeout=3.0, name="charge")
+    ).subscribe(on_error=errors.append, scheduler=scheduler)
+    scheduler.advance_to(1.5)  # renewed at 1: still ours
+    flaky.not_yours = True
+    scheduler.advance_to(30.0)  # the renewal at 2 hears "not yours"
+    assert [type(e) for e in errors] == [rxr.IdempotencyClaimLostError]
+    assert [(e.kind, e.policy, e.at) for e in seen] == [
+        ("idempotency.claimed", "charge", 0.0),
+        ("idempotency.claim_lost", "charge", 2.0),
+    ]
+    assert seen[1].error is errors[0]
+    assert "order-2" not in repr(dict(seen[1].attributes))
+
+
 # -- rate limiter ----------------------------------------------------------------------
 
 
@@ -351,6 +375,33 @@ def test_recovering_a_saga_nobody_knows_reports_recovery_failed(
     scheduler.start()
     assert [(e.kind, e.policy) for e in seen] == [("saga.recovery_failed", "lost")]
     assert seen[0].attributes["saga_id"] == "s-2"
+
+
+def test_a_run_whose_saga_is_taken_over_reports_ownership_lost(
+    seen: list[TelemetryEvent],
+) -> None:
+    scheduler = TestScheduler()
+    journal = rxr.InMemorySagaJournal()
+    saga: rxr.Saga[int] = rxr.Saga("order*[?]", lease=30.0).step(
+        "reserve",
+        lambda c: rx.timer(5.0, scheduler=scheduler).pipe(ops.map(lambda _: c)),
+        lambda c: rx.empty(),
+    )
+    outcomes: list[Any] = []
+    saga.execute(0, journal=journal, saga_id="s-3").subscribe(
+        outcomes.append, outcomes.append, scheduler=scheduler
+    )
+    scheduler.advance_to(1.0)
+    # Another owner takes the saga (as a recoverer that judged it gone would):
+    assert journal.take(
+        "s-3", 1.0, owner="another", lease_until=100.0, stale_before=1000.0
+    )
+    scheduler.advance_to(50.0)  # the run hears it when it writes the step's end
+    assert isinstance(outcomes[-1], rxr.SagaOwnershipLostError)
+    lost = [e for e in seen if e.kind == "saga.ownership_lost"]
+    assert [(e.policy, e.at) for e in lost] == [("order*[?]", 5.0)]
+    assert dict(lost[0].attributes) == {"saga_id": "s-3", "reason": "taken over"}
+    assert [e.kind for e in seen] == ["saga.ownership_lost"]
 
 
 # -- names -----------------------------------------------------------------------------

@@ -75,6 +75,24 @@ assert_type(
     ),
     rx.Observable[int],
 )
+assert_type(
+    numbers.pipe(
+        rxr.resilient(
+            rate_limit=rxr.RateLimiter(rate=100, per=1.0, burst=10),
+            bulkhead=rxr.Bulkhead(max_concurrent=10),
+            hedge=0.2,
+            retry=3,
+        )
+    ),
+    rx.Observable[int],
+)
+assert_type(
+    numbers.pipe(ops.map(str), rxr.resilient(hedge=rxr.HedgePolicy(0.2, 2))),
+    rx.Observable[str],
+)
+rxr.resilient(hedge="0.2")  # type: ignore[arg-type]
+rxr.resilient(rate_limit=100)  # type: ignore[arg-type]
+rxr.resilient(bulkhead=10)  # type: ignore[arg-type]
 assert_type(rxr.TimeoutError("each", 1.0).budget, str)
 
 store = rxr.InMemoryIdempotencyStore()
