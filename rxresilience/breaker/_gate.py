@@ -25,6 +25,9 @@ __all__ = ["Gate"]
 
 _log = logging.getLogger("rxresilience")
 
+#: The states the telemetry gauges label.
+_STATE_NAMES = tuple(state.value for state in CircuitState)
+
 _SUCCESS = Outcome.SUCCESS
 _FAILURE = Outcome.FAILURE
 _NEITHER = Outcome.NEITHER
@@ -90,7 +93,7 @@ class Gate:
         self._publishing = False
         self._half_open_timer = SerialDisposable()
         storage.bind(config, self._outbox.append)
-        track_breaker(self)
+        track_breaker(self, _STATE_NAMES)
         register("circuit breaker", name, self, default="circuit-breaker", stacklevel=4)
 
     @property

@@ -19,6 +19,7 @@ from typing import Protocol
 
 __all__ = [
     "StateReporting",
+    "breaker_state_names",
     "breaker_states",
     "register",
     "require_policy_name",
@@ -77,10 +78,27 @@ def register(
         )
 
 
-def track_breaker(breaker: StateReporting) -> None:
-    """Report ``breaker``'s last known state on the gauges while it lives."""
+#: Every state a tracked breaker can report, as the gauges label them (told by
+#: the breakers: telemetry, the ground floor, imports no policy).
+_state_names: tuple[str, ...] = ()
+
+
+def track_breaker(breaker: StateReporting, states: tuple[str, ...]) -> None:
+    """Report ``breaker``'s last known state, one of ``states``, on the gauges
+    while it lives."""
+    global _state_names
     with _lock:
         _breakers.add(breaker)
+        if not set(states) <= set(_state_names):
+            _state_names = (
+                *_state_names,
+                *(s for s in states if s not in _state_names),
+            )
+
+
+def breaker_state_names() -> tuple[str, ...]:
+    """Every state a tracked breaker can be in."""
+    return _state_names
 
 
 def breaker_states() -> list[tuple[str, str]]:

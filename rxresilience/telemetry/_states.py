@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..breaker._types import CircuitState
-from ._registry import breaker_states
+from ._registry import breaker_state_names, breaker_states
 
-__all__ = ["STATES", "state_readings"]
-
-#: Every state a breaker can be in, as the gauges label it.
-STATES: tuple[str, ...] = tuple(state.value for state in CircuitState)
+__all__ = ["state_readings"]
 
 
 def state_readings() -> list[tuple[str, str, int]]:
@@ -20,4 +16,5 @@ def state_readings() -> list[tuple[str, str, int]]:
     state as this process last saw it."""
     counts = Counter(breaker_states())
     names = sorted({name for name, _ in counts})
-    return [(name, state, counts[(name, state)]) for name in names for state in STATES]
+    states = breaker_state_names()
+    return [(name, state, counts[(name, state)]) for name in names for state in states]
