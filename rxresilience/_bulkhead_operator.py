@@ -53,9 +53,9 @@ def bulkhead(
 
     Disposing a waiting call leaves the queue; disposing an active one
     disposes its source, then frees its slot at once. An exception raised by
-    the subscriber's own ``on_next`` ends the call as a disposal does (the
-    exception then travels on as RxPY lets it): the slot is freed exactly
-    once either way. An exception a queued call's subscriber raises as its
+    the subscriber's own ``on_next`` ends the call as a disposal does, then
+    reaches that subscriber once as ``on_error`` (never the source): the
+    slot is freed exactly once either way. An exception a queued call's subscriber raises as its
     source is started late (a source that fails at once, to a subscriber
     whose ``on_error`` raises) is logged to the ``"rxresilience"`` logger:
     it is never given to the call whose end freed the slot.
@@ -216,7 +216,15 @@ class _BulkheadCall(abc.DisposableBase, Generic[_T]):
         # flag before they read _timer; we set _timer before reading the flags.)
         if self._started or self._disposed:
             timer.dispose()
-        timer.disposable = scheduler.schedule_relative(seconds, self._on_wait_exceeded)
+        try:
+            timer.disposable = scheduler.schedule_relative(
+                seconds, self._on_wait_exceeded
+            )
+        except Exception as error:  # a scheduler shut down refuses the timer
+            # The call must not stay queued (holding a place, started later
+            # for a subscriber already told it failed): it leaves first.
+            self.dispose()
+            self._observer.on_error(error)
 
     def report_queued(self, scheduler: abc.SchedulerBase) -> None:
         """Emit ``bulkhead.queued`` (called only while someone listens), and keep
@@ -236,11 +244,17 @@ class _BulkheadCall(abc.DisposableBase, Generic[_T]):
     def _on_next(self, value: _T) -> None:
         try:
             self._observer.on_next(value)
+        except Exception as error:
+            # The subscriber's own bug ends the call as a disposal does: the
+            # source (an asynchronous one would go on emitting) is disposed,
+            # then the slot freed (by start, if the source is still being
+            # subscribed). The exception is the subscriber's: it gets it
+            # once as on_error, and the source never sees it (a disposed
+            # source could not hand it back).
+            self.dispose()
+            self._observer.on_error(error)
         except BaseException:
-            # The subscriber's own bug ends the call as a disposal would; a
-            # synchronous source hands the exception back as on_error, which
-            # passes on untouched (the slot is long given back).
-            self._bulkhead.leave(self)
+            self.dispose()
             raise
 
     def _on_error(self, error: Exception) -> None:

@@ -90,7 +90,10 @@ def hedge(
     ``should_hedge`` is not asked. The subscriber gets a refusal only when
     every attempt was refused; if any attempt ran and failed, it gets the
     newest such error, so a ``retry`` outside counts the call as an attempt
-    instead of waiting out a refusal.
+    instead of waiting out a refusal. So ``hedge(d, n, should_hedge=lambda
+    e: False)`` gives the same notifications and subscriptions as RxPY's
+    ``amb`` of the source and, after ``d``, the same again, ``n`` deep, only
+    when no attempt is refused: ``amb`` ends with a refusal.
 
     Hedge only operations that are safe to run twice (reads), or that carry
     a server-side idempotency key: a hedge runs them again while the first

@@ -725,7 +725,7 @@ def test_threads_through_one_pipeline_never_exceed_the_bulkhead_and_lose_nothing
     """8 threads, 50 calls each, through one ``resilient`` with a shared limiter
     and bulkhead: never more than 3 sources at once, every call ends once."""
     bulkhead = rxr.Bulkhead(max_concurrent=3, max_queue=1000)
-    limiter = rxr.RateLimiter(rate=1_000_000, burst=1000)
+    limiter = rxr.RateLimiter(rate=500_000, burst=1000)
     guarded = rxr.resilient(bulkhead=bulkhead, rate_limit=limiter, retry=2)
     lock = threading.Lock()
     running = peak = 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .._arguments import require_count, require_duration, require_positive
-from .._clock import LONGEST_WAIT
+from .._clock import LONGEST_WAIT, RESOLUTION
+from ._gcra import CLOCK_MAGNITUDE, spaced
 
 __all__ = ["RateLimiterConfig"]
 
@@ -37,7 +38,11 @@ class RateLimiterConfig:
         ValueError: ``rate`` or ``per`` not above 0 or not finite; ``burst
             < 1``; an interval (``per / rate``) or a tolerance (``(burst - 1)
             * per / rate``) beyond ``LONGEST_WAIT`` (about 292 years), or an
-            interval too small to be told apart from 0.
+            interval too small to be told apart from 0: at most
+            ``RESOLUTION`` (a microsecond, within which a permit due is free
+            now), or one that moves a clock reading 2**32 seconds (the epoch
+            clock until 2106) by no more than that: the spacing must exceed
+            about 1.43 us (some 700,000 permits a second).
     """
 
     rate: float
@@ -55,6 +60,12 @@ class RateLimiterConfig:
             raise ValueError(
                 f"rate must space permits (per / rate) between 0 and "
                 f"{LONGEST_WAIT:g} seconds, got per={self.per!r}, rate={self.rate!r}"
+            )
+        if not spaced(interval):
+            raise ValueError(
+                f"rate and per must space permits (per / rate) more than "
+                f"{RESOLUTION:g} seconds apart on a clock reading {CLOCK_MAGNITUDE:g} "
+                f"seconds, got per={self.per!r}, rate={self.rate!r}"
             )
         # float(burst - 1) raises OverflowError for an int beyond any float.
         tolerance = float(burst - 1) * interval if burst < 2**53 else float("inf")

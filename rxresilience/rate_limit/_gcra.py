@@ -19,7 +19,24 @@ from typing import NamedTuple
 
 from .._clock import RESOLUTION
 
-__all__ = ["Gcra", "RateLimiterReservation", "wait_at"]
+__all__ = ["CLOCK_MAGNITUDE", "Gcra", "RateLimiterReservation", "spaced", "wait_at"]
+
+#: The magnitude of the times GCRA's sums are made on: the real (epoch) clock
+#: reads below 2**32 seconds until the year 2106, in steps of 2**-20 s (0.95 us).
+CLOCK_MAGNITUDE = 2.0**32
+
+
+def spaced(interval: float) -> bool:
+    """Whether permits ``interval`` apart stay apart: one interval must move a
+    TAT of :data:`CLOCK_MAGNITUDE` by more than
+    :data:`~rxresilience._clock.RESOLUTION` (a permit due within it is free
+    now), else a burst of permits is free at one instant, or the TAT never
+    moves at all. Python and ``redis_gcra.lua`` run the same sums, so one
+    refusal at construction holds for both."""
+    return (
+        interval > RESOLUTION
+        and (CLOCK_MAGNITUDE + interval) - CLOCK_MAGNITUDE > RESOLUTION
+    )
 
 
 class RateLimiterReservation(NamedTuple):

@@ -201,18 +201,32 @@ _warned_lock = threading.Lock()
 
 
 def warn_of_two_clocks(limiter: RateLimiter, scheduler: abc.SchedulerBase) -> None:
-    """Warn, once per limiter, when virtual time meets a limiter on the real clock."""
-    if not is_virtual(scheduler) or is_virtual(limiter.scheduler):
+    """Warn, once per limiter, when a pipeline's timers and the limiter keep
+    different time: one on virtual time, the other on the real clock (either way)."""
+    limiter_virtual = is_virtual(limiter.scheduler)
+    if is_virtual(scheduler) == limiter_virtual:
         return
     with _warned_lock:
         if limiter in _warned:
             return
         _warned.add(limiter)
+    if limiter_virtual:
+        message = (
+            f"rate limiter {limiter.name!r} keeps virtual time "
+            f"({type(limiter.scheduler).__name__}), but this pipeline's timers "
+            f"run on the real clock ({type(scheduler).__name__}): its waits are "
+            f"measured in virtual seconds and timed in real ones; give the "
+            f"pipeline the limiter's scheduler, or the limiter the real clock"
+        )
+    else:
+        message = (
+            f"rate limiter {limiter.name!r} keeps the real clock, but this pipeline "
+            f"runs in virtual time ({type(scheduler).__name__}): its waits are "
+            f"measured in real seconds and timed in virtual ones; give the limiter "
+            f"the pipeline's scheduler"
+        )
     warnings.warn(
-        f"rate limiter {limiter.name!r} keeps the real clock, but this pipeline "
-        f"runs in virtual time ({type(scheduler).__name__}): its waits are "
-        f"measured in real seconds and timed in virtual ones; give the limiter "
-        f"the pipeline's scheduler",
+        message,
         RuntimeWarning,
         stacklevel=3,
     )

@@ -10,7 +10,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
 from .._arguments import require_duration, require_scheduler
-from .._clock import LONGEST_WAIT, choose_scheduler, is_virtual
+from .._clock import LONGEST_WAIT, choose_scheduler
 from ..errors import RateLimitedError
 from ._gcra import RateLimiterReservation
 from ._limiter import RateLimiter, warn_of_two_clocks
@@ -82,16 +82,14 @@ def rate_limit(
         raise TypeError(f"limiter must be a RateLimiter, got {type(limiter).__name__}")
     bound = LONGEST_WAIT if max_wait is None else require_duration("max_wait", max_wait)
     require_scheduler("scheduler", scheduler)
-    # In a pipeline on a TestScheduler the limiter should keep virtual time too.
-    check_clocks = not is_virtual(limiter.scheduler)
 
     def apply(source: Observable[_T]) -> Observable[_T]:
         def subscribe(
             observer: abc.ObserverBase[_T],
             scheduler_: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
-            if check_clocks and (scheduler is not None or scheduler_ is not None):
-                warn_of_two_clocks(limiter, choose_scheduler(scheduler, scheduler_))
+            # The limiter and the pipeline's timers should keep the same time.
+            warn_of_two_clocks(limiter, choose_scheduler(scheduler, scheduler_))
             reservation = limiter.try_reserve(bound)
             if isinstance(reservation, RateLimitedError):
                 observer.on_error(reservation)
@@ -99,9 +97,16 @@ def rate_limit(
             if not reservation.wait:
                 return source.subscribe(observer, scheduler=scheduler_)
             call = _WaitingCall(limiter, reservation, source, observer, scheduler_)
-            call.timer.disposable = choose_scheduler(
-                scheduler, scheduler_
-            ).schedule_relative(reservation.wait, call.start)
+            try:
+                call.timer.disposable = choose_scheduler(
+                    scheduler, scheduler_
+                ).schedule_relative(reservation.wait, call.start)
+            except Exception as error:  # a scheduler shut down refuses the timer
+                # The source was never subscribed: the permit goes back (if
+                # still the latest) before the subscriber hears of it.
+                call.dispose()
+                observer.on_error(error)
+                return _NOTHING
             return call
 
         return Observable(subscribe)

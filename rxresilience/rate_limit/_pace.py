@@ -11,7 +11,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
 from .._arguments import require_count, require_scheduler
-from .._clock import LONGEST_WAIT, choose_scheduler, is_virtual
+from .._clock import LONGEST_WAIT, choose_scheduler
 from ..errors import BufferOverflowError, RateLimitedError
 from ._gcra import RateLimiterReservation
 from ._limiter import RateLimiter, warn_of_two_clocks
@@ -52,6 +52,16 @@ def pace(
     ``max_buffer=0`` lets an item through only when its permit is free at
     once.
 
+    A storage that refuses for now (``RedisRateLimiterStorage`` with
+    ``when_unreachable="refuse"``, Redis unreachable) drops nothing either:
+    the head waits the refusal's ``retry_after`` and asks for its permit
+    again, for as long as the refusals last (put a timeout outside to bound
+    that). A subscriber whose ``on_next`` raises gets its exception once as
+    ``on_error``, and pacing stops: the source is disposed, the timer
+    cancelled, and the head's permit given back if no later permit was taken
+    since (as on disposal). A scheduler that refuses a timer (shut down)
+    ends the subscription with its error, the same way.
+
     Waits run on ``scheduler``, else the subscribe-time scheduler, else
     ``TimeoutScheduler``; the limiter measures them on its own clock (give
     it the same scheduler in virtual-time tests).
@@ -80,7 +90,6 @@ def pace(
     if max_buffer is not None:
         require_count("max_buffer", max_buffer, minimum=0, or_none=True)
     require_scheduler("scheduler", scheduler)
-    check_clocks = not is_virtual(limiter.scheduler)
 
     def apply(source: Observable[_T]) -> Observable[_T]:
         def subscribe(
@@ -88,8 +97,7 @@ def pace(
             scheduler_: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             timers = choose_scheduler(scheduler, scheduler_)
-            if check_clocks:
-                warn_of_two_clocks(limiter, timers)
+            warn_of_two_clocks(limiter, timers)
             pacer = _Pacer(limiter, observer, timers, max_buffer)
             pacer.upstream.disposable = source.subscribe(
                 pacer.on_next, pacer.on_error, pacer.on_completed, scheduler=scheduler_
@@ -116,6 +124,7 @@ class _Pacer(abc.DisposableBase, Generic[_T]):
         "_queue",
         "_scheduler",
         "_timer",
+        "_waiting",
         "upstream",
     )
 
@@ -137,6 +146,7 @@ class _Pacer(abc.DisposableBase, Generic[_T]):
         self._end: Callable[[], None] | None = None  # the source's end, held back
         self._closed = False  # the source has ended (or was cut off): take nothing
         self._done = False  # the subscriber has had its end, or disposed
+        self._waiting = False  # a timer is armed for the head
         self._timer = SerialDisposable()
         self.upstream = SingleAssignmentDisposable()
 
@@ -158,14 +168,17 @@ class _Pacer(abc.DisposableBase, Generic[_T]):
             if isinstance(answer, RateLimitedError):
                 if bound == 0:
                     self._overflow()
+                elif _passing(answer):
+                    queue.append(value)
+                    self._arm(_retry_after(answer), None)
                 else:  # no permit within the longest wait a timer can have
-                    self._fail(answer)
+                    self._stop(answer)
                 return
             if not answer.wait:
                 self._emit(value)
                 return
             queue.append(value)
-            self._wait_for(answer)
+            self._arm(answer.wait, answer)
 
     def on_error(self, error: Exception) -> None:
         self._hold_end(lambda: self._observer.on_error(error))
@@ -192,10 +205,18 @@ class _Pacer(abc.DisposableBase, Generic[_T]):
         if not self._queue:
             self._finish()
 
-    def _fail(self, error: Exception) -> None:
-        """Called under the lock: no permit can ever be waited for; stop now."""
+    def _stop(self, error: Exception) -> None:
+        """Called under the lock: pacing ends now with ``error``: nothing more
+        is taken or delivered, the timer is cancelled and the head's permit
+        given back (if still the latest)."""
         self._closed = self._done = True
+        self._waiting = False
+        head, self._head = self._head, None
         self._queue.clear()
+        self._end = None
+        self._timer.dispose()
+        if head is not None:
+            self._limiter.cancel(head)
         self.upstream.dispose()
         self._observer.on_error(error)
 
@@ -207,32 +228,44 @@ class _Pacer(abc.DisposableBase, Generic[_T]):
 
     # -- permits ----------------------------------------------------------------------
 
-    def _wait_for(self, reservation: RateLimiterReservation) -> None:
-        self._head = reservation
-        self._timer.disposable = self._scheduler.schedule_relative(
-            reservation.wait, self._on_timer
-        )
+    def _arm(self, seconds: float, head: RateLimiterReservation | None) -> None:
+        """Called under the lock: wake up in ``seconds``, to pass on the head on
+        its permit ``head``, or (``None``) to ask for its permit again."""
+        self._head = head
+        self._waiting = True
+        try:
+            self._timer.disposable = self._scheduler.schedule_relative(
+                seconds, self._on_timer
+            )
+        except Exception as error:  # a scheduler shut down refuses the timer
+            self._stop(error)
 
     def _on_timer(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
         with self._lock:
             if self._done:
                 return
-            if self._head is not None:  # the head's permit is due
-                self._head = None
+            self._waiting = False
+            head, self._head = self._head, None
+            if head is not None:  # the head's permit is due
                 self._emit(self._queue.popleft())
             self._advance()
 
     def _advance(self) -> None:
         """Called under the lock: pass on every item whose permit is free, then
-        wait for the next one, or pass the source's end on."""
+        wait for the next one, or pass the source's end on. An item fed from
+        inside ``on_next`` into the empty queue armed its own wait: it is not
+        reserved twice."""
         queue = self._queue
-        while queue and not self._done:
+        while queue and not self._done and not self._waiting:
             answer = self._limiter.try_reserve(LONGEST_WAIT)
             if isinstance(answer, RateLimitedError):
-                self._fail(answer)
+                if _passing(answer):
+                    self._arm(_retry_after(answer), None)
+                else:
+                    self._stop(answer)
                 return
             if answer.wait:
-                self._wait_for(answer)
+                self._arm(answer.wait, answer)
                 return
             self._emit(queue.popleft())
         if not queue:
@@ -241,19 +274,17 @@ class _Pacer(abc.DisposableBase, Generic[_T]):
     def _emit(self, value: _T) -> None:
         try:
             self._observer.on_next(value)
-        except Exception:
-            # The subscriber's own bug travels on as RxPY lets it. If the
-            # subscriber did not dispose us on the way, the items behind
-            # keep their pace (and their end), from a timer of their own.
-            if not self._done and (self._queue or self._end is not None):
-                self._timer.disposable = self._scheduler.schedule_relative(
-                    0.0, self._on_timer
-                )
-            raise
+        except Exception as error:
+            # The subscriber's own bug is its own: it gets it once, as
+            # on_error, and pacing stops (from a timer it would otherwise die
+            # on the timer's thread). Unless it disposed us on the way.
+            if not self._done:
+                self._stop(error)
 
     def dispose(self) -> None:
         with self._lock:
             self._closed = self._done = True
+            self._waiting = False
             head, self._head = self._head, None
             self._queue.clear()
             self._end = None
@@ -261,3 +292,15 @@ class _Pacer(abc.DisposableBase, Generic[_T]):
         if head is not None:
             self._limiter.cancel(head)
         self.upstream.dispose()
+
+
+def _passing(refusal: RateLimitedError) -> bool:
+    """A refusal that says when to ask again (a storage that cannot answer now,
+    as Redis unreachable with ``when_unreachable="refuse"``), not a permit
+    beyond the longest wait a timer can have."""
+    retry_after = refusal.retry_after
+    return retry_after is not None and retry_after <= LONGEST_WAIT
+
+
+def _retry_after(refusal: RateLimitedError) -> float:
+    return refusal.retry_after or 0.0

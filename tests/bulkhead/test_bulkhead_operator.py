@@ -344,20 +344,91 @@ def test_a_subscriber_raising_from_on_next_frees_the_slot_exactly_once() -> None
     def explode(_: Any) -> None:
         raise ValueError("the subscriber's own bug")
 
+    errors: list[Exception] = []
     timed(scheduler, "a", 1.0, starts).pipe(rxr.bulkhead(bulkhead)).subscribe(
-        explode, scheduler=scheduler
+        explode, errors.append, scheduler=scheduler
     )
     for value in "bc":
         timed(scheduler, value, 1.0, starts).pipe(rxr.bulkhead(bulkhead)).subscribe(
             scheduler=scheduler
         )
-    with pytest.raises(ValueError, match="own bug"):  # up to the source's scheduler
-        scheduler.advance_to(1.0)
-    scheduler.stop()  # a TestScheduler stays "running" after an exception
+    scheduler.advance_to(1.0)  # the subscriber's exception is its own
+    assert [str(e) for e in errors] == ["the subscriber's own bug"]
     assert bulkhead.metrics() == rxr.BulkheadMetrics(1, 1, 2, 0, 1)
     scheduler.advance_to(5.0)
     assert starts == [("a", 0.0), ("b", 1.0), ("c", 2.0)]
     assert bulkhead.metrics() == rxr.BulkheadMetrics(0, 0, 3, 0, 1)
+
+
+def test_a_subscriber_raising_from_on_next_disposes_an_asynchronous_source_first() -> (
+    None
+):
+    bulkhead = rxr.Bulkhead(max_concurrent=1, max_queue=1)
+    running: list[str] = []
+    log: list[Any] = []
+
+    def tracked(name: str, subject: Subject[Any]) -> rx.Observable[Any]:
+        def subscribe(observer: abc.ObserverBase[Any], _: Any = None) -> Disposable:
+            running.append(name)
+            inner = subject.subscribe(observer)
+
+            def dispose() -> None:
+                log.append(("disposed", name, bulkhead.metrics().active))
+                running.remove(name)
+                inner.dispose()
+
+            return Disposable(dispose)
+
+        return rx.create(subscribe)
+
+    def explode(value: Any) -> None:
+        log.append(value)
+        raise RuntimeError("the subscriber's own bug")
+
+    first: Subject[Any] = Subject()
+    tracked("first", first).pipe(rxr.bulkhead(bulkhead)).subscribe(
+        explode, lambda e: log.append(("error", e)), lambda: log.append("completed")
+    )
+    first.on_next(1)  # the exception goes to the subscriber, not the emitter
+    # the source is disposed while it still holds its slot, then the slot freed
+    assert log[:2] == [1, ("disposed", "first", 1)]
+    assert [str(e) for _, e in log[2:]] == ["the subscriber's own bug"]
+    assert not first.observers
+    assert bulkhead.metrics() == rxr.BulkheadMetrics(0, 0, 1, 0, 1)
+    second: Subject[Any] = Subject()
+    tracked("second", second).pipe(rxr.bulkhead(bulkhead)).subscribe()
+    assert running == ["second"]
+    first.on_next(2)
+    first.on_completed()
+    assert len(log) == 3
+    assert bulkhead.metrics() == rxr.BulkheadMetrics(1, 0, 2, 0, 1)
+
+
+def test_a_refused_max_wait_timer_leaves_the_queue_before_the_error() -> None:
+    class Refusing(TestScheduler):
+        def schedule_relative(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("scheduler shut down")
+
+    bulkhead = rxr.Bulkhead(max_concurrent=1, max_queue=1, max_wait=5.0)
+    holder: Subject[Any] = Subject()
+    holder.pipe(rxr.bulkhead(bulkhead)).subscribe()
+    started: list[str] = []
+    seen: list[Any] = []
+
+    def on_error(error: Exception) -> None:
+        seen.append((error, bulkhead.metrics().queued))
+
+    logged(started, "late", rx.of("late")).pipe(
+        rxr.bulkhead(bulkhead, scheduler=Refusing())
+    ).subscribe(seen.append, on_error)
+    assert [(str(e), queued) for e, queued in seen] == [("scheduler shut down", 0)]
+    assert bulkhead.metrics().queued == 0
+    healthy: list[Any] = []
+    rx.of(0).pipe(rxr.bulkhead(bulkhead)).subscribe(on_error=healthy.append)
+    holder.on_completed()
+    assert started == []
+    assert healthy == []
+    assert bulkhead.metrics().active == 0
 
 
 def test_a_synchronous_source_hands_the_subscriber_s_exception_back_untouched() -> None:

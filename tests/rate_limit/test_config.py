@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from hypothesis import given
+from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
 from rxresilience.testing._rate_limit_laws import rate_limiter_configs
@@ -38,6 +39,12 @@ from rxresilience.testing._rate_limit_laws import rate_limiter_configs
         ({"rate": 1, "burst": 10**10}, ValueError, "burst"),  # 317 years lent
         ({"rate": 1e-300, "per": 1.0}, ValueError, "rate"),  # a permit per 1e300 s
         ({"rate": 1e300, "per": 1e-300}, ValueError, "rate"),  # spacing of 0
+        ({"rate": 1e300, "per": 1.0}, ValueError, "per / rate"),  # 1e-300 s
+        ({"rate": 1e7, "per": 1.0}, ValueError, "per / rate"),  # below 1 us
+        ({"rate": 1e6, "per": 1.0}, ValueError, "per / rate"),  # 1 us exactly
+        ({"rate": 1, "per": 1e-6}, ValueError, "per / rate"),
+        # 1.2 us: one step of an epoch clock (2**32 s reads in steps of 0.95 us)
+        ({"rate": 1 / 1.2e-6, "per": 1.0}, ValueError, "per / rate"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_argument(
@@ -47,6 +54,15 @@ def test_bad_settings_are_refused_naming_the_argument(
         rxr.RateLimiterConfig(**settings)
     with pytest.raises(error, match=named):
         rxr.RateLimiter(**settings)
+
+
+@pytest.mark.parametrize("rate", [5e5, 1e5, 1e3])
+def test_the_finest_spacings_hold_the_bound_on_an_epoch_clock(rate: float) -> None:
+    scheduler = TestScheduler()
+    scheduler.advance_to(2.0**32 - 1.0)  # the real clock's magnitude, to 2106
+    limiter = rxr.RateLimiter(rate=rate, per=1.0, scheduler=scheduler)
+    assert sum(limiter.try_acquire() for _ in range(1000)) == 1
+    assert limiter.time_to_permit() > 0.0
 
 
 def test_the_spacing_and_the_tolerance_follow_from_the_settings() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from typing import Any
 
 import pytest
 import reactivex as rx
@@ -110,6 +111,27 @@ def test_a_real_clock_limiter_in_a_virtual_pipeline_is_warned_of_once() -> None:
         rx.of(1).pipe(rxr.rate_limit(other)).subscribe(
             scheduler=TimeoutScheduler.singleton()
         )
+
+
+@pytest.mark.parametrize("operator", [rxr.rate_limit, rxr.pace])
+def test_a_virtual_clock_limiter_in_a_real_pipeline_is_warned_of_once(
+    operator: Any,
+) -> None:
+    name = f"virtual-{operator.__name__}"
+    limiter = rxr.RateLimiter(rate=1000, name=name, scheduler=TestScheduler())
+    with pytest.warns(RuntimeWarning, match=f"'{name}' keeps virtual time"):
+        rx.of(1).pipe(operator(limiter)).subscribe()  # timers: TimeoutScheduler
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rx.of(1).pipe(operator(limiter)).subscribe()
+        rx.of(1).pipe(operator(limiter)).subscribe(
+            scheduler=TimeoutScheduler.singleton()
+        )
+        # Virtual time on both sides: nothing to say.
+        virtual = TestScheduler()
+        other = rxr.RateLimiter(rate=1000, scheduler=virtual)
+        rx.of(1).pipe(operator(other)).subscribe(scheduler=virtual)
+        rx.of(1).pipe(operator(other, scheduler=virtual)).subscribe()
 
 
 # --- threads ------------------------------------------------------------------------

@@ -306,7 +306,9 @@ def test_a_subscriber_raising_on_a_free_permit_is_as_without_the_operator() -> N
     scheduler = TestScheduler()
     limiter = rxr.RateLimiter(rate=1, scheduler=scheduler)
     errors: list[Exception] = []
-    rx.of(1, 2).pipe(rxr.rate_limit(limiter)).subscribe(raising, errors.append)
+    rx.of(1, 2).pipe(rxr.rate_limit(limiter, scheduler=scheduler)).subscribe(
+        raising, errors.append
+    )
     plain: list[Exception] = []
     rx.of(1, 2).subscribe(raising, plain.append)
     assert [type(e) for e in errors] == [type(e) for e in plain] == [SubscriberBug]
@@ -426,3 +428,29 @@ def test_disposal_racing_the_timer_on_another_thread_leaves_no_call_running() ->
     with lock:
         assert not [index for index, running in open_calls.items() if running]
     assert open_calls  # the first call's permit was free: it ran at once
+
+
+class RefusingScheduler(TestScheduler):
+    """A scheduler shut down: it refuses every timer (as an AsyncIOScheduler
+    on a closed loop does)."""
+
+    def schedule_relative(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("scheduler shut down")
+
+
+def test_a_refused_wait_timer_gives_the_permit_back_before_the_error() -> None:
+    clock = TestScheduler()
+    limiter = rxr.RateLimiter(rate=1, per=10.0, scheduler=clock)
+    assert limiter.try_acquire()
+    before = limiter.time_to_permit()
+    seen: list[Any] = []
+    reached: list[str] = []
+
+    def on_error(error: Exception) -> None:
+        seen.append((str(error), limiter.time_to_permit()))
+
+    rx.defer(lambda _: (reached.append("source"), rx.of(1))[1]).pipe(
+        rxr.rate_limit(limiter, scheduler=RefusingScheduler())
+    ).subscribe(seen.append, on_error)
+    assert seen == [("scheduler shut down", before)]
+    assert reached == []

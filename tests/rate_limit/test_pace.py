@@ -228,18 +228,18 @@ class SubscriberBug(Exception):
     pass
 
 
-def test_a_subscriber_raising_on_a_paced_item_is_its_own_affair() -> None:
-    """From a timer the bug travels on to the scheduler (as from any
-    timer-driven source); it is not the source's error, and the items behind
-    keep their pace."""
+def test_a_subscriber_raising_on_a_paced_item_gets_it_once_and_pacing_stops() -> None:
+    """From a timer the bug is the subscriber's: it gets it as on_error, once;
+    the source is disposed, the timer cancelled, nothing reaches a thread."""
     scheduler = TestScheduler()
     limiter = rxr.RateLimiter(rate=1, per=1.0, scheduler=scheduler)
     seen: list[tuple[float, Any]] = []
+    bug = SubscriberBug()
 
     def on_item(value: int) -> None:
         seen.append((float(scheduler.clock), value))
         if value == 1:
-            raise SubscriberBug()
+            raise bug
 
     rx.of(0, 1, 2).pipe(rxr.pace(limiter)).subscribe(
         on_item,
@@ -247,26 +247,23 @@ def test_a_subscriber_raising_on_a_paced_item_is_its_own_affair() -> None:
         lambda: seen.append((float(scheduler.clock), "done")),
         scheduler=scheduler,
     )
-    with pytest.raises(SubscriberBug):
-        scheduler.advance_to(10.0)
-    assert float(scheduler.clock) == 1.0
-    scheduler.stop()  # a raising action leaves a TestScheduler running
-    scheduler.advance_to(10.0)
-    assert seen == [(0.0, 0), (1.0, 1), (2.0, 2), (2.0, "done")]
+    scheduler.advance_to(10.0)  # nothing escapes to the scheduler
+    assert seen == [(0.0, 0), (1.0, 1), (1.0, bug)]
     assert_no_pending(scheduler)
+    assert limiter.time_to_permit() == 0.0  # no permit held for item 2
 
 
-def test_a_raw_observer_that_raises_keeps_the_pace_of_the_items_behind() -> None:
-    """A subscriber that does not detach keeps getting the items, on time."""
+def test_a_raw_observer_that_raises_gets_its_exception_once_and_no_more_items() -> None:
     scheduler = TestScheduler()
     limiter = rxr.RateLimiter(rate=1, per=1.0, scheduler=scheduler)
     seen: list[tuple[float, Any]] = []
+    bug = SubscriberBug()
 
     class Raw(rx.abc.ObserverBase[int]):
         def on_next(self, value: int) -> None:
             seen.append((float(scheduler.clock), value))
-            if value == 1:
-                raise SubscriberBug()
+            if value in (0, 1):
+                raise bug
 
         def on_error(self, error: Exception) -> None:
             seen.append((float(scheduler.clock), error))
@@ -274,18 +271,138 @@ def test_a_raw_observer_that_raises_keeps_the_pace_of_the_items_behind() -> None
         def on_completed(self) -> None:
             seen.append((float(scheduler.clock), "done"))
 
-    paced = rx.of(0, 1, 2).pipe(rxr.pace(limiter))
-    paced.subscribe(Raw(), scheduler=scheduler)
-    raised = []
-    while True:
-        try:
-            scheduler.advance_to(10.0)
-            break
-        except SubscriberBug:
-            raised.append(float(scheduler.clock))
-            scheduler.stop()
-    assert raised == [1.0]
-    assert seen == [(0.0, 0), (1.0, 1), (2.0, 2), (2.0, "done")]
+    rx.of(0, 1, 2).pipe(rxr.pace(limiter)).subscribe(Raw(), scheduler=scheduler)
+    scheduler.advance_to(10.0)
+    assert seen == [(0.0, 0), (0.0, bug)]
+    assert_no_pending(scheduler)
+
+
+def test_a_subscriber_raising_gives_back_the_permit_of_the_item_behind() -> None:
+    scheduler = TestScheduler()
+    limiter = rxr.RateLimiter(rate=1, per=1.0, scheduler=scheduler)
+    subject: rx.subject.Subject[str] = rx.subject.Subject()
+    errors: list[Exception] = []
+
+    def on_item(value: str) -> None:
+        if value == "b":
+            subject.on_next("c")  # reserves c's permit (t=2), then fails
+            raise SubscriberBug()
+
+    subject.pipe(rxr.pace(limiter)).subscribe(
+        on_item, errors.append, scheduler=scheduler
+    )
+    subject.on_next("a")
+    subject.on_next("b")
+    scheduler.advance_to(1.0)
+    assert [type(e) for e in errors] == [SubscriberBug]
+    assert not subject.observers  # the source is disposed
+    assert_no_pending(scheduler)
+    assert limiter.time_to_permit() == 1.0  # b spent its permit; c gave its back
+
+
+def test_an_item_fed_from_inside_on_next_takes_one_permit_only() -> None:
+    scheduler = TestScheduler()
+    limiter = rxr.RateLimiter(rate=1, per=1.0, scheduler=scheduler)
+    subject: rx.subject.Subject[str] = rx.subject.Subject()
+    out: list[tuple[str, float]] = []
+
+    def on_item(value: str) -> None:
+        out.append((value, float(scheduler.clock)))
+        if value == "b":  # handling b discovers c
+            subject.on_next("c")
+
+    subject.pipe(rxr.pace(limiter)).subscribe(on_item, scheduler=scheduler)
+    subject.on_next("a")
+    subject.on_next("b")
+    scheduler.advance_to(10.0)
+    assert out == [("a", 0.0), ("b", 1.0), ("c", 2.0)]
+    assert limiter.time_to_permit() == 0.0
+    assert_no_pending(scheduler)
+
+
+class RefusingScheduler(TestScheduler):
+    """A scheduler shut down: it refuses every timer (an AsyncIOScheduler on a
+    closed loop does)."""
+
+    def schedule_relative(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("scheduler shut down")
+
+
+def test_a_refused_timer_ends_with_the_scheduler_s_error_and_gives_the_permit_back() -> (
+    None
+):
+    clock = TestScheduler()
+    limiter = rxr.RateLimiter(rate=1, per=10.0, scheduler=clock)
+    seen: list[Any] = []
+    subject: rx.subject.Subject[int] = rx.subject.Subject()
+
+    def on_error(error: Exception) -> None:
+        seen.append((str(error), limiter.time_to_permit()))
+
+    subject.pipe(rxr.pace(limiter, scheduler=RefusingScheduler())).subscribe(
+        seen.append, on_error, lambda: seen.append("done")
+    )
+    subject.on_next(1)  # the permit is free: at once
+    subject.on_next(2)  # its permit is 10 s away: the timer is refused
+    assert seen == [1, ("scheduler shut down", 10.0)]
+    assert not subject.observers
+    subject.on_next(3)
+    subject.on_completed()
+    assert seen == [1, ("scheduler shut down", 10.0)]
+
+
+class RefusingStorage(rxr.InMemoryRateLimiterStorage):
+    """A storage that refuses (as Redis with ``when_unreachable="refuse"``
+    does while unreachable) for its first ``refusals`` reservations."""
+
+    def __init__(self, refusals: int, retry_after: float) -> None:
+        super().__init__()
+        self.refusals = refusals
+        self.retry_after = retry_after
+
+    def reserve(self, now: float, max_wait: float) -> Any:
+        if self.refusals:
+            self.refusals -= 1
+            return self.retry_after
+        return super().reserve(now, max_wait)
+
+
+def test_a_refusing_storage_makes_the_waiting_items_wait_never_drops_them() -> None:
+    scheduler = TestScheduler()
+    storage = RefusingStorage(0, 0.5)
+    limiter = rxr.RateLimiter(rate=1, per=1.0, scheduler=scheduler, storage=storage)
+    subject: rx.subject.Subject[int] = rx.subject.Subject()
+    seen: list[tuple[float, Any]] = []
+    subject.pipe(rxr.pace(limiter)).subscribe(
+        lambda v: seen.append((float(scheduler.clock), v)),
+        lambda e: seen.append((float(scheduler.clock), e)),
+        lambda: seen.append((float(scheduler.clock), "done")),
+        scheduler=scheduler,
+    )
+    subject.on_next(0)  # at once
+    subject.on_next(1)  # waits for t=1
+    subject.on_next(2)
+    subject.on_completed()
+    storage.refusals = 3  # unreachable from now: 2 is refused at t=1, 1.5, 2
+    scheduler.advance_to(10.0)
+    assert seen == [(0.0, 0), (1.0, 1), (2.5, 2), (2.5, "done")]
+    assert_no_pending(scheduler)
+
+
+def test_a_refusing_storage_makes_an_arriving_item_wait() -> None:
+    scheduler = TestScheduler()
+    storage = RefusingStorage(2, 0.5)
+    limiter = rxr.RateLimiter(rate=1, per=1.0, scheduler=scheduler, storage=storage)
+    seen: list[tuple[float, Any]] = []
+    rx.of(0, 1).pipe(rxr.pace(limiter)).subscribe(
+        lambda v: seen.append((float(scheduler.clock), v)),
+        lambda e: seen.append((float(scheduler.clock), e)),
+        lambda: seen.append((float(scheduler.clock), "done")),
+        scheduler=scheduler,
+    )
+    scheduler.advance_to(10.0)
+    assert seen == [(1.0, 0), (2.0, 1), (2.0, "done")]
+    assert_no_pending(scheduler)
 
 
 def test_a_subscriber_disposing_from_inside_on_next_stops_everything() -> None:
@@ -331,7 +448,7 @@ def test_eight_threads_pacing_through_one_limiter_take_exactly_the_free_permits(
     def body() -> None:
         start.wait()
         for _ in range(20):
-            rx.of(1).pipe(rxr.pace(limiter, max_buffer=0)).subscribe(
+            rx.of(1).pipe(rxr.pace(limiter, max_buffer=0, scheduler=clock)).subscribe(
                 on_item, on_overflow
             )
 

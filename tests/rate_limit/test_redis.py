@@ -294,6 +294,36 @@ def test_refuse_fails_closed_until_redis_answers(tmp_path: pathlib.Path) -> None
         server.stop()
 
 
+def test_pace_keeps_the_waiting_items_while_redis_refuses(
+    tmp_path: pathlib.Path,
+) -> None:
+    server = RedisServer(tmp_path / "pace-refuse")
+    server.start()
+    try:
+        limiter, clock = redis_limiter(
+            server, 1, when_unreachable="refuse", reconnect_after=0.5
+        )
+        source: rx.subject.Subject[int] = rx.subject.Subject()
+        seen: list[tuple[float, Any]] = []
+        source.pipe(rxr.pace(limiter)).subscribe(
+            lambda v: seen.append((float(clock.clock), v)),
+            lambda e: seen.append((float(clock.clock), e)),
+            lambda: seen.append((float(clock.clock), "done")),
+            scheduler=clock,
+        )
+        for value in range(3):
+            source.on_next(value)  # 0 at once; 1 reserved for t=1; 2 behind it
+        source.on_completed()
+        server.stop()  # unreachable: 2 is refused at t=1, asked again every 0.5 s
+        clock.advance_to(2.0)
+        assert seen == [(0.0, 0), (1.0, 1)]
+        server.start()
+        clock.advance_to(10.0)
+        assert seen == [(0.0, 0), (1.0, 1), (2.5, 2), (2.5, "done")]
+    finally:
+        server.stop()
+
+
 def test_a_hung_redis_costs_a_permit_at_most_the_socket_timeout(
     tmp_path: pathlib.Path,
 ) -> None:
