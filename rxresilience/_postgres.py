@@ -9,6 +9,18 @@ failure of PostgreSQL, of the network or of the pool becomes the caller's
 error type (``IdempotencyError``, ``SagaError``); nothing is retried, so a
 write whose reply was lost is never sent twice.
 
+Every operation is bounded on the client side too: psycopg has no
+client-side timeout for a query, so a server that stops answering while its
+kernel still keeps the TCP connection (a frozen process, a hung disk) would
+block the caller forever. A watchdog on the library's shared thread timer
+shuts the connection's socket down once an operation has run ``timeout`` +
+:data:`GRACE` seconds from its start (the pool wait included): the blocked
+call fails at once, the connection is discarded (its pool drops a broken
+connection when it comes back), and the caller gets its error type. The
+socket is shut down, never closed under the blocked call, so its descriptor
+cannot be reused meanwhile; a watchdog that comes after its operation ended
+does nothing.
+
 ``psycopg`` (3.2 or later) and ``psycopg-pool`` are optional dependencies:
 ``pip install 'rxresilience[postgres]'``; nothing here imports them until a
 store or journal is built.
@@ -18,12 +30,18 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from reactivex import abc
+
 from ._arguments import require_duration, require_instance
+from ._clock import clock_of, thread_scheduler
+from ._shared_timer import shared_timer
 
 if TYPE_CHECKING:
     import psycopg
@@ -31,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_TIMEOUT",
+    "GRACE",
     "LONGEST_NAME",
     "PostgresConnections",
     "import_psycopg",
@@ -40,6 +59,11 @@ __all__ = [
 #: Seconds an operation waits, by default, for a connection, a connect, or
 #: (on a pool of the library's own) a statement: see :class:`PostgresConnections`.
 DEFAULT_TIMEOUT = 5.0
+
+#: Seconds past ``timeout`` before the client gives up on a server that does
+#: not answer: the server's own ``statement_timeout`` (on the library's pool)
+#: ends a slow statement first, with its clearer error.
+GRACE = 0.5
 
 #: Connections in a pool the library opens from a connection string.
 DEFAULT_POOL_SIZE = 10
@@ -105,7 +129,9 @@ class PostgresConnections:
             interleave with its own).
         timeout: seconds to wait for a pool's connection (or the lone
             connection's turn), and on the library's own pool the bounds
-            above; positive, finite.
+            above; positive, finite. Every operation, whatever the
+            connection, ends within ``timeout`` + :data:`GRACE` from its start
+            (the watchdog: see the module).
         error: the error type failures are raised as.
         what: how messages name the store or journal.
     """
@@ -141,6 +167,11 @@ class PostgresConnections:
                 min_size=1,
                 max_size=pool_size,
                 timeout=self.timeout,
+                # Give up reconnecting in the background after one failed
+                # try: the next call's demand tries again at once, so the pool
+                # serves again from the first call after an outage (psycopg's
+                # default backs off for up to five minutes).
+                reconnect_timeout=self.timeout,
                 kwargs=_own_settings(self.timeout),
                 open=True,
                 name=what,
@@ -166,13 +197,15 @@ class PostgresConnections:
         """A connection inside a transaction, committed when the block ends.
 
         Any failure of psycopg or of the pool (the server down, a reply lost,
-        a pool closed or exhausted past ``timeout``) is raised as the
-        caller's error; nothing is retried.
+        a pool closed or exhausted past ``timeout``, no answer within
+        ``timeout`` + :data:`GRACE`) is raised as the caller's error; nothing
+        is retried.
         """
         psycopg = import_psycopg()
+        watch = _Watch(self.timeout)
         with (
-            self._failures(psycopg),
-            self._borrowed(psycopg) as conn,
+            self._failures(psycopg, watch),
+            self._borrowed(psycopg, watch) as conn,
             conn.transaction(),
         ):
             yield conn
@@ -182,7 +215,8 @@ class PostgresConnections:
         """A connection for one statement: autocommit commits it alone (one
         round trip); otherwise it runs in a transaction of its own."""
         psycopg = import_psycopg()
-        with self._failures(psycopg), self._borrowed(psycopg) as conn:
+        watch = _Watch(self.timeout)
+        with self._failures(psycopg, watch), self._borrowed(psycopg, watch) as conn:
             if conn.autocommit:
                 yield conn
             else:
@@ -190,18 +224,27 @@ class PostgresConnections:
                     yield conn
 
     @contextlib.contextmanager
-    def _failures(self, psycopg: Any) -> Iterator[None]:
+    def _failures(self, psycopg: Any, watch: _Watch) -> Iterator[None]:
         try:
             yield
         except psycopg.Error as error:
-            if isinstance(error, psycopg.OperationalError):
+            if watch.expired:
+                raise self._error(
+                    f"PostgreSQL {self._what}: no answer within "
+                    f"{self.timeout + GRACE:g} seconds (the server is frozen, "
+                    "overloaded or unreachable); the connection was dropped, and "
+                    "the outcome of a write in flight is unknown"
+                ) from error
+            if watch.lost_connection():
                 self._drop_dead_connections()
             raise self.failed(error) from error
         except UnicodeError as error:  # text PostgreSQL cannot hold (surrogates)
             raise self.failed(error) from error
 
     @contextlib.contextmanager
-    def _borrowed(self, psycopg: Any) -> Iterator[psycopg.Connection[Any]]:
+    def _borrowed(
+        self, psycopg: Any, watch: _Watch
+    ) -> Iterator[psycopg.Connection[Any]]:
         pool = self._pool
         if pool is not None:
             if pool.closed:
@@ -209,7 +252,12 @@ class PostgresConnections:
                     f"PostgreSQL {self._what}: its connection pool is closed "
                     "(open it, or give the store a pool that is open)"
                 )
-            with pool.connection(timeout=self.timeout) as conn:
+            # The watch ends before the connection goes back to the pool: a
+            # late watchdog never touches a connection someone else borrowed.
+            with (
+                pool.connection(timeout=self.timeout) as conn,
+                watch.watching(conn),
+            ):
                 yield conn
             return
         conn = self._single
@@ -230,14 +278,17 @@ class PostgresConnections:
                     f"transaction ({status.name}) that is not the library's; "
                     "give it a connection of its own"
                 )
-            yield conn
+            with watch.watching(conn):
+                yield conn
         finally:
             self._lock.release()
 
     def _drop_dead_connections(self) -> None:
-        """After a lost connection, let the pool drop its other dead ones, so
-        that a restarted server costs one failed operation, not one per
-        pooled connection (best effort: the pool may be down or closed)."""
+        """After a connection the server side broke (a restart, a crash), let
+        the pool drop its other dead ones, so that a restarted server costs
+        one failed operation, not one per pooled connection (best effort: the
+        pool may be down or closed). Never after a watchdog or a pool
+        timeout: against a frozen server the pool's check would wait forever."""
         if self._pool is not None and not self._pool.closed:
             with contextlib.suppress(Exception):
                 self._pool.check()
@@ -264,3 +315,68 @@ def _own_settings(timeout: float) -> dict[str, Any]:
         "keepalives_count": 3,
         "options": f"-c statement_timeout={milliseconds}",
     }
+
+
+class _Watch:
+    """The client-side deadline of one operation: ``timeout`` + ``GRACE``
+    seconds from its start, the pool wait included."""
+
+    __slots__ = ("_conn", "_deadline", "_done", "_lock", "expired")
+
+    def __init__(self, timeout: float) -> None:
+        self._deadline = _clock() + timeout + GRACE
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._done = False
+        self.expired = False
+
+    @contextlib.contextmanager
+    def watching(self, conn: Any) -> Iterator[None]:
+        """Watch ``conn`` until the block ends (before the connection is
+        given back)."""
+        self._conn = conn
+        deadline = _timer().schedule_relative(self._deadline - _clock(), self._fire)
+        try:
+            yield
+        finally:
+            with self._lock:  # waits for a watchdog shutting the socket down
+                self._done = True
+            deadline.dispose()
+
+    def _fire(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            _shut_down(self._conn)
+
+    def lost_connection(self) -> bool:
+        """Whether the operation's connection was broken from the server side
+        (a restart, a crash): not by a watchdog, nor a pool timeout."""
+        conn = self._conn
+        return conn is not None and bool(conn.broken)
+
+
+def _shut_down(conn: Any) -> None:
+    """Shut the connection's socket down: the call blocked on it fails at once
+    (it reads end-of-file), and psycopg marks the connection broken. A
+    duplicate of the descriptor is shut down and closed; the connection's own
+    descriptor stays open until psycopg closes it, so it is never reused under
+    the blocked call."""
+    with contextlib.suppress(Exception):  # already closed: nothing to wake
+        duplicate = socket.socket(fileno=os.dup(conn.pgconn.socket))
+        try:
+            duplicate.shutdown(socket.SHUT_RDWR)
+        finally:
+            duplicate.close()
+
+
+_clock = clock_of(thread_scheduler())
+
+
+def _timer() -> Any:
+    """The thread scheduler's shared timer: arming a deadline is a push on a
+    heap, and a thread starts only when the earliest deadline moves."""
+    timer = shared_timer(thread_scheduler())
+    assert timer is not None  # TimeoutScheduler's timers are threads
+    return timer

@@ -14,6 +14,12 @@ the source runs (the claim's lease renewed every third of
 Whether the claim is held is decided under the lock of the execution's
 registry, so that a disposal and a claim coming back from the store agree on
 who gives it back.
+
+Every store call goes through the execution's :class:`StoreCalls`: in place,
+or, under asyncio with a store whose calls may block, on a thread of our own
+(renewals too, on a thread timer), the execution going on, on the loop, with
+the answer. What must follow a call (an end told after a release, a run
+after a claim) is passed to it as ``then``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from collections.abc import Callable
 from typing import Any
 
 from reactivex import abc
+from reactivex.scheduler.eventloop import AsyncIOScheduler
 
+from .._clock import thread_scheduler
 from .._lease import Lease
 from ..errors import IdempotencyClaimLostError
 from ..stores._base import Claim, ClaimStatus
@@ -37,6 +45,7 @@ from ._record import (
     unrecordable,
     unrecordable_marker,
 )
+from ._store_calls import StoreCalls
 
 __all__ = ["KeyClaim", "Terminal", "Unrecordable"]
 
@@ -61,6 +70,7 @@ class KeyClaim:
         lock: threading.Lock,
         scheduler: abc.SchedulerBase,
         clock: Callable[[], float],
+        calls: StoreCalls,
     ) -> None:
         self.key = key
         self.held = False
@@ -71,11 +81,28 @@ class KeyClaim:
         self._lock = lock
         self._scheduler = scheduler
         self._clock = clock
+        self._calls = calls
         self._lease: Lease | None = None
 
-    def ask(self, now: float) -> Claim:
-        """The store's answer for the key at ``now``; raises what the store
-        raises, and ``TypeError`` for a completed claim without a record."""
+    def ask(
+        self,
+        now: float,
+        cancelled: Callable[[], bool],
+        then: Callable[[Claim | Exception | None], None],
+    ) -> None:
+        """Ask the store for the key at ``now``; ``then`` gets its answer, or
+        the exception the store raised (``TypeError`` for a completed claim
+        without a record), or None when ``cancelled()`` (read under the lock)
+        turned true while the claim was in flight: a claim won for nobody is
+        given back by then, wherever the answer arrived.
+
+        A claim won (and not cancelled) is ``held`` before ``then`` runs, so
+        a disposal from then on gives it back.
+        """
+        self._calls.run(lambda: self._claim(now, cancelled), then)
+
+    def _claim(self, now: float, cancelled: Callable[[], bool]) -> Claim | None:
+        """The store's claim, where the store is called."""
         claim = self._store.claim(
             self.key,
             self._fingerprint,
@@ -87,24 +114,40 @@ class KeyClaim:
             claim.record, bytes
         ):
             raise TypeError(f"the store answered a claim with {claim!r}")
-        return claim
+        won = claim.status is ClaimStatus.CLAIMED
+        with self._lock:
+            gone = cancelled()
+            if won and not gone:
+                self.held = True
+        if not gone:
+            return claim
+        if won:  # disposed while the claim was in flight: give back what we won
+            self._release_here()
+        return None
 
-    def give_back(self) -> None:
-        """Release the key whether held or not (a claim won for nobody).
+    def give_back(self, then: Callable[[], None] | None = None) -> None:
+        """Release the key whether held or not (a claim won for nobody);
+        ``then`` runs once the store answered.
 
         If the store cannot be reached the claim expires by itself, and the
         error that made us release it is the one to report.
         """
+        self._calls.run(self._release_here, _after(then))
+
+    def _release_here(self) -> None:
         with contextlib.suppress(Exception):
             self._store.release(self.key, self._owner)
 
-    def release(self) -> None:
+    def release(self, then: Callable[[], None] | None = None) -> None:
         """Release the key if we hold it (checked against our owner token by
-        the store: harmless if another owner took it over)."""
+        the store: harmless if another owner took it over); ``then`` runs
+        once that is done (at once if we hold nothing)."""
         with self._lock:
             held, self.held = self.held, False
         if held:
-            self.give_back()
+            self.give_back(then)
+        elif then is not None:
+            then()
 
     def forget(self) -> None:
         """Hold it no more without telling the store: it is completed, or its
@@ -122,13 +165,24 @@ class KeyClaim:
             return
         store, key, owner = self._store, self.key, self._owner
         timeout = self._policy.in_progress_timeout
+        scheduler = self._scheduler
+        lost = on_lost
+        calls = self._calls
+        if calls.loop is not None and isinstance(scheduler, AsyncIOScheduler):
+            # A renewal is a store call: never on the event loop. Its timer
+            # runs on a thread (the same real clock); "lost" goes back to the loop.
+            scheduler = thread_scheduler()
+
+            def lost(why: str) -> None:
+                calls.on_loop(on_lost, why)
+
         self._lease = Lease(
             timeout,
             now + timeout,
-            self._scheduler,
+            scheduler,
             self._clock,
             lambda until: store.renew(key, owner, until),
-            on_lost,
+            lost,
         )
 
     def stop_renewing(self) -> None:
@@ -138,12 +192,20 @@ class KeyClaim:
     # -- settling with the outcome -------------------------------------------------
 
     def record(
-        self, values: list[Any], ended: Terminal, unrecorded: Unrecordable | None
-    ) -> Terminal:
+        self,
+        values: list[Any],
+        ended: Terminal,
+        unrecorded: Unrecordable | None,
+        then: Callable[[Terminal], None],
+    ) -> None:
         """Complete the claim with the outcome ``values`` then ``ended`` (or a
-        marker, if ``unrecorded`` says it cannot be recorded); return what the
-        subscribers are told. The effect happened: whatever fails here, the
-        claim is never released for another run."""
+        marker, if ``unrecorded`` says it cannot be recorded); ``then`` gets
+        what the subscribers are told. The effect happened: whatever fails
+        here, the claim is never released for another run.
+
+        The outcome is encoded here, on the caller's thread (the values may
+        be the caller's to change afterwards); only the store calls move.
+        """
         codec = self._policy.outcome_codec
         record = b""
         if unrecorded is None:
@@ -152,34 +214,61 @@ class KeyClaim:
                 check_round_trip(codec, self.key, record)
             except Exception as bad:
                 unrecorded = (blamed_type(values), str(bad))
+        # From here the claim is the completion's: a disposal while it is in
+        # flight must not release it (the effect happened).
+        self.forget()
+        expires_at = self._clock() + self._policy.ttl
+
+        def settled(told: Terminal | Exception) -> None:
+            then(("error", told) if isinstance(told, Exception) else told)
+
+        self._calls.run(
+            lambda: self._settle(record, ended, unrecorded, expires_at), settled
+        )
+
+    def _settle(
+        self,
+        record: bytes,
+        ended: Terminal,
+        unrecorded: Unrecordable | None,
+        expires_at: float,
+    ) -> Terminal:
+        """The completions, where the store is called: the record, else the
+        marker; what the subscribers are told."""
         if unrecorded is None:
-            answer = self._complete(record)
+            answer = self._complete(record, expires_at)
             if not isinstance(answer, Exception):
                 return self._completed(answer, ended)
             # The store refused the record (too large, or a blip): say so with
             # the small marker instead, so no duplicate ever runs it again.
             unrecorded = ("outcome", f"the store refused it: {answer}")
         problem = unrecordable(self.key, *unrecorded)
-        answer = self._complete(unrecordable_marker(*unrecorded))
+        answer = self._complete(unrecordable_marker(*unrecorded), expires_at)
         if not isinstance(answer, Exception):
             return self._completed(answer, ("error", problem))
-        # Nothing could be written: keep the claim (its lease lapses on its own;
-        # the outcome is then unknown) and say why.
-        self.forget()
+        # Nothing could be written: the claim is kept (its lease lapses on its
+        # own; the outcome is then unknown); say why.
         problem.__cause__ = answer
         return "error", problem
 
-    def _complete(self, record: bytes) -> bool | Exception:
+    def _complete(self, record: bytes, expires_at: float) -> bool | Exception:
         """Whether the store kept the record as ours, or why it could not."""
         try:
-            return self._store.complete(
-                self.key, self._owner, record, self._clock() + self._policy.ttl
-            )
+            return self._store.complete(self.key, self._owner, record, expires_at)
         except Exception as failure:
             return failure
 
     def _completed(self, kept: bool, ended: Terminal) -> Terminal:
-        self.forget()
         if not kept:  # another owner took the key over while we ran
             return "error", IdempotencyClaimLostError(self.key)
         return ended
+
+
+def _after(then: Callable[[], None] | None) -> Callable[[object], None]:
+    """``then`` as the answer of a call whose answer does not matter."""
+
+    def answered(_: object) -> None:
+        if then is not None:
+            then()
+
+    return answered

@@ -24,13 +24,14 @@ from ..errors import (
     IdempotencyInProgressError,
     IdempotencyKeyReuseError,
 )
-from ..stores._base import ClaimStatus, IdempotencyStore
+from ..stores._base import Claim, ClaimStatus, IdempotencyStore
 from ..telemetry import _bus
 from ._audience import Audience
 from ._claim import KeyClaim
 from ._policy import IdempotencyPolicy
 from ._record import decode_record
 from ._source_run import SourceRun
+from ._store_calls import StoreCalls
 
 __all__ = ["join"]
 
@@ -103,8 +104,15 @@ class IdempotentExecution(Audience[_T]):
         self._source = source
         self._scheduler = choose_scheduler(policy.scheduler, scheduler_)
         self._clock = clock_of(self._scheduler)
+        calls = StoreCalls(policy.store, self._scheduler, scheduler_)
         self._claim = KeyClaim(
-            policy, key, fingerprint, _REGISTRY_LOCK, self._scheduler, self._clock
+            policy,
+            key,
+            fingerprint,
+            _REGISTRY_LOCK,
+            self._scheduler,
+            self._clock,
+            calls,
         )
         self._source_run = SourceRun(
             self, self._claim, policy, self._scheduler, scheduler_
@@ -170,35 +178,39 @@ class IdempotentExecution(Audience[_T]):
         if self.cancelled:  # disposed before this look at the store
             return
         try:
-            self._claim_once()
+            now = self._clock()
+            self._claim.ask(
+                now, lambda: self.cancelled, lambda answer: self._claimed(now, answer)
+            )
         except Exception as error:  # a store or scheduler that misbehaves
-            self._claim.release()
-            self.end("error", error)
+            self._fail(error)
 
-    def _claim_once(self) -> None:
-        now = self._clock()
+    def _fail(self, error: Exception) -> None:
+        self._claim.release(lambda: self.end("error", error))
+
+    def _claimed(self, now: float, answer: Claim | Exception | None) -> None:
+        """The store's answer (on the loop, under asyncio): go on with it."""
         try:
-            claim = self._claim.ask(now)
-        except Exception as error:
-            self.end("error", error)
+            self._go_on(now, answer)
+        except Exception as error:  # a store or scheduler that misbehaves
+            self._fail(error)
+
+    def _go_on(self, now: float, answer: Claim | Exception | None) -> None:
+        if answer is None:  # disposed while it was in flight: given back already
             return
-        status = claim.status
-        with _REGISTRY_LOCK:
-            cancelled = self.cancelled
-            if status is ClaimStatus.CLAIMED and not cancelled:
-                self._claim.held = True
-        if cancelled:
-            # Disposed while the claim was in flight: give back what we won.
-            if status is ClaimStatus.CLAIMED:
-                self._claim.give_back()
+        if isinstance(answer, Exception):
+            self.end("error", answer)
             return
-        if status is ClaimStatus.CLAIMED:
-            if _bus.listening:
+        status = answer.status
+        if status is ClaimStatus.CLAIMED:  # held: _run gives it back if disposed
+            if _bus.listening and not self.cancelled:
                 self.report("idempotency.claimed")
             self._run(now)
+        elif self.cancelled:  # disposed since the answer: nothing to give back
+            return
         elif status is ClaimStatus.COMPLETED:
-            assert isinstance(claim.record, bytes)
-            self._replay(claim.record)
+            assert isinstance(answer.record, bytes)
+            self._replay(answer.record)
         elif status is ClaimStatus.KEY_REUSED:
             self.end("error", IdempotencyKeyReuseError(self.key))
         elif self.policy.on_in_progress == "error":

@@ -81,6 +81,13 @@ def idempotent(
     which is recorded (as with ``finish_on_dispose=True``), and the other
     subscribers are unaffected.
 
+    Under asyncio (an ``AsyncIOScheduler`` at subscribe time, as
+    ``rxr.to_async`` sets up, or as ``scheduler``) a store whose calls may
+    block (SQLite, Redis, PostgreSQL: ``store.calls_may_block``) is called on
+    a few threads of the library's own, never on the event loop, and the
+    execution goes on, on the loop, with each answer (renewals run on a thread
+    timer); outside asyncio every store call is made on the caller's thread.
+
     Disposal: the execution is disposed when its last subscriber disposes,
     and its claim released (a claim won while the disposal happened is
     released at once, and the source never starts); the operation's outcome

@@ -132,16 +132,21 @@ class SourceRun(Generic[_T]):
                     and predicate(error)
                 )
             except Exception as failure:
-                self._claim.release()
-                execution.end("error", failure)
+                self._release_then_end(failure)
                 return
             if not record:
-                self._claim.release()
-                execution.end("error", error)
+                self._release_then_end(error)
                 return
         # After an unencodable value even an error not to record is recorded
         # (as the marker): the effect happened, it must never run again.
         self._settle(("error", error))
+
+    def _release_then_end(self, error: Exception) -> None:
+        """Nothing to record: the key is released, then the error told (so a
+        ``retry`` outside finds the key free)."""
+        self.stop_timers()  # no renewal may hear of our own release
+        execution = self._execution
+        self._claim.release(lambda: _end_once(execution, "error", error))
 
     def _on_completed(self) -> None:
         execution = self._execution
@@ -151,17 +156,26 @@ class SourceRun(Generic[_T]):
 
     def _settle(self, ended: Terminal) -> None:
         """Settle the claim with the outcome, then tell the subscribers."""
+        self.stop_timers()  # the source has ended: no renewal, no max_run
         execution = self._execution
-        told = self._claim.record(execution.values, ended, self._unrecordable)
-        execution.end(*told)
+        self._claim.record(
+            execution.values,
+            ended,
+            self._unrecordable,
+            lambda told: _end_once(execution, *told),
+        )
 
     # -- what the timers say ---------------------------------------------------------
 
     def _claim_lost(self, _why: str) -> None:
         """The lease was taken over, or lapsed unrenewed: stop, record nothing."""
+        execution = self._execution
+        if execution.ended:
+            return
         self._upstream.dispose()
-        self._claim.release()  # checked against our owner token: harmless if taken
-        self._execution.end("error", IdempotencyClaimLostError(self._claim.key))
+        lost = IdempotencyClaimLostError(self._claim.key)
+        # checked against our owner token: harmless if taken
+        self._claim.release(lambda: _end_once(execution, "error", lost))
 
     def _ran_too_long(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
         """``max_run`` passed: stop, and keep the claim until its lease lapses."""
@@ -172,3 +186,10 @@ class SourceRun(Generic[_T]):
         max_run = self._policy.max_run
         assert max_run is not None
         self._execution.end("error", ResilienceTimeoutError("max_run", max_run))
+
+
+def _end_once(execution: Execution[Any], kind: str, error: Exception | None) -> None:
+    """End the execution unless something ended it while a store call was in
+    flight (under asyncio, a call on another thread takes a while)."""
+    if not execution.ended:
+        execution.end(kind, error)

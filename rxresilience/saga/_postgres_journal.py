@@ -154,7 +154,14 @@ class PostgresSagaJournal(SagaJournal):
         timeout: seconds (positive, finite) to wait for a connection from the
             pool; on the journal's own pool also the connect timeout (at
             least 2 seconds), every statement's ``statement_timeout``, and
-            ``tcp_user_timeout`` with keepalives.
+            ``tcp_user_timeout`` with keepalives. Whatever the connection,
+            every operation ends within ``timeout`` + 0.5 seconds from its
+            start, answered or failed with ``SagaError``: past that a watchdog
+            shuts its connection down (a frozen server, whose kernel still
+            keeps the TCP connection, never answers), the connection is
+            discarded, and nothing is sent again (a batch's outcome is then
+            unknown). A lone ``psycopg.Connection`` is lost with it; the
+            journal's own pool reconnects on the next call's demand.
 
     Raises:
         SagaError: on any operation, when PostgreSQL, the network or the pool

@@ -78,9 +78,21 @@ class IdempotencyStore(ABC):
 
     Attributes:
         codec: how the operator encodes outcomes for this store.
+        calls_may_block: whether a call may wait (on a disk, a network,
+            another process's lock). Under asyncio (an ``AsyncIOScheduler``,
+            as ``rxr.to_async`` sets up) the operator makes such a store's
+            calls on a thread of its own, never on the event loop, and goes
+            on, on the loop, with the answer; outside asyncio every call is
+            made on the caller's thread. True by default, so a store written
+            for an earlier release is kept off the loop; a store whose calls
+            never wait (``InMemoryIdempotencyStore``) says False and is
+            called in place.
     """
 
     codec: Codec = JsonCodec()
+
+    #: See the class's attributes: True unless every call is quick and in memory.
+    calls_may_block: bool = True
 
     @abstractmethod
     def claim(

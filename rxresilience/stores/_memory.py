@@ -57,6 +57,8 @@ class InMemoryIdempotencyStore(IdempotencyStore):
             the same as with a durable store.
     """
 
+    calls_may_block = False  # a lock held for a few dict updates: called in place
+
     def __init__(
         self, max_entries: int = 100_000, *, codec: Codec | None = None
     ) -> None:

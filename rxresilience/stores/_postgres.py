@@ -144,8 +144,9 @@ class PostgresIdempotencyStore(IdempotencyStore):
     Expired rows are replaced when their key is claimed again, swept every
     thousand claims, and deleted by :meth:`purge_expired`.
 
-    Under asyncio the store's calls block the loop for a round trip, as the
-    other stores' do.
+    Under asyncio (``calls_may_block``, as for the SQLite and Redis stores)
+    ``rxr.idempotent`` makes the store's calls on threads of its own, never on
+    the event loop, and goes on, on the loop, with each answer.
 
     Args:
         connection: a connection string (the store opens a pool of its own,
@@ -163,9 +164,15 @@ class PostgresIdempotencyStore(IdempotencyStore):
         timeout: seconds (positive, finite) to wait for a connection from the
             pool; on the store's own pool also the connect timeout (at least
             2 seconds), the ``statement_timeout`` of every statement, and
-            ``tcp_user_timeout`` with keepalives, so a lost server or network
-            fails an operation within about ``timeout`` (a user's pool: set
+            ``tcp_user_timeout`` with keepalives (a user's pool: set
             ``connect_timeout`` and keepalives in its connection settings).
+            Whatever the connection, every operation ends within ``timeout``
+            + 0.5 seconds from its start, answered or failed with
+            ``IdempotencyError``: past that a watchdog shuts its connection
+            down (a frozen server, whose kernel still keeps the TCP connection,
+            never answers), the connection is discarded, and nothing is sent
+            again. A lone ``psycopg.Connection`` is lost with it; the store's
+            own pool reconnects on the next call's demand.
 
     Raises:
         IdempotencyError: on any operation, when PostgreSQL, the network or

@@ -125,6 +125,61 @@ class Flaky(Gated):
         return super().renew(key, owner, lease_until)
 
 
+class Watched(Gated):
+    """A real store that notes the thread of each call, and can hold a
+    completion at a gate of its own (a record in flight on another thread)."""
+
+    def __init__(self, inner: rxr.IdempotencyStore) -> None:
+        super().__init__(inner)
+        self.calls_may_block = inner.calls_may_block
+        self.calls: list[tuple[str, int]] = []
+        self.completing = threading.Event()
+        self.complete_gate = threading.Event()
+        self.complete_gate.set()
+        self.released = threading.Event()
+        self.completed = threading.Event()
+
+    def _note(self, name: str) -> None:
+        self.calls.append((name, threading.get_ident()))
+
+    def threads(self) -> set[int]:
+        return {thread for _, thread in self.calls}
+
+    def names(self) -> set[str]:
+        return {name for name, _ in self.calls}
+
+    def claim(
+        self,
+        key: str,
+        fingerprint: str | None,
+        owner: str,
+        now: float,
+        lease_until: float,
+    ) -> Claim:
+        self._note("claim")
+        return super().claim(key, fingerprint, owner, now, lease_until)
+
+    def renew(self, key: str, owner: str, lease_until: float) -> bool:
+        self._note("renew")
+        return super().renew(key, owner, lease_until)
+
+    def complete(self, key: str, owner: str, record: bytes, expires_at: float) -> bool:
+        self._note("complete")
+        self.completing.set()
+        assert self.complete_gate.wait(10)
+        try:
+            return super().complete(key, owner, record, expires_at)
+        finally:
+            self.completed.set()
+
+    def release(self, key: str, owner: str) -> bool:
+        self._note("release")
+        try:
+            return super().release(key, owner)
+        finally:
+            self.released.set()
+
+
 def two_sqlite_stores(tmp_path: pathlib.Path) -> tuple[Any, Any]:
     path = tmp_path / "shared.db"
     return rxr.SQLiteIdempotencyStore(path), rxr.SQLiteIdempotencyStore(path)

@@ -117,7 +117,9 @@ def test_a_newer_schema_version_is_refused(
     build: Any, name: str, postgres_server: PostgresServer
 ) -> None:
     table = fresh_name()
-    build(postgres_server.url, **{name: table}).create_schema()
+    first = build(postgres_server.url, **{name: table})
+    first.create_schema()
+    first.close()
     component = ("idempotency_store:" if name == "table" else "saga_journal:") + table
     with postgres_server.connect(autocommit=True) as conn:
         conn.execute(

@@ -26,7 +26,9 @@ def test_eight_processes_racing_for_one_key_run_it_once(
 ) -> None:
     effects_path = str(tmp_path / "effects.db")
     table = fresh_name()
-    rxr.PostgresIdempotencyStore(postgres_server.url, table=table).create_schema()
+    maker = rxr.PostgresIdempotencyStore(postgres_server.url, table=table)
+    maker.create_schema()
+    maker.close()
     context = multiprocessing.get_context("spawn")
     start_at = time.time() + 3.0
     with context.Pool(8) as pool:

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import pathlib
 import threading
 import time
-from collections.abc import Iterator
-
-import pytest
 
 import rxresilience as rxr
 
 from .._postgres_server import PostgresServer
 
 RECORD = b'{"values":[1],"error":null}'
-
-
-@pytest.fixture
-def own_server(tmp_path: pathlib.Path) -> Iterator[PostgresServer]:
-    """A server of the test's own, with PostgreSQL's default durability."""
-    server = PostgresServer(tmp_path / "pg")
-    server.start()
-    yield server
-    server.stop("immediate")
 
 
 def test_a_server_restart_mid_run_loses_nothing_acknowledged(

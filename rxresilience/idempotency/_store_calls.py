@@ -1,0 +1,128 @@
+"""Where an execution's store calls run: on the caller's thread, or off the event loop.
+
+Under asyncio a store call that may wait (a SQLite lock held by another
+process, a Redis or PostgreSQL round trip) must not run on the event loop:
+it would stall every coroutine. When the execution runs under an
+``AsyncIOScheduler`` (the subscribe-time one, as ``rxr.to_async`` sets up,
+or the operator's own) and its store says ``calls_may_block``, each call is
+made on a thread of a small pool of our own, and the execution goes on, on
+the loop, with the answer: its state is still touched by one thread at a
+time, as everywhere else. Outside asyncio, or with a store whose calls
+never wait, every call is made on the caller's thread and answered at once,
+as before: no thread.
+
+An answer that comes back after its loop closed is handled on the thread
+that has it, so a claim won for an execution disposed meanwhile is still
+given back, and a record still settled: nothing is leaked for want of a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+from reactivex import abc
+from reactivex.scheduler.eventloop import AsyncIOScheduler
+
+from .._async import in_loop_thread, loop_of_scheduler
+from ..stores._base import IdempotencyStore
+
+__all__ = ["STORE_THREADS", "StoreCalls"]
+
+_R = TypeVar("_R")
+
+_log = logging.getLogger("rxresilience")
+
+#: Threads making blocking stores' calls for executions under asyncio, in a
+#: process: a few calls in flight at once (a store's own pool, or its lock,
+#: serialises them further), the rest queued in order.
+STORE_THREADS = 4
+
+
+class StoreCalls:
+    """How one execution calls its store: in place, or off its event loop.
+
+    Args:
+        store: the execution's store (its ``calls_may_block`` decides).
+        schedulers: the execution's schedulers, the one its timers run on
+            first: the first ``AsyncIOScheduler`` among them names the loop.
+    """
+
+    __slots__ = ("loop",)
+
+    def __init__(
+        self, store: IdempotencyStore, *schedulers: abc.SchedulerBase | None
+    ) -> None:
+        #: The event loop kept free of store calls, or None (calls in place).
+        self.loop: asyncio.AbstractEventLoop | None = None
+        if store.calls_may_block:
+            for scheduler in schedulers:
+                if isinstance(scheduler, AsyncIOScheduler):
+                    self.loop = loop_of_scheduler(scheduler)
+                    break
+
+    def run(
+        self, call: Callable[[], _R], then: Callable[[_R | Exception], None]
+    ) -> None:
+        """Make ``call``; ``then`` gets its answer, or the exception it raised.
+
+        In place: both on this thread, before this returns. Off the loop:
+        ``call`` on a pool thread (or on this thread, when it is not the
+        loop's), ``then`` on the loop, later.
+        """
+        loop = self.loop
+        if loop is None:
+            then(_answer_of(call))
+            return
+        if in_loop_thread(loop):
+            try:
+                _store_threads().submit(self._off_loop, call, then)
+                return
+            except RuntimeError:  # the interpreter is shutting down: call here
+                _log.debug("no store thread left: calling the store on the loop")
+        self._off_loop(call, then)
+
+    def _off_loop(
+        self, call: Callable[[], _R], then: Callable[[_R | Exception], None]
+    ) -> None:
+        self.on_loop(then, _answer_of(call))
+
+    def on_loop(self, action: Callable[[_R], None], argument: _R) -> None:
+        """``action(argument)`` on the loop (at once, without a loop), or here,
+        on this thread, if the loop has closed: its outcome must still be
+        honoured (a claim given back, a record settled)."""
+        loop = self.loop
+        if loop is None:
+            action(argument)
+            return
+        try:
+            loop.call_soon_threadsafe(action, argument)
+        except RuntimeError:  # the loop closed: nobody else will do it
+            action(argument)
+
+
+def _answer_of(call: Callable[[], _R]) -> _R | Exception:
+    try:
+        return call()
+    except Exception as error:
+        return error
+
+
+@functools.lru_cache(maxsize=1)
+def _pool(pid: int) -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(
+        max_workers=STORE_THREADS, thread_name_prefix="rxresilience-store"
+    )
+
+
+def _store_threads() -> concurrent.futures.ThreadPoolExecutor:
+    """The store calls' threads: our own, not the loop's default executor,
+    which user code may fill (``asyncio.to_thread``) while idempotent calls
+    wait; made again in a forked child, where the parent's threads do not
+    exist."""
+    return _pool(os.getpid())
