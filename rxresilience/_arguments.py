@@ -101,9 +101,11 @@ def require_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
 def require_name(name: str, value: object) -> str:
     """A non-empty string that any store can write (a breaker's, a journal's, a
     limiter's): UTF-8 encodable (a lone surrogate, as ``os.fsdecode`` makes of
-    undecodable bytes, is not)."""
+    undecodable bytes, is not), without NUL (PostgreSQL text holds none)."""
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    if "\x00" in value:  # PostgreSQL text holds none
+        raise ValueError(f"{name} must not contain NUL, got {value!r}")
     try:
         value.encode()
     except UnicodeEncodeError as error:

@@ -29,6 +29,7 @@ store or journal is built.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import re
@@ -54,6 +55,7 @@ __all__ = [
     "PostgresConnections",
     "import_psycopg",
     "require_table_name",
+    "text_digest",
 ]
 
 #: Seconds an operation waits, by default, for a connection, a connect, or
@@ -75,6 +77,18 @@ LONGEST_NAME = 63
 _LONGEST_INT = 2**31 - 1
 
 _NAME = re.compile(r"[A-Za-z0-9_]+", re.ASCII)
+
+
+def text_digest(text: str) -> bytes:
+    """The SHA-256 of ``text`` in UTF-8: the 32 bytes a table keys a text by.
+
+    A btree index row holds at most 2704 bytes, so a key or saga id of any
+    length is indexed by its digest (the tables ``CHECK`` that it is
+    ``sha256(convert_to(text, 'UTF8'))``: an expression index cannot say so,
+    ``convert_to`` is not immutable) and the statements compare the text too.
+    A lone surrogate passes through, for PostgreSQL to refuse the text itself.
+    """
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def import_psycopg() -> Any:

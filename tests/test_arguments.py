@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import pytest
+import reactivex as rx
 
 import rxresilience as rxr
 from rxresilience._arguments import (
@@ -156,3 +157,16 @@ def test_a_name_is_text_any_store_can_write_and_the_message_says_so_generically(
     assert "journal" not in str(caught.value)
     with pytest.raises(ValueError, match=r"^name must be text encodable as UTF-8"):
         rxr.Bulkhead(max_concurrent=1, name="bad\udcff")
+
+
+def test_a_name_with_nul_is_refused_everywhere() -> None:
+    """PostgreSQL text holds no NUL: a name or saga id with one is refused where
+    it is given, on every backend alike, not at the first write."""
+    with pytest.raises(ValueError, match=r"^name must not contain NUL"):
+        require_name("name", "a\x00b")
+    with pytest.raises(ValueError, match=r"^saga_id must not contain NUL"):
+        rxr.Saga[int]("order").step("a", lambda n: rx.of(n)).run(
+            0, journal=rxr.InMemorySagaJournal(), saga_id="s\x001"
+        )
+    with pytest.raises(ValueError, match=r"^name must not contain NUL"):
+        rxr.Saga[int]("or\x00der")

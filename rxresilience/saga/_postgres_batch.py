@@ -6,7 +6,8 @@ every saga the batch touches are locked (``FOR UPDATE``, until the commit,
 a few milliseconds: never across a step), each write is checked against the
 owners read then and against the writes before it, in Python, and the
 entries and the sagas' new touch, entry count and status are written by one
-statement each, whatever the batch's size (arrays, ``unnest``).
+statement each, whatever the batch's size (arrays, ``unnest``). Rows are
+found by the SHA-256 of the saga id, and the id itself is compared too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._postgres import text_digest
 from ._journal import JournalWrite, lease_of
 
 __all__ = ["BatchStatements", "apply_batch", "batch_statements"]
@@ -30,21 +32,26 @@ class BatchStatements:
     update: str
 
 
-_BEGIN = """INSERT INTO {sagas} (saga_id, saga_name, status, touched, owner, lease_until)
-SELECT i, n, 'running', t, o, l
-FROM unnest(%s::text[], %s::text[], %s::float8[], %s::text[], %s::float8[]) AS v(i, n, t, o, l)
-ON CONFLICT (saga_id) DO NOTHING
+_BEGIN = """INSERT INTO {sagas}
+    (id_sha256, saga_id, saga_name, status, touched, owner, lease_until)
+SELECT h, i, n, 'running', t, o, l
+FROM unnest(%s::bytea[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::float8[])
+    AS v(h, i, n, t, o, l)
+ON CONFLICT (id_sha256) DO NOTHING
 RETURNING saga_id"""
+# A row of another id with the same digest (theoretical) is not the batch's:
+# apply_batch passes over the rows whose id it did not ask for.
 _LOCK = (
     "SELECT saga_id, owner, entry_count FROM {sagas} "
-    "WHERE saga_id = ANY(%s::text[]) FOR UPDATE"
+    "WHERE id_sha256 = ANY(%s::bytea[]) FOR UPDATE"
 )
-_ENTRIES = """INSERT INTO {entries} (saga_id, seq, kind, step, context, error)
-SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::bytea[], %s::text[])"""
+_ENTRIES = """INSERT INTO {entries} (id_sha256, seq, kind, step, context, error)
+SELECT * FROM unnest(%s::bytea[], %s::int[], %s::text[], %s::text[], %s::bytea[], %s::text[])"""
 _UPDATE = """UPDATE {sagas} AS s SET touched = COALESCE(v.t, s.touched),
     entry_count = v.c, status = COALESCE(v.st, s.status)
-FROM unnest(%s::text[], %s::float8[], %s::int[], %s::text[]) AS v(i, t, c, st)
-WHERE s.saga_id = v.i"""
+FROM unnest(%s::bytea[], %s::text[], %s::float8[], %s::int[], %s::text[])
+    AS v(h, i, t, c, st)
+WHERE s.id_sha256 = v.h AND s.saga_id = v.i"""
 
 
 def batch_statements(render: Any) -> BatchStatements:
@@ -76,7 +83,7 @@ def apply_batch(
 ) -> list[bool]:
     """A batch of writes inside the caller's transaction, each fenced on its
     own saga; one answer per write."""
-    ids = list({write.saga_id: None for write in writes})
+    digests = {write.saga_id: text_digest(write.saga_id) for write in writes}
     firsts: dict[str, JournalWrite] = {}
     for write in writes:
         if write.begin is not None:
@@ -89,6 +96,7 @@ def apply_batch(
             for row in conn.execute(
                 statements.begin,
                 (
+                    [digests[w.saga_id] for w in news],
                     [w.saga_id for w in news],
                     [w.begin for w in news],
                     [w.now for w in news],
@@ -99,20 +107,23 @@ def apply_batch(
         }
     sagas = {
         saga_id: _Saga(owner, count)
-        for saga_id, owner, count in conn.execute(statements.lock, (ids,))
-        if saga_id not in begun  # the batch made it: absent before the batch
+        for saga_id, owner, count in conn.execute(
+            statements.lock, (list(digests.values()),)
+        )
+        # not in begun: the batch made it, so it was absent before the batch
+        if saga_id in digests and saga_id not in begun
     }
     plan = _plan(writes, sagas, begun)
     if plan.entries:
-        conn.execute(
-            statements.entries,
-            [list(column) for column in zip(*plan.entries, strict=True)],
-        )
+        columns = [list(column) for column in zip(*plan.entries, strict=True)]
+        columns[0] = [digests[saga_id] for saga_id in columns[0]]
+        conn.execute(statements.entries, columns)
     changed = [(i, s) for i, s in sagas.items() if s.changed]
     if changed:
         conn.execute(
             statements.update,
             (
+                [digests[i] for i, _ in changed],
                 [i for i, _ in changed],
                 [s.touched for _, s in changed],
                 [s.count for _, s in changed],

@@ -1,7 +1,9 @@
 """``PostgresSagaJournal``: durable sagas any process of a fleet can recover.
 
 Two tables: one row per saga (name, status, last touch, owner token, lease,
-entry count) and one row per entry. Every fenced write is a compare-and-set
+entry count) and one row per entry. A saga's rows are keyed by the SHA-256
+of its id (a btree row holds at most 2704 bytes; an id may be longer); the
+saga's row holds the id itself, which every statement compares too. Every fenced write is a compare-and-set
 on the owner token in its ``WHERE`` clause, committed at once: no row lock
 outlives a write (a step or a compensation may take minutes). Taking a saga
 whose owner is gone is one ``UPDATE ... WHERE`` that PostgreSQL re-checks on
@@ -26,6 +28,7 @@ from .._postgres import (
     LONGEST_NAME,
     PostgresConnections,
     require_table_name,
+    text_digest,
 )
 from .._postgres_schema import TableSchema
 from ..errors import SagaError
@@ -38,7 +41,8 @@ SCHEMA_VERSION = 1
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS {sagas} (
-    saga_id TEXT PRIMARY KEY,
+    id_sha256 BYTEA PRIMARY KEY,
+    saga_id TEXT NOT NULL CHECK (id_sha256 = sha256(convert_to(saga_id, 'UTF8'))),
     saga_name TEXT NOT NULL,
     status TEXT NOT NULL,
     touched DOUBLE PRECISION NOT NULL,
@@ -47,46 +51,57 @@ _DDL = (
     entry_count INTEGER NOT NULL DEFAULT 0
 )""",
     """CREATE TABLE IF NOT EXISTS {entries} (
-    saga_id TEXT NOT NULL REFERENCES {sagas} (saga_id) ON DELETE CASCADE,
+    id_sha256 BYTEA NOT NULL REFERENCES {sagas} (id_sha256) ON DELETE CASCADE,
     seq INTEGER NOT NULL,
     kind TEXT NOT NULL,
     step TEXT NOT NULL,
     context BYTEA,
     error TEXT,
-    PRIMARY KEY (saga_id, seq)
+    PRIMARY KEY (id_sha256, seq)
 )""",
     "CREATE INDEX IF NOT EXISTS {running_index} ON {sagas} (touched) "
     "WHERE status = 'running'",
 )
 
-_BEGIN = """INSERT INTO {sagas} (saga_id, saga_name, status, touched, owner, lease_until)
-VALUES (%s, %s, 'running', %s, %s, %s) ON CONFLICT (saga_id) DO NOTHING RETURNING 1"""
+# Every statement finds a saga by its id's digest and compares the id too:
+# two ids of one digest are never taken for each other (the second could not
+# begin: SHA-256 makes that a theoretical case).
+_ID = "id_sha256 = %s AND saga_id = %s"
+_BEGIN = """INSERT INTO {sagas}
+    (id_sha256, saga_id, saga_name, status, touched, owner, lease_until)
+VALUES (%s, %s, %s, 'running', %s, %s, %s)
+ON CONFLICT (id_sha256) DO NOTHING RETURNING 1"""
 # Touch the saga (if held by the owner) and add the entry: one statement.
-_APPEND = """WITH s AS (
-    UPDATE {sagas} SET touched = %s, entry_count = entry_count + 1
-    WHERE saga_id = %s AND (%s::text IS NULL OR owner = %s)
-    RETURNING saga_id, entry_count)
-INSERT INTO {entries} (saga_id, seq, kind, step, context, error)
-SELECT saga_id, entry_count, %s, %s, %s, %s FROM s RETURNING 1"""
-_FINISH = """UPDATE {sagas} SET status = %s, touched = %s
-WHERE saga_id = %s AND (%s::text IS NULL OR owner = %s)"""
-_CLAIM_STALE = """UPDATE {sagas} SET touched = %s
-WHERE saga_id = %s AND status = 'running' AND touched < %s"""
+_APPEND = f"""WITH s AS (
+    UPDATE {{sagas}} SET touched = %s, entry_count = entry_count + 1
+    WHERE {_ID} AND (%s::text IS NULL OR owner = %s)
+    RETURNING id_sha256, entry_count)
+INSERT INTO {{entries}} (id_sha256, seq, kind, step, context, error)
+SELECT id_sha256, entry_count, %s, %s, %s, %s FROM s RETURNING 1"""
+_FINISH = f"""UPDATE {{sagas}} SET status = %s, touched = %s
+WHERE {_ID} AND (%s::text IS NULL OR owner = %s)"""
+_CLAIM_STALE = f"""UPDATE {{sagas}} SET touched = %s
+WHERE {_ID} AND status = 'running' AND touched < %s"""
 # Gone: the lease (or, written without one, the last touch) ended before
 # stale_before, or the saga is held by the owner known to be gone (a NULL
 # gone owner matches nobody).
-_TAKE = """UPDATE {sagas} SET owner = %s, lease_until = %s, touched = %s
-WHERE saga_id = %s AND status = 'running'
+_TAKE = f"""UPDATE {{sagas}} SET owner = %s, lease_until = %s, touched = %s
+WHERE {_ID} AND status = 'running'
     AND (COALESCE(lease_until, touched) < %s OR owner = %s)"""
-_RENEW = """UPDATE {sagas} SET lease_until = %s, touched = %s
-WHERE saga_id = %s AND owner = %s AND status = 'running'"""
+_RENEW = f"""UPDATE {{sagas}} SET lease_until = %s, touched = %s
+WHERE {_ID} AND owner = %s AND status = 'running'"""
 _LOAD = """SELECT s.saga_name, s.status, s.touched, s.owner, s.lease_until,
     e.kind, e.step, e.context, e.error
-FROM {sagas} s LEFT JOIN {entries} e ON e.saga_id = s.saga_id
-WHERE s.saga_id = %s ORDER BY e.seq"""
+FROM {sagas} s LEFT JOIN {entries} e ON e.id_sha256 = s.id_sha256
+WHERE s.id_sha256 = %s AND s.saga_id = %s ORDER BY e.seq"""
 _UNFINISHED = (
     "SELECT saga_id FROM {sagas} WHERE status = 'running' ORDER BY touched, saga_id"
 )
+
+
+def _found(saga_id: str) -> tuple[bytes, str]:
+    """What a statement finds a saga by (``_ID``): its id's digest, and its id."""
+    return text_digest(saga_id), saga_id
 
 
 class PostgresSagaJournal(SagaJournal):
@@ -103,7 +118,9 @@ class PostgresSagaJournal(SagaJournal):
         CREATE TABLE IF NOT EXISTS "rxr_schema_versions"
             (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS "rxr_saga_sagas" (
-            saga_id TEXT PRIMARY KEY,
+            id_sha256 BYTEA PRIMARY KEY,
+            saga_id TEXT NOT NULL
+                CHECK (id_sha256 = sha256(convert_to(saga_id, 'UTF8'))),
             saga_name TEXT NOT NULL,
             status TEXT NOT NULL,
             touched DOUBLE PRECISION NOT NULL,
@@ -112,21 +129,25 @@ class PostgresSagaJournal(SagaJournal):
             entry_count INTEGER NOT NULL DEFAULT 0
         );
         CREATE TABLE IF NOT EXISTS "rxr_saga_entries" (
-            saga_id TEXT NOT NULL REFERENCES "rxr_saga_sagas" (saga_id)
+            id_sha256 BYTEA NOT NULL REFERENCES "rxr_saga_sagas" (id_sha256)
                 ON DELETE CASCADE,
             seq INTEGER NOT NULL,
             kind TEXT NOT NULL,
             step TEXT NOT NULL,
             context BYTEA,
             error TEXT,
-            PRIMARY KEY (saga_id, seq)
+            PRIMARY KEY (id_sha256, seq)
         );
         CREATE INDEX IF NOT EXISTS "rxr_saga_sagas_running"
             ON "rxr_saga_sagas" (touched) WHERE status = 'running';
         INSERT INTO "rxr_schema_versions" (component, version)
             VALUES ('saga_journal:rxr_saga', 1) ON CONFLICT (component) DO NOTHING;
 
-    (:meth:`schema_sql` gives it for the names in use.) For a role that may
+    (:meth:`schema_sql` gives it for the names in use.) A saga's rows are
+    found by the SHA-256 of its id (a btree index row holds at most 2704
+    bytes), so ids and step names of any length work, as on the other
+    journals; the saga's row keeps the id itself, and every statement
+    compares it too. For a role that may
     not create tables pass ``create_schema=False`` and have them made ahead
     (:meth:`create_schema`, or that SQL). Tables of a newer version than this
     release knows are refused, as is a ``<prefix>_sagas`` without a version
@@ -278,7 +299,8 @@ class PostgresSagaJournal(SagaJournal):
     ) -> None:
         with self._statement() as conn:
             created = conn.execute(
-                self._begin_sql, (saga_id, saga_name, now, owner, lease_until)
+                self._begin_sql,
+                (*_found(saga_id), saga_name, now, owner, lease_until),
             ).fetchone()
         if created is None:
             raise SagaError(f"saga id {saga_id!r} is already in the journal")
@@ -294,7 +316,7 @@ class PostgresSagaJournal(SagaJournal):
     def _append(
         self, saga_id: str, entry: JournalEntry, now: float, owner: str | None
     ) -> bool:
-        params = (now, saga_id, owner, owner, entry.kind, entry.step)
+        params = (now, *_found(saga_id), owner, owner, entry.kind, entry.step)
         with self._statement() as conn:
             written = conn.execute(
                 self._append_sql, (*params, entry.context, entry.error)
@@ -302,12 +324,15 @@ class PostgresSagaJournal(SagaJournal):
         return written is not None
 
     def finish(self, saga_id: str, status: str, now: float) -> None:
-        self._changed(self._finish_sql, (status, now, saga_id, None, None))
+        self._changed(self._finish_sql, (status, now, *_found(saga_id), None, None))
 
     def finish_owned(
         self, saga_id: str, status: str, now: float, *, owner: str
     ) -> bool:
-        return self._changed(self._finish_sql, (status, now, saga_id, owner, owner))
+        return self._changed(
+            self._finish_sql,
+            (status, now, *_found(saga_id), owner, owner),
+        )
 
     def write_owned(self, writes: Sequence[JournalWrite]) -> list[bool]:
         """All the writes in one transaction, each fenced on its own saga."""
@@ -319,7 +344,7 @@ class PostgresSagaJournal(SagaJournal):
 
     def load(self, saga_id: str) -> SagaRecord | None:
         with self._statement() as conn:
-            rows = conn.execute(self._load_sql, (saga_id,)).fetchall()
+            rows = conn.execute(self._load_sql, _found(saga_id)).fetchall()
         if not rows:
             return None
         name, status, touched, owner, lease_until = rows[0][:5]
@@ -335,7 +360,7 @@ class PostgresSagaJournal(SagaJournal):
             return [row[0] for row in conn.execute(self._unfinished_sql)]
 
     def claim_stale(self, saga_id: str, now: float, stale_before: float) -> bool:
-        return self._changed(self._claim_sql, (now, saga_id, stale_before))
+        return self._changed(self._claim_sql, (now, *_found(saga_id), stale_before))
 
     def take(
         self,
@@ -349,13 +374,15 @@ class PostgresSagaJournal(SagaJournal):
     ) -> bool:
         return self._changed(
             self._take_sql,
-            (owner, lease_until, now, saga_id, stale_before, gone_owner),
+            (owner, lease_until, now, *_found(saga_id), stale_before, gone_owner),
         )
 
     def renew(
         self, saga_id: str, now: float, *, owner: str, lease_until: float
     ) -> bool:
-        return self._changed(self._renew_sql, (lease_until, now, saga_id, owner))
+        return self._changed(
+            self._renew_sql, (lease_until, now, *_found(saga_id), owner)
+        )
 
     def close(self) -> None:
         """Close the pool the journal opened (a pool or connection given to it

@@ -1,7 +1,9 @@
 """``PostgresIdempotencyStore``: durable claims and outcomes shared by a fleet.
 
-One row per key. A claim is one ``INSERT ... ON CONFLICT (key) DO UPDATE
-... WHERE <the row expired>``: PostgreSQL either inserts the row or locks the
+One row per key, keyed by the SHA-256 of the key (a btree row holds at most
+2704 bytes; a key may be longer) and holding the key itself, which every
+statement compares too. A claim is one ``INSERT ... ON CONFLICT (key_sha256)
+DO UPDATE ... WHERE <the row expired>``: PostgreSQL either inserts the row or locks the
 existing one and re-checks the condition on its latest version, so two
 callers racing for a key never both win (never a check-then-insert). The
 other writes are one conditional statement each (a compare-and-set on the
@@ -28,6 +30,7 @@ from .._postgres import (
     LONGEST_NAME,
     PostgresConnections,
     require_table_name,
+    text_digest,
 )
 from .._postgres_schema import TableSchema
 from ..errors import IdempotencyError
@@ -48,7 +51,8 @@ _CLAIM_ROUNDS = 5  # a key expired or released between our two looks: look again
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS {table} (
-    key TEXT PRIMARY KEY,
+    key_sha256 BYTEA PRIMARY KEY,
+    key TEXT NOT NULL CHECK (key_sha256 = sha256(convert_to(key, 'UTF8'))),
     status TEXT NOT NULL CHECK (status IN ('in_progress', 'completed')),
     fingerprint TEXT,
     owner TEXT,
@@ -58,32 +62,37 @@ _DDL = (
     "CREATE INDEX IF NOT EXISTS {expiry_index} ON {table} (expires_at)",
 )
 
-_CLAIM = """INSERT INTO {table} AS t (key, status, fingerprint, owner, expires_at, record)
-VALUES (%s, 'in_progress', %s, %s, %s, NULL)
-ON CONFLICT (key) DO UPDATE SET status = 'in_progress',
+# Every statement finds a row by the key's digest and compares the key too:
+# two keys of one digest would never be taken for each other (the second
+# would stay unclaimable: SHA-256 makes that a theoretical case).
+_KEY = "key_sha256 = %s AND key = %s"
+_CLAIM = """INSERT INTO {table} AS t
+    (key_sha256, key, status, fingerprint, owner, expires_at, record)
+VALUES (%s, %s, 'in_progress', %s, %s, %s, NULL)
+ON CONFLICT (key_sha256) DO UPDATE SET status = 'in_progress',
     fingerprint = EXCLUDED.fingerprint, owner = EXCLUDED.owner,
     expires_at = EXCLUDED.expires_at, record = NULL
-WHERE t.expires_at <= %s
+WHERE t.expires_at <= %s AND t.key = EXCLUDED.key
 RETURNING 1"""
-_READ = "SELECT status, fingerprint, expires_at, record FROM {table} WHERE key = %s"
+_READ = f"SELECT status, fingerprint, expires_at, record FROM {{table}} WHERE {_KEY}"
 _RENEW = (
     "UPDATE {table} SET expires_at = %s "
-    "WHERE key = %s AND status = 'in_progress' AND owner = %s"
+    f"WHERE {_KEY} AND status = 'in_progress' AND owner = %s"
 )
 _COMPLETE = (
     "UPDATE {table} SET status = 'completed', owner = NULL, expires_at = %s, "
-    "record = %s WHERE key = %s AND status = 'in_progress' AND owner = %s"
+    f"record = %s WHERE {_KEY} AND status = 'in_progress' AND owner = %s"
 )
 _RELEASE = (
-    "DELETE FROM {table} WHERE key = %s AND status = 'in_progress' AND owner = %s"
+    f"DELETE FROM {{table}} WHERE {_KEY} AND status = 'in_progress' AND owner = %s"
 )
 _GET = (
     "SELECT record FROM {table} "
-    "WHERE key = %s AND status = 'completed' AND expires_at > %s"
+    f"WHERE {_KEY} AND status = 'completed' AND expires_at > %s"
 )
 # SKIP LOCKED: a sweep passes over rows a claim is rewriting this instant.
 _PURGE = (
-    "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} "
+    "DELETE FROM {table} WHERE key_sha256 IN (SELECT key_sha256 FROM {table} "
     "WHERE expires_at <= %s LIMIT %s FOR UPDATE SKIP LOCKED)"
 )
 
@@ -92,8 +101,9 @@ _KEY_REUSED = Claim(ClaimStatus.KEY_REUSED)
 _CLAIMED = Claim(ClaimStatus.CLAIMED)
 
 
-def _require_postgres_key(key: object) -> str:
-    """A store key that PostgreSQL's text can hold: no NUL, valid UTF-8."""
+def _require_postgres_key(key: object) -> tuple[bytes, str]:
+    """A store key that PostgreSQL's text can hold (no NUL, valid UTF-8, any
+    length), with the digest its row is found by."""
     text = require_store_key(key)
     if "\x00" in text:
         raise ValueError("key must not contain NUL characters (PostgreSQL text)")
@@ -103,7 +113,7 @@ def _require_postgres_key(key: object) -> str:
         raise ValueError(
             f"key must be encodable as UTF-8, got {text!r} (lone surrogates)"
         ) from None
-    return text
+    return text_digest(text), text
 
 
 class PostgresIdempotencyStore(IdempotencyStore):
@@ -119,7 +129,9 @@ class PostgresIdempotencyStore(IdempotencyStore):
         CREATE TABLE IF NOT EXISTS "rxr_schema_versions"
             (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS "rxr_idempotency" (
-            key TEXT PRIMARY KEY,
+            key_sha256 BYTEA PRIMARY KEY,
+            key TEXT NOT NULL
+                CHECK (key_sha256 = sha256(convert_to(key, 'UTF8'))),
             status TEXT NOT NULL CHECK (status IN ('in_progress', 'completed')),
             fingerprint TEXT,
             owner TEXT,
@@ -132,7 +144,10 @@ class PostgresIdempotencyStore(IdempotencyStore):
             VALUES ('idempotency_store:rxr_idempotency', 1)
             ON CONFLICT (component) DO NOTHING;
 
-    (:meth:`schema_sql` gives it for the names in use.) A role without the
+    (:meth:`schema_sql` gives it for the names in use.) A row is found by
+    the SHA-256 of its key (a btree index row holds at most 2704 bytes), so
+    keys of any length work, as on the other stores; the row keeps the key
+    itself, and every statement compares it too. A role without the
     right to create tables: pass ``create_schema=False`` and have the tables
     made ahead, by :meth:`create_schema` or that SQL. A table holding a newer
     version than this release knows is refused, as is a table of that name
@@ -261,7 +276,7 @@ class PostgresIdempotencyStore(IdempotencyStore):
         now: float,
         lease_until: float,
     ) -> Claim:
-        _require_postgres_key(key)
+        digest, key = _require_postgres_key(key)
         now = require_time("now", now)
         lease_until = require_time("lease_until", lease_until)
         if next(self._claims) % _SWEEP_EVERY == 0:
@@ -270,11 +285,12 @@ class PostgresIdempotencyStore(IdempotencyStore):
         for _ in range(_CLAIM_ROUNDS):
             with self._statement() as conn:
                 won = conn.execute(
-                    self._claim_sql, (key, fingerprint, owner, lease_until, now)
+                    self._claim_sql,
+                    (digest, key, fingerprint, owner, lease_until, now),
                 ).fetchone()
                 if won is not None:
                     return _CLAIMED
-                row = conn.execute(self._read_sql, (key,)).fetchone()
+                row = conn.execute(self._read_sql, (digest, key)).fetchone()
             if row is not None and row[2] > now:
                 status, stored_fingerprint, _, record = row
                 if stored_fingerprint != fingerprint:
@@ -286,32 +302,32 @@ class PostgresIdempotencyStore(IdempotencyStore):
         return _IN_PROGRESS  # a key churning this fast is busy: wait and see
 
     def renew(self, key: str, owner: str, lease_until: float) -> bool:
-        _require_postgres_key(key)
+        digest, key = _require_postgres_key(key)
         lease_until = require_time("lease_until", lease_until)
         with self._statement() as conn:
-            done = conn.execute(self._renew_sql, (lease_until, key, owner))
+            done = conn.execute(self._renew_sql, (lease_until, digest, key, owner))
             return bool(done.rowcount == 1)
 
     def complete(self, key: str, owner: str, record: bytes, expires_at: float) -> bool:
-        _require_postgres_key(key)
+        digest, key = _require_postgres_key(key)
         expires_at = require_time("expires_at", expires_at)
         with self._statement() as conn:
             done = conn.execute(
-                self._complete_sql, (expires_at, bytes(record), key, owner)
+                self._complete_sql, (expires_at, bytes(record), digest, key, owner)
             )
             return bool(done.rowcount == 1)
 
     def release(self, key: str, owner: str) -> bool:
-        _require_postgres_key(key)
+        digest, key = _require_postgres_key(key)
         with self._statement() as conn:
-            done = conn.execute(self._release_sql, (key, owner))
+            done = conn.execute(self._release_sql, (digest, key, owner))
             return bool(done.rowcount == 1)
 
     def get(self, key: str, now: float | None = None) -> bytes | None:
-        _require_postgres_key(key)
+        digest, key = _require_postgres_key(key)
         moment = self._now(now)
         with self._statement() as conn:
-            row = conn.execute(self._get_sql, (key, moment)).fetchone()
+            row = conn.execute(self._get_sql, (digest, key, moment)).fetchone()
         return None if row is None else bytes(row[0])
 
     def purge_expired(self, now: float | None = None) -> int:

@@ -1,8 +1,10 @@
-"""The idempotency store contract, the same for memory, SQLite and Redis."""
+"""The idempotency store contract, the same for memory, SQLite, Redis and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import math
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -162,6 +164,43 @@ def test_keys_with_odd_characters_are_literal(store: rxr.IdempotencyStore) -> No
     for key in ODD_KEYS[1:]:
         assert store.get(key, now=0.0) == key.encode()
     assert store.purge_expired(now=1000.0) == len(ODD_KEYS) - 1
+
+
+def _long_key(seed: int, length: int = 8000) -> str:
+    """An incompressible key of ``length`` characters (PostgreSQL's btree rows
+    hold at most 2704 bytes, compressed)."""
+    text = base64.b64encode(random.Random(seed).randbytes(length)).decode()
+    return text[:length]
+
+
+LONG_KEYS = [
+    _long_key(0),
+    _long_key(0)[:-1] + "!",  # differs from the first in its last character only
+    "ü" * 3000 + _long_key(1, 4000),  # multi-byte: 10,000 bytes of UTF-8
+    _long_key(2, 100_000),
+]
+
+
+def test_keys_of_any_length_work_and_are_kept_apart(
+    store: rxr.IdempotencyStore,
+) -> None:
+    for i, key in enumerate(LONG_KEYS):
+        assert store.claim(key, "f", "o", now=0.0, lease_until=10.0).status is CLAIMED
+        assert store.renew(key, "o", lease_until=20.0)
+        assert store.complete(key, "o", f"{i}".encode(), expires_at=100.0 + i)
+    for i, key in enumerate(LONG_KEYS):
+        assert store.get(key, now=0.0) == f"{i}".encode()
+        claim = store.claim(key, "f", "other", now=1.0, lease_until=10.0)
+        assert (claim.status, claim.record) == (COMPLETED, f"{i}".encode())
+        reused = store.claim(key, "g", "other", now=1.0, lease_until=10.0)
+        assert reused.status is rxr.ClaimStatus.KEY_REUSED
+    assert store.get(LONG_KEYS[0][:-1] + "?", now=0.0) is None
+    assert store.claim(LONG_KEYS[0][:-1], None, "o", 0.0, 10.0).status is CLAIMED
+    assert store.release(LONG_KEYS[0][:-1], "o")
+    assert store.purge_expired(now=100.5) == 1  # the first only
+    assert store.get(LONG_KEYS[0], now=0.0) is None
+    assert store.get(LONG_KEYS[1], now=0.0) == b"1"
+    assert store.purge_expired(now=1000.0) == len(LONG_KEYS) - 1
 
 
 @pytest.mark.parametrize("key", ["", None, 7])
