@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import collections
-import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from reactivex import abc
-from reactivex.disposable import Disposable, SerialDisposable
 
 from .._arguments import ErrorPredicate
 from .._broadcast import Broadcast
@@ -17,13 +13,13 @@ from .._clock import choose_scheduler
 from ..errors import CircuitOpenError
 from ..telemetry import _bus
 from ..telemetry._registry import register, track_breaker
+from ._gate_report import GateReport
 from ._machine import BreakerConfig, CircuitState, Outcome, Refusal, StateChange
 from ._permit import Permit
 from ._storage import BreakerStorage
+from ._transitions import Transitions
 
 __all__ = ["Gate"]
-
-_log = logging.getLogger("rxresilience")
 
 #: The states the telemetry gauges label.
 _STATE_NAMES = tuple(state.value for state in CircuitState)
@@ -41,27 +37,24 @@ class Gate:
     :meth:`try_admit` and settled by exactly one of :meth:`succeed`,
     :meth:`fail`, :meth:`release`, :meth:`check` or the trial's timer, which
     all end in :meth:`settle`. The storage queues transitions while its
-    update is atomic; they are published here afterwards, in order, from
-    one thread at a time, with no lock held while a subscriber runs.
+    update is atomic; :class:`Transitions` publishes them afterwards, in
+    order, from one thread at a time, with no lock held while a subscriber
+    runs. Telemetry goes through a :class:`GateReport`.
     """
 
     __slots__ = (
         "__weakref__",
-        "_auto_half_open",
-        "_changes",
         "_clock",
-        "_config",
         "_failure_if",
-        "_half_open_timer",
         "_ignore",
         "_max_half_open_wait",
         "_name",
         "_outbox",
-        "_publish_lock",
-        "_publishing",
         "_record",
+        "_report",
         "_scheduler",
         "_storage",
+        "_transitions",
     )
 
     def __init__(
@@ -78,7 +71,6 @@ class Gate:
         auto_half_open: bool,
     ) -> None:
         self._name = name
-        self._config = config
         self._storage = storage
         self._clock = clock
         self._scheduler = scheduler
@@ -86,19 +78,25 @@ class Gate:
         self._ignore = ignore
         self._failure_if = failure_if
         self._max_half_open_wait = config.max_half_open_wait
-        self._auto_half_open = auto_half_open
-        self._changes: Broadcast[StateChange] = Broadcast()
-        self._outbox: collections.deque[StateChange] = collections.deque()
-        self._publish_lock = threading.Lock()
-        self._publishing = False
-        self._half_open_timer = SerialDisposable()
+        self._report = GateReport(name, clock, storage)
+        self._transitions = Transitions(
+            name=name,
+            storage=storage,
+            clock=clock,
+            scheduler=scheduler,
+            reset_timeout=config.reset_timeout,
+            auto_half_open=auto_half_open,
+            report=self._report,
+        )
+        # The same deque, kept here too: the hot path tests it without a hop.
+        self._outbox = self._transitions.outbox
         storage.bind(config, self._outbox.append)
         track_breaker(self, _STATE_NAMES)
         register("circuit breaker", name, self, default="circuit-breaker", stacklevel=4)
 
     @property
     def changes(self) -> Broadcast[StateChange]:
-        return self._changes
+        return self._transitions.changes
 
     @property
     def name(self) -> str:
@@ -114,13 +112,13 @@ class Gate:
         """A permit for one call, or the error that refuses it."""
         permit = self._storage.acquire(self._clock())
         if self._outbox:
-            self.publish()
+            self._transitions.publish()
         if isinstance(permit, Refusal):
             refusal = CircuitOpenError(
                 self._name, permit.state.value, permit.retry_after
             )
             if _bus.listening:
-                self._report_refusal(refusal)
+                self._report.refused(refusal)
             return refusal
         permit._gate = self
         if permit.trial and self._max_half_open_wait is not None:
@@ -150,9 +148,9 @@ class Gate:
         if timer is not None and outcome is not _TIMED_OUT:
             timer.dispose()
         if _bus.listening and outcome is not _NEITHER:
-            self._report_outcome(permit, outcome, now, error)
+            self._report.settled(permit, outcome, now, error)
         if self._outbox:
-            self.publish()
+            self._transitions.publish()
 
     def succeed(self, permit: Permit) -> None:
         self.settle(permit, _SUCCESS)
@@ -196,103 +194,8 @@ class Gate:
     def publish_pending(self) -> None:
         """Publish what the storage queued, if anything."""
         if self._outbox:
-            self.publish()
+            self._transitions.publish()
 
     def publish(self) -> None:
-        """Emit queued transitions in order, from one thread at a time, lock-free."""
-        with self._publish_lock:
-            if self._publishing:
-                return  # the thread publishing now will emit ours too
-            self._publishing = True
-        try:
-            while True:
-                with self._publish_lock:
-                    if not self._outbox:
-                        self._publishing = False
-                        return
-                    change = self._outbox.popleft()
-                if self._auto_half_open:
-                    self._arm_half_open(change)
-                if _bus.listening:
-                    self._report_change(change)
-                self._changes.emit(change)
-        except BaseException:
-            # Whatever failed, the next publish must not find the flag stuck.
-            with self._publish_lock:
-                self._publishing = False
-            raise
-
-    # -- telemetry (only called while someone listens; never raises) ----------------
-
-    def _report_refusal(self, refusal: CircuitOpenError) -> None:
-        try:
-            _bus.emit(
-                "breaker.refused",
-                self._name,
-                self._clock(),
-                error=refusal,
-                attributes={
-                    "state": refusal.state,
-                    "retry_after": refusal.retry_after,
-                },
-                context=_bus.trace_context(),
-            )
-        except Exception:
-            _log.exception("reporting breaker %r's refusal failed", self._name)
-
-    def _report_outcome(
-        self,
-        permit: Permit,
-        outcome: Outcome,
-        now: float,
-        error: BaseException | None,
-    ) -> None:
-        try:
-            _bus.emit(
-                "breaker.succeeded" if outcome is _SUCCESS else "breaker.failed",
-                self._name,
-                now,
-                duration=now - permit.started_at,
-                error=error,
-                attributes={
-                    "state": self._storage.state.value,
-                    "timed_out": outcome is _TIMED_OUT,
-                },
-            )
-        except Exception:
-            _log.exception("reporting breaker %r's call failed", self._name)
-
-    def _report_change(self, change: StateChange) -> None:
-        try:
-            _bus.emit(
-                "breaker.state_changed",
-                self._name,
-                change.at,
-                attributes={
-                    "previous": change.previous.value,
-                    "state": change.current.value,
-                    "reason": change.reason,
-                    "local": change.local,
-                },
-            )
-        except Exception:
-            _log.exception("reporting breaker %r's transition failed", self._name)
-
-    def _arm_half_open(self, change: StateChange) -> None:
-        """Half-open on time after an opening; a timer that cannot be armed
-        (a closed loop) leaves the move to the next call, which finds it due."""
-        try:
-            if change.current is CircuitState.OPEN:
-                self._half_open_timer.disposable = choose_scheduler(
-                    self._scheduler, None
-                ).schedule_relative(
-                    self._config.reset_timeout, self._on_half_open_timer
-                )
-            elif change.previous is CircuitState.OPEN:
-                self._half_open_timer.disposable = Disposable()
-        except Exception:
-            _log.exception("breaker %r could not arm its half-open timer", self._name)
-
-    def _on_half_open_timer(self, _scheduler: abc.SchedulerBase, _state: Any) -> None:
-        self._storage.half_open_if_due(self._clock())
-        self.publish()
+        """Emit queued transitions in order (see :meth:`Transitions.publish`)."""
+        self._transitions.publish()

@@ -7,48 +7,14 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 
-from .._sqlite import open_database, require_synchronous
+from .._sqlite import require_synchronous
 from ..errors import SagaError
 from ._journal import JournalEntry, JournalWrite, SagaJournal, SagaRecord
 from ._sqlite_batch import apply_batch
+from ._sqlite_journal_rows import GONE, append_entry, load_record, unfinished_ids
+from ._sqlite_journal_schema import open_journal_database
 
 __all__ = ["SQLiteSagaJournal"]
-
-SCHEMA_VERSION = "1"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rxr_sagas (
-    saga_id TEXT PRIMARY KEY,
-    saga_name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    touched REAL NOT NULL,
-    owner TEXT,
-    lease_until REAL
-);
-CREATE TABLE IF NOT EXISTS rxr_saga_entries (
-    saga_id TEXT NOT NULL REFERENCES rxr_sagas (saga_id),
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    step TEXT NOT NULL,
-    context BLOB,
-    error TEXT,
-    PRIMARY KEY (saga_id, seq)
-);
-CREATE INDEX IF NOT EXISTS rxr_sagas_running ON rxr_sagas (status, touched);
-"""
-
-#: The columns 0.2 added to ``rxr_sagas``, added in place to a 0.1 database
-#: (its rows keep NULL there: no owner, no lease).
-_OWNERSHIP_COLUMNS = (("owner", "TEXT"), ("lease_until", "REAL"))
-
-#: A running saga whose owner is gone: its lease ended, or (written by 0.1,
-#: without a lease) its last touch was, before the given time; or its owner
-#: is the given one (``owner = NULL`` is never true, so None matches nothing).
-_GONE = (
-    "status = 'running' AND "
-    "((CASE WHEN lease_until IS NULL THEN touched ELSE lease_until END) < ? "
-    "OR owner = ?)"
-)
 
 
 class SQLiteSagaJournal(SagaJournal):
@@ -100,21 +66,9 @@ class SQLiteSagaJournal(SagaJournal):
         self.synchronous = require_synchronous(synchronous)
         self._lock = threading.Lock()
         self._commits = 0
-        self._db = open_database(
-            self.path,
-            timeout=timeout,
-            synchronous=self.synchronous,
-            schema=_SCHEMA,
-            schema_name="saga_schema",
-            version=SCHEMA_VERSION,
-            main_table="rxr_sagas",
-            error=SagaError,
+        self._db = open_journal_database(
+            self.path, timeout=timeout, synchronous=self.synchronous
         )
-        try:
-            _add_ownership_columns(self._db)
-        except BaseException:
-            self._db.close()
-            raise
 
     def begin(self, saga_id: str, saga_name: str, now: float) -> None:
         self._begin(saga_id, saga_name, now, None, None)
@@ -165,43 +119,9 @@ class SQLiteSagaJournal(SagaJournal):
     ) -> bool:
         """One transaction: touch the saga (if ``owner`` holds it), add the entry."""
         with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if owner is None:
-                    db.execute(
-                        "UPDATE rxr_sagas SET touched = ? WHERE saga_id = ?",
-                        (now, saga_id),
-                    )
-                elif (
-                    db.execute(
-                        "UPDATE rxr_sagas SET touched = ? "
-                        "WHERE saga_id = ? AND owner = ?",
-                        (now, saga_id, owner),
-                    ).rowcount
-                    != 1
-                ):
-                    db.execute("ROLLBACK")
-                    return False
-                db.execute(
-                    "INSERT INTO rxr_saga_entries (saga_id, seq, kind, step, context, error) "
-                    "VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM rxr_saga_entries "
-                    "WHERE saga_id = ?), ?, ?, ?, ?)",
-                    (
-                        saga_id,
-                        saga_id,
-                        entry.kind,
-                        entry.step,
-                        entry.context,
-                        entry.error,
-                    ),
-                )
-                db.execute("COMMIT")
-                self._commits += 1
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            if not append_entry(self._db, saga_id, entry, now, owner):
+                return False
+            self._commits += 1
         return True
 
     def finish(self, saga_id: str, status: str, now: float) -> None:
@@ -250,34 +170,11 @@ class SQLiteSagaJournal(SagaJournal):
 
     def load(self, saga_id: str) -> SagaRecord | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT saga_name, status, touched, owner, lease_until "
-                "FROM rxr_sagas WHERE saga_id = ?",
-                (saga_id,),
-            ).fetchone()
-            if row is None:
-                return None
-            entries = tuple(
-                JournalEntry(
-                    kind, step, None if context is None else bytes(context), error
-                )
-                for kind, step, context, error in self._db.execute(
-                    "SELECT kind, step, context, error FROM rxr_saga_entries "
-                    "WHERE saga_id = ? ORDER BY seq",
-                    (saga_id,),
-                )
-            )
-        return SagaRecord(saga_id, row[0], row[1], row[2], entries, row[3], row[4])
+            return load_record(self._db, saga_id)
 
     def unfinished(self) -> list[str]:
         with self._lock:
-            return [
-                row[0]
-                for row in self._db.execute(
-                    "SELECT saga_id FROM rxr_sagas WHERE status = 'running' "
-                    "ORDER BY touched"
-                )
-            ]
+            return unfinished_ids(self._db)
 
     def claim_stale(self, saga_id: str, now: float, stale_before: float) -> bool:
         return self._write(
@@ -298,7 +195,7 @@ class SQLiteSagaJournal(SagaJournal):
     ) -> bool:
         return self._write(
             "UPDATE rxr_sagas SET owner = ?, lease_until = ?, touched = ? "
-            f"WHERE saga_id = ? AND {_GONE}",
+            f"WHERE saga_id = ? AND {GONE}",
             (owner, lease_until, now, saga_id, stale_before, gone_owner),
         )
 
@@ -317,19 +214,3 @@ class SQLiteSagaJournal(SagaJournal):
 
     def __repr__(self) -> str:
         return f"SQLiteSagaJournal({self.path!r})"
-
-
-def _add_ownership_columns(db: sqlite3.Connection) -> None:
-    """Give a 0.1 database the columns of ownership, in place, once (two
-    processes opening it at once: the second finds them added)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        present = {row[1] for row in db.execute("PRAGMA table_info(rxr_sagas)")}
-        for name, kind in _OWNERSHIP_COLUMNS:  # literals, never user input
-            if name not in present:
-                db.execute(f"ALTER TABLE rxr_sagas ADD COLUMN {name} {kind}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
