@@ -1,33 +1,30 @@
-"""One subscription to a retried source: attempts, backoff, refusal waits."""
+"""One subscription to a retried source: its attempts, timers and disposal.
+
+What each failure means (wait how long, or give up) is decided by
+:class:`~rxresilience._retry_decisions.RetryDecisions`.
+"""
 
 from __future__ import annotations
 
-import logging
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 from reactivex.scheduler import CurrentThreadScheduler
 
-from ._arguments import is_number
-from ._clock import LONGEST_WAIT, RESOLUTION, choose_scheduler, seconds_now
+from ._clock import choose_scheduler, seconds_now
 from ._delay_mode import delays_disabled
-from ._retry_policy import RetryEvent, RetryPolicy
-from .errors import CallRefusedError, ResultRejectedError
+from ._retry_decisions import RetryDecisions
+from ._retry_policy import RetryPolicy
+from .errors import ResultRejectedError
 from .telemetry import _bus
 
 __all__ = ["RetryRun"]
 
-_log = logging.getLogger("rxresilience")
-
 _T = TypeVar("_T")
-
-# A refusal that says "come back now" is waited at least this long, so a
-# policy that keeps refusing with ``retry_after=0`` cannot spin the retry.
-_SHORTEST_REFUSAL_WAIT = 0.001
 
 
 class RetryRun(abc.DisposableBase, Generic[_T]):
@@ -44,9 +41,8 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
 
     __slots__ = (
         "_attempt_started",
-        "_attempts",
         "_context",
-        "_delays",
+        "_decisions",
         "_disposed",
         "_episode_start",
         "_inner",
@@ -57,7 +53,6 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
         "_pending",
         "_policy",
         "_raised",
-        "_refusal_waited",
         "_rng",
         "_scheduler",
         "_source",
@@ -79,8 +74,8 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
         self._policy = policy
         self._rng = rng
         self._scheduler: abc.SchedulerBase | None = None
-        self._attempts = 0
-        self._delays: Iterator[float] | None = None
+        # Made at an episode's first failure: a source that succeeds never needs it.
+        self._decisions: RetryDecisions | None = None
         self._episode_start: float = 0.0
         self._inner = SerialDisposable()
         self._timer: SerialDisposable | None = None
@@ -92,7 +87,6 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
             self._on_next_resetting if policy.reset_on_success else self._forward
         )
         self._raised: Exception | None = None
-        self._refusal_waited = 0.0
         # Telemetry only: set while someone listens, else left None.
         self._attempt_started: float | None = None
         self._context: object = None
@@ -187,9 +181,7 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
             raise
 
     def _on_next_resetting(self, value: _T) -> None:
-        self._attempts = 0
-        self._delays = None
-        self._refusal_waited = 0.0
+        self._decisions = None  # a new episode: attempts, backoff, waits afresh
         if self._policy.max_elapsed is not None:
             self._episode_start = self._now()
         self._forward(value)
@@ -200,8 +192,18 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
         if error is self._raised:  # the subscriber's exception belongs to it
             self._observer.on_error(error)
             return
+        decisions = self._decisions
+        if decisions is None:
+            decisions = self._decisions = RetryDecisions(
+                self._policy,
+                self._rng,
+                no_delays=self._no_delays,
+                episode_start=self._episode_start,
+                now=self._now,
+                context=self._context,
+            )
         try:
-            delay = self._next_delay(error)
+            delay = decisions.delay_after(error, self._attempt_started)
         except Exception as failure:  # a user callback or policy failed
             self._observer.on_error(failure)
             return
@@ -224,108 +226,6 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
 
     def _on_timer(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
         self._resubscribe()
-
-    def _next_delay(self, error: Exception) -> float | None:
-        """The delay before the next attempt, or None to give up with ``error``."""
-        if isinstance(error, CallRefusedError):
-            return self._refusal_delay(error)
-        policy = self._policy
-        self._attempts += 1
-        attempt = self._attempts
-        if policy.max_attempts is not None and attempt >= policy.max_attempts:
-            return self._give_up("retry.exhausted", error, "attempts")
-        should_retry = policy.retry_predicate
-        if should_retry is not None and not should_retry(error):
-            return self._give_up("retry.gave_up", error, "not retryable")
-        delay = 0.0
-        backoff = policy.backoff_policy
-        if backoff is not None:
-            delays = self._delays
-            if delays is None:
-                delays = self._delays = backoff.delays(self._rng)
-            delay = next(delays)
-        retry_after = getattr(error, "retry_after", None)
-        if is_number(retry_after) and retry_after > delay:
-            if retry_after > LONGEST_WAIT:  # "in 300 years", or never: give up now
-                return self._give_up("retry.exhausted", error, "never")
-            delay = float(retry_after)
-        if delay > LONGEST_WAIT:  # a function backoff's answer, as absurd
-            return self._give_up("retry.exhausted", error, "never")
-        if self._no_delays:  # rxr.testing.no_delays(): every backoff is zero
-            delay = 0.0
-        if not self._within_budget(delay):
-            return self._give_up("retry.exhausted", error, "max_elapsed")
-        if _bus.listening:
-            self._report("retry.scheduled", error, attempt, delay=delay)
-        if policy.on_retry is not None:
-            policy.on_retry(RetryEvent(attempt, delay, error))
-        return delay
-
-    def _refusal_delay(self, refusal: CallRefusedError) -> float | None:
-        """Wait out a refusal: no attempt used, the backoff left where it is."""
-        wait = refusal.retry_after
-        if not is_number(wait) or not wait <= LONGEST_WAIT or self._no_delays:
-            # unknown, never, or no waiting allowed: end with it
-            return self._give_up("retry.exhausted", refusal, "refused")
-        # Never shorter than a millisecond (and never float() of -10**400).
-        wait = float(wait) if wait > _SHORTEST_REFUSAL_WAIT else _SHORTEST_REFUSAL_WAIT
-        policy = self._policy
-        waited = self._refusal_waited + wait
-        if waited > policy.max_refusal_wait + RESOLUTION:
-            return self._give_up("retry.exhausted", refusal, "max_refusal_wait")
-        if not self._within_budget(wait):
-            return self._give_up("retry.exhausted", refusal, "max_elapsed")
-        self._refusal_waited = waited
-        if _bus.listening:
-            self._report(
-                "retry.refusal_waited", refusal, self._attempts + 1, delay=wait
-            )
-        if policy.on_retry is not None:
-            policy.on_retry(RetryEvent(self._attempts + 1, wait, refusal, True))
-        return wait
-
-    def _give_up(self, kind: str, error: Exception, reason: str) -> float | None:
-        """Report why the retry ends with ``error`` (if anyone listens): None."""
-        if _bus.listening:
-            refused = isinstance(error, CallRefusedError)
-            attempt = self._attempts + 1 if refused else self._attempts
-            self._report(kind, error, attempt, reason=reason)
-        return None
-
-    def _report(
-        self,
-        kind: str,
-        error: Exception,
-        attempt: int,
-        *,
-        delay: float | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """Emit one telemetry event; never fails the retry."""
-        try:
-            now = self._now()
-            started = self._attempt_started
-            refused = isinstance(error, CallRefusedError)
-            _bus.emit(
-                kind,
-                self._policy.name,
-                now,
-                # A refused attempt never ran: it has no duration.
-                duration=None if started is None or refused else now - started,
-                attempt=attempt,
-                error=error,
-                attributes={"delay": delay} if reason is None else {"reason": reason},
-                context=self._context,
-            )
-        except Exception:
-            _log.exception("reporting a retry's telemetry event failed")
-
-    def _within_budget(self, delay: float) -> bool:
-        """False when an attempt after ``delay`` would start past ``max_elapsed``."""
-        budget = self._policy.max_elapsed
-        if budget is None:
-            return True
-        return self._now() - self._episode_start + delay <= budget + RESOLUTION
 
     def dispose(self) -> None:
         self._disposed = True

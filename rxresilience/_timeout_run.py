@@ -1,18 +1,22 @@
-"""One ``rxr.timeout`` subscription: one timer aimed at the earliest live deadline."""
+"""One ``rxr.timeout`` subscription: one timer aimed at the earliest live deadline.
+
+The deadlines themselves (where each budget ends, which one ran out) are
+:class:`~rxresilience._timeout_deadlines.TimeoutDeadlines`.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
-from ._clock import LONGEST_WAIT, RESOLUTION, clock_of
+from ._clock import LONGEST_WAIT, clock_of
 from ._fallback import Replacement
+from ._timeout_deadlines import Expiry, TimeoutBudgets, TimeoutDeadlines
 from .errors import TimeoutError as ResilienceTimeoutError
 from .telemetry import _bus
 
@@ -23,17 +27,6 @@ _log = logging.getLogger("rxresilience")
 _T = TypeVar("_T")
 
 
-class TimeoutBudgets(NamedTuple):
-    """A policy's budgets, converted where the policy is made: relative ones in
-    seconds, absolute ones as deadlines; None where not given."""
-
-    each_s: float | None
-    each_at: datetime | None
-    first_s: float | None
-    total_s: float | None
-    total_at: datetime | None
-
-
 class TimeoutRun(abc.DisposableBase, Generic[_T]):
     """One subscription: one timer aimed at the earliest live deadline."""
 
@@ -42,23 +35,20 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
         "_clock",
         "_context",
         "_count",
+        "_deadlines",
         "_done",
-        "_each_at",
         "_each_s",
-        "_first_budget",
-        "_first_deadline",
         "_last",
         "_lock",
         "_name",
         "_observer",
         "_replacement",
         "_scheduler",
-        "_start",
         "_subscribe_scheduler",
         "_suspended",
         "_switched",
         "_timer",
-        "_total_deadline",
+        "_total_due",
         "_upstream",
     )
 
@@ -84,38 +74,21 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
         self._count = 0
         self._armed_count = 0
         self._last = 0.0
-        self._each_s = budgets.each_s
-        self._each_at = (
-            None if budgets.each_at is None else scheduler.to_seconds(budgets.each_at)
-        )
         self._timer = SerialDisposable()
         self._upstream = SingleAssignmentDisposable()
         self._switched = SerialDisposable()
         # The subscriber raised from on_next: as ops.timeout, no item deadline
         # runs until the next item (the total budget still does).
         self._suspended = False
-        now = self._start = self._clock()
-        # The first item's deadline and the budget it reports.
-        first_deadline: float | None
-        if budgets.first_s is not None:
-            first_deadline, first_budget = now + budgets.first_s, budgets.first_s
-        elif self._each_s is not None:
-            first_deadline, first_budget = now + self._each_s, self._each_s
-        elif self._each_at is not None:
-            first_deadline, first_budget = self._each_at, self._each_at - now
-        else:
-            first_deadline, first_budget = None, 0.0
-        self._first_deadline = first_deadline
-        self._first_budget = first_budget
-        if budgets.total_s is not None:
-            self._total_deadline: float | None = now + budgets.total_s
-        elif budgets.total_at is not None:
-            self._total_deadline = scheduler.to_seconds(budgets.total_at)
-        else:
-            self._total_deadline = None
+        self._deadlines = deadlines = TimeoutDeadlines(
+            budgets, scheduler, self._clock()
+        )
+        # Read per item: kept here too, one lookup less on the hot path.
+        self._each_s = deadlines.each_s
+        self._total_due = deadlines.total_due
 
     def start(self, source: Observable[_T]) -> None:
-        self._arm(self._start)  # before subscribing, as ops.timeout does
+        self._arm(self._deadlines.start)  # before subscribing, as ops.timeout does
         self._upstream.disposable = source.subscribe(
             self._on_next,
             self._on_error,
@@ -123,22 +96,12 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
             scheduler=self._subscribe_scheduler,
         )
 
-    # -- deadlines ------------------------------------------------------------------
-
-    def _item_deadline(self) -> float | None:
-        if self._suspended:
-            return None
-        if not self._count:
-            return self._first_deadline
-        if self._each_s is not None:
-            return self._last + self._each_s
-        return self._each_at
+    # -- the timer ------------------------------------------------------------------
 
     def _arm(self, now: float) -> None:
-        deadline = self._item_deadline()
-        total = self._total_deadline
-        if total is not None and (deadline is None or total < deadline):
-            deadline = total
+        deadlines = self._deadlines
+        item = None if self._suspended else deadlines.item(self._count, self._last)
+        deadline = deadlines.earliest(item)
         self._armed_count = self._count
         # A deadline further away than a timer can wait (an absolute one in
         # the year 9999) is never reached: it arms nothing.
@@ -154,33 +117,23 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
             if self._done:
                 return
             now = self._clock()
-            total = self._total_deadline
-            if total is not None and now >= total - RESOLUTION:
-                self._expire("total", total - self._start)
-                return
-            deadline = self._item_deadline()
-            if (
-                deadline is not None
-                and self._count == self._armed_count
-                and now >= deadline - RESOLUTION
-            ):
-                if self._count:
-                    seconds = (
-                        self._each_s
-                        if self._each_s is not None
-                        else deadline - self._start
-                    )
-                    self._expire("each", seconds)
-                else:
-                    self._expire("first", self._first_budget)
+            expired = self._deadlines.expiry(
+                now,
+                self._count,
+                self._last,
+                not self._suspended and self._count == self._armed_count,
+            )
+            if expired is not None:
+                self._expire(expired)
                 return
             # Items arrived since this timer was armed: aim at the new deadline.
             # A deadline due now is re-armed at zero delay, behind whatever the
             # scheduler already holds for this instant (as ops.timeout would be).
             self._arm(now)
 
-    def _expire(self, budget: str, seconds: float) -> None:
+    def _expire(self, expired: Expiry) -> None:
         """Called under the lock: stop the source, then fail or switch."""
+        budget, seconds = expired
         self._done = True
         try:
             self._upstream.dispose()
@@ -219,9 +172,9 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
 
     def _past_total(self) -> bool:
         """At or past the total deadline (checked as notifications arrive)."""
-        total = self._total_deadline
-        if total is not None and self._clock() >= total - RESOLUTION:
-            self._expire("total", total - self._start)
+        due = self._total_due
+        if due is not None and self._clock() >= due:
+            self._expire(self._deadlines.total_expired())
             return True
         return False
 
@@ -231,16 +184,12 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
         with self._lock:
             if self._done:
                 return
-            if self._total_deadline is not None and self._past_total():
+            if self._total_due is not None and self._past_total():
                 return
             self._count += 1
             if self._each_s is not None:
                 self._last = self._clock()
-            elif (
-                self._count == 1
-                and self._each_at is None
-                and self._total_deadline is None
-            ):
+            elif self._count == 1 and self._deadlines.first_only:
                 self._timer.dispose()  # only `first` was set: no budget is left
             if self._suspended:
                 self._suspended = False
@@ -265,7 +214,7 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
         with self._lock:
             if self._done:
                 return
-            if self._total_deadline is not None and self._past_total():
+            if self._total_due is not None and self._past_total():
                 return
             self._done = True
             self._timer.dispose()
