@@ -53,6 +53,8 @@ class Lease:
             ``"lapsed"`` (renewals failed until the lease ran out).
         shared: share the scheduler's timer with its other leases; default
             on a real clock only.
+        first: seconds until the first renewal; a third of ``length`` by
+            default (less for a lease taken a while before it is kept).
     """
 
     __slots__ = (
@@ -78,6 +80,7 @@ class Lease:
         on_lost: Callable[[str], None],
         *,
         shared: bool | None = None,
+        first: float | None = None,
     ) -> None:
         self._length = length
         self.until = until
@@ -95,7 +98,7 @@ class Lease:
         # A timer of its own only without a keeper (a SerialDisposable holds a
         # lock of its own: not made for each of a thousand sagas a second).
         self._timer = None if self._keeper is not None else SerialDisposable()
-        self._arm()
+        self._arm(first)
 
     def _arm(self, delay: float | None = None) -> None:
         wait = self._length / 3 if delay is None else delay

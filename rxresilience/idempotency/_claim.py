@@ -47,7 +47,11 @@ from ._record import (
 )
 from ._store_calls import StoreCalls
 
-__all__ = ["KeyClaim", "Terminal", "Unrecordable"]
+__all__ = ["ABANDONED", "KeyClaim", "Terminal", "Unrecordable"]
+
+#: Why a claim is no longer renewed when its execution's event loop closed
+#: while the source ran: kept, never released, until its lease lapses.
+ABANDONED = "abandoned"
 
 #: What could not be recorded: the type to blame, and why.
 Unrecordable = tuple[str, str]
@@ -83,26 +87,34 @@ class KeyClaim:
         self._clock = clock
         self._calls = calls
         self._lease: Lease | None = None
+        #: When the last claim was asked for, on the clock, where it was made
+        #: (set before its answer is handed on).
+        self.asked_at = 0.0
 
     def ask(
         self,
-        now: float,
         cancelled: Callable[[], bool],
         then: Callable[[Claim | Exception | None], None],
     ) -> None:
-        """Ask the store for the key at ``now``; ``then`` gets its answer, or
-        the exception the store raised (``TypeError`` for a completed claim
-        without a record), or None when ``cancelled()`` (read under the lock)
-        turned true while the claim was in flight: a claim won for nobody is
-        given back by then, wherever the answer arrived.
+        """Ask the store for the key; ``then`` gets its answer, or the exception
+        the store raised (``TypeError`` for a completed claim without a
+        record), or None when ``cancelled()`` (read under the lock) turned
+        true while the claim was in flight: a claim won for nobody is given
+        back by then, wherever the answer arrived.
 
-        A claim won (and not cancelled) is ``held`` before ``then`` runs, so
-        a disposal from then on gives it back.
+        The claim's time, :attr:`asked_at`, is read where the store is called,
+        right before the call: under asyncio the call may wait for a store
+        thread longer than the lease lasts, and a lease counted from before
+        that wait would be written already expired (a duplicate would take
+        the key and run it again). A claim won (and not cancelled) is
+        ``held`` before ``then`` runs, so a disposal from then on gives it back.
         """
-        self._calls.run(lambda: self._claim(now, cancelled), then)
+        self._calls.run(lambda: self._claim(cancelled), then)
 
-    def _claim(self, now: float, cancelled: Callable[[], bool]) -> Claim | None:
+    def _claim(self, cancelled: Callable[[], bool]) -> Claim | None:
         """The store's claim, where the store is called."""
+        # The operator's scheduler clock: safe to read on any thread.
+        now = self.asked_at = self._clock()
         claim = self._store.claim(
             self.key,
             self._fingerprint,
@@ -159,8 +171,13 @@ class KeyClaim:
 
     def renew_while_running(self, now: float, on_lost: Callable[[str], None]) -> None:
         """Keep the lease taken at ``now`` alive until :meth:`stop_renewing`;
-        ``on_lost`` is called once if it is taken over or lapses. A store
-        written for 0.1 cannot renew: its lease then lasts what it lasts."""
+        ``on_lost`` is called once if it is taken over or lapses, or with
+        :data:`ABANDONED` if the execution's event loop closed under it. A
+        store written for 0.1 cannot renew: its lease then lasts what it lasts.
+
+        The first renewal is due a third of the lease after ``now`` (the
+        claim's time), however late its answer reached us.
+        """
         if not store_renews(self._store):
             return
         store, key, owner = self._store, self.key, self._owner
@@ -168,21 +185,38 @@ class KeyClaim:
         scheduler = self._scheduler
         lost = on_lost
         calls = self._calls
-        if calls.loop is not None and isinstance(scheduler, AsyncIOScheduler):
-            # A renewal is a store call: never on the event loop. Its timer
-            # runs on a thread (the same real clock); "lost" goes back to the loop.
-            scheduler = thread_scheduler()
+        loop = calls.loop
+
+        def renew(until: float) -> bool:
+            if loop is not None and loop.is_closed():
+                # Nothing can finish the execution now (its timers and its
+                # subscribers were on that loop): renew no more and let the
+                # lease lapse, as a crashed process's would.
+                self.stop_renewing()
+                on_lost(ABANDONED)
+                return True
+            return store.renew(key, owner, until)
+
+        if loop is not None:
+            if isinstance(scheduler, AsyncIOScheduler):
+                # A renewal is a store call: never on the event loop. Its timer
+                # runs on a thread (the same real clock); "lost" goes back to
+                # the loop.
+                scheduler = thread_scheduler()
 
             def lost(why: str) -> None:
                 calls.on_loop(on_lost, why)
 
+        # Zero unless the answer came from a store thread, a while later.
+        late = self._clock() - now
         self._lease = Lease(
             timeout,
             now + timeout,
             scheduler,
             self._clock,
-            lambda until: store.renew(key, owner, until),
+            renew,
             lost,
+            first=max(0.0, timeout / 3 - late) if late > 0 else None,
         )
 
     def stop_renewing(self) -> None:
@@ -217,24 +251,22 @@ class KeyClaim:
         # From here the claim is the completion's: a disposal while it is in
         # flight must not release it (the effect happened).
         self.forget()
-        expires_at = self._clock() + self._policy.ttl
 
         def settled(told: Terminal | Exception) -> None:
             then(("error", told) if isinstance(told, Exception) else told)
 
-        self._calls.run(
-            lambda: self._settle(record, ended, unrecorded, expires_at), settled
-        )
+        self._calls.run(lambda: self._settle(record, ended, unrecorded), settled)
 
     def _settle(
         self,
         record: bytes,
         ended: Terminal,
         unrecorded: Unrecordable | None,
-        expires_at: float,
     ) -> Terminal:
         """The completions, where the store is called: the record, else the
-        marker; what the subscribers are told."""
+        marker; what the subscribers are told. The ttl counts from here, not
+        from before a wait for a store thread."""
+        expires_at = self._clock() + self._policy.ttl
         if unrecorded is None:
             answer = self._complete(record, expires_at)
             if not isinstance(answer, Exception):

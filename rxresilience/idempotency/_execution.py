@@ -178,20 +178,18 @@ class IdempotentExecution(Audience[_T]):
         if self.cancelled:  # disposed before this look at the store
             return
         try:
-            now = self._clock()
-            self._claim.ask(
-                now, lambda: self.cancelled, lambda answer: self._claimed(now, answer)
-            )
+            self._claim.ask(lambda: self.cancelled, self._claimed)
         except Exception as error:  # a store or scheduler that misbehaves
             self._fail(error)
 
     def _fail(self, error: Exception) -> None:
         self._claim.release(lambda: self.end("error", error))
 
-    def _claimed(self, now: float, answer: Claim | Exception | None) -> None:
-        """The store's answer (on the loop, under asyncio): go on with it."""
+    def _claimed(self, answer: Claim | Exception | None) -> None:
+        """The store's answer (on the loop, under asyncio): go on with it, from
+        the time the claim was made (on a store thread, maybe a while ago)."""
         try:
-            self._go_on(now, answer)
+            self._go_on(self._claim.asked_at, answer)
         except Exception as error:  # a store or scheduler that misbehaves
             self._fail(error)
 

@@ -86,7 +86,16 @@ def idempotent(
     block (SQLite, Redis, PostgreSQL: ``store.calls_may_block``) is called on
     a few threads of the library's own, never on the event loop, and the
     execution goes on, on the loop, with each answer (renewals run on a thread
-    timer); outside asyncio every store call is made on the caller's thread.
+    timer); the times written (a lease, the ``ttl``) are read when the call
+    is made. Without an ``AsyncIOScheduler`` every store call is made on the
+    caller's thread: so under RxPY's own ``await observable`` or
+    ``ops.to_future()``, or a plain ``subscribe()`` in a coroutine, a
+    blocking store is called on the loop; use ``rxr.to_async`` or pass an
+    ``AsyncIOScheduler``. (A running loop is not guessed at: answers handed
+    back to it would never arrive for a caller blocking it, such as
+    ``observable.run()`` inside a coroutine.) If the loop closes while the
+    source runs, the claim is renewed no more and kept until its lease
+    lapses, as for a crashed process.
 
     Disposal: the execution is disposed when its last subscriber disposes,
     and its claim released (a claim won while the disposal happened is

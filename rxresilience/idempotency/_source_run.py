@@ -19,7 +19,7 @@ from reactivex.disposable import SerialDisposable
 
 from ..errors import CallRefusedError, IdempotencyClaimLostError
 from ..errors import TimeoutError as ResilienceTimeoutError
-from ._claim import KeyClaim, Terminal, Unrecordable
+from ._claim import ABANDONED, KeyClaim, Terminal, Unrecordable
 from ._policy import IdempotencyPolicy
 from ._record import qualified_name, unrecordable
 
@@ -167,10 +167,15 @@ class SourceRun(Generic[_T]):
 
     # -- what the timers say ---------------------------------------------------------
 
-    def _claim_lost(self, _why: str) -> None:
-        """The lease was taken over, or lapsed unrenewed: stop, record nothing."""
+    def _claim_lost(self, why: str) -> None:
+        """The lease was taken over, or lapsed unrenewed: stop, record nothing.
+        Abandoned (the event loop closed while the source ran: nothing can
+        finish it now): stop, and keep the claim until its lease lapses."""
         execution = self._execution
         if execution.ended:
+            return
+        if why == ABANDONED:
+            self._give_up(IdempotencyClaimLostError(self._claim.key))
             return
         self._upstream.dispose()
         lost = IdempotencyClaimLostError(self._claim.key)
@@ -181,11 +186,16 @@ class SourceRun(Generic[_T]):
         """``max_run`` passed: stop, and keep the claim until its lease lapses."""
         if self._execution.ended:
             return
-        self._claim.forget()  # the outcome is unknown: nobody may run it yet
-        self._upstream.dispose()
         max_run = self._policy.max_run
         assert max_run is not None
-        self._execution.end("error", ResilienceTimeoutError("max_run", max_run))
+        self._give_up(ResilienceTimeoutError("max_run", max_run))
+
+    def _give_up(self, error: Exception) -> None:
+        """The outcome is unknown: stop the source, keep the claim (nobody may
+        run it again before its lease lapses), end with ``error``."""
+        self._claim.forget()
+        self._upstream.dispose()
+        self._execution.end("error", error)
 
 
 def _end_once(execution: Execution[Any], kind: str, error: Exception | None) -> None:
