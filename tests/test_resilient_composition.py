@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pathlib
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -736,7 +735,9 @@ def test_threads_through_one_pipeline_never_exceed_the_bulkhead_and_lose_nothing
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0)  # let another thread in while this one holds its slot
+        threading.Event().wait(
+            0.0001
+        )  # let another thread in while this one holds its slot
         with lock:
             running -= 1
         return rx.of(1)

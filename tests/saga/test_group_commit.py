@@ -441,7 +441,7 @@ def test_event_loops_that_ran_journaled_sagas_are_let_go() -> None:
         alive = [ref for ref in loops if ref() is not None]
         if not alive or time.monotonic() > deadline:
             break
-        time.sleep(0.01)
+        threading.Event().wait(0.01)  # the writer thread's turn
     assert alive == []
 
 
