@@ -209,16 +209,24 @@ class _Pacer(abc.DisposableBase, Generic[_T]):
         """Called under the lock: pacing ends now with ``error``: nothing more
         is taken or delivered, the timer is cancelled and the head's permit
         given back (if still the latest)."""
+        self._let_go(self._close())
+        self._observer.on_error(error)
+
+    def _close(self) -> RateLimiterReservation | None:
+        """Called under the lock: take and deliver nothing more; return the
+        head's reservation, whose permit :meth:`_let_go` gives back."""
         self._closed = self._done = True
         self._waiting = False
         head, self._head = self._head, None
         self._queue.clear()
         self._end = None
+        return head
+
+    def _let_go(self, head: RateLimiterReservation | None) -> None:
         self._timer.dispose()
         if head is not None:
             self._limiter.cancel(head)
         self.upstream.dispose()
-        self._observer.on_error(error)
 
     def _finish(self) -> None:
         end, self._end = self._end, None
@@ -283,15 +291,8 @@ class _Pacer(abc.DisposableBase, Generic[_T]):
 
     def dispose(self) -> None:
         with self._lock:
-            self._closed = self._done = True
-            self._waiting = False
-            head, self._head = self._head, None
-            self._queue.clear()
-            self._end = None
-        self._timer.dispose()
-        if head is not None:
-            self._limiter.cancel(head)
-        self.upstream.dispose()
+            head = self._close()
+        self._let_go(head)
 
 
 def _passing(refusal: RateLimitedError) -> bool:
