@@ -12,24 +12,24 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable, SerialDisposable
+from reactivex.disposable import Disposable
 
-from .._clock import RESOLUTION, choose_scheduler, clock_of
+from .._clock import choose_scheduler, clock_of
 from ..errors import (
     IdempotencyClaimLostError,
     IdempotencyCodecError,
-    IdempotencyInProgressError,
     IdempotencyKeyReuseError,
 )
 from ..stores._base import Claim, ClaimStatus, IdempotencyStore
 from ..telemetry import _bus
 from ._audience import Audience
 from ._claim import KeyClaim
+from ._other_owner import OtherOwner
 from ._policy import IdempotencyPolicy
-from ._record import decode_record
 from ._source_run import SourceRun
 from ._store_calls import StoreCalls
 
@@ -117,6 +117,9 @@ class IdempotentExecution(Audience[_T]):
         self._source_run = SourceRun(
             self, self._claim, policy, self._scheduler, scheduler_
         )
+        self._other_owner = OtherOwner(
+            self, policy, key, self._scheduler, self._try_claim
+        )
         super().__init__()
         self.ended = False  # the execution is over
         # Guarded by the registry lock: disposal and claiming decide together.
@@ -127,8 +130,6 @@ class IdempotentExecution(Audience[_T]):
         self.finish_started = bool(policy.finish_on_dispose)
         self._starting = False  # guarded by the registry lock
         self._started = False  # guarded by the registry lock
-        self._waiting_since: float | None = None
-        self._poll = SerialDisposable()
 
     # -- subscribers ------------------------------------------------------------------
 
@@ -199,54 +200,12 @@ class IdempotentExecution(Audience[_T]):
         if isinstance(answer, Exception):
             self.end("error", answer)
             return
-        status = answer.status
-        if status is ClaimStatus.CLAIMED:  # held: _run gives it back if disposed
+        if answer.status is ClaimStatus.CLAIMED:  # held: _run gives it back if disposed
             if _bus.listening and not self.cancelled:
                 self.report("idempotency.claimed")
             self._run(now)
-        elif self.cancelled:  # disposed since the answer: nothing to give back
-            return
-        elif status is ClaimStatus.COMPLETED:
-            assert isinstance(answer.record, bytes)
-            self._replay(answer.record)
-        elif status is ClaimStatus.KEY_REUSED:
-            self.end("error", IdempotencyKeyReuseError(self.key))
-        elif self.policy.on_in_progress == "error":
-            self.end("error", IdempotencyInProgressError(self.key))
-        else:
-            self._wait(now)
-
-    def _wait(self, now: float) -> None:
-        """Look again in ``poll_interval``, for at most ``max_run`` in all."""
-        delay = self.policy.poll_interval
-        max_run = self.policy.max_run
-        if max_run is not None:
-            if self._waiting_since is None:
-                self._waiting_since = now
-            left = self._waiting_since + max_run - now
-            if left <= RESOLUTION:
-                self.end("error", IdempotencyInProgressError(self.key))
-                return
-            delay = min(delay, left)
-        self._poll.disposable = self._scheduler.schedule_relative(
-            delay, self._try_claim
-        )
-
-    def _replay(self, record: bytes) -> None:
-        try:
-            outcome = decode_record(self.policy.outcome_codec, self.key, record)
-        except Exception as failure:
-            self.end("error", failure)
-            return
-        if _bus.listening:
-            self.report("idempotency.replayed")
-        with self._lock:
-            for value in outcome.values:
-                self._emit(value)
-        if outcome.error is None:
-            self.end("completed", None)
-        else:
-            self.end("error", outcome.error)
+        elif not self.cancelled:  # if disposed since the answer: nothing to give back
+            self._other_owner.answered(now, answer)
 
     def _run(self, now: float) -> None:
         with _REGISTRY_LOCK:
@@ -279,6 +238,11 @@ class IdempotentExecution(Audience[_T]):
     def emit(self, value: _T) -> None:
         with self._lock:
             self._emit(value)
+
+    def emit_all(self, values: Iterable[_T]) -> None:
+        with self._lock:
+            for value in values:
+                self._emit(value)
 
     def fail_early(self, error: Exception, cause: Exception) -> None:
         self._must_finish = True  # the effect happened: run on, record the marker
@@ -318,5 +282,5 @@ class IdempotentExecution(Audience[_T]):
             self.report("idempotency.codec_error", error)
 
     def _stop_timers(self) -> None:
-        self._poll.dispose()
+        self._other_owner.stop()
         self._source_run.stop_timers()

@@ -18,7 +18,6 @@ rxresilience[redis]``.
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 from collections.abc import Sequence
@@ -27,7 +26,8 @@ from typing import Any
 from .._redis_client import is_cluster_client, store_client
 from ..errors import SagaError
 from . import _redis_journal_scripts as scripts
-from ._journal import JournalEntry, JournalWrite, SagaJournal, SagaRecord, lease_of
+from ._journal import JournalEntry, JournalWrite, SagaJournal, SagaRecord
+from ._redis_journal_rows import entry_json, saga_ids, saga_record, write_row
 from ._redis_journal_upgrade import tag_of, upgrade
 
 __all__ = ["RedisSagaJournal"]
@@ -184,7 +184,7 @@ class RedisSagaJournal(SagaJournal):
         self._call(
             self._append,
             keys=self._keys(saga_id),
-            args=[saga_id, _encode(entry), repr(now)],
+            args=[saga_id, entry_json(entry), repr(now)],
         )
 
     def append_owned(
@@ -193,7 +193,7 @@ class RedisSagaJournal(SagaJournal):
         written = self._call(
             self._append_owned,
             keys=self._keys(saga_id),
-            args=[saga_id, _encode(entry), repr(now), owner],
+            args=[saga_id, entry_json(entry), repr(now), owner],
         )
         return bool(written)
 
@@ -220,21 +220,10 @@ class RedisSagaJournal(SagaJournal):
         if not writes:
             return []
         keys = [self._running]
-        batch = []
         for write in writes:
             meta, _, entries = self._keys(write.saga_id)
             keys += [meta, entries]
-            batch.append(
-                {
-                    "id": write.saga_id,
-                    "owner": write.owner,
-                    "now": repr(write.now),
-                    "name": write.begin or "",
-                    "lease": "" if write.begin is None else repr(lease_of(write)),
-                    "status": write.status or "",
-                    "entries": [_encode(entry) for entry in write.entries],
-                }
-            )
+        batch = [write_row(write) for write in writes]
         done = self._call(self._write, keys=keys, args=[json.dumps(batch)])
         return [bool(flag) for flag in done]
 
@@ -243,32 +232,12 @@ class RedisSagaJournal(SagaJournal):
         meta = self._call(self._client.hgetall, meta_key)
         if not meta:
             return None
-        raw = self._call(self._client.lrange, entries_key, 0, -1)
-        entries = []
-        for item in raw:
-            data = json.loads(item)
-            context = data["context"]
-            entries.append(
-                JournalEntry(
-                    data["kind"],
-                    data["step"],
-                    None if context is None else base64.b64decode(context),
-                    data["error"],
-                )
-            )
-        return SagaRecord(
-            saga_id,
-            meta[b"name"].decode(),
-            meta[b"status"].decode(),
-            float(meta[b"touched"]),
-            tuple(entries),
-            meta[b"owner"].decode() if b"owner" in meta else None,
-            float(meta[b"lease_until"]) if b"lease_until" in meta else None,
-        )
+        entries = self._call(self._client.lrange, entries_key, 0, -1)
+        return saga_record(saga_id, meta, entries)
 
     def unfinished(self) -> list[str]:
         ids = self._call(self._client.zrange, self._running, 0, -1)
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+        return saga_ids(ids)
 
     def claim_stale(self, saga_id: str, now: float, stale_before: float) -> bool:
         taken = self._call(
@@ -324,17 +293,3 @@ class RedisSagaJournal(SagaJournal):
 
     def __repr__(self) -> str:
         return f"RedisSagaJournal(prefix={self.prefix!r})"
-
-
-def _encode(entry: JournalEntry) -> str:
-    """An entry as JSON (its context as base64, never a pickle)."""
-    return json.dumps(
-        {
-            "kind": entry.kind,
-            "step": entry.step,
-            "context": None
-            if entry.context is None
-            else base64.b64encode(entry.context).decode(),
-            "error": entry.error,
-        }
-    )

@@ -8,7 +8,7 @@ from reactivex import abc
 
 from .errors import CallRefusedError
 
-__all__ = ["HedgeAttempts"]
+__all__ = ["HedgeLedger"]
 
 
 class _Cancellable(Protocol):
@@ -18,7 +18,7 @@ class _Cancellable(Protocol):
 _A = TypeVar("_A", bound=_Cancellable)
 
 
-class HedgeAttempts(Generic[_A]):
+class HedgeLedger(Generic[_A]):
     """Which attempts are live, which one won, how many started or are asked
     for, the pending hedge timer and the failure to report.
 
