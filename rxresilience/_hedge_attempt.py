@@ -3,18 +3,43 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from reactivex import Observable, abc
 
-if TYPE_CHECKING:  # the run makes its attempts: imported for the types only
-    from ._hedge_run import HedgeRun
-
-__all__ = ["HedgeAttempt", "stop_attempts"]
+__all__ = ["HedgeAttempt", "HedgedRun", "stop_attempts"]
 
 _log = logging.getLogger("rxresilience")
 
 _T = TypeVar("_T")
+_T_contra = TypeVar("_T_contra", contravariant=True)
+
+
+class _Standing(Protocol):
+    """What an attempt reads (the winner) and writes (finished) of the run's
+    bookkeeping."""
+
+    @property
+    def winner(self) -> object: ...
+
+    finished: bool
+
+
+class HedgedRun(Protocol[_T_contra]):
+    """What an attempt needs of the run that made it (a ``HedgeRun``): the run
+    imports its attempts, not the other way round."""
+
+    @property
+    def attempts(self) -> _Standing: ...
+
+    @property
+    def observer(self) -> abc.ObserverBase[_T_contra]: ...
+
+    def win(self, attempt: HedgeAttempt[Any]) -> bool: ...
+
+    def failed(self, attempt: HedgeAttempt[Any], error: Exception) -> None: ...
+
+    def stop_launching(self) -> None: ...
 
 
 class HedgeAttempt(Generic[_T]):
@@ -26,7 +51,7 @@ class HedgeAttempt(Generic[_T]):
 
     __slots__ = ("_run", "cancelled", "number", "subscription")
 
-    def __init__(self, run: HedgeRun[_T], number: int) -> None:
+    def __init__(self, run: HedgedRun[_T], number: int) -> None:
         self._run = run
         self.number = number  # 1 for the first attempt, n for hedge n - 1
         self.subscription: abc.DisposableBase | None = None  # once subscribe returned
