@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -17,6 +18,8 @@ from ._gcra import RateLimiterReservation
 from ._limiter import RateLimiter, warn_of_two_clocks
 
 __all__ = ["pace"]
+
+_log = logging.getLogger("rxresilience")
 
 _T = TypeVar("_T")
 
@@ -249,14 +252,20 @@ class _Pacer(abc.DisposableBase, Generic[_T]):
             self._stop(error)
 
     def _on_timer(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self._waiting = False
-            head, self._head = self._head, None
-            if head is not None:  # the head's permit is due
-                self._emit(self._queue.popleft())
-            self._advance()
+        try:
+            with self._lock:
+                if self._done:
+                    return
+                self._waiting = False
+                head, self._head = self._head, None
+                if head is not None:  # the head's permit is due
+                    self._emit(self._queue.popleft())
+                self._advance()
+        except Exception:
+            # Only the subscriber's own on_error / on_completed gets here (an
+            # on_next that raises is handled in _emit): its bug is its own,
+            # and on a timer's thread nobody would hear it.
+            _log.exception("a paced subscriber's on_error or on_completed raised")
 
     def _advance(self) -> None:
         """Called under the lock: pass on every item whose permit is free, then

@@ -460,3 +460,33 @@ def test_eight_threads_pacing_through_one_limiter_take_exactly_the_free_permits(
     assert len(emitted) == 30
     assert len(overflowed) == 160 - 30
     assert all(isinstance(e, rxr.BufferOverflowError) for e in overflowed)
+
+
+@pytest.mark.parametrize("ending", ["completed", "error"])
+def test_a_subscribers_end_that_raises_on_the_timer_stays_off_the_timer(
+    ending: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The end a timer passes on raises in the subscriber: logged, as the saga's
+    subscriber does, never raised into the scheduler (a timer thread)."""
+    scheduler = TestScheduler()
+    limiter = rxr.RateLimiter(rate=2, per=1.0, scheduler=scheduler)
+    source = (
+        rx.of(1, 2)
+        if ending == "completed"
+        else rx.concat(rx.of(1, 2), rx.throw(ValueError("end")))
+    )
+    seen: list[int] = []
+
+    def bad_end(*_: Any) -> None:
+        raise RuntimeError("the subscriber's own bug")
+
+    source.pipe(rxr.pace(limiter)).subscribe(
+        seen.append, bad_end, bad_end, scheduler=scheduler
+    )
+    with caplog.at_level("ERROR", logger="rxresilience"):
+        scheduler.advance_to(2.0)  # the end comes from the timer at 0.5
+    assert seen == [1, 2]
+    assert any(
+        "the subscriber's own bug" in r.getMessage() or r.exc_info
+        for r in caplog.records
+    )
