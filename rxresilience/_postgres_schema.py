@@ -18,13 +18,14 @@ The statements are built with ``psycopg.sql``: every name is an
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ._postgres import PostgresConnections, import_psycopg
 
-__all__ = ["VERSIONS_TABLE", "TableSchema"]
+__all__ = ["VERSIONS_TABLE", "SchemaOpening", "TableSchema"]
 
 #: The table that holds every component's schema version.
 VERSIONS_TABLE = "rxr_schema_versions"
@@ -146,3 +147,36 @@ class TableSchema:
                 )
             for statement in self.statements():
                 conn.execute(statement)
+
+
+class SchemaOpening:
+    """A component's tables, checked (or made) once, at its first operation.
+
+    ``create`` is the component's ``create_schema``: whether a missing table
+    is made or refused. :meth:`now` is the component's ``create_schema()``.
+    """
+
+    __slots__ = ("_connections", "_create", "_layout", "_lock", "_ready")
+
+    def __init__(
+        self, layout: TableSchema, connections: PostgresConnections, *, create: bool
+    ) -> None:
+        self._layout = layout
+        self._connections = connections
+        self._create = create
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def once(self) -> None:
+        """Check the tables unless that was done: the first caller does it,
+        the others starting meanwhile wait for it."""
+        if not self._ready:
+            with self._lock:
+                if not self._ready:
+                    self._layout.ensure(self._connections, create=self._create)
+                    self._ready = True
+
+    def now(self) -> None:
+        """Make the tables now if missing (whatever ``create``), and check them."""
+        self._layout.ensure(self._connections, create=True)
+        self._ready = True

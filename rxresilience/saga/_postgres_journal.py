@@ -16,7 +16,6 @@ win, and the former owner's writes are refused from then on.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -30,7 +29,7 @@ from .._postgres import (
     require_table_name,
     text_digest,
 )
-from .._postgres_schema import TableSchema
+from .._postgres_schema import SchemaOpening, TableSchema
 from ..errors import SagaError
 from ._journal import JournalEntry, JournalWrite, SagaJournal, SagaRecord
 from ._postgres_batch import apply_batch, batch_statements
@@ -234,9 +233,9 @@ class PostgresSagaJournal(SagaJournal):
             error=SagaError,
             what=f"saga journal {prefix!r}",
         )
-        self._create = create_schema
-        self._ready = False
-        self._opening = threading.Lock()
+        self._tables = SchemaOpening(
+            self._layout, self._connections, create=create_schema
+        )
         render = self._layout.render
         self._begin_sql = render(_BEGIN)
         self._append_sql = render(_APPEND)
@@ -254,19 +253,11 @@ class PostgresSagaJournal(SagaJournal):
 
     def create_schema(self) -> None:
         """Make the tables (and the versions table) now, if missing; check them."""
-        self._layout.ensure(self._connections, create=True)
-        self._ready = True
-
-    def _open(self) -> None:
-        if not self._ready:
-            with self._opening:
-                if not self._ready:
-                    self._layout.ensure(self._connections, create=self._create)
-                    self._ready = True
+        self._tables.now()
 
     @contextmanager
     def _statement(self) -> Iterator[Any]:
-        self._open()
+        self._tables.once()
         with self._connections.statement() as conn:
             yield conn
 
@@ -338,7 +329,7 @@ class PostgresSagaJournal(SagaJournal):
         """All the writes in one transaction, each fenced on its own saga."""
         if not writes:
             return []
-        self._open()
+        self._tables.once()
         with self._connections.transaction() as conn:
             return apply_batch(conn, self._batch, writes)
 

@@ -17,7 +17,6 @@ compared in the statements; PostgreSQL's clock is never read.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,7 +31,7 @@ from .._postgres import (
     require_table_name,
     text_digest,
 )
-from .._postgres_schema import TableSchema
+from .._postgres_schema import SchemaOpening, TableSchema
 from ..errors import IdempotencyError
 from ._base import (
     Claim,
@@ -236,9 +235,9 @@ class PostgresIdempotencyStore(IdempotencyStore):
             error=IdempotencyError,
             what=f"idempotency store {self.table!r}",
         )
-        self._create = create_schema
-        self._ready = False
-        self._opening = threading.Lock()
+        self._tables = SchemaOpening(
+            self._layout, self._connections, create=create_schema
+        )
         self._claims = itertools.count(1)
         render = self._layout.render
         self._claim_sql = render(_CLAIM)
@@ -255,16 +254,11 @@ class PostgresIdempotencyStore(IdempotencyStore):
 
     def create_schema(self) -> None:
         """Make the table (and the versions table) now, if missing; check it."""
-        self._layout.ensure(self._connections, create=True)
-        self._ready = True
+        self._tables.now()
 
     @contextmanager
     def _statement(self) -> Iterator[Any]:
-        if not self._ready:
-            with self._opening:
-                if not self._ready:
-                    self._layout.ensure(self._connections, create=self._create)
-                    self._ready = True
+        self._tables.once()
         with self._connections.statement() as conn:
             yield conn
 
