@@ -167,15 +167,19 @@ def new_owner_token() -> str:
     one): 64 random bits drawn once per process, then a counter.
     """
     nonce, counter = _nonce(os.getpid())
-    token = f"{nonce}{next(counter):016x}"
-    here = current()
-    return token if here is None else f"{token}@{here}"
+    return f"{nonce}{next(counter):016x}{_suffix(current())}"
 
 
 @functools.lru_cache(maxsize=1)
 def _nonce(pid: int) -> tuple[str, itertools.count[int]]:
     """This process's random half of its tokens (drawn again after a fork)."""
     return uuid.uuid4().hex[:16], itertools.count()
+
+
+@functools.lru_cache(maxsize=4)
+def _suffix(here: ProcessIdentity | None) -> str:
+    """The ``@identity`` a token ends with (formatted once, not per saga)."""
+    return "" if here is None else f"@{here}"
 
 
 def owner_is_gone(token: str | None) -> bool:

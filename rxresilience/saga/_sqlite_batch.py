@@ -12,8 +12,10 @@ from ._journal import JournalWrite, lease_of
 
 __all__ = ["apply_batch"]
 
-#: Ids per ``IN (...)``: SQLite builds before 3.32 allow 999 parameters.
-_IDS_PER_QUERY = 500
+#: Parameters per statement at most, whatever the build allows: a batch's
+#: rows fit in one statement (each statement is a call into SQLite, taken
+#: back by the GIL), and a statement's text stays a few hundred kilobytes.
+_MOST_PARAMETERS = 10_000
 
 
 def apply_batch(db: sqlite3.Connection, writes: Sequence[JournalWrite]) -> list[bool]:
@@ -86,11 +88,12 @@ def apply_batch(db: sqlite3.Connection, writes: Sequence[JournalWrite]) -> list[
 def _insert(
     db: sqlite3.Connection, into: str, row: str, rows: list[tuple[object, ...]]
 ) -> None:
-    """``INSERT INTO <into> VALUES <row>, <row>, ...``, in statements of at
-    most 999 parameters (``into`` and ``row`` are literals of this module)."""
+    """``INSERT INTO <into> VALUES <row>, <row>, ...``, in statements of as
+    many parameters as SQLite allows (``into`` and ``row`` are literals of
+    this module)."""
     if not rows:
         return
-    per = 999 // len(rows[0])
+    per = _features().parameters // len(rows[0])
     for start in range(0, len(rows), per):
         chunk = rows[start : start + per]
         db.execute(
@@ -106,8 +109,9 @@ def _owners_and_last_seq(
     journal are left out; a saga without entries has no last ``seq``)."""
     owners: dict[str, str | None] = {}
     last: dict[str, int] = {}
-    for start in range(0, len(ids), _IDS_PER_QUERY):
-        chunk = ids[start : start + _IDS_PER_QUERY]
+    per = _features().parameters
+    for start in range(0, len(ids), per):
+        chunk = ids[start : start + per]
         marks = ", ".join("?" * len(chunk))
         if _features().json:
             # One row, one step: stepping through a row per saga takes the GIL
@@ -145,7 +149,7 @@ def _update(db: sqlite3.Connection, rows: list[tuple[str, object, object]]) -> N
             [(touched, status, saga_id) for saga_id, touched, status in rows],
         )
         return
-    per = 999 // 3
+    per = _features().parameters // 3
     for start in range(0, len(rows), per):
         chunk = rows[start : start + per]
         # A join on the primary key: one lookup per row (a ``CASE`` of n
@@ -162,13 +166,15 @@ def _update(db: sqlite3.Connection, rows: list[tuple[str, object, object]]) -> N
 class _Features(NamedTuple):
     json: bool
     update_from: bool
+    parameters: int = 999
 
 
 @functools.cache
 def _features() -> _Features:
     """What the linked SQLite library can do: ``json_group_array`` (the JSON
-    functions, built in since 3.38 and in most builds before) and ``UPDATE
-    ... FROM`` (3.33)."""
+    functions, built in since 3.38 and in most builds before), ``UPDATE ...
+    FROM`` (3.33), and how many parameters a statement may have (999 before
+    3.32 by default, 32,766 since; builds choose their own)."""
     probe = sqlite3.connect(":memory:")
     try:
         try:
@@ -176,6 +182,11 @@ def _features() -> _Features:
             has_json = True
         except sqlite3.OperationalError:
             has_json = False
-        return _Features(has_json, sqlite3.sqlite_version_info >= (3, 33, 0))
+        parameters = probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        return _Features(
+            has_json,
+            sqlite3.sqlite_version_info >= (3, 33, 0),
+            max(6, min(parameters, _MOST_PARAMETERS)),
+        )
     finally:
         probe.close()

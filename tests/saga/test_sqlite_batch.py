@@ -1,5 +1,6 @@
 """The SQLite journal's batches against the in-memory journal's, with and
-without the SQLite features the fast paths use (JSON, ``UPDATE ... FROM``)."""
+without the SQLite features the fast paths use (JSON, ``UPDATE ... FROM``),
+in statements as long as the build allows or of a few rows each."""
 
 from __future__ import annotations
 
@@ -21,15 +22,16 @@ KINDS = ("step_started", "step_succeeded", "step_failed")
 
 
 @pytest.fixture(
-    params=list(itertools.product([True, False], repeat=2)),
-    ids=lambda p: f"json={p[0]},update_from={p[1]}",
+    params=list(itertools.product([True, False], [True, False], [None, 7])),
+    ids=lambda p: f"json={p[0]},update_from={p[1]},parameters={p[2] or 'all'}",
 )
 def features(request: pytest.FixtureRequest) -> Iterator[None]:
-    json_, update_from = request.param
+    json_, update_from, parameters = request.param
     real = _sqlite_batch._features()
     if (json_ and not real.json) or (update_from and not real.update_from):
         pytest.fail("this SQLite lacks a feature the fast path needs")
-    chosen = _sqlite_batch._Features(json_, update_from)
+    # 7 parameters: one entry row, two saga updates, seven ids per statement.
+    chosen = _sqlite_batch._Features(json_, update_from, parameters or real.parameters)
     original = _sqlite_batch._features
     _sqlite_batch._features = lambda: chosen  # type: ignore[assignment]
     try:
