@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 
 from ._arguments import require_choice, require_finite
 
 __all__ = [
     "LONGEST_BUSY_TIMEOUT",
     "SYNCHRONOUS",
+    "immediate_transaction",
     "open_database",
     "require_synchronous",
 ]
@@ -31,6 +33,23 @@ LONGEST_BUSY_TIMEOUT = (2**31 - 1) / 1000
 _META = (
     "CREATE TABLE IF NOT EXISTS rxr_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 )
+
+
+@contextlib.contextmanager
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction with the write lock taken at once (``BEGIN
+    IMMEDIATE``, so that what the block reads stays true until it commits):
+    committed when the block ends, however it ends (a ``return`` included),
+    rolled back when it raises (``KeyboardInterrupt`` too) or when the
+    commit fails."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def require_synchronous(synchronous: object) -> str:
@@ -101,8 +120,7 @@ def open_database(
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={durability}")  # one of two literals
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(db):
             tables = {
                 row[0]
                 for row in db.execute(
@@ -132,10 +150,6 @@ def open_database(
                 "INSERT OR IGNORE INTO rxr_meta (name, value) VALUES (?, ?)",
                 (schema_name, version),
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
     except BaseException:
         db.close()
         raise

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 
-from .._sqlite import require_synchronous
+from .._sqlite import immediate_transaction, require_synchronous
 from ..errors import SagaError
 from ._journal import JournalEntry, JournalWrite, SagaJournal, SagaRecord
 from ._sqlite_batch import apply_batch
@@ -156,16 +156,9 @@ class SQLiteSagaJournal(SagaJournal):
     def write_owned(self, writes: Sequence[JournalWrite]) -> list[bool]:
         """All the writes in one transaction, each fenced on its own row."""
         with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                done = apply_batch(db, writes)
-                db.execute("COMMIT")
-                self._commits += 1
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            with immediate_transaction(self._db):
+                done = apply_batch(self._db, writes)
+            self._commits += 1
         return done
 
     def load(self, saga_id: str) -> SagaRecord | None:

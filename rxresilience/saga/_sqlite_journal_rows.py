@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from .._sqlite import immediate_transaction
 from ._journal import JournalEntry, SagaRecord
 
 __all__ = ["GONE", "append_entry", "load_record", "unfinished_ids"]
@@ -32,8 +33,7 @@ def append_entry(
 
     False, with nothing written, when ``owner`` is given and does not hold it.
     """
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(db):
         if owner is None:
             db.execute(
                 "UPDATE rxr_sagas SET touched = ? WHERE saga_id = ?",
@@ -46,19 +46,13 @@ def append_entry(
             ).rowcount
             != 1
         ):
-            db.execute("ROLLBACK")
-            return False
+            return False  # nothing written: the empty transaction commits
         db.execute(
             "INSERT INTO rxr_saga_entries (saga_id, seq, kind, step, context, error) "
             "VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM rxr_saga_entries "
             "WHERE saga_id = ?), ?, ?, ?, ?)",
             (saga_id, saga_id, entry.kind, entry.step, entry.context, entry.error),
         )
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
     return True
 
 

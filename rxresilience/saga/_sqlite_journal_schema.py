@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from .._sqlite import open_database
+from .._sqlite import immediate_transaction, open_database
 from ..errors import SagaError
 
 __all__ = ["SCHEMA_VERSION", "open_journal_database"]
@@ -68,14 +68,8 @@ def open_journal_database(
 def _add_ownership_columns(db: sqlite3.Connection) -> None:
     """Give a 0.1 database the columns of ownership, in place, once (two
     processes opening it at once: the second finds them added)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(db):
         present = {row[1] for row in db.execute("PRAGMA table_info(rxr_sagas)")}
         for name, kind in _OWNERSHIP_COLUMNS:  # literals, never user input
             if name not in present:
                 db.execute(f"ALTER TABLE rxr_sagas ADD COLUMN {name} {kind}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 
 from .._codec import Codec, codec_or_json
-from .._sqlite import open_database, require_synchronous
+from .._sqlite import immediate_transaction, open_database, require_synchronous
 from ..errors import IdempotencyError
 from ._base import (
     Claim,
@@ -138,8 +138,7 @@ class SQLiteIdempotencyStore(IdempotencyStore):
         lease_until = require_time("lease_until", lease_until)
         with self._lock, _reported(self.path):
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate_transaction(db):
                 row = db.execute(
                     "SELECT status, fingerprint, expires_at, record "
                     "FROM rxr_idempotency WHERE key = ?",
@@ -147,7 +146,6 @@ class SQLiteIdempotencyStore(IdempotencyStore):
                 ).fetchone()
                 if row is not None and row[2] > now:
                     status, stored_fingerprint, _, record = row
-                    db.execute("COMMIT")
                     if stored_fingerprint != fingerprint:
                         return _KEY_REUSED
                     if status == "completed":
@@ -165,12 +163,7 @@ class SQLiteIdempotencyStore(IdempotencyStore):
                     db.execute(
                         "DELETE FROM rxr_idempotency WHERE expires_at <= ?", (now,)
                     )
-                db.execute("COMMIT")
                 return _CLAIMED
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
 
     def renew(self, key: str, owner: str, lease_until: float) -> bool:
         require_store_key(key)
