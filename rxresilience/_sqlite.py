@@ -42,8 +42,10 @@ def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
     committed when the block ends, however it ends (a ``return`` included),
     rolled back when it raises (``KeyboardInterrupt`` too) or when the
     commit fails."""
-    db.execute("BEGIN IMMEDIATE")
     try:
+        # Inside: a signal's exception (Ctrl-C, a deadline's alarm) raised as
+        # BEGIN returns, the lock taken, must roll back too.
+        db.execute("BEGIN IMMEDIATE")
         yield
         db.execute("COMMIT")
     except BaseException:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pathlib
 import sqlite3
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -90,3 +92,38 @@ def test_an_error_inside_a_rolled_back_transaction_is_not_masked(
     with pytest.raises(ValueError, match="mine"):
         write()
     assert not db.in_transaction
+
+
+class InterruptedAfterBegin(sqlite3.Connection):
+    """A connection where a signal's exception arrives as BEGIN returns (a
+    Ctrl-C, a deadline's alarm, delivered once the lock is taken)."""
+
+    signal_pending = True
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        cursor = super().execute(sql, *args)
+        if sql == "BEGIN IMMEDIATE" and self.signal_pending:
+            self.signal_pending = False
+            raise KeyboardInterrupt
+        return cursor
+
+
+def test_an_interrupt_as_begin_returns_rolls_back(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "t.db"
+    db = sqlite3.connect(path, isolation_level=None, factory=InterruptedAfterBegin)
+    db.execute("CREATE TABLE t (x INTEGER)")
+
+    def write() -> None:
+        with immediate_transaction(db):
+            db.execute("INSERT INTO t VALUES (5)")
+
+    with pytest.raises(KeyboardInterrupt):
+        write()
+    assert not db.in_transaction  # the write lock is let go
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer gets it at once
+    other.execute("ROLLBACK")
+    other.close()
+    write()  # and the next transaction of this one works
+    assert rows(db) == [5]
+    db.close()

@@ -150,8 +150,7 @@ def _plan(
             plan.done.append(False)
             continue
         else:
-            if saga.touched is None or write.now > saga.touched:
-                saga.touched = write.now
+            saga.touched = write.now  # the last write's time, as in memory
             saga.changed = True
         for entry in write.entries:
             saga.count += 1

@@ -97,6 +97,26 @@ def test_a_batch_fences_each_saga_on_its_own(journal: Any) -> None:
     assert (four.status, four.owner, four.lease_until) == ("running", "o-s-4", 31.0)
 
 
+def test_a_saga_written_twice_in_a_batch_is_touched_by_the_last_write(
+    journal: Any,
+) -> None:
+    # Times in a batch need not grow (two threads, a clock stepped back): every
+    # journal keeps the last write's, as the in-memory journal does.
+    journal.begin_owned("s-1", "s", 0.0, owner="o", lease_until=30.0)
+    entry = rxr.JournalEntry("step_started", "a", b"1")
+    done = journal.write_owned(
+        [
+            rxr.JournalWrite("s-1", "o", 5.0, entries=(entry,)),
+            rxr.JournalWrite("s-1", "o", 3.0, entries=(entry,)),
+            rxr.JournalWrite("s-2", "o", 5.0, begin="s", lease_until=30.0),
+            rxr.JournalWrite("s-2", "o", 4.0, entries=(entry,)),
+        ]
+    )
+    assert done == [True, True, True, True]
+    assert journal.load("s-1").touched == 3.0
+    assert journal.load("s-2").touched == 4.0
+
+
 def test_a_begin_that_finds_its_id_taken_is_a_saga_error(journal: Any) -> None:
     journal.begin_owned("s-1", "three", 0.0, owner="other", lease_until=30.0)
     log: list[str] = []

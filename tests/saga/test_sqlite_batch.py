@@ -52,7 +52,7 @@ def writes() -> st.SearchStrategy[rxr.JournalWrite]:
         rxr.JournalWrite,
         st.sampled_from(SAGAS),
         st.sampled_from(OWNERS),
-        st.just(0.0),
+        st.sampled_from((1.0, 2.0, 3.0)),  # in no order: a saga keeps the last
         st.lists(entry, max_size=3).map(tuple),
         begin=st.none() | st.just("saga"),
         lease_until=st.just(30.0),
@@ -60,15 +60,14 @@ def writes() -> st.SearchStrategy[rxr.JournalWrite]:
     )
 
 
-def timed(batches: list[list[rxr.JournalWrite]]) -> list[list[rxr.JournalWrite]]:
-    """The same batches, each write a moment after the one before it."""
-    clock = itertools.count(1)
+def leased(batches: list[list[rxr.JournalWrite]]) -> list[list[rxr.JournalWrite]]:
+    """The same batches, a lease only where a saga begins."""
     return [
         [
             rxr.JournalWrite(
                 w.saga_id,
                 w.owner,
-                float(next(clock)),
+                w.now,
                 w.entries,
                 begin=w.begin,
                 lease_until=w.lease_until if w.begin else None,
@@ -93,10 +92,40 @@ def test_a_batch_does_what_the_in_memory_journal_does(
     with tempfile.TemporaryDirectory() as folder:
         sqlite = rxr.SQLiteSagaJournal(pathlib.Path(folder) / "sagas.db")
         try:
-            for batch in timed(batches):
+            for batch in leased(batches):
                 assert sqlite.write_owned(batch) == memory.write_owned(batch)
             for saga_id in SAGAS:
                 assert sqlite.load(saga_id) == memory.load(saga_id)
             assert sorted(sqlite.unfinished()) == sorted(memory.unfinished())
         finally:
             sqlite.close()
+
+
+def test_the_owners_of_a_batch_are_read_in_queries_of_bounded_length(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    # Each query's JSON row holds its ids (escaped, up to six times as long):
+    # long ids are read a few per query, never in one string SQLite refuses.
+    monkeypatch.setattr(_sqlite_batch, "_MOST_ID_CHARACTERS", 10)
+    ids = [f"s-{i}-\x01" * (1 + i % 3) for i in range(40)]
+    chunks = _sqlite_batch._chunks(ids, 999)
+    assert [i for chunk in chunks for i in chunk] == ids  # all, in order
+    assert all(len(c) == 1 or sum(map(len, c)) <= 10 for c in chunks)
+    assert [len(c) for c in _sqlite_batch._chunks(["x" * 25, "y", "z"], 999)] == [1, 2]
+    assert [len(c) for c in _sqlite_batch._chunks(["a"] * 5, 2)] == [2, 2, 1]
+    memory = rxr.InMemorySagaJournal()
+    sqlite = rxr.SQLiteSagaJournal(tmp_path / "sagas.db")
+    try:
+        begin = [
+            rxr.JournalWrite(i, "o", 1.0, begin="saga", lease_until=30.0) for i in ids
+        ]
+        entry = rxr.JournalEntry("step_started", "a", b"1")
+        write = [
+            rxr.JournalWrite(i, "o", 2.0, (entry,), status="completed") for i in ids
+        ]
+        for batch in (begin, write):
+            assert sqlite.write_owned(batch) == memory.write_owned(batch) == [True] * 40
+        for saga_id in ids:
+            assert sqlite.load(saga_id) == memory.load(saga_id)
+    finally:
+        sqlite.close()
