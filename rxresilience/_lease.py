@@ -35,6 +35,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from ._async import loop_of_scheduler
 from ._clock import RESOLUTION, clock_of, timers_cost_a_thread
+from ._weak_identity_map import WeakIdentityMap
 
 __all__ = ["Lease"]
 
@@ -234,7 +235,7 @@ class _Keeper:
             lease._scheduler.schedule(lease._tick)
 
 
-_keepers: weakref.WeakKeyDictionary[object, _Keeper] = weakref.WeakKeyDictionary()
+_keepers: WeakIdentityMap[abc.SchedulerBase, _Keeper] = WeakIdentityMap()
 _keepers_lock = threading.Lock()
 
 
@@ -258,10 +259,6 @@ def _keeper_of(scheduler: abc.SchedulerBase) -> _Keeper | None:
                 _loop_keepers[id(loop)] = keeper
             return keeper
     try:
-        with _keepers_lock:
-            keeper = _keepers.get(scheduler)
-            if keeper is None:
-                keeper = _keepers[scheduler] = _Keeper(scheduler)
-            return keeper
+        return _keepers.setdefault(scheduler, lambda: _Keeper(scheduler))
     except TypeError:
         return None

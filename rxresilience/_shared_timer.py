@@ -54,6 +54,7 @@ from ._clock import (
     thread_scheduler,
     timers_cost_a_thread,
 )
+from ._weak_identity_map import WeakIdentityMap
 
 __all__ = ["IDLE", "SharedTimer", "shared_timer"]
 
@@ -270,10 +271,7 @@ def _clock_through(scheduler: weakref.ref[abc.SchedulerBase]) -> Callable[[], fl
     return read
 
 
-_timers: weakref.WeakKeyDictionary[abc.SchedulerBase, SharedTimer] = (
-    weakref.WeakKeyDictionary()
-)
-_timers_lock = threading.Lock()
+_timers: WeakIdentityMap[abc.SchedulerBase, SharedTimer] = WeakIdentityMap()
 
 
 def shared_timer(scheduler: abc.SchedulerBase) -> SharedTimer | None:
@@ -284,15 +282,9 @@ def shared_timer(scheduler: abc.SchedulerBase) -> SharedTimer | None:
     if not timers_cost_a_thread(scheduler):
         return None
     try:
-        timer = _timers.get(scheduler)
-        if timer is None:
-            with _timers_lock:
-                timer = _timers.get(scheduler)
-                if timer is None:
-                    timer = _timers[scheduler] = SharedTimer(scheduler)
+        return _timers.setdefault(scheduler, lambda: SharedTimer(scheduler))
     except TypeError:
         return None
-    return timer
 
 
 #: The default scheduler (``TimeoutScheduler``'s singleton, which lives as long
@@ -303,9 +295,7 @@ _default = (thread_scheduler(), shared_timer(thread_scheduler()))
 
 def _forget_in_child() -> None:
     """After ``os.fork``, in the child: no deadline of the parent's is armed."""
-    global _timers_lock
-    _timers_lock = threading.Lock()
-    for timer in list(_timers.values()):
+    for timer in _timers.values():  # the map's own lock is made anew first
         timer._reset()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -19,6 +18,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from .._clock import choose_scheduler, clock_of
+from .._weak_identity_map import WeakIdentityMap
 from ..errors import (
     IdempotencyClaimLostError,
     IdempotencyCodecError,
@@ -42,9 +42,10 @@ _log = logging.getLogger("rxresilience")
 # Executions in flight in this process, per store and key. The lock also
 # guards what joining, leaving and claiming decide together: an execution's
 # refs, whether it is cancelled or started, and whether its claim is held.
-_REGISTRY: weakref.WeakKeyDictionary[
-    IdempotencyStore, dict[str, IdempotentExecution[Any]]
-] = weakref.WeakKeyDictionary()
+#: By the store's identity: two stores that compare equal are still two.
+_REGISTRY: WeakIdentityMap[IdempotencyStore, dict[str, IdempotentExecution[Any]]] = (
+    WeakIdentityMap()
+)
 _REGISTRY_LOCK = threading.Lock()
 
 
@@ -58,7 +59,7 @@ def join(
 ) -> abc.DisposableBase:
     """Subscribe ``observer`` to the execution of ``key``, starting one if needed."""
     with _REGISTRY_LOCK:
-        executions = _REGISTRY.setdefault(policy.store, {})
+        executions = _REGISTRY.setdefault(policy.store, dict)
         execution = executions.get(key)
         if execution is not None and execution.fingerprint != fingerprint:
             reused = True

@@ -37,6 +37,7 @@ from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from .._async import in_loop_thread, loop_of_scheduler
+from .._weak_identity_map import WeakIdentityMap
 from ._journal import JournalWrite, SagaJournal
 
 __all__ = ["GroupCommit", "group_commit_for"]
@@ -185,10 +186,11 @@ def _writers_pool() -> concurrent.futures.ThreadPoolExecutor:
     return _pool(os.getpid())
 
 
-_writers: weakref.WeakKeyDictionary[
-    SagaJournal, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit]
-] = weakref.WeakKeyDictionary()
-_writers_lock = threading.Lock()
+#: Each journal's writers, by loop (both by identity: two journals that
+#: compare equal still write each to its own database).
+_writers: WeakIdentityMap[
+    SagaJournal, WeakIdentityMap[asyncio.AbstractEventLoop, GroupCommit]
+] = WeakIdentityMap()
 
 
 def group_commit_for(
@@ -205,17 +207,7 @@ def group_commit_for(
         return None
     loop = loop_of_scheduler(scheduler)
     try:
-        # A run per saga asks: looked up without the lock (and without the
-        # weak reference to the journal that ``setdefault`` makes) first.
-        known = _writers.get(journal)
-        writer = None if known is None else known.get(loop)
-        if writer is not None:
-            return writer
-        with _writers_lock:
-            by_loop = _writers.setdefault(journal, weakref.WeakKeyDictionary())
-            writer = by_loop.get(loop)
-            if writer is None:
-                writer = by_loop[loop] = GroupCommit(journal, loop)
-            return writer
+        by_loop = _writers.setdefault(journal, WeakIdentityMap)
+        return by_loop.setdefault(loop, lambda: GroupCommit(journal, loop))
     except TypeError:  # a journal class that cannot be weakly referenced:
         return GroupCommit(journal, loop)  # off the loop, one run per writer

@@ -140,3 +140,32 @@ def test_resilient_refuses_an_idempotency_that_would_stop_on_a_timeout() -> None
         rxr.resilient(idempotency=rxr.IdempotencyPolicy(policy.store))
     with pytest.raises(TypeError, match="idempotency="):
         rxr.resilient(timeout=1.0, idempotency_key="k")
+
+
+class EqualToAll(rxr.InMemoryIdempotencyStore):
+    """A store that compares equal to every other."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return 0
+
+
+def test_two_stores_that_compare_equal_each_run_and_record_their_own_key() -> None:
+    scheduler = TestScheduler()
+    first, second = EqualToAll(), EqualToAll()
+    runs = Runs(
+        lambda: rx.timer(5.0, scheduler=scheduler).pipe(ops.map(lambda _: "ok"))
+    )
+    seen: list[Any] = []
+    for store in (first, second):  # the same key, in flight at once
+        runs.observable().pipe(
+            rxr.idempotent(store, key="k", scheduler=scheduler)
+        ).subscribe(seen.append, seen.append, scheduler=scheduler)
+    scheduler.advance_to(10.0)
+    assert seen == ["ok", "ok"]
+    assert runs.count == 2  # one execution per store, not one shared
+    for store in (first, second):
+        claim = store.claim("k", None, "someone", 20.0, 80.0)
+        assert claim.status is rxr.ClaimStatus.COMPLETED

@@ -466,3 +466,33 @@ def test_a_batch_is_bounded_in_bytes_as_well_as_in_writes(
     # Each write carries about 1 kB (a start) or 2 kB (a success and the end):
     # never more than 2.5 kB in one transaction, one write alone if it must.
     assert max(journal.batches) <= 2
+
+
+class EqualToAll(rxr.InMemorySagaJournal):
+    """A journal that compares equal to every other (a dataclass of equal
+    settings would), whose writes may block."""
+
+    writes_may_block = True
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return 0
+
+
+def test_two_journals_that_compare_equal_each_get_their_own_writes() -> None:
+    first, second = EqualToAll(), EqualToAll()
+    saga = three_steps()
+
+    async def main() -> list[int]:
+        return await asyncio.gather(
+            rxr.to_async(saga.run(0, journal=first, saga_id="in-first")),
+            rxr.to_async(saga.run(0, journal=second, saga_id="in-second")),
+        )
+
+    assert asyncio.run(main()) == [3, 3]
+    assert first.state("in-first") is not None
+    assert first.state("in-second") is None
+    assert second.state("in-second") is not None
+    assert second.state("in-first") is None
