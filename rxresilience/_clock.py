@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 from reactivex import abc
@@ -35,6 +36,7 @@ __all__ = [
     "RESOLUTION",
     "choose_scheduler",
     "clock_of",
+    "clock_of_weakly",
     "is_virtual",
     "seconds_now",
 ]
@@ -85,6 +87,24 @@ def clock_of(scheduler: abc.SchedulerBase | None) -> Callable[[], float]:
     if isinstance(scheduler, Scheduler) and type(scheduler).now is Scheduler.now:
         return time.time
     return lambda: scheduler.to_seconds(scheduler.now)
+
+
+def clock_of_weakly(scheduler: abc.SchedulerBase) -> Callable[[], float]:
+    """:func:`clock_of` for what outlives its scheduler (a shared timer, a
+    registry's value): it does not keep the scheduler alive, and reads the
+    real clock once the scheduler is gone."""
+    clock = clock_of(scheduler)
+    if clock is time.time:  # it reads no scheduler
+        return clock
+    try:
+        reference = weakref.ref(scheduler)
+    except TypeError:  # held then: nothing that registers it holds it weakly
+        return clock
+
+    def read() -> float:
+        return clock_of(reference())()
+
+    return read
 
 
 def seconds_now(scheduler: abc.SchedulerBase | None = None) -> float:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from reactivex.disposable import SerialDisposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from ._async import loop_of_scheduler
-from ._clock import RESOLUTION, clock_of, timers_cost_a_thread
+from ._clock import RESOLUTION, clock_of_weakly, timers_cost_a_thread
 from ._weak_identity_map import WeakIdentityMap
 
 __all__ = ["Lease"]
@@ -172,7 +173,7 @@ class _Keeper:
     def __init__(self, scheduler: abc.SchedulerBase) -> None:
         # The scheduler itself is not kept (the registry of keepers is keyed
         # by it, weakly): each lease holds it, and the timers go through them.
-        self._clock = clock_of(scheduler)
+        self._clock = clock_of_weakly(scheduler)
         # Timers are armed under the lock, so that two threads arming at once
         # cannot leave the later timer in place of the earlier one; an RLock,
         # for a scheduler that runs a zero delay at once.
@@ -200,6 +201,15 @@ class _Keeper:
             self._timer.disposable = lease._scheduler.schedule_relative(
                 delay, self._fire
             )
+
+    def forget_all(self) -> None:
+        """Drop every lease and the armed timer (in a forked child: both are
+        the parent's)."""
+        self._lock = threading.RLock()
+        self._heap = []
+        self._due = {}
+        self._timer = SerialDisposable()
+        self._armed = None
 
     def remove(self, lease: Lease) -> None:
         with self._lock:
@@ -262,3 +272,19 @@ def _keeper_of(scheduler: abc.SchedulerBase) -> _Keeper | None:
         return _keepers.setdefault(scheduler, lambda: _Keeper(scheduler))
     except TypeError:
         return None
+
+
+def _forget_in_child() -> None:
+    """After ``os.fork``, in the child: the parent's leases are the parent's
+    to renew (a child renewing them would keep a dead parent's claims alive),
+    and their timers stayed behind with its threads; the child's own leases
+    arm timers of their own."""
+    global _keepers_lock
+    _keepers_lock = threading.Lock()
+    _loop_keepers.clear()  # the parent's loops do not run here
+    for keeper in _keepers.values():
+        keeper.forget_all()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)

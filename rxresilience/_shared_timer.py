@@ -39,9 +39,7 @@ import itertools
 import logging
 import os
 import threading
-import time
 import weakref
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from reactivex import abc
@@ -50,7 +48,7 @@ from reactivex.disposable import SerialDisposable
 from ._clock import (
     LONGEST_WAIT,
     RESOLUTION,
-    clock_of,
+    clock_of_weakly,
     thread_scheduler,
     timers_cost_a_thread,
 )
@@ -115,10 +113,7 @@ class SharedTimer:
 
     def __init__(self, scheduler: abc.SchedulerBase, *, idle: float = IDLE) -> None:
         self._scheduler = weakref.ref(scheduler)
-        clock = clock_of(scheduler)
-        if clock is not time.time:  # it reads the scheduler: hold that weakly too
-            clock = _clock_through(self._scheduler)
-        self._clock = clock
+        self._clock = clock_of_weakly(scheduler)  # the scheduler held weakly too
         self._idle = idle
         self._reset()
 
@@ -259,16 +254,6 @@ class SharedTimer:
             entry.running = running
             if entry.cancelled:  # cancelled while it was being handed over
                 running.dispose()
-
-
-def _clock_through(scheduler: weakref.ref[abc.SchedulerBase]) -> Callable[[], float]:
-    """The clock of the scheduler behind ``scheduler`` (the real clock once it
-    is gone), without keeping it alive."""
-
-    def read() -> float:
-        return clock_of(scheduler())()
-
-    return read
 
 
 _timers: WeakIdentityMap[abc.SchedulerBase, SharedTimer] = WeakIdentityMap()

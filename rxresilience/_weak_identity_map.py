@@ -68,7 +68,17 @@ class WeakIdentityMap(Generic[_K, _V]):
             if found is not None:
                 return found
             ident = id(key)
-            reference = weakref.ref(key, lambda ref: self._forget(ident, ref))
+            # The callback holds the map weakly: a map held only by a value of
+            # another map (a journal's writers by loop) goes without the
+            # cycle collector.
+            home = weakref.ref(self)
+
+            def forget(ref: weakref.ref[_K]) -> None:
+                each = home()
+                if each is not None:
+                    each._forget(ident, ref)
+
+            reference = weakref.ref(key, forget)
             value = make()
             self._entries[ident] = (reference, value)
             return value
@@ -76,6 +86,11 @@ class WeakIdentityMap(Generic[_K, _V]):
     def __len__(self) -> int:
         """How many entries the map holds (of keys alive, or just gone)."""
         return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
 
     def values(self) -> list[_V]:
         """The values of the keys alive now."""

@@ -197,3 +197,68 @@ def test_leases_made_from_eight_threads_on_the_real_clock_all_renew() -> None:
     for lease in leases:
         lease.stop()
     assert lost == []
+
+
+def test_after_fork_the_child_renews_its_own_leases_and_not_its_parents() -> None:
+    import os
+    import signal
+    import threading
+
+    from reactivex.scheduler import TimeoutScheduler
+
+    scheduler = TimeoutScheduler.singleton()
+    renewed_here = threading.Event()
+
+    def parents(until: float) -> bool:
+        renewed_here.set()  # in the child, only if it renewed the parent's
+        return True
+
+    parent = Lease(
+        3.0, time.time() + 3.0, scheduler, time.time, parents, print, first=0.2
+    )
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            code = 1
+            try:
+                signal.alarm(20)  # a hung child fails the test, never hangs it
+                renewed_here.clear()
+                own = threading.Event()
+                child = Lease(
+                    3.0,
+                    time.time() + 3.0,
+                    scheduler,
+                    time.time,
+                    lambda until: own.set() or True,
+                    print,
+                    first=0.4,
+                )
+                renewed = own.wait(10)
+                child.stop()
+                code = 0 if renewed and not renewed_here.is_set() else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        parent.stop()
+
+
+def test_a_shared_keeper_does_not_keep_its_scheduler_alive() -> None:
+    import gc
+    import weakref
+
+    from reactivex.scheduler import NewThreadScheduler
+
+    class OwnClock(NewThreadScheduler):
+        @property
+        def now(self) -> Any:  # its clock reads the scheduler
+            return super().now
+
+    scheduler = OwnClock()
+    lease = Lease(3.0, 3.0, scheduler, time.time, lambda until: True, print)
+    lease.stop()
+    gone = weakref.ref(scheduler)
+    del scheduler, lease
+    gc.collect()
+    assert gone() is None

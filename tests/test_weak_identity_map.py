@@ -81,3 +81,22 @@ def test_threads_racing_on_one_key_make_one_value() -> None:
         thread.join()
     assert len(made) == 1
     assert got == made * 8
+
+
+def test_a_map_held_only_by_another_goes_without_the_cycle_collector() -> None:
+    import weakref
+
+    outer: WeakIdentityMap[Any, WeakIdentityMap[Any, str]] = WeakIdentityMap()
+    key, inner_key = AllEqual(), AllEqual()
+    inner = outer.setdefault(key, WeakIdentityMap)
+    inner.setdefault(inner_key, lambda: "v")
+    gone = weakref.ref(inner)
+    del inner
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del key  # the outer entry goes, and with it the inner map, at once
+        assert gone() is None
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -10,6 +10,7 @@ started and must finish.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from typing import Any, TypeVar
@@ -285,3 +286,17 @@ class IdempotentExecution(Audience[_T]):
     def _stop_timers(self) -> None:
         self._other_owner.stop()
         self._source_run.stop_timers()
+
+
+def _forget_in_child() -> None:
+    """After ``os.fork``, in the child: the parent's executions do not run
+    here (their threads and timers stayed behind), and a thread of the parent
+    may have held the lock at the fork. A call in the child claims its key
+    from the store, as another process would."""
+    global _REGISTRY_LOCK
+    _REGISTRY_LOCK = threading.Lock()
+    _REGISTRY.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)

@@ -206,8 +206,6 @@ def group_commit_for(
     ):
         return None
     loop = loop_of_scheduler(scheduler)
-    try:
-        by_loop = _writers.setdefault(journal, WeakIdentityMap)
-        return by_loop.setdefault(loop, lambda: GroupCommit(journal, loop))
-    except TypeError:  # a journal class that cannot be weakly referenced:
-        return GroupCommit(journal, loop)  # off the loop, one run per writer
+    # Weakly referenced: a SagaJournal always can be (the base has no slots).
+    by_loop = _writers.setdefault(journal, WeakIdentityMap)
+    return by_loop.setdefault(loop, lambda: GroupCommit(journal, loop))
