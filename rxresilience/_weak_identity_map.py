@@ -11,11 +11,11 @@ object is a key too); an entry goes when its object does.
 
 from __future__ import annotations
 
-import os
-import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
+
+from ._child_safe_lock import ChildSafeLock
 
 __all__ = ["WeakIdentityMap"]
 
@@ -44,8 +44,7 @@ class WeakIdentityMap(Generic[_K, _V]):
         self._entries: dict[int, tuple[weakref.ref[_K], _V]] = {}
         # Reentrant: an entry's object may die (and its callback run) on a
         # thread that holds the lock, in the middle of setdefault.
-        self._lock = threading.RLock()
-        _maps.add(self)
+        self._lock = ChildSafeLock(reentrant=True)
 
     def get(self, key: _K) -> _V | None:
         """The value of ``key`` (this very object), or None."""
@@ -102,17 +101,3 @@ class WeakIdentityMap(Generic[_K, _V]):
             entry = self._entries.get(ident)
             if entry is not None and entry[0] is reference:  # not a later object's
                 del self._entries[ident]
-
-
-_maps: weakref.WeakSet[WeakIdentityMap[Any, Any]] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    """A thread of the parent may have held a map's lock at the fork: the
-    child, which has no such thread, starts with fresh locks."""
-    for each in list(_maps):
-        each._lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

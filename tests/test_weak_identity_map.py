@@ -100,3 +100,35 @@ def test_a_map_held_only_by_another_goes_without_the_cycle_collector() -> None:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def test_a_forked_child_uses_a_map_whose_lock_a_parent_thread_held() -> None:
+    import os
+    import signal
+
+    values: WeakIdentityMap[Any, str] = WeakIdentityMap()
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with values._lock:  # a parent thread inside the map at the fork
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            code = 1
+            try:
+                signal.alarm(20)  # a hung child fails the test, never hangs it
+                key = AllEqual()
+                code = 0 if values.setdefault(key, lambda: "child") == "child" else 2
+            finally:
+                os._exit(code)
+    finally:
+        release.set()
+        holder.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import warnings
 import weakref
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from typing import Generic, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
+from .._child_safe_lock import ChildSafeLock
 from .._clock import is_virtual
 from ..errors import CircuitOpenError
 from ._breaker import CircuitBreaker
@@ -24,7 +24,7 @@ _NOTHING = Disposable()  # what a refused subscription returns: nothing to undo
 
 # Breakers already warned about running on the real clock in virtual time.
 _warned: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
-_warned_lock = threading.Lock()
+_warned_lock = ChildSafeLock()
 
 
 def _warn_of_two_clocks(breaker: CircuitBreaker, scheduler: abc.SchedulerBase) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 import warnings
 import weakref
 
 from reactivex import abc
 
 from .._arguments import require_duration, require_name, require_scheduler
+from .._child_safe_lock import ChildSafeLock
 from .._clock import LONGEST_WAIT, clock_of, is_virtual
 from ..errors import RateLimitedError
 from ..telemetry import _bus
@@ -197,7 +197,7 @@ class RateLimiter:
 
 # Limiters already warned about running on the real clock in virtual time.
 _warned: weakref.WeakSet[RateLimiter] = weakref.WeakSet()
-_warned_lock = threading.Lock()
+_warned_lock = ChildSafeLock()
 
 
 def warn_of_two_clocks(limiter: RateLimiter, scheduler: abc.SchedulerBase) -> None:

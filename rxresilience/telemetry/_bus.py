@@ -23,6 +23,7 @@ from typing import TypeVar
 from reactivex import abc
 from reactivex.disposable import Disposable
 
+from .._child_safe_lock import ChildSafeLock
 from ._event import KINDS, NO_ATTRIBUTES, TelemetryEvent
 
 _R = TypeVar("_R")
@@ -60,7 +61,7 @@ class _Subscriber:
         self.policies = policies
 
 
-_lock = threading.Lock()
+_lock = ChildSafeLock()
 _subscribers: tuple[_Subscriber, ...] = ()
 # What captures a tracing context at subscribe time (the OpenTelemetry
 # adapter's current span); the last one attached wins.

@@ -12,10 +12,11 @@ are often rebuilt per call under one name, which is one policy.
 
 from __future__ import annotations
 
-import threading
 import warnings
 import weakref
 from typing import Protocol
+
+from .._child_safe_lock import ChildSafeLock
 
 __all__ = [
     "StateReporting",
@@ -46,7 +47,7 @@ def require_policy_name(argument: str, value: object) -> str:
     return value
 
 
-_lock = threading.Lock()
+_lock = ChildSafeLock()
 _live: dict[tuple[str, str], weakref.WeakSet[object]] = {}
 _warned: set[tuple[str, str]] = set()
 _breakers: weakref.WeakSet[StateReporting] = weakref.WeakSet()
