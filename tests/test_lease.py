@@ -9,6 +9,7 @@ from reactivex.testing import TestScheduler
 
 from rxresilience._lease import Lease, _keeper_of
 
+from ._fork import in_forked_child
 from ._support import pending
 
 
@@ -200,8 +201,6 @@ def test_leases_made_from_eight_threads_on_the_real_clock_all_renew() -> None:
 
 
 def test_after_fork_the_child_renews_its_own_leases_and_not_its_parents() -> None:
-    import os
-    import signal
     import threading
 
     from reactivex.scheduler import TimeoutScheduler
@@ -213,33 +212,27 @@ def test_after_fork_the_child_renews_its_own_leases_and_not_its_parents() -> Non
         renewed_here.set()  # in the child, only if it renewed the parent's
         return True
 
+    def own_lease_renewed() -> bool:
+        renewed_here.clear()
+        own = threading.Event()
+        child = Lease(
+            3.0,
+            time.time() + 3.0,
+            scheduler,
+            time.time,
+            lambda until: own.set() or True,
+            print,
+            first=0.4,
+        )
+        renewed = own.wait(10)
+        child.stop()
+        return renewed and not renewed_here.is_set()
+
     parent = Lease(
         3.0, time.time() + 3.0, scheduler, time.time, parents, print, first=0.2
     )
     try:
-        pid = os.fork()
-        if pid == 0:  # the child: report through the exit code only
-            code = 1
-            try:
-                signal.alarm(20)  # a hung child fails the test, never hangs it
-                renewed_here.clear()
-                own = threading.Event()
-                child = Lease(
-                    3.0,
-                    time.time() + 3.0,
-                    scheduler,
-                    time.time,
-                    lambda until: own.set() or True,
-                    print,
-                    first=0.4,
-                )
-                renewed = own.wait(10)
-                child.stop()
-                code = 0 if renewed and not renewed_here.is_set() else 2
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert in_forked_child(own_lease_renewed) == 0
     finally:
         parent.stop()
 

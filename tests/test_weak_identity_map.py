@@ -10,6 +10,8 @@ import pytest
 
 from rxresilience._weak_identity_map import WeakIdentityMap
 
+from ._fork import in_forked_child
+
 
 class AllEqual:
     """Compares equal to everything, hashes alike: as a dataclass of equal
@@ -103,32 +105,11 @@ def test_a_map_held_only_by_another_goes_without_the_cycle_collector() -> None:
 
 
 def test_a_forked_child_uses_a_map_whose_lock_a_parent_thread_held() -> None:
-    import os
-    import signal
-
     values: WeakIdentityMap[Any, str] = WeakIdentityMap()
-    held, release = threading.Event(), threading.Event()
+    key = AllEqual()
 
-    def hold() -> None:
-        with values._lock:  # a parent thread inside the map at the fork
-            held.set()
-            release.wait(10)
+    def use() -> bool:
+        return values.setdefault(key, lambda: "child") == "child"
 
-    holder = threading.Thread(target=hold)
-    holder.start()
-    held.wait(10)
-    try:
-        pid = os.fork()
-        if pid == 0:  # the child: report through the exit code only
-            code = 1
-            try:
-                signal.alarm(20)  # a hung child fails the test, never hangs it
-                key = AllEqual()
-                code = 0 if values.setdefault(key, lambda: "child") == "child" else 2
-            finally:
-                os._exit(code)
-    finally:
-        release.set()
-        holder.join()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    # A parent thread inside the map at the fork.
+    assert in_forked_child(use, holding=values._lock) == 0

@@ -16,6 +16,7 @@ from reactivex.testing import TestScheduler
 import rxresilience as rxr
 
 from .. import _idempotency_worker as worker
+from .._fork import in_forked_child
 from .._support import pending
 from ._doubles import (
     Operation,
@@ -172,37 +173,12 @@ def test_two_stores_that_compare_equal_each_run_and_record_their_own_key() -> No
 
 
 def test_a_forked_child_runs_its_own_calls_whatever_its_parent_held() -> None:
-    import os
-    import signal
-    import threading
-
     from rxresilience.idempotency import _execution
+
+    def call() -> bool:
+        store = rxr.InMemoryIdempotencyStore()
+        return bool(rx.of("ok").pipe(rxr.idempotent(store, key="k")).run() == "ok")
 
     # A thread of the parent inside the registry's lock at the fork: the
     # child has no such thread, and must not wait for it.
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with _execution._REGISTRY_LOCK:
-            held.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    held.wait(10)
-    try:
-        pid = os.fork()
-        if pid == 0:  # the child: report through the exit code only
-            code = 1
-            try:
-                signal.alarm(20)  # a hung child fails the test, never hangs it
-                store = rxr.InMemoryIdempotencyStore()
-                answer = rx.of("ok").pipe(rxr.idempotent(store, key="k")).run()
-                code = 0 if answer == "ok" else 2
-            finally:
-                os._exit(code)
-    finally:
-        release.set()
-        holder.join()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert in_forked_child(call, holding=_execution._REGISTRY_LOCK) == 0
