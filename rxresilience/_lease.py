@@ -35,6 +35,7 @@ from reactivex.disposable import SerialDisposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from ._async import loop_of_scheduler
+from ._child_safe_lock import ChildSafeLock
 from ._clock import RESOLUTION, clock_of_weakly, timers_cost_a_thread
 from ._weak_identity_map import WeakIdentityMap
 
@@ -246,7 +247,7 @@ class _Keeper:
 
 
 _keepers: WeakIdentityMap[abc.SchedulerBase, _Keeper] = WeakIdentityMap()
-_keepers_lock = threading.Lock()
+_keepers_lock = ChildSafeLock()
 
 
 #: The keepers of asyncio loops, by ``id(loop)``, held weakly: a keeper lives
@@ -279,8 +280,6 @@ def _forget_in_child() -> None:
     to renew (a child renewing them would keep a dead parent's claims alive),
     and their timers stayed behind with its threads; the child's own leases
     arm timers of their own."""
-    global _keepers_lock
-    _keepers_lock = threading.Lock()
     _loop_keepers.clear()  # the parent's loops do not run here
     for keeper in _keepers.values():
         keeper.forget_all()

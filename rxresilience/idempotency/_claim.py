@@ -25,7 +25,6 @@ after a claim) is passed to it as ``then``.
 from __future__ import annotations
 
 import contextlib
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
+from .._child_safe_lock import ChildSafeLock
 from .._clock import thread_scheduler
 from .._lease import Lease
 from ..errors import IdempotencyClaimLostError
@@ -71,7 +71,7 @@ class KeyClaim:
         policy: IdempotencyPolicy,
         key: str,
         fingerprint: str | None,
-        lock: threading.Lock,
+        lock: ChildSafeLock,
         scheduler: abc.SchedulerBase,
         clock: Callable[[], float],
         calls: StoreCalls,

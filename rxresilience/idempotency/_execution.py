@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from .._child_safe_lock import ChildSafeLock
 from .._clock import choose_scheduler, clock_of
 from .._weak_identity_map import WeakIdentityMap
 from ..errors import (
@@ -47,7 +47,7 @@ _log = logging.getLogger("rxresilience")
 _REGISTRY: WeakIdentityMap[IdempotencyStore, dict[str, IdempotentExecution[Any]]] = (
     WeakIdentityMap()
 )
-_REGISTRY_LOCK = threading.Lock()
+_REGISTRY_LOCK = ChildSafeLock()
 
 
 def join(
@@ -290,11 +290,8 @@ class IdempotentExecution(Audience[_T]):
 
 def _forget_in_child() -> None:
     """After ``os.fork``, in the child: the parent's executions do not run
-    here (their threads and timers stayed behind), and a thread of the parent
-    may have held the lock at the fork. A call in the child claims its key
-    from the store, as another process would."""
-    global _REGISTRY_LOCK
-    _REGISTRY_LOCK = threading.Lock()
+    here (their threads and timers stayed behind). A call in the child claims
+    its key from the store, as another process would."""
     _REGISTRY.clear()
 
 
