@@ -23,6 +23,9 @@ _MOST_PARAMETERS = 999
 #: (up to six times as long, escaped) stays far below SQLite's longest string.
 _MOST_ID_CHARACTERS = 1_000_000
 
+#: No owner at all (an owner read from the journal may be None: a 0.1 row).
+_ABSENT = object()
+
 
 def apply_batch(db: sqlite3.Connection, writes: Sequence[JournalWrite]) -> list[bool]:
     """A batch of writes inside one transaction, each fenced on its own saga.
@@ -36,13 +39,15 @@ def apply_batch(db: sqlite3.Connection, writes: Sequence[JournalWrite]) -> list[
     """
     owners, last = _owners_and_last_seq(db, list({w.saga_id: None for w in writes}))
     done: list[bool] = []
-    begins: list[tuple[object, ...]] = []
+    # Rows flat, as they are bound: built here, beside a busy event loop,
+    # each Python step costs.
+    begins: list[object] = []
+    entries: list[object] = []
     # A saga begun in this batch is touched by its insert (and by the later
     # writes of the batch): the last write's time, as the in-memory journal
     # keeps it; one that ends, ends with its last write's status.
     touched: dict[str, float] = {}
     ends: dict[str, str] = {}
-    entries: list[tuple[object, ...]] = []
     for write in writes:
         saga_id = write.saga_id
         if write.begin is not None:
@@ -50,10 +55,8 @@ def apply_batch(db: sqlite3.Connection, writes: Sequence[JournalWrite]) -> list[
                 done.append(False)
                 continue
             owners[saga_id] = write.owner
-            begins.append(
-                (saga_id, write.begin, write.now, write.owner, lease_of(write))
-            )
-        elif saga_id not in owners or owners[saga_id] != write.owner:
+            begins += (saga_id, write.begin, write.now, write.owner, lease_of(write))
+        elif owners.get(saga_id, _ABSENT) != write.owner:
             done.append(False)
             continue
         else:
@@ -61,8 +64,13 @@ def apply_batch(db: sqlite3.Connection, writes: Sequence[JournalWrite]) -> list[
         seq = last.get(saga_id, 0)
         for entry in write.entries:
             seq += 1
-            entries.append(
-                (saga_id, seq, entry.kind, entry.step, entry.context, entry.error)
+            entries += (
+                saga_id,
+                seq,
+                entry.kind,
+                entry.step,
+                entry.context,
+                entry.error,
             )
         last[saga_id] = seq
         if write.status is not None:
@@ -74,38 +82,37 @@ def apply_batch(db: sqlite3.Connection, writes: Sequence[JournalWrite]) -> list[
         db,
         "rxr_sagas (saga_id, saga_name, status, touched, owner, lease_until)",
         "(?, ?, 'running', ?, ?, ?)",
+        5,
         begins,
     )
     _insert(
         db,
         "rxr_saga_entries (saga_id, seq, kind, step, context, error)",
         "(?, ?, ?, ?, ?, ?)",
+        6,
         entries,
     )
-    _update(
-        db,
-        [
-            (saga_id, touched.get(saga_id), ends.get(saga_id))
-            for saga_id in touched.keys() | ends.keys()
-        ],
-    )
+    if touched or ends:
+        updates: list[object] = []
+        for saga_id in touched.keys() | ends.keys():
+            updates += (saga_id, touched.get(saga_id), ends.get(saga_id))
+        _update(db, updates)
     return done
 
 
 def _insert(
-    db: sqlite3.Connection, into: str, row: str, rows: list[tuple[object, ...]]
+    db: sqlite3.Connection, into: str, row: str, width: int, values: list[object]
 ) -> None:
-    """``INSERT INTO <into> VALUES <row>, <row>, ...``, in statements of at
-    most 999 parameters, fewer if the build allows fewer (``into`` and
-    ``row`` are literals of this module)."""
-    if not rows:
-        return
-    per = _features().parameters // len(rows[0])
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
+    """``INSERT INTO <into> VALUES <row>, <row>, ...`` for ``values``, rows of
+    ``width`` laid end to end, in statements of at most 999 parameters, fewer
+    if the build allows fewer (``into`` and ``row`` are literals of this
+    module)."""
+    per = _features().parameters // width * width
+    for start in range(0, len(values), per):
+        chunk = values[start : start + per]
         db.execute(
-            f"INSERT INTO {into} VALUES {', '.join([row] * len(chunk))}",
-            [value for each in chunk for value in each],
+            f"INSERT INTO {into} VALUES {', '.join([row] * (len(chunk) // width))}",
+            chunk,
         )
 
 
@@ -145,6 +152,8 @@ def _owners_and_last_seq(
 def _chunks(ids: list[str], most: int) -> list[list[str]]:
     """``ids`` in order, in chunks of at most ``most`` ids and (but for a
     single longer id) ``_MOST_ID_CHARACTERS`` characters."""
+    if len(ids) <= most and sum(map(len, ids)) <= _MOST_ID_CHARACTERS:
+        return [ids]  # the usual batch: no need to count id by id
     chunks: list[list[str]] = []
     chunk: list[str] = []
     characters = 0
@@ -161,29 +170,30 @@ def _chunks(ids: list[str], most: int) -> list[list[str]]:
     return chunks
 
 
-def _update(db: sqlite3.Connection, rows: list[tuple[str, object, object]]) -> None:
+def _update(db: sqlite3.Connection, values: list[object]) -> None:
     """Set each saga's ``touched`` and ``status`` (None: leave it) from
-    ``(saga_id, touched, status)`` rows."""
-    if not rows:
-        return
+    ``saga_id, touched, status`` rows laid end to end."""
     if not _features().update_from:
         db.executemany(
             "UPDATE rxr_sagas SET touched = COALESCE(?, touched), "
             "status = COALESCE(?, status) WHERE saga_id = ?",
-            [(touched, status, saga_id) for saga_id, touched, status in rows],
+            [
+                (values[i + 1], values[i + 2], values[i])
+                for i in range(0, len(values), 3)
+            ],
         )
         return
-    per = _features().parameters // 3
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
+    per = _features().parameters // 3 * 3
+    for start in range(0, len(values), per):
+        chunk = values[start : start + per]
         # A join on the primary key: one lookup per row (a ``CASE`` of n
         # branches per row would cost n * n comparisons).
         db.execute(
             "UPDATE rxr_sagas SET touched = COALESCE(v.column2, touched), "
             "status = COALESCE(v.column3, status) "
-            f"FROM (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))}) AS v "
+            f"FROM (VALUES {', '.join(['(?, ?, ?)'] * (len(chunk) // 3))}) AS v "
             "WHERE rxr_sagas.saga_id = v.column1",
-            [value for row in chunk for value in row],
+            chunk,
         )
 
 
