@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard
@@ -179,6 +180,18 @@ def require_callable(name: str, value: Any) -> None:
     """Raise ``TypeError`` unless ``value`` is callable."""
     if not callable(value):
         raise TypeError(f"{name} must be callable, got {type(value).__name__}")
+
+
+def close_coroutine(value: object) -> bool:
+    """Close ``value`` if it is a coroutine; True if it was one.
+
+    A coroutine refused (given where a function or an Observable belongs) is
+    closed, so that it does not warn later that it was never awaited.
+    """
+    if inspect.iscoroutine(value):
+        value.close()
+        return True
+    return False
 
 
 def require_error_or_factory(name: str, value: object) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from ._arguments import require_callable
+from ._arguments import close_coroutine, require_callable
+from ._loop_scheduler import LoopScheduler, hand_to, in_loop_thread, loop_of_scheduler
 from .errors import EmptySequenceError
 
 __all__ = ["EmptySequenceError", "from_async", "to_async"]
@@ -32,7 +33,11 @@ def from_async(
 
     The coroutine runs as a task on the event loop of the subscribe-time
     ``AsyncIOScheduler``, else on the running loop. Disposing the
-    subscription cancels the task.
+    subscription cancels the task, from any thread. A task cancelled by
+    anyone else (a shared future it awaited, the loop shutting down) ends
+    the observable with ``asyncio.CancelledError``, as RxPY's
+    ``from_future`` does; an exception that is not an ``Exception`` (say
+    ``KeyboardInterrupt``) ends it too, so that nothing awaiting it hangs.
 
     Examples:
         >>> import asyncio
@@ -47,7 +52,16 @@ def from_async(
 
     Returns:
         An observable emitting the coroutine's result, then completing.
+
+    Raises:
+        TypeError: ``function`` is not callable (a coroutine object, already
+            made, would run once at most: pass the function).
     """
+    if close_coroutine(function):
+        raise TypeError(
+            "function must be a coroutine function, got a coroutine (it would "
+            "run once at most): from_async(fetch), or from_async(lambda: fetch(url))"
+        )
     require_callable("function", function)
 
     def subscribe(
@@ -62,45 +76,53 @@ def from_async(
                 )
             )
             return Disposable()
+        lock = threading.Lock()
+        task: asyncio.Task[_T] | None = None
+        disposed = False
 
-        def deliver(task: asyncio.Future[_T]) -> None:
-            if task.cancelled():
+        def deliver(done: asyncio.Task[_T]) -> None:
+            # Every outcome is read, so no exception is left unretrieved, and
+            # told even after disposal (the observer is detached by then).
+            if done.cancelled():
+                observer.on_error(cast(Exception, asyncio.CancelledError()))
                 return
-            error = task.exception()
+            error = done.exception()
             if error is None:
-                observer.on_next(task.result())
+                observer.on_next(done.result())
                 observer.on_completed()
-            elif isinstance(error, Exception):
-                observer.on_error(error)
-            else:  # pragma: no cover - BaseException from a coroutine
-                raise error
+            else:
+                observer.on_error(cast(Exception, error))
 
         async def call() -> _T:
             return await function()
 
-        if in_loop_thread(loop):
-            task: asyncio.Future[_T] = loop.create_task(call())
+        def start() -> None:
+            nonlocal task
+            with lock:
+                if disposed:
+                    return
+                task = loop.create_task(call())
             task.add_done_callback(deliver)
-            return Disposable(lambda: _cancel(task))
-        future = asyncio.run_coroutine_threadsafe(call(), loop)
-        future.add_done_callback(
-            lambda done: loop.call_soon_threadsafe(
-                deliver, asyncio.wrap_future(done, loop=loop)
-            )
-        )
-        return Disposable(lambda: _cancel(future))
+
+        def dispose() -> None:
+            nonlocal disposed
+            with lock:
+                disposed = True
+                started = task
+            if started is None:
+                return
+            if in_loop_thread(loop):
+                started.cancel()
+            else:  # a task is the loop's alone: cancelled there
+                hand_to(loop, started.cancel)
+
+        if in_loop_thread(loop):
+            start()
+        elif not hand_to(loop, start):
+            observer.on_error(RuntimeError("from_async: the event loop is closed"))
+        return Disposable(dispose)
 
     return Observable(subscribe)
-
-
-def _cancel(future: Any) -> None:
-    future.cancel()
-
-
-def loop_of_scheduler(scheduler: AsyncIOScheduler) -> asyncio.AbstractEventLoop:
-    """The loop an ``AsyncIOScheduler`` schedules on (RxPY keeps it private)."""
-    loop: asyncio.AbstractEventLoop = scheduler._loop
-    return loop
 
 
 def _loop_of(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop | None:
@@ -112,22 +134,15 @@ def _loop_of(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop |
         return None
 
 
-def in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether the calling thread is ``loop``'s (running it, or its owner)."""
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return getattr(loop, "_thread_id", None) == threading.get_ident()
-
-
 async def to_async(observable: Observable[_T]) -> _T:
     """Await an observable's last value (or its error) in the running event loop.
 
     The subscription gets an ``AsyncIOScheduler`` bound to this loop, so every
     timer of every operator in the pipeline runs on the loop (no threads),
     which RxPY's own ``await observable`` does not arrange for operators
-    that fall back to their default scheduler. Cancelling the awaiting task
-    disposes the subscription.
+    that fall back to their default scheduler. A source on another thread
+    (a thread pool) may schedule on it too: it hands its timers to the loop
+    safely. Cancelling the awaiting task disposes the subscription.
 
     Examples:
         >>> import asyncio, reactivex as rx
@@ -136,7 +151,19 @@ async def to_async(observable: Observable[_T]) -> _T:
 
     Raises:
         EmptySequenceError: the observable completed without a value.
+        TypeError: ``observable`` is not an observable.
+        RuntimeError: the observable failed with ``StopIteration`` (the
+            cause), which an awaitable cannot raise.
     """
+    if close_coroutine(observable):
+        raise TypeError(
+            "observable must be an Observable, got a coroutine: await it, "
+            "or make it one with rxr.from_async"
+        )
+    if not isinstance(observable, abc.ObservableBase):
+        raise TypeError(
+            f"observable must be an Observable, got {type(observable).__name__}"
+        )
     loop = asyncio.get_running_loop()
     done: asyncio.Future[_T] = loop.create_future()
     last: list[Any] = []
@@ -144,8 +171,8 @@ async def to_async(observable: Observable[_T]) -> _T:
     def settle(action: Callable[[], None]) -> None:
         if in_loop_thread(loop):
             action()
-        else:
-            loop.call_soon_threadsafe(action)
+        else:  # once the loop is closed nobody awaits: nothing to settle
+            hand_to(loop, action)
 
     def on_next(value: _T) -> None:
         if last:
@@ -154,6 +181,11 @@ async def to_async(observable: Observable[_T]) -> _T:
             last.append(value)
 
     def on_error(error: Exception) -> None:
+        if isinstance(error, StopIteration):  # a future refuses it (generators)
+            stopped = RuntimeError("the observable failed with StopIteration")
+            stopped.__cause__ = error
+            error = stopped
+
         def fail() -> None:
             if not done.done():
                 done.set_exception(error)
@@ -172,7 +204,7 @@ async def to_async(observable: Observable[_T]) -> _T:
         settle(finish)
 
     subscription = observable.subscribe(
-        on_next, on_error, on_completed, scheduler=AsyncIOScheduler(loop)
+        on_next, on_error, on_completed, scheduler=LoopScheduler(loop)
     )
     try:
         return await done

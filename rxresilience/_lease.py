@@ -34,9 +34,9 @@ from reactivex import abc
 from reactivex.disposable import SerialDisposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from ._async import loop_of_scheduler
 from ._child_safe_lock import ChildSafeLock
 from ._clock import RESOLUTION, clock_of_weakly, timers_cost_a_thread
+from ._loop_scheduler import loop_of_scheduler
 from ._weak_identity_map import WeakIdentityMap
 
 __all__ = ["Lease"]

@@ -29,7 +29,7 @@ from typing import TypeVar
 from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from .._async import in_loop_thread, loop_of_scheduler
+from .._loop_scheduler import in_loop_thread, loop_of_scheduler
 from ..stores._base import IdempotencyStore
 
 __all__ = ["STORE_THREADS", "StoreCalls"]

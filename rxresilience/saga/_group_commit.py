@@ -36,7 +36,7 @@ from collections.abc import Callable
 from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from .._async import in_loop_thread, loop_of_scheduler
+from .._loop_scheduler import in_loop_thread, loop_of_scheduler
 from .._weak_identity_map import WeakIdentityMap
 from ._journal import JournalWrite, SagaJournal
 

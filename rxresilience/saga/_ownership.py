@@ -21,9 +21,9 @@ from collections.abc import Callable
 from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from .._async import loop_of_scheduler
 from .._clock import clock_of, thread_scheduler
 from .._lease import Lease
+from .._loop_scheduler import loop_of_scheduler
 from ._journal import SagaJournal
 from ._process_identity import new_owner_token
 
