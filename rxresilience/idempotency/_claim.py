@@ -167,6 +167,31 @@ class KeyClaim:
         with self._lock:
             self.held = False
 
+    # -- before the source starts --------------------------------------------------
+
+    def answered_late(self, now: float) -> bool:
+        """Whether the claim made at ``now`` reached us so late (over a third of
+        its lease: a busy event loop, a slow subscriber of ``claimed``) that
+        its lease may lapse, or have lapsed, before a renewal lands."""
+        return self._clock() - now > self._policy.in_progress_timeout / 3
+
+    def confirm(self, then: Callable[[bool | Exception], None]) -> None:
+        """Before the source starts on a claim answered late: make sure it is
+        still ours, a whole lease from now (:attr:`asked_at`). ``then`` gets
+        True (it is, the lease renewed), False (another execution took the
+        key meanwhile, or it lapsed and a store that cannot renew keeps it no
+        longer) or the store's exception."""
+        self._calls.run(self._confirm_here, then)
+
+    def _confirm_here(self) -> bool:
+        lapsed_at = self.asked_at + self._policy.in_progress_timeout
+        now = self.asked_at = self._clock()
+        if not store_renews(self._store):  # a store of 0.1: its lease is all
+            return now < lapsed_at
+        return self._store.renew(
+            self.key, self._owner, now + self._policy.in_progress_timeout
+        )
+
     # -- while the source runs -----------------------------------------------------
 
     def renew_while_running(self, now: float, on_lost: Callable[[str], None]) -> None:

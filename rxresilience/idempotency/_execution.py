@@ -23,6 +23,7 @@ from .._weak_identity_map import WeakIdentityMap
 from ..errors import (
     IdempotencyClaimLostError,
     IdempotencyCodecError,
+    IdempotencyError,
     IdempotencyKeyReuseError,
 )
 from ..stores._base import Claim, ClaimStatus, IdempotencyStore
@@ -48,6 +49,10 @@ _REGISTRY: WeakIdentityMap[IdempotencyStore, dict[str, IdempotentExecution[Any]]
     WeakIdentityMap()
 )
 _REGISTRY_LOCK = ChildSafeLock()
+
+#: Claims answered too late to start on, checked again, before the execution
+#: gives up (a lease shorter than the event loop's delays never fits).
+_MOST_LATE_ANSWERS = 3
 
 
 def join(
@@ -132,6 +137,7 @@ class IdempotentExecution(Audience[_T]):
         self.finish_started = bool(policy.finish_on_dispose)
         self._starting = False  # guarded by the registry lock
         self._started = False  # guarded by the registry lock
+        self._late_answers = 0  # claims answered too late to start on
 
     # -- subscribers ------------------------------------------------------------------
 
@@ -210,6 +216,16 @@ class IdempotentExecution(Audience[_T]):
             self._other_owner.answered(now, answer)
 
     def _run(self, now: float) -> None:
+        if self._claim.answered_late(now) and not self.cancelled:
+            # Its lease may be lapsing, or gone: another process may have
+            # taken the key and be running it. Never start on a claim that
+            # may not be ours: make sure first, a whole lease from now.
+            self._late_answers += 1
+            if self._late_answers > _MOST_LATE_ANSWERS:
+                self._fail(_too_late(self._claim.key, self._late_answers))
+            else:
+                self._claim.confirm(self._confirmed)
+            return
         with _REGISTRY_LOCK:
             if self.cancelled:  # disposed just now: the source never starts
                 self._claim.held = False
@@ -234,6 +250,20 @@ class IdempotentExecution(Audience[_T]):
                     self._unregister()
             if cancel:  # everyone left while it started: stop it now
                 self._stop_cancelled()
+
+    def _confirmed(self, answer: bool | Exception) -> None:
+        """The claim answered late, checked again (on the loop, under asyncio)."""
+        try:
+            if isinstance(answer, Exception):
+                self._fail(answer)
+            elif answer:  # still ours, for a whole lease from the check
+                self._run(self._claim.asked_at)
+            else:  # taken (or lapsed): claim again, and wait for its owner
+                self._claim.forget()
+                if not self.cancelled:
+                    self._try_claim()
+        except Exception as error:  # a store or scheduler that misbehaves
+            self._fail(error)
 
     # -- what the run of the source sees (its Execution) -----------------------------
 
@@ -286,6 +316,15 @@ class IdempotentExecution(Audience[_T]):
     def _stop_timers(self) -> None:
         self._other_owner.stop()
         self._source_run.stop_timers()
+
+
+def _too_late(key: str, answers: int) -> IdempotencyError:
+    return IdempotencyError(
+        f"the claim on idempotency key {key!r} was answered later than a third "
+        f"of in_progress_timeout {answers} times (the event loop, or a "
+        "subscriber of its telemetry, held it up): the operation was not "
+        "started; give in_progress_timeout more room"
+    )
 
 
 def _forget_in_child() -> None:

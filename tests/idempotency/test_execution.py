@@ -7,6 +7,7 @@ import pathlib
 import threading
 from typing import Any
 
+import pytest
 import reactivex as rx
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -402,3 +403,94 @@ def test_a_duplicate_waits_at_most_max_run_for_a_key_held_elsewhere(store: Any) 
     assert at == 5.0
     assert isinstance(error, rxr.IdempotencyInProgressError)
     assert runs.count == 0
+
+
+class LateAnswers(Gated):
+    """A store whose first claim's answer reaches its execution ``delay``
+    (virtual) seconds after the claim was made (a busy event loop, a hung
+    telemetry subscriber): what is due meanwhile runs meanwhile."""
+
+    def __init__(
+        self, inner: rxr.IdempotencyStore, scheduler: TestScheduler, delay: float
+    ) -> None:
+        super().__init__(inner)
+        self.scheduler = scheduler
+        self.delay = delay
+
+    def claim(self, *args: Any) -> Any:
+        answer = super().claim(*args)
+        delay, self.delay = self.delay, 0.0
+        if delay:
+            self.scheduler.advance_by(delay)
+        return answer
+
+
+@pytest.mark.parametrize(("delay", "winner"), [(2.0, "A"), (4.0, "A"), (10.0, "B")])
+def test_a_claim_answered_after_its_lease_may_have_lapsed_never_starts_the_source(
+    delay: float, winner: str
+) -> None:
+    """A's claim (lease 5 s) is answered late. Meanwhile B, another process,
+    finds the key held (at 4.5) or, at 6, A's lease lapsed: B takes the key
+    and runs. A must not run it as well: it renews its claim before it starts
+    (it still holds it) or, the key taken, replays B's outcome."""
+    scheduler = TestScheduler()
+    shared = rxr.InMemoryIdempotencyStore()
+    stores = {"A": LateAnswers(shared, scheduler, delay), "B": Gated(shared)}
+    runs: list[str] = []
+
+    def charge(who: str) -> rx.Observable[str]:
+        def run(_: Any) -> rx.Observable[str]:
+            runs.append(who)
+            return rx.of(f"charged by {who}")
+
+        return rx.defer(run).pipe(
+            rxr.idempotent(
+                stores[who], key="charge-7", in_progress_timeout=5.0, poll_interval=1.0
+            )
+        )
+
+    seen: dict[str, list[Any]] = {"A": [], "B": []}
+    scheduler.schedule_absolute(
+        6.0 if winner == "B" else 4.5,
+        lambda *_: charge("B").subscribe(
+            seen["B"].append, seen["B"].append, scheduler=scheduler
+        ),
+    )
+    charge("A").subscribe(seen["A"].append, seen["A"].append, scheduler=scheduler)
+    scheduler.advance_to(60.0)
+    assert runs == [winner]
+    assert seen["A"] == seen["B"] == [f"charged by {winner}"]
+
+
+class AlwaysLate(LateAnswers):
+    """Every claim and renewal answered ``delay`` seconds after it was made."""
+
+    def claim(self, *args: Any) -> Any:
+        answer = Gated.claim(self, *args)
+        self.scheduler.advance_by(self.delay)
+        return answer
+
+    def renew(self, key: str, owner: str, lease_until: float) -> bool:
+        kept = super().renew(key, owner, lease_until)
+        self.scheduler.advance_by(self.delay)
+        return kept
+
+
+def test_a_lease_too_short_for_the_delays_fails_clearly_and_runs_nothing() -> None:
+    scheduler = TestScheduler()
+    shared = rxr.InMemoryIdempotencyStore()
+    runs = Operation()
+    seen: list[Any] = []
+    runs.observable.pipe(
+        rxr.idempotent(
+            AlwaysLate(shared, scheduler, 3.0), key="charge-7", in_progress_timeout=5.0
+        )
+    ).subscribe(seen.append, seen.append, scheduler=scheduler)
+    scheduler.advance_to(60.0)
+    assert runs.runs == 0
+    assert len(seen) == 1
+    assert isinstance(seen[0], rxr.IdempotencyError)
+    assert "in_progress_timeout" in str(seen[0])
+    # Given back: another execution claims the key at once.
+    claim = shared.claim("charge-7", None, "other", scheduler.clock, 100.0)
+    assert claim.status is ClaimStatus.CLAIMED
