@@ -20,6 +20,7 @@ attempt number.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import sys
 from abc import ABC, abstractmethod
@@ -33,6 +34,7 @@ from ._arguments import (
     require_instance,
     require_unit_interval,
 )
+from ._clock import LONGEST_WAIT
 from ._seeded_random import SeededOnFirstUse
 
 __all__ = [
@@ -94,6 +96,26 @@ class Backoff(ABC):
         if is_number(other):
             return SumBackoff(ConstantBackoff(other), self)
         return NotImplemented
+
+
+def next_delay(delays: Iterator[float], backoff: Backoff) -> float:
+    """The next of ``backoff``'s delays, checked: a user's :class:`Backoff`
+    that runs out, or gives what is not a number of seconds, fails here with
+    an error naming it (never ``StopIteration``, which would end a generator
+    or a loop it travels through)."""
+    try:
+        delay = next(delays)
+    except StopIteration:
+        raise ValueError(
+            f"{type(backoff).__name__}.delays() ran out: a backoff's delays are endless"
+        ) from None
+    if not is_number(delay) or delay != delay:  # NaN too
+        raise TypeError(
+            f"{type(backoff).__name__}.delays() gave {delay!r}, not seconds"
+        )
+    if delay > LONGEST_WAIT:  # never float() of 10**400
+        return math.inf
+    return float(delay) if delay > 0 else 0.0
 
 
 def _powers(base: float, factor: float, max_delay: float) -> Iterator[float]:

@@ -140,7 +140,11 @@ class HedgeRun(abc.DisposableBase, Generic[_T]):
             timers = self._timer = HedgeTimer(
                 self._policy, self._rng, self._own_scheduler, self._subscribe_scheduler
             )
-        wait = timers.wait_before(number)
+        try:
+            wait = timers.wait_before(number)
+        except Exception as error:  # a user's Backoff that runs out or errs
+            self._end(error)
+            return None
         if wait > LONGEST_WAIT:  # a backoff's sum beyond any timer: never
             return None
         if wait <= 0.0:  # hedge at once: the running loop starts it

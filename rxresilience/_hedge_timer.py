@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from reactivex import abc
 
-from ._backoff import Backoff
+from ._backoff import Backoff, next_delay
 from ._clock import choose_scheduler
 from ._hedge_policy import HedgePolicy
 from ._shared_timer import shared_timer
@@ -68,7 +68,7 @@ class HedgeTimer:
         if delays is None:
             delays = self._delays = delay.delays(self._rng)
         while self._delay_index < number:
-            self._delay = next(delays)
+            self._delay = next_delay(delays, delay)
             self._delay_index += 1
         return self._delay
 

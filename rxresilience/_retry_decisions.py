@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable, Iterator
 
 from ._arguments import is_number
+from ._backoff import next_delay
 from ._clock import LONGEST_WAIT, RESOLUTION
 from ._retry_policy import RetryEvent, RetryPolicy
 from .errors import CallRefusedError
@@ -88,7 +89,7 @@ class RetryDecisions:
             delays = self._delays
             if delays is None:
                 delays = self._delays = backoff.delays(self._rng)
-            delay = next(delays)
+            delay = next_delay(delays, backoff)
         retry_after = getattr(error, "retry_after", None)
         if is_number(retry_after) and retry_after > delay:
             if retry_after > LONGEST_WAIT:  # "in 300 years", or never: give up now

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import reactivex as rx
 from reactivex import abc
+from reactivex import operators as ops
 from reactivex.disposable import Disposable
 from reactivex.scheduler import NewThreadScheduler, TimeoutScheduler
 from reactivex.subject import Subject
@@ -462,3 +463,73 @@ def test_a_thousand_answers_from_the_trampoline_start_no_thread_each() -> None:
         hedged.subscribe(recorder)
         assert recorder.items == [1]
     assert threading.active_count() <= before + 2
+
+
+class UserBackoff(rxr.Backoff):
+    """A user's backoff giving ``first``, then ``then`` (a value, or an
+    exception to raise; ``StopIteration``: it runs out)."""
+
+    def __init__(self, then: Any, first: float = 1.0) -> None:
+        self.first = first
+        self.then = then
+
+    def delays(self, rng: random.Random) -> Any:
+        yield self.first
+        while True:
+            if isinstance(self.then, BaseException):
+                if isinstance(self.then, StopIteration):
+                    return
+                raise self.then
+            yield self.then
+
+
+@pytest.mark.parametrize(
+    ("then", "error", "says"),
+    [
+        (StopIteration(), ValueError, "ran out"),
+        (RuntimeError("backoff bug"), RuntimeError, "backoff bug"),
+        (None, TypeError, "gave None"),
+        ("1", TypeError, "gave '1'"),
+        (float("nan"), TypeError, "gave nan"),
+    ],
+)
+def test_a_user_backoff_that_runs_out_or_errs_ends_the_hedge_with_its_error(
+    then: Any, error: type[Exception], says: str
+) -> None:
+    """Its second delay is drawn on the timer of the first hedge: the error
+    reaches the subscriber (it used to escape the scheduler, a timer thread,
+    and leave the subscription hanging), the attempts are disposed and no
+    timer is left."""
+    scheduler = TestScheduler()
+    subscribed: list[float] = []
+    disposed: list[float] = []
+
+    def attempt(_: Any) -> rx.Observable[int]:
+        subscribed.append(scheduler.clock)
+        return rx.never().pipe(
+            ops.finally_action(lambda: disposed.append(scheduler.clock))
+        )
+
+    seen: list[Any] = []
+    rx.defer(attempt).pipe(rxr.hedge(UserBackoff(then), 3)).subscribe(
+        seen.append, seen.append, scheduler=scheduler
+    )
+    scheduler.advance_to(50.0)
+    assert len(seen) == 1
+    assert isinstance(seen[0], error)
+    assert says in str(seen[0])
+    assert subscribed == [0.0, 1.0]
+    assert disposed == [1.0, 1.0]
+    assert not scheduler._queue
+
+
+def test_retry_with_a_user_backoff_that_runs_out_fails_with_a_clear_error() -> None:
+    scheduler = TestScheduler()
+    seen: list[Any] = []
+    rx.throw(ConnectionError("down")).pipe(
+        rxr.retry(5, backoff=UserBackoff(StopIteration()))
+    ).subscribe(seen.append, seen.append, scheduler=scheduler)
+    scheduler.advance_to(50.0)
+    assert len(seen) == 1
+    assert isinstance(seen[0], ValueError)
+    assert "ran out" in str(seen[0])
