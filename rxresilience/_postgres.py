@@ -9,17 +9,8 @@ failure of PostgreSQL, of the network or of the pool becomes the caller's
 error type (``IdempotencyError``, ``SagaError``); nothing is retried, so a
 write whose reply was lost is never sent twice.
 
-Every operation is bounded on the client side too: psycopg has no
-client-side timeout for a query, so a server that stops answering while its
-kernel still keeps the TCP connection (a frozen process, a hung disk) would
-block the caller forever. A watchdog on the library's shared thread timer
-shuts the connection's socket down once an operation has run ``timeout`` +
-:data:`GRACE` seconds from its start (the pool wait included): the blocked
-call fails at once, the connection is discarded (its pool drops a broken
-connection when it comes back), and the caller gets its error type. The
-socket is shut down, never closed under the blocked call, so its descriptor
-cannot be reused meanwhile; a watchdog that comes after its operation ended
-does nothing.
+Every operation is bounded on the client side too: see
+:mod:`._postgres_watch`.
 
 ``psycopg`` (3.2 or later) and ``psycopg-pool`` are optional dependencies:
 ``pip install 'rxresilience[postgres]'``; nothing here imports them until a
@@ -33,16 +24,13 @@ import hashlib
 import math
 import os
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from reactivex import abc
-
 from ._arguments import require_duration, require_instance
-from ._clock import clock_of, thread_scheduler
-from ._shared_timer import shared_timer
+from ._child_safe_lock import ChildSafeLock
+from ._postgres_watch import GRACE, Watch
 
 if TYPE_CHECKING:
     import psycopg
@@ -61,11 +49,6 @@ __all__ = [
 #: Seconds an operation waits, by default, for a connection, a connect, or
 #: (on a pool of the library's own) a statement: see :class:`PostgresConnections`.
 DEFAULT_TIMEOUT = 5.0
-
-#: Seconds past ``timeout`` before the client gives up on a server that does
-#: not answer: the server's own ``statement_timeout`` (on the library's pool)
-#: ends a slow statement first, with its clearer error.
-GRACE = 0.5
 
 #: Connections in a pool the library opens from a connection string.
 DEFAULT_POOL_SIZE = 10
@@ -169,6 +152,12 @@ class PostgresConnections:
         self._own = False
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._single: Any = None  # a psycopg.Connection
+        # The process whose connections these are: a forked child has its
+        # parent's sockets, never to be used there (see _borrowed).
+        self._pid = os.getpid()
+        self._fork_lock = ChildSafeLock()
+        self._conninfo = ""
+        self._pool_size = pool_size
         if isinstance(connection, str):
             try:
                 psycopg.conninfo.conninfo_to_dict(connection)
@@ -176,20 +165,9 @@ class PostgresConnections:
                 raise ValueError(
                     f"connection is not a valid connection string: {bad}"
                 ) from None
-            self._pool = psycopg_pool.ConnectionPool(
-                connection,
-                min_size=1,
-                max_size=pool_size,
-                timeout=self.timeout,
-                # Give up reconnecting in the background after one failed
-                # try: the next call's demand tries again at once, so the pool
-                # serves again from the first call after an outage (psycopg's
-                # default backs off for up to five minutes).
-                reconnect_timeout=self.timeout,
-                kwargs=_own_settings(self.timeout),
-                open=True,
-                name=what,
-            )
+            self._conninfo = connection
+            self._pool_size = pool_size
+            self._pool = self._open_pool()
             self._own = True
         elif isinstance(connection, psycopg_pool.ConnectionPool):
             self._pool = connection
@@ -201,6 +179,41 @@ class PostgresConnections:
                 "psycopg_pool.ConnectionPool or a psycopg.Connection, got "
                 f"{type(connection).__name__}"
             )
+
+    def _open_pool(self) -> Any:
+        import psycopg_pool
+
+        return psycopg_pool.ConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=self._pool_size,
+            timeout=self.timeout,
+            # Give up reconnecting in the background after one failed try:
+            # the next call's demand tries again at once, so the pool serves
+            # again from the first call after an outage (psycopg's default
+            # backs off for up to five minutes).
+            reconnect_timeout=self.timeout,
+            kwargs=_own_settings(self.timeout, self._conninfo),
+            open=True,
+            name=self._what,
+        )
+
+    def _in_this_process(self) -> None:
+        """After a fork, in the child: a pool of the library's own is opened
+        anew for the child; a user's pool or connection is refused. The
+        parent's pool is dropped unclosed: closing it would end the parent's
+        sessions (psycopg leaves a connection collected in a child open)."""
+        with self._fork_lock:
+            if self._pid == os.getpid():
+                return
+            if not self._own:
+                raise self._error(
+                    f"PostgreSQL {self._what}: its connections were made before "
+                    "os.fork(), in the parent process, and are the parent's; "
+                    "make the store (and its pool) in the child"
+                )
+            self._pool = self._open_pool()
+            self._pid = os.getpid()
 
     def failed(self, error: BaseException | str) -> Exception:
         """The caller's error for a failure of PostgreSQL."""
@@ -216,7 +229,7 @@ class PostgresConnections:
         is retried.
         """
         psycopg = import_psycopg()
-        watch = _Watch(self.timeout)
+        watch = Watch(self.timeout)
         with (
             self._failures(psycopg, watch),
             self._borrowed(psycopg, watch) as conn,
@@ -229,7 +242,7 @@ class PostgresConnections:
         """A connection for one statement: autocommit commits it alone (one
         round trip); otherwise it runs in a transaction of its own."""
         psycopg = import_psycopg()
-        watch = _Watch(self.timeout)
+        watch = Watch(self.timeout)
         with self._failures(psycopg, watch), self._borrowed(psycopg, watch) as conn:
             if conn.autocommit:
                 yield conn
@@ -238,7 +251,7 @@ class PostgresConnections:
                     yield conn
 
     @contextlib.contextmanager
-    def _failures(self, psycopg: Any, watch: _Watch) -> Iterator[None]:
+    def _failures(self, psycopg: Any, watch: Watch) -> Iterator[None]:
         try:
             yield
         except psycopg.Error as error:
@@ -257,8 +270,10 @@ class PostgresConnections:
 
     @contextlib.contextmanager
     def _borrowed(
-        self, psycopg: Any, watch: _Watch
+        self, psycopg: Any, watch: Watch
     ) -> Iterator[psycopg.Connection[Any]]:
+        if self._pid != os.getpid():
+            self._in_this_process()
         pool = self._pool
         if pool is not None:
             if pool.closed:
@@ -308,89 +323,33 @@ class PostgresConnections:
                 self._pool.check()
 
     def close(self) -> None:
-        """Close the pool the library opened; a user's pool or connection is
-        left to its owner."""
-        if self._own and self._pool is not None:
+        """Close the pool the library opened (in a forked child that never
+        used it: nothing, the pool is the parent's); a user's pool or
+        connection is left to its owner."""
+        if self._own and self._pool is not None and self._pid == os.getpid():
             self._pool.close()
 
 
-def _own_settings(timeout: float) -> dict[str, Any]:
-    """The settings of the connections of a pool the library opens."""
+def _own_settings(timeout: float, conninfo: str) -> dict[str, Any]:
+    """The settings of the connections of a pool the library opens: those the
+    connection string leaves out (what it says stands), and a server-side
+    ``statement_timeout`` before its own ``options`` (its own
+    ``statement_timeout``, given there, comes later and stands)."""
+    psycopg = import_psycopg()
+    given = psycopg.conninfo.conninfo_to_dict(conninfo)
     # PostgreSQL and libpq keep these as C ints (of milliseconds, of seconds)
     milliseconds = min(_LONGEST_INT, max(1, math.ceil(timeout * 1000)))
     seconds = min(_LONGEST_INT, max(2, math.ceil(timeout)))  # libpq's shortest
-    return {
-        "autocommit": True,
+    settings: dict[str, Any] = {
         "connect_timeout": seconds,
         "tcp_user_timeout": milliseconds,
         "keepalives": 1,
         "keepalives_idle": seconds,
         "keepalives_interval": 1,
         "keepalives_count": 3,
-        "options": f"-c statement_timeout={milliseconds}",
     }
-
-
-class _Watch:
-    """The client-side deadline of one operation: ``timeout`` + ``GRACE``
-    seconds from its start, the pool wait included."""
-
-    __slots__ = ("_conn", "_deadline", "_done", "_lock", "expired")
-
-    def __init__(self, timeout: float) -> None:
-        self._deadline = _clock() + timeout + GRACE
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self._done = False
-        self.expired = False
-
-    @contextlib.contextmanager
-    def watching(self, conn: Any) -> Iterator[None]:
-        """Watch ``conn`` until the block ends (before the connection is
-        given back)."""
-        self._conn = conn
-        deadline = _timer().schedule_relative(self._deadline - _clock(), self._fire)
-        try:
-            yield
-        finally:
-            with self._lock:  # waits for a watchdog shutting the socket down
-                self._done = True
-            deadline.dispose()
-
-    def _fire(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self.expired = True
-            _shut_down(self._conn)
-
-    def lost_connection(self) -> bool:
-        """Whether the operation's connection was broken from the server side
-        (a restart, a crash): not by a watchdog, nor a pool timeout."""
-        conn = self._conn
-        return conn is not None and bool(conn.broken)
-
-
-def _shut_down(conn: Any) -> None:
-    """Shut the connection's socket down: the call blocked on it fails at once
-    (it reads end-of-file), and psycopg marks the connection broken. A
-    duplicate of the descriptor is shut down and closed; the connection's own
-    descriptor stays open until psycopg closes it, so it is never reused under
-    the blocked call."""
-    with contextlib.suppress(Exception):  # already closed: nothing to wake
-        duplicate = socket.socket(fileno=os.dup(conn.pgconn.socket))
-        try:
-            duplicate.shutdown(socket.SHUT_RDWR)
-        finally:
-            duplicate.close()
-
-
-_clock = clock_of(thread_scheduler())
-
-
-def _timer() -> Any:
-    """The thread scheduler's shared timer: arming a deadline is a push on a
-    heap, and a thread starts only when the earliest deadline moves."""
-    timer = shared_timer(thread_scheduler())
-    assert timer is not None  # TimeoutScheduler's timers are threads
-    return timer
+    own = {name: value for name, value in settings.items() if name not in given}
+    options = f"-c statement_timeout={milliseconds}"
+    if given.get("options"):
+        options = f"{options} {given['options']}"
+    return {"autocommit": True, **own, "options": options}

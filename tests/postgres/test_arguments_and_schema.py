@@ -265,3 +265,26 @@ def test_importing_works_without_psycopg_and_building_says_what_to_install() -> 
 
 def test_psycopg_is_what_the_tests_run_against() -> None:
     assert psycopg.__version__ >= "3.2"
+
+
+def test_the_connection_strings_own_options_stand(
+    postgres_server: PostgresServer,
+) -> None:
+    """A ``search_path`` given in the connection string's ``options`` keeps two
+    services' tables apart; the library's own ``statement_timeout`` goes
+    with it (it used to replace them: both services shared one table)."""
+    schema = fresh_name("app")
+    with postgres_server.connect(autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    table = fresh_name()
+    url = f"{postgres_server.url}?options=-c%20search_path%3D{schema}"
+    store = rxr.PostgresIdempotencyStore(url, table=table)
+    store.create_schema()
+    assert store.claim("k", None, "o", 0.0, 1e9).status.name == "CLAIMED"
+    store.close()
+    with postgres_server.connect() as conn:
+        found = conn.execute(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = %s",
+            (table,),
+        ).fetchall()
+    assert found == [(schema,)]

@@ -120,3 +120,60 @@ def test_four_processes_racing_to_recover_compensate_each_saga_once(
         assert state is not None
         assert state.status == "compensated"
     journal.close()
+
+
+def test_a_store_made_before_a_fork_gets_connections_of_its_own_in_the_child(
+    postgres_server: PostgresServer,
+) -> None:
+    """The child of a fork must not talk on its parent's sockets (both would
+    read each other's answers: claims lost or doubled). Its first call opens
+    a pool of its own; the parent's connections go on serving the parent."""
+    from .._fork import in_forked_child
+
+    store = rxr.PostgresIdempotencyStore(postgres_server.url, table=fresh_name())
+    store.create_schema()
+    keys = [f"k{i}" for i in range(40)]
+    assert store.claim("warm", None, "parent", 0.0, 1e9).status.name == "CLAIMED"
+    done = threading.Event()
+    parent_answers: list[str] = []
+
+    def parent_claims() -> None:
+        for key in keys:
+            parent_answers.append(
+                store.claim(f"p-{key}", None, "p", 0.0, 1e9).status.name
+            )
+        done.set()
+
+    def child() -> bool:
+        answers = [
+            store.claim(f"c-{key}", None, "c", 0.0, 1e9).status.name for key in keys
+        ]
+        return answers == ["CLAIMED"] * len(keys)
+
+    thread = threading.Thread(target=parent_claims)
+    thread.start()
+    assert in_forked_child(child) == 0
+    thread.join(30)
+    assert parent_answers == ["CLAIMED"] * len(keys)
+    for key in keys:  # each side's claims are its own, every one there
+        assert store.claim(f"c-{key}", None, "x", 0.0, 1e9).status.name == "IN_PROGRESS"
+    store.close()
+
+
+def test_a_users_pool_made_before_a_fork_is_refused_in_the_child(
+    postgres_pool: Any,
+) -> None:
+    from .._fork import in_forked_child
+
+    store = rxr.PostgresIdempotencyStore(postgres_pool, table=fresh_name())
+    store.create_schema()
+
+    def child() -> bool:
+        try:
+            store.claim("k", None, "c", 0.0, 1e9)
+        except rxr.IdempotencyError as error:
+            return "fork" in str(error)
+        return False
+
+    assert in_forked_child(child) == 0
+    assert store.claim("k", None, "p", 0.0, 1e9).status.name == "CLAIMED"
