@@ -182,6 +182,17 @@ def require_callable(name: str, value: Any) -> None:
         raise TypeError(f"{name} must be callable, got {type(value).__name__}")
 
 
+def require_observable_maker(name: str, value: object) -> None:
+    """Raise ``TypeError`` unless ``value`` is callable and no coroutine
+    function (its coroutine is no Observable: ``rxr.from_async`` makes one)."""
+    require_callable(name, value)
+    if inspect.iscoroutinefunction(value):
+        raise TypeError(
+            f"{name} must return an Observable, got a coroutine function: "
+            f"pass lambda ...: rxr.from_async(lambda: {name}(...)) instead"
+        )
+
+
 def close_coroutine(value: object) -> bool:
     """Close ``value`` if it is a coroutine; True if it was one.
 

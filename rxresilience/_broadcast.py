@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 from typing import Generic, TypeVar
@@ -22,6 +23,11 @@ class Broadcast(Observable[_T], Generic[_T]):
     A subscriber whose ``on_next`` raises is detached and receives that
     exception as its ``on_error``; the publisher and the other subscribers
     carry on. Disposing a subscription detaches it.
+
+    Every subscriber sees the values in one order: a value emitted while
+    another is being delivered (a subscriber that reacts by changing what it
+    watches, another thread) waits until that one has reached everyone, and
+    goes out after it, from the thread delivering.
     """
 
     def __init__(self) -> None:
@@ -29,6 +35,8 @@ class Broadcast(Observable[_T], Generic[_T]):
         self._lock = threading.Lock()
         self._observers: tuple[abc.ObserverBase[_T], ...] = ()
         self._completed = False
+        self._waiting: collections.deque[_T] = collections.deque()
+        self._delivering = False
 
     def _subscribe_core(
         self,
@@ -55,6 +63,25 @@ class Broadcast(Observable[_T], Generic[_T]):
         return bool(self._observers)
 
     def emit(self, value: _T) -> None:
+        with self._lock:
+            self._waiting.append(value)
+            if self._delivering:
+                return
+            self._delivering = True
+        try:
+            while True:
+                with self._lock:
+                    if not self._waiting:
+                        self._delivering = False
+                        return
+                    value = self._waiting.popleft()
+                self._deliver(value)
+        except BaseException:
+            with self._lock:
+                self._delivering = False
+            raise
+
+    def _deliver(self, value: _T) -> None:
         for observer in self._observers:
             try:
                 observer.on_next(value)

@@ -9,7 +9,7 @@ from typing import Any, TypeAlias, TypeVar, cast
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
-from ._arguments import ErrorPredicate, error_predicate
+from ._arguments import ErrorPredicate, close_coroutine, error_predicate
 from ._clock import seconds_now
 from .telemetry import _bus
 from .telemetry._registry import require_policy_name
@@ -60,9 +60,10 @@ def to_fallback(name: str, value: FallbackLike) -> Replacement:
             f"function"
         )
     if inspect.iscoroutinefunction(value) or inspect.isawaitable(value):
+        close_coroutine(value)
         raise TypeError(
-            f"{name} must return an Observable, got a coroutine; wrap it with "
-            f"reactivex.from_future(asyncio.ensure_future(...)) in a function"
+            f"{name} must return an Observable, got a coroutine; make one with "
+            f"rxr.from_async in a function: lambda error: rxr.from_async(...)"
         )
     if callable(value):
         function = cast(Callable[[Exception], Any], value)
@@ -70,6 +71,7 @@ def to_fallback(name: str, value: FallbackLike) -> Replacement:
         def replacement(error: Exception) -> Observable[Any]:
             result = function(error)
             if not isinstance(result, Observable):
+                close_coroutine(result)  # refused: no "never awaited" warning
                 raise TypeError(
                     f"{name} function must return an Observable, got "
                     f"{type(result).__name__}"

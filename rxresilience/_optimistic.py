@@ -11,7 +11,12 @@ from typing import Any, Generic, TypeVar
 import reactivex as rx
 from reactivex import Observable, abc
 
-from ._arguments import require_callable, require_scheduler
+from ._arguments import (
+    close_coroutine,
+    require_bool,
+    require_observable_maker,
+    require_scheduler,
+)
 from ._broadcast import Broadcast
 from ._latest import Latest, Outcome
 from ._optimistic_layers import Layer, LayerStack
@@ -96,7 +101,11 @@ class OptimisticState(Observable[_T], Generic[_T]):
         self._scheduler = scheduler
         self._errors: Broadcast[Exception] = Broadcast()
         self._stack = LayerStack(initial, self._errors.emit)
-        self._settled = 0  # how many updates have settled (for refresh)
+        # For refresh (SWR's rule): changes of the base since a fetch began,
+        # commits in flight (superseded ones too), the newest fetch begun.
+        self._base_changes = 0
+        self._in_flight = 0
+        self._fetches = 0
         self._disposed = False
         self._display: Latest[_T] = Latest(initial, self._lock)
         self._updating: Latest[bool] = Latest(False, self._lock)
@@ -199,7 +208,8 @@ class OptimisticState(Observable[_T], Generic[_T]):
             TypeError: ``commit`` is not callable.
             OptimisticStateDisposedError: the state was disposed.
         """
-        require_callable("commit", commit)
+        require_observable_maker("commit", commit)
+        require_bool("confirm_with_result", confirm_with_result)
         outcome = Outcome()
         with self._lock:
             if self._disposed:
@@ -209,10 +219,11 @@ class OptimisticState(Observable[_T], Generic[_T]):
             if layer.failing:  # the change itself raised (reported): nothing applied
                 self._stack.remove(layer)
                 return rx.of(False)
+            self._in_flight += 1
             self._updating.set(True)
         try:
             started = commit(shown)
-            source = _as_observable(started)
+            source = _as_observable(started, "commit")
         except Exception as error:
             self._settle(layer, error, _NOTHING, outcome, confirm_with_result)
             return outcome
@@ -247,7 +258,8 @@ class OptimisticState(Observable[_T], Generic[_T]):
             if layer.settled:
                 return
             layer.settled = True
-            self._settled += 1
+            self._base_changes += 1
+            self._in_flight -= 1
             not_applied: OptimisticApplyError | None = None
             pending = self._stack.remove(layer)  # not if superseded
             if pending and error is None and not self._disposed:
@@ -284,24 +296,29 @@ class OptimisticState(Observable[_T], Generic[_T]):
             if self._disposed:
                 raise OptimisticStateDisposedError("the optimistic state was disposed")
             self._stack.confirmed = value
+            self._base_changes += 1
             self._recompute()
 
     def refresh(self, fetch: Callable[[], Any]) -> Observable[bool]:
         """Fetch the server's value and make it the base, unless it is stale.
 
-        A fetch that started before the latest update settled is discarded
-        (SWR's rule), so a stale read never overwrites a newer change. The
-        result emits ``True`` when the value was applied, ``False`` when it
-        was discarded or the fetch failed (its error goes to :attr:`errors`).
-        A pending function that raises on the fetched value is treated as by
-        :meth:`set_confirmed`.
+        A fetch is discarded when it may be stale (SWR's rule), so a stale
+        read never overwrites a newer change: when an update settled, or the
+        base was set (:meth:`set_confirmed`, another refresh), after it
+        started; when an update's commit is still in flight as it answers
+        (the server may have applied it, or not yet); when a newer refresh
+        started after it. The result emits ``True`` when the value was
+        applied, ``False`` when it was discarded or the fetch failed or
+        completed without a value (its error goes to :attr:`errors`).
         """
-        require_callable("fetch", fetch)
+        require_observable_maker("fetch", fetch)
         outcome = Outcome()
         with self._lock:
             if self._disposed:
                 raise OptimisticStateDisposedError("the optimistic state was disposed")
-            settled_at_start = self._settled
+            changes_at_start = self._base_changes
+            self._fetches += 1
+            fetch_number = self._fetches
         last: list[Any] = [_NOTHING]
 
         def finish(applied: bool, error: Exception | None = None) -> None:
@@ -311,19 +328,24 @@ class OptimisticState(Observable[_T], Generic[_T]):
             outcome.settle(applied)
 
         def on_completed() -> None:
+            if last[0] is _NOTHING:
+                finish(False, ValueError("the fetch completed without a value"))
+                return
             with self._lock:
                 fresh = (
-                    last[0] is not _NOTHING
-                    and self._settled == settled_at_start
+                    self._base_changes == changes_at_start
+                    and self._in_flight == 0
+                    and self._fetches == fetch_number
                     and not self._disposed
                 )
                 if fresh:
                     self._stack.confirmed = last[0]
+                    self._base_changes += 1
                     self._recompute()
             finish(fresh)
 
         try:
-            source = _as_observable(fetch())
+            source = _as_observable(fetch(), "fetch")
         except Exception as error:
             finish(False, error)
             return outcome
@@ -349,11 +371,16 @@ class OptimisticState(Observable[_T], Generic[_T]):
         return f"OptimisticState(value={self.value!r}, pending={len(self._stack)})"
 
 
-def _as_observable(started: Any) -> Observable[Any]:
+def _as_observable(started: Any, name: str) -> Observable[Any]:
     if isinstance(started, Observable):
         return started
     if isinstance(started, asyncio.Future | concurrent.futures.Future):
         return rx.from_future(started)
+    if close_coroutine(started):
+        raise TypeError(
+            f"{name} must return an Observable or a future, got a coroutine: "
+            "return rxr.from_async(lambda: ...) instead"
+        )
     raise TypeError(
-        f"commit must return an Observable or a future, got {type(started).__name__}"
+        f"{name} must return an Observable or a future, got {type(started).__name__}"
     )

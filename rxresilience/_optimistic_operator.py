@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from reactivex import Observable
 from reactivex import operators as ops
 
-from ._arguments import require_callable, require_instance
+from ._arguments import require_bool, require_instance, require_observable_maker
 from ._optimistic import OptimisticState
 
 __all__ = ["optimistic"]
@@ -47,7 +47,8 @@ def optimistic(
         An operator emitting each update's outcome, in the order they settle.
     """
     require_instance("state", state, OptimisticState)
-    require_callable("commit", commit)
+    require_observable_maker("commit", commit)
+    require_bool("confirm_with_result", confirm_with_result)
 
     def one(intent: Any) -> Observable[bool]:
         return state.update(intent, commit, confirm_with_result=confirm_with_result)

@@ -405,17 +405,14 @@ def test_set_confirmed_keeps_a_layer_the_new_base_breaks_and_reports_it() -> Non
     assert state.value == 3
 
 
-def test_a_refresh_a_pending_layer_cannot_take_is_applied_and_the_layer_reported() -> (
-    None
-):
+def test_a_refresh_answering_while_a_commit_is_in_flight_changes_nothing() -> None:
+    """SWR's rule: the read may or may not hold the pending change; the
+    commit's answer says which."""
     state = rxr.OptimisticState(2)
-    errors: list[Exception] = []
-    state.errors.subscribe(errors.append)
     state.update(lambda n: 10 // n, lambda _: rx.never())
     applied = outcome(state.refresh(lambda: rx.of(0)))
-    assert applied == [True]
-    assert (state.value, state.confirmed) == (0, 0)
-    assert [type(e) for e in errors] == [ZeroDivisionError]
+    assert applied == [False]
+    assert (state.value, state.confirmed) == (5, 2)
 
 
 # --- a misbehaving subscriber: its exception is its own, never the commit's --------
@@ -682,3 +679,104 @@ def test_threads_never_lose_an_update() -> None:
     for thread in threads:
         thread.join()
     assert (state.value, state.confirmed) == (4000, 4000)
+
+
+# --- refresh: SWR's rule, whole ------------------------------------------------------
+
+
+def test_a_read_answering_while_an_update_is_in_flight_is_discarded() -> None:
+    """The server applied the update, the read saw it, the ack comes after:
+    applied, the read would count the update twice."""
+    server = {"n": 0}
+    state = rxr.OptimisticState(0)
+    ack: Subject[None] = Subject()
+
+    def commit(_: int) -> rx.Observable[None]:
+        server["n"] += 1
+        return ack
+
+    state.update(lambda n: n + 1, commit=commit)
+    read: Subject[int] = Subject()
+    applied: list[bool] = []
+    state.refresh(lambda: read).subscribe(applied.append)
+    read.on_next(server["n"])
+    read.on_completed()
+    ack.on_next(None)
+    ack.on_completed()
+    assert applied == [False]
+    assert state.confirmed == state.value == server["n"] == 1
+
+
+def test_an_older_read_answering_last_never_overwrites_a_newer_one() -> None:
+    state = rxr.OptimisticState("v0")
+    older: Subject[str] = Subject()
+    newer: Subject[str] = Subject()
+    applied: dict[str, list[bool]] = {"older": [], "newer": []}
+    state.refresh(lambda: older).subscribe(applied["older"].append)
+    state.refresh(lambda: newer).subscribe(applied["newer"].append)
+    newer.on_next("v2")
+    newer.on_completed()
+    older.on_next("v1")
+    older.on_completed()
+    assert applied == {"older": [False], "newer": [True]}
+    assert state.value == "v2"
+
+
+def test_a_read_that_began_before_a_pushed_value_is_discarded() -> None:
+    state = rxr.OptimisticState("v0")
+    read: Subject[str] = Subject()
+    applied: list[bool] = []
+    state.refresh(lambda: read).subscribe(applied.append)
+    state.set_confirmed("v2")  # a server push, newer than the read
+    read.on_next("v1")
+    read.on_completed()
+    assert applied == [False]
+    assert state.value == "v2"
+
+
+def test_an_empty_read_is_reported_like_an_empty_confirmed_commit() -> None:
+    state = rxr.OptimisticState(0)
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    applied: list[bool] = []
+    state.refresh(rx.empty).subscribe(applied.append)
+    assert applied == [False]
+    assert [type(error) for error in errors] == [ValueError]
+
+
+def test_every_subscriber_sees_the_changes_in_one_order() -> None:
+    """A subscriber that reacts to the display by changing the state (a
+    clamp): the others see that change after the one it reacted to, never
+    before it (they would end on a value the state no longer shows)."""
+    state = rxr.OptimisticState(0)
+
+    def clamp(value: int) -> None:
+        if value > 5:
+            state.update(5, commit=lambda _: rx.never())
+
+    first: list[int] = []
+    second: list[int] = []
+    state.subscribe(lambda value: (first.append(value), clamp(value)))
+    state.subscribe(second.append)
+    state.update(10, commit=lambda _: rx.never())
+    assert first == second == [0, 10, 5]
+    assert state.value == 5
+
+
+def test_arguments_that_cannot_work_are_refused_naming_them() -> None:
+    async def save(_: int) -> None:
+        return None
+
+    state = rxr.OptimisticState(0)
+    with pytest.raises(TypeError, match="confirm_with_result"):
+        state.update(1, lambda _: rx.of(1), confirm_with_result="no")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="confirm_with_result"):
+        rxr.optimistic(state, commit=lambda _: rx.of(1), confirm_with_result=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="commit must return an Observable"):
+        state.update(1, save)
+    with pytest.raises(TypeError, match="commit must return an Observable"):
+        rxr.optimistic(state, commit=save)
+    errors: list[Exception] = []
+    state.errors.subscribe(errors.append)
+    state.refresh(lambda: 42).subscribe()
+    assert "fetch must return" in str(errors[-1])
