@@ -103,8 +103,10 @@ def require_name(name: str, value: object) -> str:
     """A non-empty string that any store can write (a breaker's, a journal's, a
     limiter's): UTF-8 encodable (a lone surrogate, as ``os.fsdecode`` makes of
     undecodable bytes, is not), without NUL (PostgreSQL text holds none)."""
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must be a non-empty string, got ''")
     if "\x00" in value:  # PostgreSQL text holds none
         raise ValueError(f"{name} must not contain NUL, got {value!r}")
     try:

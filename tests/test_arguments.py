@@ -170,3 +170,26 @@ def test_a_name_with_nul_is_refused_everywhere() -> None:
         )
     with pytest.raises(ValueError, match=r"^name must not contain NUL"):
         rxr.Saga[int]("or\x00der")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda name: rxr.retry(3, name=name),
+        lambda name: rxr.fallback(1, name=name),
+        lambda name: rxr.timeout(1, name=name),
+        lambda name: rxr.hedge(1.0, 2, name=name),
+        lambda name: rxr.idempotent(rxr.InMemoryIdempotencyStore(), key="k", name=name),
+        lambda name: rxr.CircuitBreaker(name=name),
+        lambda name: rxr.RateLimiter(1, name=name),
+        lambda name: rxr.Bulkhead(1, name=name),
+    ],
+)
+def test_a_policy_name_no_exporter_can_write_is_refused(build: Any) -> None:
+    """A lone surrogate in one name broke every Prometheus scrape; NUL cannot
+    be stored in PostgreSQL text; a number is the wrong type."""
+    for bad in ("a\udcff", "a\x00b"):
+        with pytest.raises(ValueError, match="name"):
+            build(bad)
+    with pytest.raises(TypeError, match="name"):
+        build(7)

@@ -16,9 +16,9 @@ from .._arguments import (
     require_count,
     require_duration,
     require_instance,
+    require_name,
     require_positive,
     require_scheduler,
-    require_text,
 )
 from ._storage import BreakerStorage, InMemoryBreakerStorage
 from ._types import BreakerConfig
@@ -83,7 +83,7 @@ def check_arguments(
         storage = InMemoryBreakerStorage()
     else:
         require_instance("storage", storage, BreakerStorage)
-    require_text("name", name)
+    require_name("name", name)  # what every exporter and store can write
     return BreakerArguments(config, record_predicate, ignore_predicate, storage)
 
 

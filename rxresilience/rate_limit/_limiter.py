@@ -180,6 +180,10 @@ class RateLimiter:
     def cancel(self, reservation: RateLimiterReservation) -> bool:
         """Give ``reservation`` back if no later permit was taken since.
 
+        Give each reservation back once at most: the check is on the
+        limiter's time alone, so a second call, after another request took
+        an identical reservation, would give that one's permit back.
+
         Returns:
             True if it was given back; False if it stays spent (another
             permit was taken after it, and moving the limiter's time back

@@ -167,7 +167,9 @@ class _Pacer(abc.DisposableBase, Generic[_T]):
                     return
                 queue.append(value)
                 return
-            answer = self._limiter.try_reserve(0.0 if bound == 0 else LONGEST_WAIT)
+            answer = self._reserve(0.0 if bound == 0 else LONGEST_WAIT)
+            if answer is None:
+                return
             if isinstance(answer, RateLimitedError):
                 if bound == 0:
                     self._overflow()
@@ -225,11 +227,26 @@ class _Pacer(abc.DisposableBase, Generic[_T]):
         self._end = None
         return head
 
+    def _reserve(
+        self, max_wait: float
+    ) -> RateLimiterReservation | RateLimitedError | None:
+        """Called under the lock: the limiter's answer; None when its storage
+        failed, which ends the pacing with the storage's error."""
+        try:
+            return self._limiter.try_reserve(max_wait)
+        except Exception as error:
+            self._stop(error)
+            return None
+
     def _let_go(self, head: RateLimiterReservation | None) -> None:
         self._timer.dispose()
-        if head is not None:
-            self._limiter.cancel(head)
-        self.upstream.dispose()
+        try:
+            if head is not None:
+                self._limiter.cancel(head)
+        except Exception:  # its storage failed: the permit stays spent
+            _log.warning("a paced permit could not be given back", exc_info=True)
+        finally:
+            self.upstream.dispose()
 
     def _finish(self) -> None:
         end, self._end = self._end, None
@@ -274,7 +291,9 @@ class _Pacer(abc.DisposableBase, Generic[_T]):
         reserved twice."""
         queue = self._queue
         while queue and not self._done and not self._waiting:
-            answer = self._limiter.try_reserve(LONGEST_WAIT)
+            answer = self._reserve(LONGEST_WAIT)
+            if answer is None:
+                return
             if isinstance(answer, RateLimitedError):
                 if _passing(answer):
                     self._arm(_retry_after(answer), None)

@@ -16,6 +16,7 @@ import warnings
 import weakref
 from typing import Protocol
 
+from .._arguments import require_name
 from .._child_safe_lock import ChildSafeLock
 
 __all__ = [
@@ -39,12 +40,10 @@ class StateReporting(Protocol):
 
 def require_policy_name(argument: str, value: object) -> str:
     """``value`` as a policy's name, or ``TypeError`` (not a string) /
-    ``ValueError`` (empty) naming ``argument``."""
-    if not isinstance(value, str):
-        raise TypeError(f"{argument} must be a string, got {type(value).__name__}")
-    if not value:
-        raise ValueError(f"{argument} must be a non-empty string, got ''")
-    return value
+    ``ValueError`` (empty, with NUL, not UTF-8: no exporter could write it,
+    and one such name would break a whole Prometheus scrape) naming
+    ``argument``."""
+    return require_name(argument, value)
 
 
 _lock = ChildSafeLock()

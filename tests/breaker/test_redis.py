@@ -235,7 +235,7 @@ def test_the_issue_example_builds(redis_server: RedisServer) -> None:
     [
         ({"client": object()}, TypeError, "client"),
         ({"name": ""}, ValueError, "name"),
-        ({"name": 3}, ValueError, "name"),
+        ({"name": 3}, TypeError, "name"),
         # a lone surrogate (os.fsdecode's) cannot reach Redis: refused now,
         # not as a UnicodeEncodeError out of the first call
         ({"name": "a\udcff"}, ValueError, "name"),

@@ -89,7 +89,7 @@ def test_the_strategy_builds_valid_configs(config: rxr.RateLimiterConfig) -> Non
     ("settings", "error", "named"),
     [
         ({"name": ""}, ValueError, "name"),
-        ({"name": 5}, ValueError, "name"),
+        ({"name": 5}, TypeError, "name"),
         ({"scheduler": "now"}, TypeError, "scheduler"),
         ({"storage": object()}, TypeError, "storage"),
     ],

@@ -10,6 +10,7 @@ import reactivex as rx
 from hypothesis import given
 from hypothesis import strategies as st
 from reactivex import operators as ops
+from reactivex.subject import Subject
 from reactivex.testing import ReactiveTest, TestScheduler
 
 import rxresilience as rxr
@@ -490,3 +491,87 @@ def test_a_subscribers_end_that_raises_on_the_timer_stays_off_the_timer(
         "the subscriber's own bug" in r.getMessage() or r.exc_info
         for r in caplog.records
     )
+
+
+class BrokenStorage(rxr.InMemoryRateLimiterStorage):
+    """A storage whose ``reserve`` raises from its ``reserve_fails``-th call
+    on, and whose ``cancel`` raises when ``cancel_fails``."""
+
+    def __init__(self, reserve_fails: int = 0, cancel_fails: bool = False) -> None:
+        super().__init__()
+        self.reserves = 0
+        self.reserve_fails = reserve_fails
+        self.cancel_fails = cancel_fails
+
+    def reserve(self, now: float, max_wait: float) -> Any:
+        self.reserves += 1
+        if self.reserve_fails and self.reserves >= self.reserve_fails:
+            raise ConnectionError("the backend is gone")
+        return super().reserve(now, max_wait)
+
+    def cancel(self, reservation: Any, now: float) -> bool:
+        if self.cancel_fails:
+            raise ConnectionError("the backend is gone")
+        return super().cancel(reservation, now)
+
+
+@pytest.mark.parametrize("fails_at", [1, 2, 3])
+def test_a_storage_that_fails_ends_the_pacing_with_its_error(fails_at: int) -> None:
+    """On the subscribe path (the first item) or a timer's (a later one): the
+    subscriber hears the storage's error, the source is let go, no timer is
+    left (on a timer it used to be swallowed: the subscription hung)."""
+    scheduler = TestScheduler()
+    limiter = rxr.RateLimiter(
+        rate=1,
+        per=1.0,
+        storage=BrokenStorage(reserve_fails=fails_at),
+        scheduler=scheduler,
+    )
+    source: Subject[int] = Subject()
+    seen: list[Any] = []
+    source.pipe(rxr.pace(limiter)).subscribe(
+        seen.append, seen.append, lambda: seen.append("completed"), scheduler=scheduler
+    )
+    for value in (1, 2, 3):
+        source.on_next(value)
+    scheduler.advance_to(100.0)
+    assert seen[: fails_at - 1] == list(range(1, fails_at))
+    assert isinstance(seen[-1], ConnectionError)
+    assert len(seen) == fails_at
+    assert not source.observers
+    assert not scheduler._queue
+
+
+def test_a_storage_whose_cancel_fails_still_lets_the_source_go() -> None:
+    scheduler = TestScheduler()
+    limiter = rxr.RateLimiter(
+        rate=1, per=1.0, storage=BrokenStorage(cancel_fails=True), scheduler=scheduler
+    )
+    source: Subject[int] = Subject()
+    subscription = source.pipe(rxr.pace(limiter)).subscribe(scheduler=scheduler)
+    source.on_next(1)
+    source.on_next(2)  # waits for its permit: a reservation to give back
+    subscription.dispose()
+    assert not source.observers
+    scheduler.advance_to(100.0)  # the timer, disposed, goes without running
+    assert not scheduler._queue
+
+
+def test_a_subscriber_bug_with_a_failing_cancel_is_still_told() -> None:
+    scheduler = TestScheduler()
+    limiter = rxr.RateLimiter(
+        rate=1, per=1.0, storage=BrokenStorage(cancel_fails=True), scheduler=scheduler
+    )
+    source: Subject[int] = Subject()
+    errors: list[Exception] = []
+
+    def on_next(value: int) -> None:
+        source.on_next(value + 1)  # its permit is a second away: reserved
+        raise RuntimeError("subscriber bug")
+
+    source.pipe(rxr.pace(limiter)).subscribe(
+        on_next, errors.append, scheduler=scheduler
+    )
+    source.on_next(1)
+    assert [str(error) for error in errors] == ["subscriber bug"]
+    assert not source.observers
