@@ -9,7 +9,12 @@ from typing import Any, TypeAlias, TypeVar, cast
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
-from ._arguments import ErrorPredicate, close_coroutine, error_predicate
+from ._arguments import (
+    ErrorPredicate,
+    close_coroutine,
+    error_predicate,
+    require_scheduler,
+)
 from ._clock import seconds_now
 from .telemetry import _bus
 from .telemetry._registry import require_policy_name
@@ -84,7 +89,11 @@ def to_fallback(name: str, value: FallbackLike) -> Replacement:
 
 
 def fallback(
-    replacement: FallbackLike, *, when: Any = None, name: str = "fallback"
+    replacement: FallbackLike,
+    *,
+    when: Any = None,
+    name: str = "fallback",
+    scheduler: abc.SchedulerBase | None = None,
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """On a matching error, continue with a value, an observable, or ``f(error)``.
 
@@ -109,6 +118,9 @@ def fallback(
         when: which errors to replace: a predicate, an exception type or a
             tuple of them; default every error. Others pass through unchanged.
         name: the policy's name on its ``fallback.used`` telemetry events.
+        scheduler: the clock of those events (virtual time under a
+            ``TestScheduler``); else the subscribe-time scheduler's, else the
+            real clock. Nothing here waits: no timer runs on it.
 
     Returns:
         An operator function for ``Observable.pipe``.
@@ -120,6 +132,7 @@ def fallback(
     """
     make = to_fallback("fallback", replacement)
     require_policy_name("name", name)
+    require_scheduler("scheduler", scheduler)
     matches: ErrorPredicate | None = (
         None if when is None else error_predicate("when", when)
     )
@@ -148,14 +161,17 @@ def fallback(
                     if matches is not None and not matches(error):
                         observer.on_error(error)
                         return
-                    if _bus.listening:
-                        _bus.emit(
-                            "fallback.used", name, seconds_now(scheduler_), error=error
-                        )
                     next_source = make(error)
                 except Exception as failure:
                     observer.on_error(failure)
                     return
+                if _bus.listening:  # replaced: a function that failed replaced nothing
+                    _bus.emit(
+                        "fallback.used",
+                        name,
+                        seconds_now(scheduler or scheduler_),
+                        error=error,
+                    )
                 current.disposable = next_source.subscribe(
                     observer, scheduler=scheduler_
                 )

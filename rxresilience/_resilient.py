@@ -249,7 +249,9 @@ def resilient(
             timeout_operator(total=total_timeout, scheduler=scheduler, name=name)
         )
     if fallback is not None:
-        parts.append(fallback_operator(fallback, name=name or "fallback"))
+        parts.append(
+            fallback_operator(fallback, name=name or "fallback", scheduler=scheduler)
+        )
     if not parts:
         raise ValueError(
             "resilient needs at least one part: timeout, retry, breaker, "

@@ -151,8 +151,9 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
         except Exception as failure:
             self._observer.on_error(failure)
             return
+        # On the timeout's scheduler, as ops.timeout subscribes its ``other``.
         self._switched.disposable = next_source.subscribe(
-            self._observer, scheduler=self._subscribe_scheduler
+            self._observer, scheduler=self._scheduler
         )
 
     def _report(self, error: Exception, budget: str, seconds: float) -> None:

@@ -403,3 +403,24 @@ def test_a_deadline_a_fraction_of_a_microsecond_away_is_due_now() -> None:
     trace.assert_values().assert_error(rxr.TimeoutError)
     assert trace.ended_at is not None
     assert abs(trace.ended_at - (0.9980855560803873 + 1.1)) < 1e-5
+
+
+def test_the_fallback_is_subscribed_on_the_timeouts_scheduler_as_ops_timeout_does() -> (
+    None
+):
+    """Given to the operator alone, the scheduler is the fallback's too (it was
+    subscribed without it: its timer ran on a real thread)."""
+    seen: dict[str, list[Any]] = {}
+    for kind, operator in (
+        ("ours", lambda s: rxr.timeout(3.0, fallback=rx.timer(1.0), scheduler=s)),
+        ("rxpy", lambda s: ops.timeout(3.0, other=rx.timer(1.0), scheduler=s)),
+    ):
+        scheduler = TestScheduler()
+        got: list[Any] = seen.setdefault(kind, [])
+        rx.never().pipe(operator(scheduler)).subscribe(
+            lambda value, got=got, s=scheduler: got.append((s.clock, value)),
+            lambda error, got=got: got.append(error),
+            lambda got=got, s=scheduler: got.append((s.clock, "completed")),
+        )
+        scheduler.advance_to(10.0)
+    assert seen["ours"] == seen["rxpy"] == [(4.0, 0), (4.0, "completed")]

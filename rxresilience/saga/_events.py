@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -125,11 +126,16 @@ class SagaEventBroadcast(Broadcast[SagaEvent]):
         self._scheduler = scheduler
 
     def emit(self, value: SagaEvent) -> None:
+        self.emit_timed(value, lambda: seconds_now(self._scheduler))
+
+    def emit_timed(self, value: SagaEvent, now: Callable[[], float]) -> None:
+        """:meth:`emit`, its telemetry timed on ``now`` (a run's clock: the
+        subscribe-time scheduler's when the saga has none of its own)."""
         if _bus.listening:
-            self._report(value)
+            self._report(value, now)
         super().emit(value)
 
-    def _report(self, event: SagaEvent) -> None:
+    def _report(self, event: SagaEvent, now: Callable[[], float]) -> None:
         """One ``saga.*`` telemetry event for the saga events that are one."""
         error: BaseException | None = None
         step: str | None = None
@@ -152,7 +158,7 @@ class SagaEventBroadcast(Broadcast[SagaEvent]):
             _bus.emit(
                 kind,
                 self._name,
-                seconds_now(self._scheduler),
+                now(),
                 error=error,
                 attributes=attributes,
             )

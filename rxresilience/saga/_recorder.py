@@ -18,7 +18,7 @@ from reactivex import abc
 
 from .._clock import clock_of
 from ..errors import SagaError, SagaOwnershipLostError
-from ._events import CompensationStarted, SagaEvent, StepStarted
+from ._events import CompensationStarted, SagaEvent, SagaEventBroadcast, StepStarted
 from ._group_commit import GroupCommit
 from ._history import (
     KIND_VALUES,
@@ -384,4 +384,8 @@ class Recorder:
 
     def publish(self, event: SagaEvent) -> None:
         self.subscriber.on_next(event)
-        self._plan.events.emit(event)
+        events = self._plan.events
+        if isinstance(events, SagaEventBroadcast):  # its telemetry on our clock
+            events.emit_timed(event, self._clock)
+        else:
+            events.emit(event)

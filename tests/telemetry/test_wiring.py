@@ -481,3 +481,44 @@ def test_two_live_rate_limiters_sharing_a_name_warn() -> None:
     assert len(caught) == 1
     assert caught[0].filename == __file__
     del a, b
+
+
+def test_fallback_used_is_stamped_on_the_pipelines_clock_and_only_when_it_replaced(
+    seen: list[TelemetryEvent],
+) -> None:
+    scheduler = TestScheduler()
+    scheduler.advance_to(7.0)
+    rx.throw(ValueError("down")).pipe(
+        rxr.resilient(fallback="cached", scheduler=scheduler, name="f")
+    ).subscribe()
+    assert [(e.kind, e.at) for e in seen] == [("fallback.used", 7.0)]
+
+    def broken(error: Exception) -> rx.Observable[str]:
+        raise RuntimeError("the fallback's own bug")
+
+    errors: list[Exception] = []
+    rx.throw(ValueError("down")).pipe(rxr.fallback(broken, name="g")).subscribe(
+        on_error=errors.append
+    )
+    assert [type(error) for error in errors] == [RuntimeError]
+    assert [e.policy for e in seen] == ["f"]  # nothing replaced: nothing said
+
+
+def test_saga_events_are_stamped_on_the_subscribe_time_scheduler_without_one_of_its_own(
+    seen: list[TelemetryEvent],
+) -> None:
+    scheduler = TestScheduler()
+    scheduler.advance_to(103.0)
+    saga = (
+        rxr.Saga[int]("order")
+        .step("reserve", execute=lambda n: rx.of(n), compensate=lambda n: rx.empty())
+        .step(
+            "charge",
+            execute=lambda n: rx.throw(ValueError("declined")),
+            compensate=lambda n: rx.empty(),
+        )
+    )
+    saga.run(0).subscribe(on_error=lambda error: None, scheduler=scheduler)
+    scheduler.advance_to(110.0)
+    stamped = [(e.kind, e.at) for e in seen if e.kind.startswith("saga.")]
+    assert stamped == [("saga.step_failed", 103.0), ("saga.compensated", 103.0)]
