@@ -16,6 +16,7 @@ from ._arguments import (
     require_duration,
 )
 from ._backoff import Backoff
+from ._clock import RESOLUTION
 from ._seeded_random import SeededOnFirstUse
 from .telemetry._registry import require_policy_name
 
@@ -32,6 +33,11 @@ HedgePredicate: TypeAlias = (
     | None
 )
 """What ``should_hedge=`` accepts: a predicate, exception type(s), or None (all)."""
+
+
+#: Hedges a policy with ``delay=0`` may ask for at most: they all start at
+#: once, each one more call in flight (Polly allows 10 hedged attempts).
+MOST_HEDGES_AT_ONCE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +60,9 @@ class HedgePolicy:
             once), or a :class:`Backoff` policy: its k-th delay is the wait
             before hedge k, counted from the start of the attempt before it.
         max_hedges: how many extra subscriptions at most (an ``int`` >= 1,
-            never a ``bool``): ``1 + max_hedges`` attempts in all.
+            never a ``bool``; at most :data:`MOST_HEDGES_AT_ONCE` with
+            ``delay=0``, which starts them all at once): ``1 + max_hedges``
+            attempts in all.
         should_hedge: which errors start the next hedge: a predicate, an
             exception type, or a tuple of them; ``None`` hedges on every
             error. An error it rejects ends the hedge at once with that error.
@@ -79,9 +87,17 @@ class HedgePolicy:
                     f"{type(delay).__name__}"
                 )
             object.__setattr__(self, "delay", require_duration("delay", delay))
-        require_count(
+        hedges = require_count(
             "max_hedges", self.max_hedges, why="the first attempt is not a hedge"
         )
+        at_once = isinstance(self.delay, float) and self.delay < RESOLUTION
+        if hedges > MOST_HEDGES_AT_ONCE and at_once:
+            # Every hedge at one instant: as many calls in flight at once (a
+            # source that never answers at once would be subscribed without end).
+            raise ValueError(
+                f"max_hedges must be <= {MOST_HEDGES_AT_ONCE} with a delay of 0 (below "
+                f"a microsecond: every hedge starts at once), got {hedges!r}"
+            )
         object.__setattr__(
             self,
             "_should_hedge",

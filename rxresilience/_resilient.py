@@ -246,7 +246,13 @@ def resilient(
         parts.append(_retry_part(retry, name, scheduler, clocks))
     if total_timeout is not None:
         parts.append(
-            timeout_operator(total=total_timeout, scheduler=scheduler, name=name)
+            _named(
+                "total_timeout",
+                "total",
+                lambda: timeout_operator(
+                    total=total_timeout, scheduler=scheduler, name=name
+                ),
+            )
         )
     if fallback is not None:
         parts.append(
@@ -339,7 +345,11 @@ def _retry_part(
             f"retry must be a RetryPolicy or a number of attempts, got "
             f"{type(retry).__name__}"
         )
-    policy = retry if isinstance(retry, RetryPolicy) else RetryPolicy(retry)
+    policy = (
+        retry
+        if isinstance(retry, RetryPolicy)
+        else _named("retry", "max_attempts", lambda: RetryPolicy(retry))
+    )
     if name is not None and policy.name == "retry":
         policy = dataclasses.replace(policy, name=name)
     _require_one_kind_of_time("retry.scheduler", policy.scheduler, clocks)
@@ -367,3 +377,18 @@ def _idempotent_part(
     warn_without_renewal(decided.store)
     fingerprint = None if payload is _NO_PAYLOAD else fingerprint_of(payload)
     return idempotent_by_fingerprint(decided, require_key(key), fingerprint)
+
+
+_Part = TypeVar("_Part")
+
+
+def _named(argument: str, inner: str, build: Callable[[], _Part]) -> _Part:
+    """``build()``; a refusal of its ``inner`` argument names ``argument``, the
+    one the caller of ``resilient`` passed."""
+    try:
+        return build()
+    except (TypeError, ValueError) as error:
+        message = str(error)
+        if not message.startswith(f"{inner} "):
+            raise
+        raise type(error)(argument + message[len(inner) :]) from None

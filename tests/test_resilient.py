@@ -197,7 +197,7 @@ def test_resilient_is_the_documented_pipe_of_the_single_operators() -> None:
         ({"timeout": "5s"}, TypeError, "timeout"),
         ({"timeout": 0}, ValueError, "^timeout "),
         ({"retry": "3"}, TypeError, "retry"),
-        ({"retry": 0}, ValueError, "max_attempts"),
+        ({"retry": 0}, ValueError, "retry must be"),
         ({"breaker": object()}, TypeError, "breaker"),
         ({"fallback": Boom()}, TypeError, "fallback"),
         ({"total_timeout": -1}, ValueError, "total"),
@@ -278,3 +278,18 @@ def test_name_names_the_hedge_and_the_shared_parts_keep_their_own() -> None:
     finally:
         subscription.dispose()
     assert {event.policy for event in seen} == {"mine"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "named"),
+    [
+        ({"total_timeout": 0}, ValueError, "total_timeout must be"),
+        ({"total_timeout": "x"}, TypeError, "total_timeout must be"),
+        ({"retry": 0}, ValueError, "retry must be"),
+    ],
+)
+def test_a_refusal_names_the_argument_resilient_was_given(
+    arguments: dict[str, Any], error: type[Exception], named: str
+) -> None:
+    with pytest.raises(error, match=f"^{named}"):
+        rxr.resilient(**arguments)

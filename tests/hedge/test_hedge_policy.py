@@ -138,3 +138,16 @@ def test_options_beside_a_policy_are_refused() -> None:
 def test_a_scheduler_that_is_not_one_is_refused_naming_it() -> None:
     with pytest.raises(TypeError, match="scheduler"):
         rxr.hedge(1.0, scheduler="now")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("delay", [0, 0.0, 1e-300])
+def test_more_hedges_than_can_start_at_once_are_refused_with_no_delay(
+    delay: float,
+) -> None:
+    """All at one instant, a source that never answers at once would be
+    subscribed without end."""
+    rxr.hedge(delay, 100)
+    with pytest.raises(ValueError, match="max_hedges"):
+        rxr.hedge(delay, 101)
+    with pytest.raises(ValueError, match="max_hedges"):
+        rxr.HedgePolicy(delay, max_hedges=10**400)
