@@ -71,6 +71,11 @@ def require_client(client: Any, *, cluster: bool = False) -> None:
     ``redis.cluster.RedisCluster`` client), naming the argument."""
     if cluster and is_cluster_client(client):
         return
+    if type(client).__module__.startswith("redis.asyncio"):
+        raise TypeError(
+            "client must be a redis.Redis client, got a redis.asyncio one (the "
+            "library's calls are synchronous; under asyncio they run off the loop)"
+        )
     if not hasattr(client, "connection_pool") or not hasattr(client, "register_script"):
         kinds = (
             "redis.Redis or redis.cluster.RedisCluster" if cluster else "redis.Redis"
@@ -105,7 +110,18 @@ def own_client(
         decode_responses=decode_responses,
         encoding="utf-8",
     )
+    from redis.sentinel import SentinelConnectionPool
+
+    first: tuple[Any, ...] = ()
+    if isinstance(pool, SentinelConnectionPool):
+        # A master (or replica) found through Sentinel: found the same way.
+        settings.pop("connection_pool", None)  # the user's pool's own proxy
+        settings.update(
+            is_master=pool.is_master, check_connection=pool.check_connection
+        )
+        first = (pool.service_name, pool.sentinel_manager)
     own = type(pool)(
+        *first,
         connection_class=pool.connection_class,
         max_connections=pool.max_connections,
         **settings,

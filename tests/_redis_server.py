@@ -189,3 +189,44 @@ class RedisClusterServer(RedisServer):
                 return
             threading.Event().wait(0.02)  # the node settles its slot table
         raise RuntimeError(f"redis-server (cluster) never came up on {self.port}")
+
+
+class SentinelServer:
+    """One real Redis Sentinel watching ``master`` as ``mymaster``."""
+
+    def __init__(self, folder: pathlib.Path, master: RedisServer) -> None:
+        self.folder = folder
+        self.port = _free_port()
+        self.master = master
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = self.folder / "sentinel.conf"  # Sentinel rewrites its config
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.folder}\n"
+            f"sentinel monitor mymaster 127.0.0.1 {self.master.port} 1\n"
+        )
+        self.process = subprocess.Popen(
+            [_binary(), str(config), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        probe = redis.Redis(port=self.port, socket_timeout=5)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if probe.sentinel_masters().get("mymaster"):
+                    return
+            except redis.exceptions.ConnectionError:
+                self.process.poll()
+                if self.process.returncode is not None:
+                    break
+            threading.Event().wait(0.02)  # a real process starting up
+        raise RuntimeError(f"redis sentinel did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None

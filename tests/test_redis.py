@@ -285,3 +285,51 @@ def test_a_non_positive_socket_timeout_is_refused(
         rxr.RedisIdempotencyStore(redis_server.client(), socket_timeout=timeout)
     with pytest.raises(ValueError, match="socket_timeout"):
         rxr.RedisSagaJournal(redis_server.client(), socket_timeout=timeout)
+
+
+def test_every_redis_part_takes_a_client_found_through_sentinel(
+    redis_server: RedisServer, tmp_path: pathlib.Path
+) -> None:
+    """``Sentinel(...).master_for(...)`` is a ``redis.Redis``: the library's own
+    copy of it finds the master through Sentinel too (it was refused with
+    redis-py's own TypeError about the pool)."""
+    from redis.sentinel import Sentinel
+
+    from ._redis_server import SentinelServer
+
+    sentinel = SentinelServer(tmp_path / "sentinel", redis_server)
+    sentinel.start()
+    try:
+        master = Sentinel([("127.0.0.1", sentinel.port)], socket_timeout=5).master_for(
+            "mymaster", socket_timeout=5
+        )
+        prefix = f"{tmp_path.name}-sentinel"
+        limiter = rxr.RateLimiter(
+            1, storage=rxr.RedisRateLimiterStorage(master, name=f"{prefix}-rl")
+        )
+        assert limiter.try_acquire()
+        store = rxr.RedisIdempotencyStore(master, prefix=f"{prefix}:")
+        assert store.claim("k", None, "o", 0.0, 1e12).status.name == "CLAIMED"
+        breaker = rxr.CircuitBreaker(
+            storage=rxr.RedisBreakerStorage(master, name=f"{prefix}-breaker")
+        )
+        assert breaker.state.name == "CLOSED"
+        journal = rxr.RedisSagaJournal(master, prefix=f"{prefix}-sagas")
+        journal.begin("s", "saga", 0.0)
+        assert journal.unfinished() == ["s"]
+    finally:
+        sentinel.stop()
+
+
+def test_an_asyncio_client_is_refused_when_built() -> None:
+    import redis.asyncio
+
+    client = redis.asyncio.Redis()
+    for build in (
+        lambda: rxr.RedisRateLimiterStorage(client, name="n"),
+        lambda: rxr.RedisIdempotencyStore(client),
+        lambda: rxr.RedisBreakerStorage(client, name="n"),
+        lambda: rxr.RedisSagaJournal(client),
+    ):
+        with pytest.raises(TypeError, match=r"client must be a redis\.Redis client"):
+            build()
