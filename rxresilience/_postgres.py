@@ -286,6 +286,7 @@ class PostgresConnections:
             with (
                 pool.connection(timeout=self.timeout) as conn,
                 watch.watching(conn),
+                _plain_rows(conn),
             ):
                 yield conn
             return
@@ -307,7 +308,7 @@ class PostgresConnections:
                     f"transaction ({status.name}) that is not the library's; "
                     "give it a connection of its own"
                 )
-            with watch.watching(conn):
+            with watch.watching(conn), _plain_rows(conn):
                 yield conn
         finally:
             self._lock.release()
@@ -328,6 +329,20 @@ class PostgresConnections:
         connection is left to its owner."""
         if self._own and self._pool is not None and self._pid == os.getpid():
             self._pool.close()
+
+
+@contextlib.contextmanager
+def _plain_rows(conn: Any) -> Iterator[None]:
+    """Rows as tuples while the library uses ``conn`` (a user's pool may make
+    them dicts, ``row_factory=dict_row``), the user's factory back after."""
+    from psycopg.rows import tuple_row
+
+    factory = conn.row_factory
+    conn.row_factory = tuple_row
+    try:
+        yield
+    finally:
+        conn.row_factory = factory
 
 
 def _own_settings(timeout: float, conninfo: str) -> dict[str, Any]:

@@ -50,6 +50,10 @@ _lock = ChildSafeLock()
 _live: dict[tuple[str, str], weakref.WeakSet[object]] = {}
 _warned: set[tuple[str, str]] = set()
 _breakers: weakref.WeakSet[StateReporting] = weakref.WeakSet()
+#: Names noted before ``_live`` is swept of the names nothing lives under
+#: any more (per-tenant names come and go; the sweep keeps it as large as
+#: what lives, in amortised constant time).
+_sweep_at = 1024
 
 
 def register(
@@ -60,10 +64,16 @@ def register(
     ``warnings.warn`` counts it: 2 points at the caller of ``register``)."""
     if name == default:
         return
+    global _sweep_at
     key = (kind, name)
     with _lock:
         live = _live.get(key)
         if live is None:
+            if len(_live) >= _sweep_at:
+                for gone in [k for k, owners in _live.items() if not owners]:
+                    del _live[gone]
+                    _warned.discard(gone)
+                _sweep_at = max(1024, 2 * len(_live))
             live = _live[key] = weakref.WeakSet()
         shared = bool(live) and key not in _warned
         if shared:

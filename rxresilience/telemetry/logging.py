@@ -15,6 +15,7 @@ Records are built only for the levels the logger is enabled for.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from reactivex import abc
 
@@ -90,9 +91,25 @@ def enable(logger: logging.Logger | None = None) -> abc.DisposableBase:
         if not chosen.isEnabledFor(level):
             return
         try:
-            chosen.log(level, "%s", describe(event), extra={"telemetry": event})
+            _log_on(chosen, level, describe(event), {"telemetry": event})
         except Exception:  # a handler or a formatter of the user's that raises:
             # reported, and this subscriber stays attached for the next event
             _log.exception("logging a telemetry event failed")
 
     return events().subscribe(log)
+
+
+def _log_on(
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    level: int,
+    message: str,
+    extra: dict[str, object],
+) -> None:
+    """Log ``message`` with ``extra`` kept: an adapter's ``process`` (which
+    replaces ``extra`` with its own) has its say first, then ours is added."""
+    if isinstance(logger, logging.LoggerAdapter):
+        message, options = logger.process(message, {})
+        merged = {**(options.pop("extra", None) or {}), **extra}
+        _log_on(logger.logger, level, message, merged)
+        return
+    logger.log(level, "%s", message, extra=extra)

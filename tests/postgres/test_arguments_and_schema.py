@@ -288,3 +288,25 @@ def test_the_connection_strings_own_options_stand(
             (table,),
         ).fetchall()
     assert found == [(schema,)]
+
+
+def test_a_users_pool_that_makes_dict_rows_works_and_keeps_its_factory(
+    postgres_server: PostgresServer,
+) -> None:
+    from psycopg.rows import dict_row
+
+    with psycopg_pool.ConnectionPool(
+        postgres_server.url,
+        min_size=1,
+        max_size=2,
+        kwargs={"row_factory": dict_row},
+        open=True,
+    ) as pool:
+        store = rxr.PostgresIdempotencyStore(pool, table=fresh_name())
+        store.create_schema()
+        assert store.claim("k", None, "o", 0.0, 1e9).status.name == "CLAIMED"
+        journal = rxr.PostgresSagaJournal(pool, table_prefix=fresh_name())
+        journal.begin("s", "saga", 0.0)
+        assert journal.unfinished() == ["s"]
+        with pool.connection() as conn:
+            assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}

@@ -85,3 +85,26 @@ def test_an_error_whose_str_raises_does_not_detach_the_logging(
         assert any("breaker.refused" in t for t in texts)  # still attached
     finally:
         subscription.dispose()
+
+
+def test_an_adapters_records_keep_the_event_and_the_adapters_own_extra(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Tagged(logging.LoggerAdapter):  # type: ignore[type-arg]
+        def process(
+            self, msg: str, kwargs: dict[str, object]
+        ) -> tuple[str, dict[str, object]]:
+            message, options = super().process(msg, kwargs)
+            return f"[{self.extra['tenant']}] {message}", options  # type: ignore[index]
+
+    caplog.set_level(logging.DEBUG, logger="tests.telemetry.adapter")
+    adapter = Tagged(logging.getLogger("tests.telemetry.adapter"), {"tenant": "a"})
+    subscription = telemetry_logging.enable(adapter)
+    try:
+        rx.throw(KeyError("k")).pipe(rxr.fallback(1)).subscribe()
+    finally:
+        subscription.dispose()
+    (record,) = caplog.records
+    assert record.telemetry.kind == "fallback.used"  # type: ignore[attr-defined]
+    assert record.tenant == "a"  # type: ignore[attr-defined]
+    assert record.getMessage().startswith("[a] fallback.used")
