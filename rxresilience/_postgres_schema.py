@@ -107,43 +107,66 @@ class TableSchema:
     def ensure(self, connections: PostgresConnections, *, create: bool) -> None:
         """Check (and, with ``create``, make) the tables, in one transaction.
 
-        Raises the connections' error when the tables hold a newer version,
-        when the main table exists without a version row, or when they are
-        missing and ``create`` is false.
+        Raises the connections' error when the tables hold a newer version;
+        when one of them, or a relation named as one of its indexes, exists
+        without a version row, or is not what it should be (not ours); or
+        when any is missing and ``create`` is false. A table dropped since
+        its version was written is made again (with ``create``).
         """
         versions = self.render("{versions}")
         main = self.render("{" + self.main + "}")
+        relations = {key: self.render("{" + key + "}") for key in self.names}
+        if self.schema is not None:  # an index is named as in its table's schema
+            relations.update(
+                (key, self.identifier(value).as_string(None))
+                for key, value in self.names.items()
+                if key.endswith("_index")
+            )
         with connections.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATION_LOCK,))
-            has_versions, has_main = conn.execute(
-                "SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
-                (versions, main),
-            ).fetchone() or (False, False)
+            kinds = {
+                key: conn.execute(
+                    "SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)",
+                    (relation,),
+                ).fetchone()
+                for key, relation in {"versions": versions, **relations}.items()
+            }
             found = None
-            if has_versions:
+            if kinds["versions"] is not None:
                 row = conn.execute(
                     self.render("SELECT version FROM {versions} WHERE component = %s"),
                     (self.component,),
                 ).fetchone()
                 found = None if row is None else int(row[0])
-            if found is not None:
-                if found > self.version:
-                    raise connections.failed(
-                        f"{main} holds schema version {found} of "
-                        f"{self.component!r}; this release of rxresilience "
-                        f"understands version {self.version} at most: upgrade it"
-                    )
-                return  # ours (no older version has been released)
-            if has_main:
+            if found is not None and found > self.version:
                 raise connections.failed(
-                    f"{main} exists without a schema version row in {versions}; "
-                    "refusing a table this release did not make"
+                    f"{main} holds schema version {found} of "
+                    f"{self.component!r}; this release of rxresilience "
+                    f"understands version {self.version} at most: upgrade it"
                 )
+            for key, relation in relations.items():
+                kind = kinds[key]
+                expected = "i" if key.endswith("_index") else "r"
+                if kind is None:
+                    continue
+                if found is None:
+                    raise connections.failed(
+                        f"{relation} exists without a schema version row in "
+                        f"{versions}; refusing a relation this release did not make"
+                    )
+                if kind[0] != expected:
+                    what = "an index" if expected == "i" else "a table"
+                    raise connections.failed(
+                        f"{relation} is not {what}, as this release makes it; "
+                        "refusing a relation this release did not make"
+                    )
+            if all(kinds[key] is not None for key in relations):
+                return  # ours, whole (no older version has been released)
             if not create:
                 raise connections.failed(
-                    f"{main} does not exist and create_schema=False: call "
-                    "create_schema() with a role that may create tables, or "
-                    f"run this SQL:\n{self.sql_text()}"
+                    f"{main} (or a table or index of it) does not exist and "
+                    "create_schema=False: call create_schema() with a role that "
+                    f"may create tables, or run this SQL:\n{self.sql_text()}"
                 )
             for statement in self.statements():
                 conn.execute(statement)
@@ -156,7 +179,15 @@ class SchemaOpening:
     is made or refused. :meth:`now` is the component's ``create_schema()``.
     """
 
-    __slots__ = ("_connections", "_create", "_layout", "_lock", "_ready")
+    __slots__ = (
+        "_attempts",
+        "_connections",
+        "_create",
+        "_failure",
+        "_layout",
+        "_lock",
+        "_ready",
+    )
 
     def __init__(
         self, layout: TableSchema, connections: PostgresConnections, *, create: bool
@@ -166,15 +197,33 @@ class SchemaOpening:
         self._create = create
         self._lock = threading.Lock()
         self._ready = False
+        self._attempts = 0
+        self._failure: Exception | None = None
 
     def once(self) -> None:
         """Check the tables unless that was done: the first caller does it,
-        the others starting meanwhile wait for it."""
+        the others starting meanwhile wait for it, and fail with it if it
+        failed (each trying again in turn, against a server that does not
+        answer, would wait a whole timeout after another)."""
         if not self._ready:
-            with self._lock:
-                if not self._ready:
-                    self._layout.ensure(self._connections, create=self._create)
-                    self._ready = True
+            self._check(self._attempts)
+
+    def _check(self, attempts: int) -> None:
+        """:meth:`once`, for a caller that saw ``attempts`` made so far."""
+        with self._lock:
+            if self._ready:
+                return
+            failure = self._failure
+            if failure is not None and self._attempts != attempts:
+                raise type(failure)(str(failure)) from failure
+            self._attempts += 1
+            try:
+                self._layout.ensure(self._connections, create=self._create)
+            except Exception as error:
+                self._failure = error
+                raise
+            self._ready = True
+            self._failure = None
 
     def now(self) -> None:
         """Make the tables now if missing (whatever ``create``), and check them."""

@@ -310,3 +310,54 @@ def test_a_users_pool_that_makes_dict_rows_works_and_keeps_its_factory(
         assert journal.unfinished() == ["s"]
         with pool.connection() as conn:
             assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+
+
+@pytest.mark.parametrize("taken", ["entries", "sagas_running"])
+def test_a_journal_refuses_any_relation_of_its_names_that_is_not_its_own(
+    taken: str, postgres_server: PostgresServer
+) -> None:
+    """Not only its main table: its entries table, or a table where its index
+    would go (it used to take them over, and fail at every append)."""
+    prefix = fresh_name()
+    with postgres_server.connect(autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{prefix}_{taken}" (x int)')
+    journal = rxr.PostgresSagaJournal(postgres_server.url, table_prefix=prefix)
+    with pytest.raises(rxr.SagaError, match=f"{prefix}_{taken}"):
+        journal.begin("s", "saga", 0.0)
+    journal.close()
+
+
+def test_an_index_name_taken_by_a_table_is_refused(
+    postgres_server: PostgresServer,
+) -> None:
+    table = fresh_name()
+    with postgres_server.connect(autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{table}_expires_at" (x int)')
+    store = rxr.PostgresIdempotencyStore(postgres_server.url, table=table)
+    with pytest.raises(rxr.IdempotencyError, match="_expires_at"):
+        store.get("k", now=0.0)
+    store.close()
+
+
+@pytest.mark.parametrize(("build", "name"), BUILDERS)
+def test_a_table_dropped_after_its_version_was_written_is_made_again(
+    build: Any, name: str, postgres_server: PostgresServer
+) -> None:
+    table = fresh_name()
+    first = build(postgres_server.url, **{name: table})
+    first.create_schema()
+    first.close()
+    dropped = table if name == "table" else f"{table}_entries"
+    with postgres_server.connect(autocommit=True) as conn:
+        conn.execute(f'DROP TABLE "{dropped}"')
+
+    def use(part: Any) -> Any:
+        return part.unfinished() if name == "table_prefix" else part.get("k", now=0.0)
+
+    kept = build(postgres_server.url, create_schema=False, **{name: table})
+    with pytest.raises(ERRORS, match="create_schema=False"):
+        use(kept)
+    kept.close()
+    again = build(postgres_server.url, **{name: table})
+    assert use(again) in ([], None)
+    again.close()

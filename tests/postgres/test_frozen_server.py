@@ -200,3 +200,36 @@ def test_a_users_pool_and_a_lone_connection_are_bounded_too(
             lambda: journal.load("s"), rxr.SagaError
         )
         lone.close()
+
+
+def test_eight_first_calls_on_a_frozen_server_all_fail_within_the_bound(
+    own_server: PostgresServer,
+) -> None:
+    """The tables are checked once, at the first call: callers arriving
+    meanwhile wait for that check and fail with it, rather than each trying
+    again in turn (a whole timeout after another: up to 9 s here)."""
+    store = rxr.PostgresIdempotencyStore(own_server.url, timeout=TIMEOUT)
+    took: list[float] = []
+    failed: list[Exception] = []
+    lock = threading.Lock()
+
+    def first_call() -> None:
+        started = time.monotonic()
+        try:
+            store.get("k", time.time())
+        except rxr.IdempotencyError as error:
+            with lock:
+                failed.append(error)
+        with lock:
+            took.append(time.monotonic() - started)
+
+    with frozen(own_server):
+        callers = [threading.Thread(target=first_call) for _ in range(8)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(30)
+    assert len(failed) == 8
+    assert max(took) < BOUND
+    assert recovered(lambda: store.get("k", time.time())) is None
+    store.close()
