@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ._arguments import require_choice, require_finite
+from ._child_safe_lock import ChildSafeLock
 
 __all__ = [
     "LONGEST_BUSY_TIMEOUT",
     "SYNCHRONOUS",
+    "ProcessConnection",
     "immediate_transaction",
     "open_database",
     "require_synchronous",
@@ -156,3 +158,41 @@ def open_database(
         db.close()
         raise
     return db
+
+
+class ProcessConnection:
+    """A SQLite connection of this process's own, opened again in a forked child.
+
+    SQLite forbids carrying a connection across ``fork()``: the child would
+    write through its parent's handle, under locks that are the parent's. A
+    child's first use opens a connection of its own; the parent's is kept
+    (referenced, never used or closed) so the child never touches it.
+    """
+
+    __slots__ = ("_connection", "_lock", "_open", "_pid")
+
+    def __init__(self, open_: Callable[[], sqlite3.Connection]) -> None:
+        self._open = open_
+        self._connection = open_()
+        self._pid = os.getpid()
+        self._lock = ChildSafeLock()
+
+    def get(self) -> sqlite3.Connection:
+        """This process's connection."""
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    _inherited.append(self._connection)
+                    self._connection = self._open()
+                    self._pid = os.getpid()
+        return self._connection
+
+    def close(self) -> None:
+        """Close it (in a forked child that never used it: nothing, it is the
+        parent's)."""
+        if self._pid == os.getpid():
+            self._connection.close()
+
+
+#: Connections a forked child inherited: never used, never closed there.
+_inherited: list[sqlite3.Connection] = []

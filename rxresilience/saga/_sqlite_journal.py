@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from collections.abc import Sequence
 
-from .._sqlite import immediate_transaction, require_synchronous
+from .._child_safe_lock import ChildSafeLock
+from .._sqlite import ProcessConnection, immediate_transaction, require_synchronous
 from ..errors import SagaError
 from ._journal import JournalEntry, JournalWrite, SagaJournal, SagaRecord
 from ._sqlite_batch import apply_batch
@@ -64,11 +64,19 @@ class SQLiteSagaJournal(SagaJournal):
     ) -> None:
         self.path = os.fspath(path)
         self.synchronous = require_synchronous(synchronous)
-        self._lock = threading.Lock()
+        # Made anew in a forked child, as the connection is (a parent thread
+        # may hold it at the fork).
+        self._lock = ChildSafeLock()
         self._commits = 0
-        self._db = open_journal_database(
-            self.path, timeout=timeout, synchronous=self.synchronous
+        self._connection = ProcessConnection(
+            lambda: open_journal_database(
+                self.path, timeout=timeout, synchronous=self.synchronous
+            )
         )
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._connection.get()
 
     def begin(self, saga_id: str, saga_name: str, now: float) -> None:
         self._begin(saga_id, saga_name, now, None, None)
@@ -203,7 +211,7 @@ class SQLiteSagaJournal(SagaJournal):
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._connection.close()
 
     def __repr__(self) -> str:
         return f"SQLiteSagaJournal({self.path!r})"

@@ -13,11 +13,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator
 
+from .._child_safe_lock import ChildSafeLock
 from .._codec import Codec, codec_or_json
-from .._sqlite import immediate_transaction, open_database, require_synchronous
+from .._sqlite import (
+    ProcessConnection,
+    immediate_transaction,
+    open_database,
+    require_synchronous,
+)
 from ..errors import IdempotencyError
 from ._base import (
     Claim,
@@ -112,18 +117,26 @@ class SQLiteIdempotencyStore(IdempotencyStore):
         self.codec = codec_or_json(codec)
         self.path = os.fspath(path)
         self.synchronous = require_synchronous(synchronous)
-        self._lock = threading.Lock()
+        # Made anew in a forked child, as the connection is (a parent thread
+        # may hold it at the fork).
+        self._lock = ChildSafeLock()
         self._claims_since_sweep = 0
-        self._db = open_database(
-            self.path,
-            timeout=timeout,
-            synchronous=self.synchronous,
-            schema=_SCHEMA,
-            schema_name="idempotency_schema",
-            version=SCHEMA_VERSION,
-            main_table="rxr_idempotency",
-            error=IdempotencyError,
+        self._connection = ProcessConnection(
+            lambda: open_database(
+                self.path,
+                timeout=timeout,
+                synchronous=self.synchronous,
+                schema=_SCHEMA,
+                schema_name="idempotency_schema",
+                version=SCHEMA_VERSION,
+                main_table="rxr_idempotency",
+                error=IdempotencyError,
+            )
         )
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._connection.get()
 
     def claim(
         self,
@@ -219,7 +232,7 @@ class SQLiteIdempotencyStore(IdempotencyStore):
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._connection.close()
 
     def __repr__(self) -> str:
         return f"SQLiteIdempotencyStore({self.path!r})"

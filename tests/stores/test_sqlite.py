@@ -193,3 +193,47 @@ def test_a_journal_timeout_out_of_range_is_refused_naming_it(
     with pytest.raises(error, match=r"^timeout "):
         rxr.SQLiteSagaJournal(path, timeout=value)  # type: ignore[arg-type]
     assert not path.exists()
+
+
+def test_a_store_and_a_journal_made_before_a_fork_open_their_own_in_the_child(
+    tmp_path: pathlib.Path,
+) -> None:
+    """SQLite forbids carrying a connection across fork(): the child's first
+    use opens its own (a parent thread inside the object's lock at the fork
+    does not block it), and the parent's goes on serving the parent."""
+    from .._fork import in_forked_child
+
+    store = rxr.SQLiteIdempotencyStore(tmp_path / "keys.db")
+    journal = rxr.SQLiteSagaJournal(tmp_path / "sagas.db")
+    assert store.claim("parent-1", None, "p", 0.0, 1e9).status.name == "CLAIMED"
+    journal.begin("parent-1", "saga", 0.0)
+
+    def child() -> bool:
+        claims = [
+            store.claim(f"child-{i}", None, "c", 0.0, 1e9).status.name
+            for i in range(20)
+        ]
+        for i in range(20):
+            journal.begin(f"child-{i}", "saga", 0.0)
+        return claims == ["CLAIMED"] * 20
+
+    assert in_forked_child(child, holding=store._lock) == 0
+    assert in_forked_child(child_again(journal), holding=journal._lock) == 0
+    assert store.claim("child-3", None, "x", 0.0, 1e9).status.name == "IN_PROGRESS"
+    assert store.claim("parent-2", None, "p", 0.0, 1e9).status.name == "CLAIMED"
+    assert sorted(journal.unfinished())[:2] == ["again-0", "again-1"]
+    assert "parent-1" in journal.unfinished()
+    for path in ("keys.db", "sagas.db"):
+        with sqlite3.connect(tmp_path / path) as check:
+            assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    store.close()
+    journal.close()
+
+
+def child_again(journal: rxr.SQLiteSagaJournal) -> Any:
+    def check() -> bool:
+        for i in range(2):
+            journal.begin(f"again-{i}", "saga", 0.0)
+        return True
+
+    return check
