@@ -89,6 +89,14 @@ def clock_of(scheduler: abc.SchedulerBase | None) -> Callable[[], float]:
     return lambda: scheduler.to_seconds(scheduler.now)
 
 
+def deadline_clock(clock: Callable[[], float]) -> Callable[[], float]:
+    """The clock to count deadlines on where ``clock`` (a :func:`clock_of`)
+    reads the time: a monotonic one instead of the wall clock, so that a step
+    of the system clock (NTP, a manual change) moves no deadline (the
+    scheduler's timers count relative waits); ``clock`` itself otherwise."""
+    return time.monotonic if clock is time.time else clock
+
+
 def clock_of_weakly(scheduler: abc.SchedulerBase) -> Callable[[], float]:
     """:func:`clock_of` for what outlives its scheduler (a shared timer, a
     registry's value): it does not keep the scheduler alive, and reads the

@@ -15,7 +15,7 @@ from ._arguments import (
     error_predicate,
     require_scheduler,
 )
-from ._clock import seconds_now
+from ._clock import choose_scheduler, seconds_now
 from .telemetry import _bus
 from .telemetry._registry import require_policy_name
 
@@ -169,7 +169,7 @@ def fallback(
                     _bus.emit(
                         "fallback.used",
                         name,
-                        seconds_now(scheduler or scheduler_),
+                        seconds_now(choose_scheduler(scheduler, scheduler_)),
                         error=error,
                     )
                 current.disposable = next_source.subscribe(

@@ -18,10 +18,10 @@ run out within it (so a stream of deadlines that are each cancelled at once
 costs one thread per :data:`IDLE` seconds, not one each); a timer that fires
 with nothing left to wait for is not re-armed.
 
-Deadlines are read on the scheduler's clock (``clock_of``), as its own
-``schedule_absolute`` reads them: on the default scheduler that is the wall
-clock, so a step of the system clock moves pending deadlines with it (a
-timer of its own counts a relative wait instead). After ``os.fork`` the child keeps none of
+Deadlines are counted on the scheduler's clock (``clock_of``), but on a
+monotonic one where that is the wall clock (the default scheduler's): a step
+of the system clock moves no pending deadline, as it moves no relative wait
+of the scheduler's own timers. After ``os.fork`` the child keeps none of
 the parent's deadlines: the parent's timer threads are not in the child, so
 timers of their own would not fire there either (and firing them would
 repeat the parent's work).
@@ -49,6 +49,7 @@ from ._clock import (
     LONGEST_WAIT,
     RESOLUTION,
     clock_of_weakly,
+    deadline_clock,
     thread_scheduler,
     timers_cost_a_thread,
 )
@@ -113,7 +114,8 @@ class SharedTimer:
 
     def __init__(self, scheduler: abc.SchedulerBase, *, idle: float = IDLE) -> None:
         self._scheduler = weakref.ref(scheduler)
-        self._clock = clock_of_weakly(scheduler)  # the scheduler held weakly too
+        # The scheduler held weakly too; never the wall clock (see the module).
+        self._clock = deadline_clock(clock_of_weakly(scheduler))
         self._idle = idle
         self._reset()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -52,14 +53,22 @@ class TimeoutDeadlines:
     )
 
     def __init__(
-        self, budgets: TimeoutBudgets, scheduler: abc.SchedulerBase, start: float
+        self,
+        budgets: TimeoutBudgets,
+        scheduler: abc.SchedulerBase,
+        start: float,
+        on_clock: Callable[[float], float] = float,
     ) -> None:
+        """``on_clock`` turns a time read on the scheduler's clock (an absolute
+        budget's) into one on the deadlines' clock."""
         self.start = start
         #: Seconds allowed between items, or None.
         self.each_s = budgets.each_s
         #: The absolute deadline for every item, or None.
         self.each_at = (
-            None if budgets.each_at is None else scheduler.to_seconds(budgets.each_at)
+            None
+            if budgets.each_at is None
+            else on_clock(scheduler.to_seconds(budgets.each_at))
         )
         # The first item's deadline, and the budget it reports.
         first: float | None
@@ -78,7 +87,7 @@ class TimeoutDeadlines:
         if budgets.total_s is not None:
             self.total = start + budgets.total_s
         elif budgets.total_at is not None:
-            self.total = scheduler.to_seconds(budgets.total_at)
+            self.total = on_clock(scheduler.to_seconds(budgets.total_at))
         else:
             self.total = None
         #: From this clock reading on, the total budget has run out (None: never).

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
-from ._clock import LONGEST_WAIT, clock_of
+from ._clock import LONGEST_WAIT, clock_of, deadline_clock
 from ._fallback import Replacement
 from ._timeout_deadlines import Expiry, TimeoutBudgets, TimeoutDeadlines
 from .errors import TimeoutError as ResilienceTimeoutError
@@ -38,6 +38,7 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
         "_deadlines",
         "_done",
         "_each_s",
+        "_event_clock",
         "_last",
         "_lock",
         "_name",
@@ -68,7 +69,10 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
         self._scheduler = scheduler
         self._subscribe_scheduler = subscribe_scheduler
         self._replacement = replacement
-        self._clock = clock_of(scheduler)
+        # Deadlines on a monotonic clock where the scheduler's is the wall
+        # clock (a step of the system clock moves none); events on its own.
+        self._event_clock = clock_of(scheduler)
+        self._clock = deadline_clock(self._event_clock)
         self._lock = threading.RLock()
         self._done = False
         self._count = 0
@@ -81,11 +85,17 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
         # runs until the next item (the total budget still does).
         self._suspended = False
         self._deadlines = deadlines = TimeoutDeadlines(
-            budgets, scheduler, self._clock()
+            budgets, scheduler, self._clock(), self._on_deadline_clock
         )
         # Read per item: kept here too, one lookup less on the hot path.
         self._each_s = deadlines.each_s
         self._total_due = deadlines.total_due
+
+    def _on_deadline_clock(self, seconds: float) -> float:
+        """An absolute time read on the scheduler's clock, on the deadlines'."""
+        if self._clock is self._event_clock:
+            return seconds
+        return self._clock() + (seconds - self._event_clock())
 
     def start(self, source: Observable[_T]) -> None:
         self._arm(self._deadlines.start)  # before subscribing, as ops.timeout does
@@ -162,7 +172,7 @@ class TimeoutRun(abc.DisposableBase, Generic[_T]):
             _bus.emit(
                 "timeout.expired",
                 self._name,
-                self._clock(),
+                self._event_clock(),
                 duration=seconds,
                 error=error,
                 attributes={"budget": budget},

@@ -7,6 +7,9 @@ import pathlib
 import re
 import signal
 import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import reactivex as rx
@@ -14,6 +17,7 @@ from reactivex import operators as ops
 from reactivex.scheduler import (
     HistoricalScheduler,
     ImmediateScheduler,
+    NewThreadScheduler,
     TimeoutScheduler,
 )
 from reactivex.testing import TestScheduler
@@ -236,3 +240,50 @@ def test_a_historical_scheduler_drives_timeouts_breakers_and_budgets() -> None:
     scheduler.advance_by(timedelta(seconds=10))
     assert [type(error) for error in errors] == [ConnectionError, rxr.TimeoutError]
     assert len(attempts) == 3  # at +0, +2 and +4 s: the budget's last instant
+
+
+def steppable_system_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """``time.time``, until the returned function sets it back an hour (NTP,
+    a manual change)."""
+    real = time.time
+    back = [0.0]
+    monkeypatch.setattr(time, "time", lambda: real() - back[0])
+    return lambda: back.__setitem__(0, 3600.0)
+
+
+def test_a_timeouts_deadline_ignores_a_step_of_the_system_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    step_back = steppable_system_clock(monkeypatch)
+    fired = threading.Event()
+    subscription = (
+        rx.never().pipe(rxr.timeout(0.2)).subscribe(on_error=lambda error: fired.set())
+    )
+    step_back()
+    try:
+        assert fired.wait(10)  # not an hour later
+    finally:
+        subscription.dispose()
+
+
+def test_a_hedges_deadline_ignores_a_step_of_the_system_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started = threading.Event()
+    attempts: list[int] = []
+
+    def attempt(_: Any) -> rx.Observable[int]:
+        attempts.append(1)
+        if len(attempts) == 2:
+            started.set()
+        return rx.never()
+
+    step_back = steppable_system_clock(monkeypatch)
+    # A scheduler of its own: its shared timer reads the clock as patched.
+    hedged = rxr.hedge(0.2, 1, scheduler=NewThreadScheduler())
+    subscription = rx.defer(attempt).pipe(hedged).subscribe()
+    step_back()
+    try:
+        assert started.wait(10)  # the hedge, not an hour later
+    finally:
+        subscription.dispose()
