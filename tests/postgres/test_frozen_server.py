@@ -57,7 +57,12 @@ def frozen(server: PostgresServer) -> Iterator[None]:
     acknowledges TCP), then continued, whatever happens."""
     stopped: list[int] = []
     try:
-        for pid in server_processes(server):
+        # The postmaster first: stopped, it forks no backend after the list
+        # of its children is read (a connection opening meanwhile would be
+        # served by a backend left running).
+        os.kill(server.pid, signal.SIGSTOP)
+        stopped.append(server.pid)
+        for pid in server_processes(server)[1:]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)
                 stopped.append(pid)
