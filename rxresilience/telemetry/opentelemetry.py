@@ -26,7 +26,6 @@ current where the event happens.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,6 +33,8 @@ from opentelemetry import metrics, trace
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
+from .._child_safe_lock import ChildSafeLock
+from .._weak_identity_map import WeakIdentityMap
 from ._bus import trace_with
 from ._event import TelemetryEvent
 from ._states import state_readings
@@ -98,12 +99,28 @@ def instrument(
 
     Returns:
         A disposable: disposing it stops recording (the gauge then reports
-        nothing; OpenTelemetry cannot remove an instrument).
+        nothing until the provider is instrumented again; OpenTelemetry
+        cannot remove an instrument).
+
+    Raises:
+        ValueError: the provider is instrumented already (each event would
+            count twice), as ``prometheus.register`` refuses a second time.
     """
     provider = (
         meter_provider if meter_provider is not None else metrics.get_meter_provider()
     )
     meter = provider.get_meter("rxresilience")
+    # One gauge per provider, made once: OpenTelemetry keeps the first
+    # instrument of a name and drops a later one's callback, so a gauge made
+    # again (after a dispose) would never report.
+    gauge = _gauges.setdefault(provider, lambda: _BreakerGauge(meter))
+    with _lock:
+        if gauge.live:
+            raise ValueError(
+                "rxresilience is instrumented on this meter provider already "
+                "(every event would count twice): dispose that one first"
+            )
+        gauge.live = True
     counter = meter.create_counter(
         "rxresilience.events", unit="{event}", description="rxresilience events"
     )
@@ -116,28 +133,6 @@ def instrument(
         "rxresilience.attempt.duration",
         unit="s",
         description="Duration of the retried attempts that failed",
-    )
-    live = threading.Event()
-    live.set()
-
-    def observe_states(
-        _options: metrics.CallbackOptions,
-    ) -> Iterable[metrics.Observation]:
-        if not live.is_set():
-            return []
-        return [
-            metrics.Observation(
-                count,
-                {"rxresilience.policy": name, "rxresilience.breaker.state": state},
-            )
-            for name, state, count in state_readings()
-        ]
-
-    meter.create_observable_gauge(
-        "rxresilience.breaker.state",
-        callbacks=[observe_states],
-        unit="{breaker}",
-        description="Live breakers per name, in each state as last known",
     )
     span_events = not isinstance(tracer_provider, trace.NoOpTracerProvider)
 
@@ -155,11 +150,45 @@ def instrument(
 
     parts: list[abc.DisposableBase] = [
         events().subscribe(record),
-        Disposable(live.clear),
+        Disposable(gauge.stop),
     ]
     if span_events:
         parts.append(trace_with(trace.get_current_span))
     return CompositeDisposable(parts)
+
+
+class _BreakerGauge:
+    """A provider's breaker-state gauge: reports while an instrumentation lives."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self.live = False  # guarded by _lock
+        meter.create_observable_gauge(
+            "rxresilience.breaker.state",
+            callbacks=[self._observe],
+            unit="{breaker}",
+            description="Live breakers per name, in each state as last known",
+        )
+
+    def stop(self) -> None:
+        with _lock:
+            self.live = False
+
+    def _observe(
+        self, _options: metrics.CallbackOptions
+    ) -> Iterable[metrics.Observation]:
+        if not self.live:
+            return []
+        return [
+            metrics.Observation(
+                count,
+                {"rxresilience.policy": name, "rxresilience.breaker.state": state},
+            )
+            for name, state, count in state_readings()
+        ]
+
+
+_lock = ChildSafeLock()
+_gauges: WeakIdentityMap[metrics.MeterProvider, _BreakerGauge] = WeakIdentityMap()
 
 
 def _without_event(attributes: dict[str, str]) -> dict[str, str]:

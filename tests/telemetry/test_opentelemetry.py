@@ -221,3 +221,35 @@ def test_error_type_is_the_qualified_type_name() -> None:
         telemetry_otel.error_type(rxr.TimeoutError("each", 1.0))
         == "rxresilience.errors.TimeoutError"
     )
+
+
+def test_instrumenting_again_after_a_dispose_reports_the_gauge_again() -> None:
+    """OpenTelemetry keeps a provider's first gauge and drops a later one's
+    callback: a second instrumentation used to leave the gauge empty."""
+    setup = _Otel()
+    telemetry_otel.instrument(setup.meters, setup.tracers).dispose()
+    again = telemetry_otel.instrument(setup.meters, setup.tracers)
+    try:
+        breaker = rxr.CircuitBreaker(failure_threshold=1, name="again")
+        breaker.admit().failure(ConnectionError("down"))
+        points = [
+            point
+            for point in setup.points("rxresilience.breaker.state")
+            if point.attributes["rxresilience.policy"] == "again"
+        ]
+        assert {p.attributes["rxresilience.breaker.state"]: p.value for p in points}[
+            "open"
+        ] == 1
+    finally:
+        again.dispose()
+
+
+def test_instrumenting_one_provider_twice_is_refused() -> None:
+    setup = _Otel()
+    first = telemetry_otel.instrument(setup.meters, setup.tracers)
+    try:
+        with pytest.raises(ValueError, match="instrumented on this meter provider"):
+            telemetry_otel.instrument(setup.meters, setup.tracers)
+    finally:
+        first.dispose()
+    assert not _bus.listening
