@@ -42,6 +42,7 @@ __all__ = [
     "LONGEST_NAME",
     "PostgresConnections",
     "import_psycopg",
+    "require_schema_name",
     "require_table_name",
     "text_digest",
 ]
@@ -109,6 +110,19 @@ def require_table_name(name: str, value: object, *, longest: int) -> str:
     return text
 
 
+def require_schema_name(value: object) -> str:
+    """A PostgreSQL schema of the user's: :func:`require_table_name`, and none
+    of PostgreSQL's own (``pg_*``, ``information_schema``)."""
+    name = require_table_name("schema", value, longest=LONGEST_NAME)
+    if name.lower().startswith("pg_") or name.lower() == "information_schema":
+        raise ValueError(f"schema must be one of the application's, got {name!r}")
+    return name
+
+
+#: Seconds of ``timeout`` at least: below, no connection could ever be had.
+SHORTEST_TIMEOUT = 0.001
+
+
 class PostgresConnections:
     """Where a store or journal borrows its connections, and how failures read.
 
@@ -146,6 +160,10 @@ class PostgresConnections:
         import psycopg_pool
 
         self.timeout = require_duration("timeout", timeout, positive=True)
+        if self.timeout < SHORTEST_TIMEOUT:  # no connection could ever be had
+            raise ValueError(
+                f"timeout must be at least {SHORTEST_TIMEOUT} seconds, got {timeout!r}"
+            )
         self._error = error
         self._what = what
         self._lock = threading.Lock()

@@ -26,6 +26,7 @@ from .._postgres import (
     DEFAULT_TIMEOUT,
     LONGEST_NAME,
     PostgresConnections,
+    require_schema_name,
     require_table_name,
     text_digest,
 )
@@ -211,7 +212,7 @@ class PostgresSagaJournal(SagaJournal):
             "table_prefix", table_prefix, longest=LONGEST_NAME - len("_sagas_running")
         )
         if schema is not None:
-            require_table_name("schema", schema, longest=LONGEST_NAME)
+            require_schema_name(schema)
         require_bool("create_schema", create_schema)
         prefix = self.table_prefix
         self._layout = TableSchema(

@@ -20,6 +20,16 @@ __all__ = ["LATEST_TIME", "Claim", "ClaimStatus", "IdempotencyStore"]
 LATEST_TIME = 1e12
 
 
+def require_record(value: object) -> bytes:
+    """A record as ``bytes`` (a ``bytearray`` or ``memoryview`` copied), or
+    ``TypeError``: ``bytes(5)`` would store five NUL bytes, silently."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"record must be bytes, got {type(value).__name__}")
+
+
 def require_time(name: str, value: object) -> float:
     """A time argument as a float, or ``ValueError``/``TypeError`` naming it.
 

@@ -12,6 +12,7 @@ from ._base import (
     Claim,
     ClaimStatus,
     IdempotencyStore,
+    require_record,
     require_store_key,
     require_time,
 )
@@ -106,6 +107,7 @@ class InMemoryIdempotencyStore(IdempotencyStore):
             return True
 
     def complete(self, key: str, owner: str, record: bytes, expires_at: float) -> bool:
+        record = require_record(record)
         require_store_key(key)
         expires_at = require_time("expires_at", expires_at)
         with self._lock:

@@ -28,6 +28,7 @@ from .._postgres import (
     DEFAULT_TIMEOUT,
     LONGEST_NAME,
     PostgresConnections,
+    require_schema_name,
     require_table_name,
     text_digest,
 )
@@ -37,6 +38,7 @@ from ._base import (
     Claim,
     ClaimStatus,
     IdempotencyStore,
+    require_record,
     require_store_key,
     require_time,
 )
@@ -217,7 +219,7 @@ class PostgresIdempotencyStore(IdempotencyStore):
             "table", table, longest=LONGEST_NAME - len("_expires_at")
         )
         if schema is not None:
-            require_table_name("schema", schema, longest=LONGEST_NAME)
+            require_schema_name(schema)
         require_bool("create_schema", create_schema)
         self.codec = codec_or_json(codec)
         self._layout = TableSchema(
@@ -303,11 +305,12 @@ class PostgresIdempotencyStore(IdempotencyStore):
             return bool(done.rowcount == 1)
 
     def complete(self, key: str, owner: str, record: bytes, expires_at: float) -> bool:
+        record = require_record(record)
         digest, key = _require_postgres_key(key)
         expires_at = require_time("expires_at", expires_at)
         with self._statement() as conn:
             done = conn.execute(
-                self._complete_sql, (expires_at, bytes(record), digest, key, owner)
+                self._complete_sql, (expires_at, record, digest, key, owner)
             )
             return bool(done.rowcount == 1)
 

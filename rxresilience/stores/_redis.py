@@ -26,6 +26,7 @@ from ._base import (
     Claim,
     ClaimStatus,
     IdempotencyStore,
+    require_record,
     require_store_key,
     require_time,
 )
@@ -166,6 +167,7 @@ class RedisIdempotencyStore(IdempotencyStore):
         return bool(self._run(self._renew, key, [owner, repr(lease_until)]))
 
     def complete(self, key: str, owner: str, record: bytes, expires_at: float) -> bool:
+        record = require_record(record)
         require_store_key(key)
         expires_at = require_time("expires_at", expires_at)
         done = self._run(self._complete, key, [owner, record, repr(expires_at)])

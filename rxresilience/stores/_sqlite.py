@@ -28,6 +28,7 @@ from ._base import (
     Claim,
     ClaimStatus,
     IdempotencyStore,
+    require_record,
     require_store_key,
     require_time,
 )
@@ -190,6 +191,7 @@ class SQLiteIdempotencyStore(IdempotencyStore):
             return cursor.rowcount == 1
 
     def complete(self, key: str, owner: str, record: bytes, expires_at: float) -> bool:
+        record = require_record(record)
         require_store_key(key)
         expires_at = require_time("expires_at", expires_at)
         with self._lock, _reported(self.path):

@@ -361,3 +361,14 @@ def test_a_table_dropped_after_its_version_was_written_is_made_again(
     again = build(postgres_server.url, **{name: table})
     assert use(again) in ([], None)
     again.close()
+
+
+def test_a_timeout_no_connection_could_meet_and_a_system_schema_are_refused() -> None:
+    url = "postgresql://app@127.0.0.1:1/app"  # never reached: refused first
+    with pytest.raises(ValueError, match="timeout must be at least"):
+        rxr.PostgresIdempotencyStore(url, timeout=1e-300)
+    for schema in ("information_schema", "pg_catalog", "PG_temp"):
+        with pytest.raises(ValueError, match="schema must be one of the application"):
+            rxr.PostgresIdempotencyStore(url, schema=schema)
+        with pytest.raises(ValueError, match="schema must be one of the application"):
+            rxr.PostgresSagaJournal(url, schema=schema)

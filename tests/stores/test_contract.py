@@ -366,3 +366,12 @@ def test_memory_sqlite_and_redis_answer_every_sequence_alike(
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_record_that_is_not_bytes_is_refused(store: Any) -> None:
+    """``bytes(5)`` is five NUL bytes: a number given as a record was stored so."""
+    assert store.claim("k", None, "o", 0.0, 1e9).status is rxr.ClaimStatus.CLAIMED
+    with pytest.raises(TypeError, match="record must be bytes"):
+        store.complete("k", "o", 5, 1e9)
+    assert store.complete("k", "o", bytearray(b"ok"), 1e9)
+    assert store.get("k", 0.0) == b"ok"
