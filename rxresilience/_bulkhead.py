@@ -271,6 +271,7 @@ def _start(name: str, waiter: Waiter) -> None:
         pending.append((name, waiter))
         return
     pending = local.pending = deque([(name, waiter)])
+    stopping: BaseException | None = None
     try:
         while pending:
             name, waiter = pending.popleft()
@@ -283,5 +284,12 @@ def _start(name: str, waiter: Waiter) -> None:
                 _log.exception(
                     "a call queued in bulkhead %r raised as it started", name
                 )
+            except BaseException as error:  # KeyboardInterrupt, SystemExit
+                # It goes on once the waiters handed a slot here are started:
+                # left in the queue, each would hold its slot for good.
+                if stopping is None:
+                    stopping = error
     finally:
         local.pending = None
+    if stopping is not None:
+        raise stopping

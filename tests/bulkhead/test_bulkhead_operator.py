@@ -639,3 +639,30 @@ def assert_no_pending_beyond(scheduler: TestScheduler, *, blocker_end: float) ->
         if not item.is_cancelled()
     ]
     assert all(at == blocker_end for at in left), left
+
+
+def test_a_keyboard_interrupt_as_one_handed_over_call_starts_strands_no_other() -> None:
+    """Two calls handed a slot on one thread: the first one's start raising
+    KeyboardInterrupt still lets the second start (it used to hold its slot
+    for good, never subscribed, never told), then goes on."""
+    bulkhead = rxr.Bulkhead(max_concurrent=2, max_queue=10)
+    first: Subject[int] = Subject()
+    second: Subject[int] = Subject()
+    first.pipe(rxr.bulkhead(bulkhead)).subscribe()
+    second.pipe(rxr.bulkhead(bulkhead)).subscribe()
+
+    def interrupted(observer: Any, scheduler: Any = None) -> Any:
+        second.on_completed()  # its slot goes to the next waiter, on this thread
+        raise KeyboardInterrupt
+
+    rx.create(interrupted).pipe(rxr.bulkhead(bulkhead)).subscribe(
+        on_error=lambda e: None
+    )
+    started: list[bool] = []
+    rx.defer(lambda _: (started.append(True), rx.never())[1]).pipe(
+        rxr.bulkhead(bulkhead)
+    ).subscribe()
+    with pytest.raises(KeyboardInterrupt):
+        first.on_completed()
+    assert started == [True]
+    assert bulkhead.metrics().active == 1
