@@ -77,7 +77,8 @@ class TimeoutDeadlines:
         elif self.each_s is not None:
             first, first_budget = start + self.each_s, self.each_s
         elif self.each_at is not None:
-            first, first_budget = self.each_at, self.each_at - start
+            # A deadline passed already: a budget of none (never negative).
+            first, first_budget = self.each_at, max(0.0, self.each_at - start)
         else:
             first, first_budget = None, 0.0
         self.first = first
@@ -115,7 +116,7 @@ class TimeoutDeadlines:
     def total_expired(self) -> Expiry:
         """The total budget's expiry (once the clock reads ``total_due``)."""
         assert self.total is not None
-        return Expiry("total", self.total - self.start)
+        return Expiry("total", max(0.0, self.total - self.start))
 
     def expiry(
         self, now: float, count: int, last: float, item_watched: bool
@@ -137,4 +138,6 @@ class TimeoutDeadlines:
         if not count:
             return Expiry("first", self.first_budget)
         each_s = self.each_s
-        return Expiry("each", each_s if each_s is not None else deadline - self.start)
+        return Expiry(
+            "each", each_s if each_s is not None else max(0.0, deadline - self.start)
+        )

@@ -424,3 +424,17 @@ def test_the_fallback_is_subscribed_on_the_timeouts_scheduler_as_ops_timeout_doe
         )
         scheduler.advance_to(10.0)
     assert seen["ours"] == seen["rxpy"] == [(4.0, 0), (4.0, "completed")]
+
+
+def test_a_deadline_passed_already_is_reported_as_a_budget_of_none() -> None:
+    """From subscription to the deadline: none left, never a negative budget."""
+    scheduler = TestScheduler()
+    scheduler.advance_to(7200.0)
+    past = datetime(1970, 1, 1, tzinfo=UTC)  # before the virtual now
+    seen: list[Exception] = []
+    for budget in ({"each": past}, {"total": past}):
+        rx.never().pipe(rxr.timeout(**budget)).subscribe(
+            on_error=seen.append, scheduler=scheduler
+        )
+    scheduler.advance_by(1.0)
+    assert [(e.budget, e.seconds) for e in seen] == [("first", 0.0), ("total", 0.0)]  # type: ignore[attr-defined]
