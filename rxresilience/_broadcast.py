@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
@@ -16,6 +15,19 @@ _T = TypeVar("_T")
 
 _log = logging.getLogger("rxresilience")
 
+#: In a queue of values to deliver: the end, for the subscribers given with it.
+_END: Any = object()
+
+Observers = tuple[abc.ObserverBase[Any], ...]
+
+
+class _Delivering(threading.local):
+    """What a thread delivering a broadcast's value was handed meanwhile, in
+    order, each with the subscribers present when it came (None: the thread
+    is delivering nothing)."""
+
+    waiting: list[tuple[Any, Observers]] | None = None
+
 
 class Broadcast(Observable[_T], Generic[_T]):
     """Emits each value to the subscribers present at that moment; no replay.
@@ -24,19 +36,19 @@ class Broadcast(Observable[_T], Generic[_T]):
     exception as its ``on_error``; the publisher and the other subscribers
     carry on. Disposing a subscription detaches it.
 
-    Every subscriber sees the values in one order: a value emitted while
-    another is being delivered (a subscriber that reacts by changing what it
-    watches, another thread) waits until that one has reached everyone, and
-    goes out after it, from the thread delivering.
+    A value emitted, or the end, from inside a delivery (a subscriber that
+    reacts by changing what it watches) goes out once the value being
+    delivered has reached every subscriber, to those present when it was
+    emitted: every subscriber sees one order, and none a value older than
+    its replay. Each thread delivers what it emits itself.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
-        self._observers: tuple[abc.ObserverBase[_T], ...] = ()
+        self._observers: Observers = ()
         self._completed = False
-        self._waiting: collections.deque[_T] = collections.deque()
-        self._delivering = False
+        self._delivering = _Delivering()
 
     def _subscribe_core(
         self,
@@ -63,26 +75,43 @@ class Broadcast(Observable[_T], Generic[_T]):
         return bool(self._observers)
 
     def emit(self, value: _T) -> None:
-        with self._lock:
-            self._waiting.append(value)
-            if self._delivering:
-                return
-            self._delivering = True
-        try:
-            while True:
-                with self._lock:
-                    if not self._waiting:
-                        self._delivering = False
-                        return
-                    value = self._waiting.popleft()
-                self._deliver(value)
-        except BaseException:
-            with self._lock:
-                self._delivering = False
-            raise
+        self._hand_out(value, self._observers)
 
-    def _deliver(self, value: _T) -> None:
-        for observer in self._observers:
+    def complete(self) -> None:
+        """Complete every subscriber; later subscribers complete at once."""
+        with self._lock:
+            self._completed = True
+            observers, self._observers = self._observers, ()
+        self._hand_out(_END, observers)
+
+    def _hand_out(self, value: Any, observers: Observers) -> None:
+        delivering = self._delivering
+        waiting = delivering.waiting
+        if waiting is not None:  # inside a delivery on this thread: after it
+            waiting.append((value, observers))
+            return
+        if not observers:
+            return
+        try:
+            delivering.waiting = waiting = []
+            self._deliver(value, observers)
+            done = 0
+            while done < len(waiting):
+                value, observers = waiting[done]
+                done += 1
+                self._deliver(value, observers)
+        finally:
+            delivering.waiting = None
+
+    def _deliver(self, value: Any, observers: Observers) -> None:
+        if value is _END:
+            for observer in observers:
+                try:
+                    observer.on_completed()
+                except Exception:
+                    _log.exception("a subscriber's on_completed raised")
+            return
+        for observer in observers:
             try:
                 observer.on_next(value)
             except Exception as error:
@@ -91,14 +120,3 @@ class Broadcast(Observable[_T], Generic[_T]):
                     observer.on_error(error)
                 except Exception:
                     _log.exception("a subscriber's on_next and on_error both raised")
-
-    def complete(self) -> None:
-        """Complete every subscriber; later subscribers complete at once."""
-        with self._lock:
-            self._completed = True
-            observers, self._observers = self._observers, ()
-        for observer in observers:
-            try:
-                observer.on_completed()
-            except Exception:
-                _log.exception("a subscriber's on_completed raised")

@@ -40,25 +40,25 @@ def in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
 class LoopScheduler(AsyncIOScheduler):
     """Schedules on an event loop from its own thread or any other.
 
-    On the loop's thread it is RxPY's ``AsyncIOScheduler``, call for call.
-    From another thread (a source on a thread pool, a timer thread) the
-    action is handed to the loop with ``call_soon_threadsafe``, which wakes
-    it: ``AsyncIOScheduler`` calls ``call_later`` there, which asyncio does
-    not allow (the loop never wakes for it, or in debug mode it raises in
-    that thread). Unlike RxPY's ``AsyncIOThreadSafeScheduler``, disposing
-    from another thread never blocks waiting for the loop (which may be
-    waiting for that thread): the action is marked cancelled at once, so it
-    never runs once disposed, and its timer is taken off the loop soon
-    after. Once the loop is closed nothing it is handed runs (there is no
-    one left to run it, or to tell).
+    On the loop's thread it schedules as RxPY's ``AsyncIOScheduler`` does
+    (``call_soon``, ``call_later``). From another thread (a source on a
+    thread pool, a timer thread) the action is handed to the loop with
+    ``call_soon_threadsafe``, which wakes it: ``AsyncIOScheduler`` calls
+    ``call_later`` there, which asyncio does not allow (the loop never wakes
+    for it, or in debug mode it raises in that thread); actions due at once
+    keep the order they were scheduled in. Disposing from another thread
+    never blocks waiting for the loop (which may be waiting for that thread),
+    unlike RxPY's ``AsyncIOThreadSafeScheduler``: the action is marked
+    cancelled at once, so the loop does not start it from then on (one the
+    loop is starting at that instant may still run), and its timer is
+    cancelled on the loop, as asyncio requires. Once the loop is closed
+    nothing it is handed runs (there is no one left to run it, or to tell).
     """
 
     def schedule(
         self, action: typing.ScheduledAction[_TState], state: _TState | None = None
     ) -> abc.DisposableBase:
-        if in_loop_thread(self._loop):
-            return super().schedule(action, state)
-        return self._from_elsewhere(0.0, action, state)
+        return self._scheduled(0.0, action, state)
 
     def schedule_relative(
         self,
@@ -66,21 +66,17 @@ class LoopScheduler(AsyncIOScheduler):
         action: typing.ScheduledAction[_TState],
         state: _TState | None = None,
     ) -> abc.DisposableBase:
-        if in_loop_thread(self._loop):
-            return super().schedule_relative(duetime, action, state)
-        return self._from_elsewhere(self.to_seconds(duetime), action, state)
+        return self._scheduled(self.to_seconds(duetime), action, state)
 
-    def _from_elsewhere(
+    def _scheduled(
         self,
         seconds: float,
         action: typing.ScheduledAction[_TState],
         state: _TState | None,
     ) -> abc.DisposableBase:
         loop = self._loop
-        # Due from now, not from when the loop gets to it.
-        due = loop.time() + max(seconds, 0.0)
         inner = SingleAssignmentDisposable()
-        lock = threading.Lock()
+        lock: threading.Lock | None = None
         handle: asyncio.Handle | None = None
         cancelled = False
 
@@ -88,25 +84,43 @@ class LoopScheduler(AsyncIOScheduler):
             if not cancelled:
                 inner.disposable = self.invoke_action(action, state=state)
 
-        def arm() -> None:
-            nonlocal handle
-            with lock:
-                if not cancelled:
-                    handle = loop.call_at(due, run)
+        if in_loop_thread(loop):
+            handle = (
+                loop.call_soon(run) if seconds <= 0 else loop.call_later(seconds, run)
+            )
+        else:
+            lock = threading.Lock()
+            due = loop.time() + seconds  # due from now, not from when it is armed
+
+            def arm() -> None:
+                nonlocal handle
+                assert lock is not None
+                with lock:
+                    if not cancelled:
+                        handle = (
+                            loop.call_soon(run)
+                            if seconds <= 0
+                            else loop.call_at(due, run)
+                        )
+
+            hand_to(loop, arm)
 
         def dispose() -> None:
             nonlocal cancelled
-            with lock:
+            if lock is None:
                 cancelled = True
                 armed = handle
+            else:
+                with lock:
+                    cancelled = True
+                    armed = handle
             if armed is None:
                 return
             if in_loop_thread(loop):
                 armed.cancel()
-            else:
+            else:  # a handle is the loop's alone
                 hand_to(loop, armed.cancel)
 
-        hand_to(loop, arm)
         return CompositeDisposable(inner, Disposable(dispose))
 
 

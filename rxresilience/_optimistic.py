@@ -227,6 +227,10 @@ class OptimisticState(Observable[_T], Generic[_T]):
         except Exception as error:
             self._settle(layer, error, _NOTHING, outcome, confirm_with_result)
             return outcome
+        except BaseException as interrupted:  # KeyboardInterrupt: rolled back, then on
+            stopped = RuntimeError(f"the commit was interrupted: {interrupted!r}")
+            self._settle(layer, stopped, _NOTHING, outcome, confirm_with_result)
+            raise
         last: list[Any] = [_NOTHING]
 
         def on_next(value: Any) -> None:

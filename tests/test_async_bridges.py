@@ -296,3 +296,49 @@ def test_from_async_on_a_closed_loop_fails_without_a_stray_coroutine() -> None:
         gc.collect()
     assert [type(error) for error in told] == [RuntimeError]
     assert "closed" in str(told[0])
+
+
+# --- the loop scheduler -------------------------------------------------------------
+
+
+def test_actions_scheduled_from_another_thread_run_in_the_order_given() -> None:
+    async def main() -> list[int]:
+        scheduler = rxr_loop_scheduler(asyncio.get_running_loop())
+        ran: list[int] = []
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def schedule_all() -> None:
+            for number in range(2000):
+                scheduler.schedule(lambda _s, _n, number=number: ran.append(number))
+            scheduler.schedule(lambda *_: loop.call_soon(done.set))
+
+        thread = threading.Thread(target=schedule_all)
+        thread.start()
+        await asyncio.wait_for(done.wait(), BOUND)
+        thread.join(BOUND)
+        return ran
+
+    assert run_debug(main) == list(range(2000))
+
+
+def test_an_action_scheduled_on_the_loop_and_disposed_elsewhere_never_runs() -> None:
+    async def main() -> list[str]:
+        scheduler = rxr_loop_scheduler(asyncio.get_running_loop())
+        ran: list[str] = []
+        soon = scheduler.schedule(lambda *_: ran.append("soon"))
+        later = scheduler.schedule_relative(0.05, lambda *_: ran.append("later"))
+        for subscription in (soon, later):
+            other = threading.Thread(target=subscription.dispose)
+            other.start()
+            other.join(BOUND)  # the loop is busy here: neither ran yet
+        await asyncio.sleep(0.1)
+        return ran
+
+    assert run_debug(main) == []
+
+
+def rxr_loop_scheduler(loop: asyncio.AbstractEventLoop) -> Any:
+    from rxresilience._loop_scheduler import LoopScheduler
+
+    return LoopScheduler(loop)
