@@ -44,6 +44,12 @@ class ChildSafeLock:
     ) -> None:
         self._lock.__exit__(kind, error, traceback)
 
+    def acquire(self, timeout: float = -1) -> bool:
+        return self._lock.acquire(timeout=timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
     def _renew(self) -> None:
         self._lock = threading.RLock() if self._reentrant else threading.Lock()
 

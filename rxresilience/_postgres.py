@@ -383,6 +383,8 @@ def _own_settings(timeout: float, conninfo: str) -> dict[str, Any]:
     }
     own = {name: value for name, value in settings.items() if name not in given}
     options = f"-c statement_timeout={milliseconds}"
-    if given.get("options"):
-        options = f"{options} {given['options']}"
+    # libpq reads PGOPTIONS only when no options are passed: passed with ours.
+    theirs = given.get("options") or os.environ.get("PGOPTIONS")
+    if theirs:
+        options = f"{options} {theirs}"
     return {"autocommit": True, **own, "options": options}

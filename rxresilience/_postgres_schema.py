@@ -18,11 +18,12 @@ The statements are built with ``psycopg.sql``: every name is an
 
 from __future__ import annotations
 
-import threading
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._child_safe_lock import ChildSafeLock
 from ._postgres import PostgresConnections, import_psycopg
 
 __all__ = ["VERSIONS_TABLE", "SchemaOpening", "TableSchema"]
@@ -113,63 +114,81 @@ class TableSchema:
         when any is missing and ``create`` is false. A table dropped since
         its version was written is made again (with ``create``).
         """
+        with connections.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATION_LOCK,))
+            layout = self
+            if self.schema is None:
+                # Where the search_path creates (its first schema that exists):
+                # every name read and made there, so that a versions table in
+                # a later schema of the path is neither taken for ours nor
+                # shadowed by a new one.
+                row = conn.execute("SELECT current_schema()").fetchone()
+                if row is None or row[0] is None:
+                    raise connections.failed(
+                        "no schema of the connection's search_path exists to "
+                        "hold the tables: create one, or give schema="
+                    )
+                layout = dataclasses.replace(self, schema=row[0])
+            layout._check(conn, connections, create=create)
+
+    def _check(
+        self, conn: Any, connections: PostgresConnections, *, create: bool
+    ) -> None:
+        """:meth:`ensure`, inside its transaction, names qualified by the schema."""
         versions = self.render("{versions}")
         main = self.render("{" + self.main + "}")
         relations = {key: self.render("{" + key + "}") for key in self.names}
-        if self.schema is not None:  # an index is named as in its table's schema
-            relations.update(
-                (key, self.identifier(value).as_string(None))
-                for key, value in self.names.items()
-                if key.endswith("_index")
+        relations.update(  # an index is named as in its table's schema
+            (key, self.identifier(value).as_string(None))
+            for key, value in self.names.items()
+            if key.endswith("_index")
+        )
+        kinds = {
+            key: conn.execute(
+                "SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)",
+                (relation,),
+            ).fetchone()
+            for key, relation in {"versions": versions, **relations}.items()
+        }
+        found = None
+        if kinds["versions"] is not None:
+            row = conn.execute(
+                self.render("SELECT version FROM {versions} WHERE component = %s"),
+                (self.component,),
+            ).fetchone()
+            found = None if row is None else int(row[0])
+        if found is not None and found > self.version:
+            raise connections.failed(
+                f"{main} holds schema version {found} of "
+                f"{self.component!r}; this release of rxresilience "
+                f"understands version {self.version} at most: upgrade it"
             )
-        with connections.transaction() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATION_LOCK,))
-            kinds = {
-                key: conn.execute(
-                    "SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)",
-                    (relation,),
-                ).fetchone()
-                for key, relation in {"versions": versions, **relations}.items()
-            }
-            found = None
-            if kinds["versions"] is not None:
-                row = conn.execute(
-                    self.render("SELECT version FROM {versions} WHERE component = %s"),
-                    (self.component,),
-                ).fetchone()
-                found = None if row is None else int(row[0])
-            if found is not None and found > self.version:
+        for key, relation in relations.items():
+            kind = kinds[key]
+            expected = "i" if key.endswith("_index") else "r"
+            if kind is None:
+                continue
+            if found is None:
                 raise connections.failed(
-                    f"{main} holds schema version {found} of "
-                    f"{self.component!r}; this release of rxresilience "
-                    f"understands version {self.version} at most: upgrade it"
+                    f"{relation} exists without a schema version row in "
+                    f"{versions}; refusing a relation this release did not make"
                 )
-            for key, relation in relations.items():
-                kind = kinds[key]
-                expected = "i" if key.endswith("_index") else "r"
-                if kind is None:
-                    continue
-                if found is None:
-                    raise connections.failed(
-                        f"{relation} exists without a schema version row in "
-                        f"{versions}; refusing a relation this release did not make"
-                    )
-                if kind[0] != expected:
-                    what = "an index" if expected == "i" else "a table"
-                    raise connections.failed(
-                        f"{relation} is not {what}, as this release makes it; "
-                        "refusing a relation this release did not make"
-                    )
-            if all(kinds[key] is not None for key in relations):
-                return  # ours, whole (no older version has been released)
-            if not create:
+            if kind[0] != expected:
+                what = "an index" if expected == "i" else "a table"
                 raise connections.failed(
-                    f"{main} (or a table or index of it) does not exist and "
-                    "create_schema=False: call create_schema() with a role that "
-                    f"may create tables, or run this SQL:\n{self.sql_text()}"
+                    f"{relation} is not {what}, as this release makes it; "
+                    "refusing a relation this release did not make"
                 )
-            for statement in self.statements():
-                conn.execute(statement)
+        if all(kinds[key] is not None for key in relations):
+            return  # ours, whole (no older version has been released)
+        if not create:
+            raise connections.failed(
+                f"{main} (or a table or index of it) does not exist and "
+                "create_schema=False: call create_schema() with a role that "
+                f"may create tables, or run this SQL:\n{self.sql_text()}"
+            )
+        for statement in self.statements():
+            conn.execute(statement)
 
 
 class SchemaOpening:
@@ -195,7 +214,8 @@ class SchemaOpening:
         self._layout = layout
         self._connections = connections
         self._create = create
-        self._lock = threading.Lock()
+        # Made anew in a forked child (a parent thread inside it at the fork).
+        self._lock = ChildSafeLock()
         self._ready = False
         self._attempts = 0
         self._failure: Exception | None = None
@@ -216,11 +236,12 @@ class SchemaOpening:
             failure = self._failure
             if failure is not None and self._attempts != attempts:
                 raise type(failure)(str(failure)) from failure
-            self._attempts += 1
             try:
                 self._layout.ensure(self._connections, create=self._create)
             except Exception as error:
+                # Counted once it failed: whoever waited meanwhile fails with it.
                 self._failure = error
+                self._attempts += 1
                 raise
             self._ready = True
             self._failure = None

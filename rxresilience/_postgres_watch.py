@@ -24,7 +24,7 @@ from typing import Any
 
 from reactivex import abc
 
-from ._clock import clock_of, thread_scheduler
+from ._clock import clock_of, deadline_clock, thread_scheduler
 from ._shared_timer import shared_timer
 
 __all__ = ["GRACE", "Watch"]
@@ -89,7 +89,8 @@ def _shut_down(conn: Any) -> None:
             duplicate.close()
 
 
-_clock = clock_of(thread_scheduler())
+# Deadlines on a monotonic clock: a step of the system clock moves none.
+_clock = deadline_clock(clock_of(thread_scheduler()))
 
 
 def _timer() -> Any:

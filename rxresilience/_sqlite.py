@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import weakref
 from collections.abc import Callable, Iterator
 
 from ._arguments import require_choice, require_finite
@@ -166,16 +167,24 @@ class ProcessConnection:
     SQLite forbids carrying a connection across ``fork()``: the child would
     write through its parent's handle, under locks that are the parent's. A
     child's first use opens a connection of its own; the parent's is kept
-    (referenced, never used or closed) so the child never touches it.
+    (referenced, never used or closed) so the child never touches it. And a
+    fork waits for the transaction under way on it (``guard``, the lock its
+    owner holds while it uses it, is taken before the fork): the child
+    inherits SQLite's record of this process's file locks, and one held at
+    the fork would stay held there for good, every write "locked".
     """
 
-    __slots__ = ("_connection", "_lock", "_open", "_pid")
+    __slots__ = ("__weakref__", "_connection", "_guard", "_lock", "_open", "_pid")
 
-    def __init__(self, open_: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(
+        self, open_: Callable[[], sqlite3.Connection], guard: ChildSafeLock
+    ) -> None:
         self._open = open_
         self._connection = open_()
         self._pid = os.getpid()
         self._lock = ChildSafeLock()
+        self._guard = guard
+        _connections.add(self)
 
     def get(self) -> sqlite3.Connection:
         """This process's connection."""
@@ -196,3 +205,34 @@ class ProcessConnection:
 
 #: Connections a forked child inherited: never used, never closed there.
 _inherited: list[sqlite3.Connection] = []
+
+_connections: weakref.WeakSet[ProcessConnection] = weakref.WeakSet()
+_quiet: list[ChildSafeLock] = []
+
+#: Seconds a fork waits for one transaction to end: a guard held longer (by
+#: the forking thread itself, say) is left to the child as it is.
+FORK_WAIT = 5.0
+
+
+def _quiesce() -> None:
+    """Before a fork: no transaction of ours under way (see ProcessConnection)."""
+    for connection in sorted(_connections, key=id):
+        if connection._guard.acquire(timeout=FORK_WAIT):
+            _quiet.append(connection._guard)
+
+
+def _resume() -> None:
+    """After a fork, in the parent: the transactions go on."""
+    while _quiet:
+        _quiet.pop().release()
+
+
+def _forget() -> None:
+    """After a fork, in the child: its guards are new (ChildSafeLock), unheld."""
+    _quiet.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_quiesce, after_in_parent=_resume, after_in_child=_forget
+    )

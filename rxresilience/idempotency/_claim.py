@@ -175,22 +175,24 @@ class KeyClaim:
         its lease may lapse, or have lapsed, before a renewal lands."""
         return self._clock() - now > self._policy.in_progress_timeout / 3
 
+    def unlapsed(self, now: float) -> bool:
+        """Whether the lease of the claim made at ``now`` still runs."""
+        return self._clock() < now + self._policy.in_progress_timeout
+
     def confirm(self, then: Callable[[bool | Exception], None]) -> None:
         """Before the source starts on a claim answered late: make sure it is
-        still ours, a whole lease from now (:attr:`asked_at`). ``then`` gets
-        True (it is, the lease renewed), False (another execution took the
-        key meanwhile, or it lapsed and a store that cannot renew keeps it no
-        longer) or the store's exception."""
+        still ours, a whole lease from now (:attr:`asked_at`), by renewing it.
+        ``then`` gets True (it is), False (another execution took the key
+        meanwhile) or the store's exception."""
         self._calls.run(self._confirm_here, then)
 
     def _confirm_here(self) -> bool:
-        lapsed_at = self.asked_at + self._policy.in_progress_timeout
-        now = self.asked_at = self._clock()
-        if not store_renews(self._store):  # a store of 0.1: its lease is all
-            return now < lapsed_at
-        return self._store.renew(
-            self.key, self._owner, now + self._policy.in_progress_timeout
-        )
+        now = self._clock()
+        timeout = self._policy.in_progress_timeout
+        kept = self._store.renew(self.key, self._owner, now + timeout)
+        if kept is True:
+            self.asked_at = now
+        return kept is True
 
     # -- while the source runs -----------------------------------------------------
 

@@ -31,7 +31,7 @@ from ..telemetry import _bus
 from ._audience import Audience
 from ._claim import KeyClaim
 from ._other_owner import OtherOwner
-from ._policy import IdempotencyPolicy
+from ._policy import IdempotencyPolicy, store_renews
 from ._source_run import SourceRun
 from ._store_calls import StoreCalls
 
@@ -50,8 +50,8 @@ _REGISTRY: WeakIdentityMap[IdempotencyStore, dict[str, IdempotentExecution[Any]]
 )
 _REGISTRY_LOCK = ChildSafeLock()
 
-#: Claims answered too late to start on, checked again, before the execution
-#: gives up (a lease shorter than the event loop's delays never fits).
+#: Claims answered too late to start on before the execution gives up (a
+#: lease shorter than the event loop's delays never fits).
 _MOST_LATE_ANSWERS = 3
 
 
@@ -138,6 +138,7 @@ class IdempotentExecution(Audience[_T]):
         self._starting = False  # guarded by the registry lock
         self._started = False  # guarded by the registry lock
         self._late_answers = 0  # claims answered too late to start on
+        self._claim_reported = False
 
     # -- subscribers ------------------------------------------------------------------
 
@@ -209,7 +210,10 @@ class IdempotentExecution(Audience[_T]):
             self.end("error", answer)
             return
         if answer.status is ClaimStatus.CLAIMED:  # held: _run gives it back if disposed
-            if _bus.listening and not self.cancelled:
+            # Before the check of a late answer, so that a slow subscriber of
+            # it makes the answer late, not the start; reported once.
+            if _bus.listening and not self.cancelled and not self._claim_reported:
+                self._claim_reported = True
                 self.report("idempotency.claimed")
             self._run(now)
         elif not self.cancelled:  # if disposed since the answer: nothing to give back
@@ -220,12 +224,30 @@ class IdempotentExecution(Audience[_T]):
             # Its lease may be lapsing, or gone: another process may have
             # taken the key and be running it. Never start on a claim that
             # may not be ours: make sure first, a whole lease from now.
+            if not store_renews(self.policy.store):
+                # A store of 0.1 cannot extend it: its lease is all there is,
+                # judged here, as the source would start.
+                if self._claim.unlapsed(now):
+                    self._start(now)
+                else:  # lapsed: claim again, and wait for an owner if any
+                    self._reclaim()
+                return
             self._late_answers += 1
-            if self._late_answers > _MOST_LATE_ANSWERS:
+            if self._late_answers >= _MOST_LATE_ANSWERS:
                 self._fail(_too_late(self._claim.key, self._late_answers))
             else:
                 self._claim.confirm(self._confirmed)
             return
+        self._start(now)
+
+    def _reclaim(self) -> None:
+        """The claim may be another's now: hold it no more, claim again."""
+        self._claim.forget()
+        if not self.cancelled:
+            self._try_claim()
+
+    def _start(self, now: float) -> None:
+        """Start the source on the claim made (or last renewed) at ``now``."""
         with _REGISTRY_LOCK:
             if self.cancelled:  # disposed just now: the source never starts
                 self._claim.held = False
@@ -256,12 +278,10 @@ class IdempotentExecution(Audience[_T]):
         try:
             if isinstance(answer, Exception):
                 self._fail(answer)
-            elif answer:  # still ours, for a whole lease from the check
-                self._run(self._claim.asked_at)
-            else:  # taken (or lapsed): claim again, and wait for its owner
-                self._claim.forget()
-                if not self.cancelled:
-                    self._try_claim()
+            elif answer:
+                self._run(self._claim.asked_at)  # renewed then: late again?
+            else:  # taken: claim again, and wait for its owner
+                self._reclaim()
         except Exception as error:  # a store or scheduler that misbehaves
             self._fail(error)
 

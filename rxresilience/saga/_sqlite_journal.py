@@ -71,7 +71,8 @@ class SQLiteSagaJournal(SagaJournal):
         self._connection = ProcessConnection(
             lambda: open_journal_database(
                 self.path, timeout=timeout, synchronous=self.synchronous
-            )
+            ),
+            self._lock,
         )
 
     @property

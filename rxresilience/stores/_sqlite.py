@@ -132,7 +132,8 @@ class SQLiteIdempotencyStore(IdempotencyStore):
                 version=SCHEMA_VERSION,
                 main_table="rxr_idempotency",
                 error=IdempotencyError,
-            )
+            ),
+            self._lock,
         )
 
     @property

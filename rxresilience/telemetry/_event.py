@@ -29,7 +29,9 @@ __all__ = ["KINDS", "NO_ATTRIBUTES", "TelemetryEvent"]
 #:   ``"first"``, ``"each"`` or ``"total"``; ``duration`` its seconds).
 #: - ``fallback.used``: an error was replaced.
 #: - ``idempotency.claimed`` / ``.replayed`` / ``.joined`` / ``.claim_lost`` /
-#:   ``.codec_error``: this process claimed a key and runs the operation; a
+#:   ``.codec_error``: this process won a key's claim and runs the operation
+#:   (unless the claim, answered too late, is found lost before it starts:
+#:   then a replay or an error follows); a
 #:   recorded outcome was replayed; a subscription joined an execution in
 #:   flight; the claim was lost while running; an outcome could not be
 #:   encoded or decoded. Keys are never attributes.

@@ -494,3 +494,72 @@ def test_a_lease_too_short_for_the_delays_fails_clearly_and_runs_nothing() -> No
     # Given back: another execution claims the key at once.
     claim = shared.claim("charge-7", None, "other", scheduler.clock, 100.0)
     assert claim.status is ClaimStatus.CLAIMED
+
+
+class LateAnswersWithoutRenew(rxr.IdempotencyStore):
+    """A store written for 0.1 (no ``renew``) on a shared one, its first claim
+    answered ``delay`` seconds late."""
+
+    def __init__(
+        self, inner: rxr.IdempotencyStore, scheduler: TestScheduler, delay: float
+    ) -> None:
+        self.inner = inner
+        self.codec = inner.codec
+        self.scheduler = scheduler
+        self.delay = delay
+
+    def claim(self, *args: Any) -> Any:
+        answer = self.inner.claim(*args)
+        delay, self.delay = self.delay, 0.0
+        if delay:
+            self.scheduler.advance_by(delay)
+        return answer
+
+    def complete(self, key: str, owner: str, record: bytes, expires_at: float) -> bool:
+        return self.inner.complete(key, owner, record, expires_at)
+
+    def release(self, key: str, owner: str) -> bool:
+        return self.inner.release(key, owner)
+
+    def get(self, key: str, now: float | None = None) -> bytes | None:
+        return self.inner.get(key, now)
+
+    def purge_expired(self, now: float | None = None) -> int:
+        return self.inner.purge_expired(now)
+
+
+@pytest.mark.filterwarnings("ignore:LateAnswersWithoutRenew does not implement")
+@pytest.mark.parametrize(("delay", "winner"), [(4.0, "A"), (10.0, "B")])
+def test_a_late_claim_on_a_store_that_cannot_renew_starts_only_while_unlapsed(
+    delay: float, winner: str
+) -> None:
+    """Its lease is all there is: judged as the source would start. Lapsed
+    (B took the key at 6), A claims again and replays B's outcome."""
+    scheduler = TestScheduler()
+    shared = rxr.InMemoryIdempotencyStore()
+    old = LateAnswersWithoutRenew(shared, scheduler, delay)
+    stores: dict[str, rxr.IdempotencyStore] = {"A": old, "B": Gated(shared)}
+    runs: list[str] = []
+
+    def charge(who: str) -> rx.Observable[str]:
+        def run(_: Any) -> rx.Observable[str]:
+            runs.append(who)
+            return rx.of(f"charged by {who}")
+
+        return rx.defer(run).pipe(
+            rxr.idempotent(
+                stores[who], key="k", in_progress_timeout=5.0, poll_interval=1.0
+            )
+        )
+
+    seen: dict[str, list[Any]] = {"A": [], "B": []}
+    scheduler.schedule_absolute(
+        6.0 if winner == "B" else 4.5,
+        lambda *_: charge("B").subscribe(
+            seen["B"].append, seen["B"].append, scheduler=scheduler
+        ),
+    )
+    charge("A").subscribe(seen["A"].append, seen["A"].append, scheduler=scheduler)
+    scheduler.advance_to(60.0)
+    assert runs == [winner]
+    assert seen["A"] == seen["B"] == [f"charged by {winner}"]

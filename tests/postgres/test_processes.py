@@ -177,3 +177,18 @@ def test_a_users_pool_made_before_a_fork_is_refused_in_the_child(
 
     assert in_forked_child(child) == 0
     assert store.claim("k", None, "p", 0.0, 1e9).status.name == "CLAIMED"
+
+
+def test_a_fork_while_a_parent_thread_checks_the_tables_leaves_the_child_free(
+    postgres_server: PostgresServer,
+) -> None:
+    from .._fork import in_forked_child
+
+    store = rxr.PostgresIdempotencyStore(postgres_server.url, table=fresh_name())
+
+    def child() -> bool:
+        return store.claim("k", None, "c", 0.0, 1e9).status.name == "CLAIMED"
+
+    # A parent thread inside the first-use check's lock at the fork.
+    assert in_forked_child(child, holding=store._tables._lock) == 0
+    store.close()
