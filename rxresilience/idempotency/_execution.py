@@ -224,19 +224,17 @@ class IdempotentExecution(Audience[_T]):
             # Its lease may be lapsing, or gone: another process may have
             # taken the key and be running it. Never start on a claim that
             # may not be ours: make sure first, a whole lease from now.
-            if not store_renews(self.policy.store):
-                # A store of 0.1 cannot extend it: its lease is all there is,
-                # judged here, as the source would start.
-                if self._claim.unlapsed(now):
-                    self._start(now)
-                else:  # lapsed: claim again, and wait for an owner if any
-                    self._reclaim()
-                return
             self._late_answers += 1
             if self._late_answers >= _MOST_LATE_ANSWERS:
                 self._fail(_too_late(self._claim.key, self._late_answers))
-            else:
+            elif store_renews(self.policy.store):
                 self._claim.confirm(self._confirmed)
+            elif self._claim.unlapsed(now):
+                # A store of 0.1 cannot extend it: its lease is all there is,
+                # judged here, as the source starts.
+                self._start(now)
+            else:  # lapsed: claim again, and wait for an owner if any
+                self._reclaim()
             return
         self._start(now)
 
