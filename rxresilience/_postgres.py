@@ -351,16 +351,18 @@ class PostgresConnections:
 
 @contextlib.contextmanager
 def _plain_rows(conn: Any) -> Iterator[None]:
-    """Rows as tuples while the library uses ``conn`` (a user's pool may make
-    them dicts, ``row_factory=dict_row``), the user's factory back after."""
+    """Tuples for rows and ``%s`` for parameters while the library uses
+    ``conn`` (a user's pool may make rows dicts, ``row_factory=dict_row``, or
+    use ``$1``, ``cursor_factory=RawCursor``); the user's own back after."""
+    import psycopg
     from psycopg.rows import tuple_row
 
-    factory = conn.row_factory
-    conn.row_factory = tuple_row
+    rows, cursors = conn.row_factory, conn.cursor_factory
+    conn.row_factory, conn.cursor_factory = tuple_row, psycopg.Cursor
     try:
         yield
     finally:
-        conn.row_factory = factory
+        conn.row_factory, conn.cursor_factory = rows, cursors
 
 
 def _own_settings(timeout: float, conninfo: str) -> dict[str, Any]:

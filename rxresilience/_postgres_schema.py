@@ -179,6 +179,11 @@ class TableSchema:
                     f"{relation} is not {what}, as this release makes it; "
                     "refusing a relation this release did not make"
                 )
+            if expected == "i" and not _indexes_ours(conn, relation, relations):
+                raise connections.failed(
+                    f"{relation} is an index of a table that is not this "
+                    "component's; refusing a relation this release did not make"
+                )
         if all(kinds[key] is not None for key in relations):
             return  # ours, whole (no older version has been released)
         if not create:
@@ -189,6 +194,19 @@ class TableSchema:
             )
         for statement in self.statements():
             conn.execute(statement)
+
+
+def _indexes_ours(conn: Any, index: str, relations: Mapping[str, str]) -> bool:
+    """Whether the index ``index`` is on one of the component's tables."""
+    tables = [
+        relation for key, relation in relations.items() if not key.endswith("_index")
+    ]
+    row = conn.execute(
+        "SELECT indrelid = ANY(SELECT to_regclass(t) FROM unnest(%s::text[]) AS t) "
+        "FROM pg_index WHERE indexrelid = to_regclass(%s)",
+        (tables, index),
+    ).fetchone()
+    return row is not None and bool(row[0])
 
 
 class SchemaOpening:

@@ -35,6 +35,7 @@ class RetryDecisions:
         "_attempts",
         "_context",
         "_delays",
+        "_elapsed_now",
         "_episode_start",
         "_no_delays",
         "_now",
@@ -51,13 +52,16 @@ class RetryDecisions:
         no_delays: bool,
         episode_start: float,
         now: Callable[[], float],
+        elapsed_now: Callable[[], float] | None = None,
         context: object = None,
     ) -> None:
         self._policy = policy
         self._rng = rng
         self._no_delays = no_delays
-        self._episode_start = episode_start
+        self._episode_start = episode_start  # read on elapsed_now
         self._now = now
+        # max_elapsed is counted on it (never the wall clock): else on now.
+        self._elapsed_now = now if elapsed_now is None else elapsed_now
         self._context = context  # the subscriber's tracing context, for telemetry
         self._attempt_started: float | None = None
         self._attempts = 0
@@ -143,7 +147,8 @@ class RetryDecisions:
         budget = self._policy.max_elapsed
         if budget is None:
             return True
-        return self._now() - self._episode_start + delay <= budget + RESOLUTION
+        elapsed = self._elapsed_now() - self._episode_start
+        return elapsed + delay <= budget + RESOLUTION
 
     def _report(
         self,

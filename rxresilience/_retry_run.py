@@ -15,7 +15,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 from reactivex.scheduler import CurrentThreadScheduler
 
-from ._clock import choose_scheduler, seconds_now
+from ._clock import choose_scheduler, clock_of, deadline_clock, seconds_now
 from ._delay_mode import delays_disabled
 from ._retry_decisions import RetryDecisions
 from ._retry_policy import RetryPolicy
@@ -93,7 +93,7 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
 
     def start(self) -> None:
         if self._policy.max_elapsed is not None:
-            self._episode_start = self._now()
+            self._episode_start = self._elapsed_now()
         if _bus.listening:
             self._context = _bus.trace_context()
         self._drain(first=True)
@@ -110,6 +110,11 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
 
     def _now(self) -> float:
         return seconds_now(self._time_scheduler())
+
+    def _elapsed_now(self) -> float:
+        """The clock ``max_elapsed`` is counted on: the scheduler's, but a
+        monotonic one for the wall clock (a step of it moves no budget)."""
+        return deadline_clock(clock_of(self._time_scheduler()))()
 
     def _drain(self, first: bool = False) -> None:
         source, observer = self._source, self._observer
@@ -183,7 +188,7 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
     def _on_next_resetting(self, value: _T) -> None:
         self._decisions = None  # a new episode: attempts, backoff, waits afresh
         if self._policy.max_elapsed is not None:
-            self._episode_start = self._now()
+            self._episode_start = self._elapsed_now()
         self._forward(value)
 
     def _on_error(self, error: Exception) -> None:
@@ -200,6 +205,7 @@ class RetryRun(abc.DisposableBase, Generic[_T]):
                 no_delays=self._no_delays,
                 episode_start=self._episode_start,
                 now=self._now,
+                elapsed_now=self._elapsed_now,
                 context=self._context,
             )
         try:

@@ -287,3 +287,27 @@ def test_a_hedges_deadline_ignores_a_step_of_the_system_clock(
         assert started.wait(10)  # the hedge, not an hour later
     finally:
         subscription.dispose()
+
+
+def test_a_retrys_max_elapsed_ignores_a_step_of_the_system_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Set back an hour after the first failure, the wall clock would leave
+    an hour more for retries; a step forward would end them at once."""
+    real = time.time
+    ahead = [0.0]
+    monkeypatch.setattr(time, "time", lambda: real() + ahead[0])
+    failed = threading.Event()
+    attempts: list[int] = []
+
+    def attempt(_: Any) -> rx.Observable[int]:
+        attempts.append(1)
+        if len(attempts) == 1:
+            ahead[0] = 3600.0  # stepped forward an hour
+        return rx.throw(ConnectionError("down"))
+
+    rx.defer(attempt).pipe(rxr.retry(None, backoff=0.01, max_elapsed=0.5)).subscribe(
+        on_error=lambda error: failed.set()
+    )
+    assert failed.wait(10)
+    assert len(attempts) > 2  # retried within its half second, not cut short

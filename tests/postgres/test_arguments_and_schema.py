@@ -293,13 +293,15 @@ def test_the_connection_strings_own_options_stand(
 def test_a_users_pool_that_makes_dict_rows_works_and_keeps_its_factory(
     postgres_server: PostgresServer,
 ) -> None:
+    """Rows as dicts and parameters as ``$1`` (a raw cursor): the library's
+    statements work all the same, and the user's factories come back."""
     from psycopg.rows import dict_row
 
     with psycopg_pool.ConnectionPool(
         postgres_server.url,
         min_size=1,
         max_size=2,
-        kwargs={"row_factory": dict_row},
+        kwargs={"row_factory": dict_row, "cursor_factory": psycopg.RawCursor},
         open=True,
     ) as pool:
         store = rxr.PostgresIdempotencyStore(pool, table=fresh_name())
@@ -309,7 +311,7 @@ def test_a_users_pool_that_makes_dict_rows_works_and_keeps_its_factory(
         journal.begin("s", "saga", 0.0)
         assert journal.unfinished() == ["s"]
         with pool.connection() as conn:
-            assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+            assert conn.execute("SELECT $1::int AS one", (1,)).fetchone() == {"one": 1}
 
 
 @pytest.mark.parametrize("taken", ["entries", "sagas_running"])
@@ -372,3 +374,20 @@ def test_a_timeout_no_connection_could_meet_and_a_system_schema_are_refused() ->
             rxr.PostgresIdempotencyStore(url, schema=schema)
         with pytest.raises(ValueError, match="schema must be one of the application"):
             rxr.PostgresSagaJournal(url, schema=schema)
+
+
+def test_an_index_of_that_name_on_another_table_is_refused(
+    postgres_server: PostgresServer,
+) -> None:
+    table = fresh_name()
+    first = rxr.PostgresIdempotencyStore(postgres_server.url, table=table)
+    first.create_schema()
+    first.close()
+    with postgres_server.connect(autocommit=True) as conn:
+        conn.execute(f'DROP INDEX "{table}_expires_at"')
+        conn.execute(f'CREATE TABLE "{table}_other" (x int)')
+        conn.execute(f'CREATE INDEX "{table}_expires_at" ON "{table}_other" (x)')
+    store = rxr.PostgresIdempotencyStore(postgres_server.url, table=table)
+    with pytest.raises(rxr.IdempotencyError, match="index of a table that is not"):
+        store.get("k", now=0.0)
+    store.close()
