@@ -22,6 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from reactivex import abc
 from reactivex.scheduler import (
@@ -82,8 +83,9 @@ def clock_of(scheduler: abc.SchedulerBase | None) -> Callable[[], float]:
     if isinstance(scheduler, VirtualTimeScheduler):
         if isinstance(scheduler.clock, int | float):  # TestScheduler: seconds
             return lambda: float(scheduler.clock)
-        # HistoricalScheduler keeps a datetime: its seconds since the epoch.
-        return lambda: scheduler.to_seconds(scheduler.clock)
+        # HistoricalScheduler keeps a datetime: its seconds since the epoch
+        # (a naive one read as UTC, as RxPY's own arithmetic on it does).
+        return lambda: scheduler.to_seconds(_aware(scheduler.clock))
     if isinstance(scheduler, Scheduler) and type(scheduler).now is Scheduler.now:
         return time.time
     return lambda: scheduler.to_seconds(scheduler.now)
@@ -95,6 +97,10 @@ def deadline_clock(clock: Callable[[], float]) -> Callable[[], float]:
     of the system clock (NTP, a manual change) moves no deadline (the
     scheduler's timers count relative waits); ``clock`` itself otherwise."""
     return time.monotonic if clock is time.time else clock
+
+
+def _aware(clock: datetime) -> datetime:
+    return clock if clock.tzinfo is not None else clock.replace(tzinfo=UTC)
 
 
 def clock_of_weakly(scheduler: abc.SchedulerBase) -> Callable[[], float]:

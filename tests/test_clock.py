@@ -311,3 +311,18 @@ def test_a_retrys_max_elapsed_ignores_a_step_of_the_system_clock(
     )
     assert failed.wait(10)
     assert len(attempts) > 2  # retried within its half second, not cut short
+
+
+def test_a_historical_scheduler_with_a_naive_clock_reads_it_as_utc() -> None:
+    """RxPY's own arithmetic takes a naive clock: so does ours (it failed at
+    subscription with a TypeError)."""
+    from datetime import datetime
+
+    scheduler = HistoricalScheduler(initial_clock=datetime(2020, 1, 1))
+    seen: list[Any] = []
+    rx.never().pipe(rxr.timeout(2.0)).subscribe(
+        on_error=lambda error: seen.append((scheduler.clock, type(error))),
+        scheduler=scheduler,
+    )
+    scheduler.advance_by(5.0)
+    assert seen == [(datetime(2020, 1, 1, 0, 0, 2), rxr.TimeoutError)]
