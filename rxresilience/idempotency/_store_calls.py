@@ -19,10 +19,12 @@ given back, and a record still settled: nothing is leaked for want of a loop.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import functools
 import logging
 import os
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -30,9 +32,10 @@ from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from .._loop_scheduler import in_loop_thread, loop_of_scheduler
+from .._weak_identity_map import WeakIdentityMap
 from ..stores._base import IdempotencyStore
 
-__all__ = ["STORE_THREADS", "StoreCalls"]
+__all__ = ["PER_STORE", "STORE_THREADS", "StoreCalls"]
 
 _R = TypeVar("_R")
 
@@ -53,11 +56,12 @@ class StoreCalls:
             first: the first ``AsyncIOScheduler`` among them names the loop.
     """
 
-    __slots__ = ("loop",)
+    __slots__ = ("_store", "loop")
 
     def __init__(
         self, store: IdempotencyStore, *schedulers: abc.SchedulerBase | None
     ) -> None:
+        self._store = store
         #: The event loop kept free of store calls, or None (calls in place).
         self.loop: asyncio.AbstractEventLoop | None = None
         if store.calls_may_block:
@@ -80,11 +84,8 @@ class StoreCalls:
             then(_answer_of(call))
             return
         if in_loop_thread(loop):
-            try:
-                _store_threads().submit(self._off_loop, call, then)
-                return
-            except RuntimeError:  # the interpreter is shutting down: call here
-                _log.debug("no store thread left: calling the store on the loop")
+            _lane_of(self._store).submit(functools.partial(self._off_loop, call, then))
+            return
         self._off_loop(call, then)
 
     def _off_loop(
@@ -111,6 +112,58 @@ def _answer_of(call: Callable[[], _R]) -> _R | Exception:
         return call()
     except Exception as error:
         return error
+
+
+#: Calls of one store on those threads at once, at most: a store whose server
+#: stopped answering keeps the others a thread (the rest of its calls wait
+#: in its own queue, not in the threads' queue ahead of other stores').
+PER_STORE = STORE_THREADS - 1
+
+
+class _Lane:
+    """One store's calls on the store threads: at most :data:`PER_STORE` at
+    once, the others queued in order."""
+
+    __slots__ = ("_lock", "_running", "_waiting")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._waiting: collections.deque[Callable[[], None]] = collections.deque()
+
+    def submit(self, work: Callable[[], None]) -> None:
+        with self._lock:
+            if self._running >= PER_STORE:
+                self._waiting.append(work)
+                return
+            self._running += 1
+        try:
+            _store_threads().submit(self._drain, work)
+        except RuntimeError:  # the interpreter is shutting down: call here
+            _log.debug("no store thread left: calling the store on the loop")
+            self._drain(work)
+
+    def _drain(self, work: Callable[[], None] | None) -> None:
+        """On a store thread: ``work``, then this store's calls waiting."""
+        while work is not None:
+            try:
+                work()
+            except BaseException:  # its future is read by nobody: said here
+                _log.exception("a store call failed on its thread")
+            with self._lock:
+                work = self._waiting.popleft() if self._waiting else None
+                if work is None:
+                    self._running -= 1
+
+
+@functools.lru_cache(maxsize=1)
+def _lanes(pid: int) -> WeakIdentityMap[IdempotencyStore, _Lane]:
+    return WeakIdentityMap()
+
+
+def _lane_of(store: IdempotencyStore) -> _Lane:
+    """``store``'s lane (made again in a forked child, as the threads are)."""
+    return _lanes(os.getpid()).setdefault(store, _Lane)
 
 
 @functools.lru_cache(maxsize=1)

@@ -396,3 +396,36 @@ def test_control_the_same_calls_made_on_the_loop_stall_it_for_the_hold(
     stall, ran = two_hundred_calls(store, server)
     assert stall >= HOLD / 2
     assert set(ran.values()) == {1}
+
+
+def test_a_store_that_stopped_answering_leaves_a_thread_for_the_others(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Under asyncio every blocking store's calls share a few threads: one
+    store whose server froze (here: held at a gate) takes at most all but
+    one of them, and another store's call goes through meanwhile (it waited
+    behind the frozen calls for as long as they hung)."""
+    from ._doubles import Gated
+
+    frozen = Gated(rxr.SQLiteIdempotencyStore(tmp_path / "frozen.db"))
+    frozen.gate.clear()
+    healthy = rxr.SQLiteIdempotencyStore(tmp_path / "healthy.db")
+
+    async def main() -> str:
+        stuck = [
+            asyncio.ensure_future(
+                rxr.to_async(rx.of(i).pipe(rxr.idempotent(frozen, key=f"k{i}")))
+            )
+            for i in range(8)  # more than there are threads
+        ]
+        assert await asyncio.to_thread(frozen.entered.wait, 10)
+        answer = await asyncio.wait_for(
+            rxr.to_async(rx.of("ok").pipe(rxr.idempotent(healthy, key="h"))), 10
+        )
+        frozen.gate.set()
+        await asyncio.gather(*stuck)
+        return answer
+
+    assert asyncio.run(main()) == "ok"
+    frozen.inner.close()  # type: ignore[attr-defined]
+    healthy.close()
