@@ -77,6 +77,17 @@ class Broadcast(Observable[_T], Generic[_T]):
     def emit(self, value: _T) -> None:
         self._hand_out(value, self._observers)
 
+    def subscribe_replaying(
+        self, observer: abc.ObserverBase[_T], value: _T
+    ) -> abc.DisposableBase:
+        """Subscribe ``observer``, and give it ``value`` first, as a delivery:
+        what is emitted meanwhile (from its own ``on_next``, say) reaches it
+        after ``value``, never before nor not at all (the caller holds off
+        other threads' emits while this runs)."""
+        subscription = self._subscribe_core(observer)
+        self._hand_out(value, (observer,))
+        return subscription
+
     def complete(self) -> None:
         """Complete every subscriber; later subscribers complete at once."""
         with self._lock:

@@ -38,11 +38,13 @@ class Latest(Observable[_T], Generic[_T]):
         scheduler: abc.SchedulerBase | None = None,
     ) -> abc.DisposableBase:
         with self._lock:
-            observer.on_next(self._value)
             if self._completed:
+                observer.on_next(self._value)
                 observer.on_completed()
                 return Disposable()
-            return self._broadcast.subscribe(observer)
+            # Its replay as a delivery: a change it makes from inside it
+            # reaches it too, after the replay (it used to miss it).
+            return self._broadcast.subscribe_replaying(observer, self._value)
 
     def set(self, value: _T, *, always: bool = False) -> None:
         """Called under the lock: emit ``value`` if it differs (or ``always``)."""

@@ -96,3 +96,17 @@ def test_a_commit_interrupted_by_a_base_exception_is_rolled_back() -> None:
     state.refresh(lambda: rx.of(42)).subscribe(applied.append)
     assert applied == [True]  # nothing left in flight to block it
     assert state.value == 42
+
+
+def test_a_change_made_from_inside_a_replay_reaches_that_subscriber_after_it() -> None:
+    state = rxr.OptimisticState(1)
+    seen: list[int] = []
+
+    def on_next(value: int) -> None:
+        seen.append(value)
+        if value == 1:
+            state.set_confirmed(2)  # from inside its replay
+
+    state.subscribe(on_next)
+    assert seen == [1, 2]
+    assert state.value == 2
