@@ -184,7 +184,6 @@ class PostgresConnections:
                     f"connection is not a valid connection string: {bad}"
                 ) from None
             self._conninfo = connection
-            self._pool_size = pool_size
             self._pool = self._open_pool()
             self._own = True
         elif isinstance(connection, psycopg_pool.ConnectionPool):
