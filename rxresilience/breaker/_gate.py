@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ from ._storage import BreakerStorage
 from ._transitions import Transitions
 
 __all__ = ["Gate"]
+
+_log = logging.getLogger("rxresilience")
 
 #: The states the telemetry gauges label.
 _STATE_NAMES = tuple(state.value for state in CircuitState)
@@ -123,16 +126,34 @@ class Gate:
         permit._gate = self
         if permit.trial and self._max_half_open_wait is not None:
             try:
-                permit.timer = choose_scheduler(
-                    self._scheduler, None
-                ).schedule_relative(
-                    self._max_half_open_wait,
-                    lambda _s, _t: self.settle(permit, _TIMED_OUT),
-                )
+                self._arm_trial_timeout(permit, self._max_half_open_wait)
             except BaseException:  # the trial slot is given back, not leaked
                 self.settle(permit, _NEITHER)
                 raise
         return permit
+
+    def _arm_trial_timeout(self, permit: Permit, wait: float) -> None:
+        permit.timer = choose_scheduler(self._scheduler, None).schedule_relative(
+            wait, lambda _s, _t: self._time_out(permit, wait)
+        )
+
+    def _time_out(self, permit: Permit, wait: float) -> None:
+        """On the trial's timer: it outlasted ``max_half_open_wait``. A storage
+        that fails to record that is asked again a wait later (else the trial
+        would hold its slot, and the breaker stay half-open, for good)."""
+        try:
+            self.settle(permit, _TIMED_OUT)
+        except Exception:
+            _log.exception(
+                "breaker %r could not record a trial's timeout; trying again in %s s",
+                self._name,
+                wait,
+            )
+            if not permit.settled:
+                try:
+                    self._arm_trial_timeout(permit, wait)
+                except Exception:  # a closed loop: nothing runs on it any more
+                    _log.exception("breaker %r could not re-arm it", self._name)
 
     # -- settlement ----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 import weakref
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from ._breaker import CircuitBreaker
 from ._permit import Permit
 
 __all__ = ["circuit_breaker"]
+
+_log = logging.getLogger("rxresilience")
 
 _T = TypeVar("_T")
 
@@ -130,11 +133,16 @@ class _GuardedCall(abc.DisposableBase, Generic[_T]):
         self.upstream = SingleAssignmentDisposable()
 
     def _end_early(self) -> None:
-        """Settle as disposal does: a success if a good value was seen, else neither."""
-        if self._emitted:
-            self._permit.success()
-        else:
-            self._permit.release()
+        """Settle as disposal does: a success if a good value was seen, else
+        neither. Nobody waits for this outcome (a disposer, a subscriber whose
+        own exception travels on): a storage that fails to record it is logged."""
+        try:
+            if self._emitted:
+                self._permit.success()
+            else:
+                self._permit.release()
+        except Exception:
+            _log.exception("a circuit breaker's storage failed to settle a call")
 
     def on_next_unchecked(self, value: _T) -> None:
         self._emitted = True
@@ -190,7 +198,11 @@ class _GuardedCall(abc.DisposableBase, Generic[_T]):
         if self._stopped:
             return
         self._stopped = True
-        self._permit.success()
+        try:
+            self._permit.success()
+        except Exception as failure:  # the storage's: as ``call`` raises it
+            self._observer.on_error(failure)
+            return
         self._observer.on_completed()
 
     def dispose(self) -> None:

@@ -110,5 +110,8 @@ class Transitions:
             _log.exception("breaker %r could not arm its half-open timer", self._name)
 
     def _on_half_open_timer(self, _scheduler: abc.SchedulerBase, _state: Any) -> None:
-        self._storage.half_open_if_due(self._clock())
+        try:
+            self._storage.half_open_if_due(self._clock())
+        except Exception:  # the next call finds the move due and makes it
+            _log.exception("breaker %r could not move to half-open", self._name)
         self.publish()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import reactivex as rx
 from reactivex.testing import TestScheduler
 
 import rxresilience as rxr
@@ -155,3 +156,69 @@ def test_a_fleet_trial_held_past_the_reset_timeout_says_why_it_reopened(
     assert reasons["redis"][-1] == (
         "trial call outlasted reset_timeout (no max_half_open_wait)"
     )
+
+
+class FailingStorage(rxr.InMemoryBreakerStorage):
+    """A storage whose ``record`` fails ``failures`` times for ``outcomes``."""
+
+    def __init__(self, outcomes: set[rxr.Outcome], failures: int = 10**9) -> None:
+        super().__init__()
+        self.outcomes = outcomes
+        self.failures = failures
+
+    def record(self, permit: rxr.Permit, outcome: rxr.Outcome, now: float) -> None:
+        if outcome in self.outcomes and self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("storage down")
+        super().record(permit, outcome, now)
+
+
+def test_a_storage_that_fails_to_record_a_success_ends_the_call_with_its_error() -> (
+    None
+):
+    # It escaped into a timer source's scheduler and the subscriber hung.
+    scheduler = TestScheduler()
+    breaker = rxr.CircuitBreaker(
+        storage=FailingStorage({rxr.Outcome.SUCCESS}), scheduler=scheduler
+    )
+    ends: list[object] = []
+    rx.timer(1.0).pipe(rxr.circuit_breaker(breaker)).subscribe(
+        on_next=ends.append,
+        on_error=lambda error: ends.append(repr(error)),
+        on_completed=lambda: ends.append("completed"),
+        scheduler=scheduler,
+    )
+    scheduler.advance_to(2.0)
+    assert ends == [0, "ConnectionError('storage down')"]
+
+
+def test_disposing_a_call_whose_storage_fails_does_not_raise() -> None:
+    scheduler = TestScheduler()
+    breaker = rxr.CircuitBreaker(
+        storage=FailingStorage({rxr.Outcome.NEITHER}), scheduler=scheduler
+    )
+    subscription = (
+        rx.never().pipe(rxr.circuit_breaker(breaker)).subscribe(scheduler=scheduler)
+    )
+    subscription.dispose()  # logged, not raised at the disposer
+
+
+def test_a_trial_timeout_the_storage_failed_to_record_is_recorded_later() -> None:
+    # One failure on the max_half_open_wait timer left the breaker half-open,
+    # its trial slot taken, refusing every call for good.
+    scheduler = TestScheduler()
+    breaker = rxr.CircuitBreaker(
+        failure_threshold=1,
+        reset_timeout=1.0,
+        max_half_open_wait=2.0,
+        scheduler=scheduler,
+        storage=FailingStorage({rxr.Outcome.TIMED_OUT}, failures=1),
+    )
+    with pytest.raises(RuntimeError, match="down"):
+        breaker.call(boom)
+    scheduler.advance_to(1.5)
+    rx.never().pipe(rxr.circuit_breaker(breaker)).subscribe(scheduler=scheduler)
+    scheduler.advance_to(3.6)  # the timeout came, its record failed
+    assert breaker.state is CircuitState.HALF_OPEN
+    scheduler.advance_to(5.6)  # tried again a wait later: the trial failed
+    assert breaker.state is CircuitState.OPEN
