@@ -138,7 +138,9 @@ class RedisBreakerStorage(BreakerStorage):
         ValueError: an empty name; a name or prefix that is not UTF-8 text
             (a lone surrogate); a ``socket_timeout`` or ``reconnect_after``
             not above 0, not finite, or above ``LONGEST_WAIT`` (about 292
-            years); an unknown ``when_unreachable``.
+            years); an unknown ``when_unreachable``; a name beginning with
+            ``}`` or a prefix holding ``{}`` (the keys' Redis Cluster hash
+            tag would be empty).
     """
 
     def __init__(
@@ -167,6 +169,13 @@ class RedisBreakerStorage(BreakerStorage):
             client, socket_timeout=float(socket_timeout), decode_responses=True
         )
         self._base = f"{prefix}{{{name}}}"
+        if not _hash_tag(self._base):
+            raise ValueError(
+                f"name {name!r} with prefix {prefix!r} gives the breaker's keys an "
+                "empty Redis Cluster hash tag ('{}'): its keys would fall in "
+                "different slots; use a name that does not begin with '}' and a "
+                "prefix without '{}'"
+            )
         self._config: BreakerConfig | None = None
         self._link = FleetLink(
             when_unreachable, float(reconnect_after), redis.exceptions.RedisError
@@ -272,3 +281,11 @@ class RedisBreakerStorage(BreakerStorage):
 
     def __repr__(self) -> str:
         return f"RedisBreakerStorage(name={self.name!r}, prefix={self.prefix!r})"
+
+
+def _hash_tag(key: str) -> str:
+    """What Redis Cluster hashes of ``key``: the text between its first ``{``
+    and the first ``}`` after it ("" when that is empty or there is none)."""
+    opening = key.find("{")
+    closing = key.find("}", opening + 1)
+    return key[opening + 1 : closing] if opening >= 0 and closing > 0 else ""

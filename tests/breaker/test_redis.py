@@ -244,6 +244,10 @@ def test_the_issue_example_builds(redis_server: RedisServer) -> None:
         ({"socket_timeout": 0}, ValueError, "socket_timeout"),
         ({"reconnect_after": -1.0}, ValueError, "reconnect_after"),
         ({"when_unreachable": "hang"}, ValueError, "when_unreachable"),
+        # keys with an empty hash tag ('{}'): on Redis Cluster each key went
+        # to its own slot, every script failed CROSSSLOT, read as unreachable
+        ({"name": "}payments"}, ValueError, "name"),
+        ({"prefix": "breaker{}:"}, ValueError, "prefix"),
     ],
 )
 def test_bad_arguments_are_refused_when_built(
