@@ -128,7 +128,14 @@ class Lease:
             self._lose("taken")
             return
         self.until = until
-        self._arm()
+        # The next one a third of a lease after this one began, not after it
+        # was answered: a call of two thirds of a lease would let it lapse.
+        self._arm(self._next_delay())
+
+    def _next_delay(self) -> float:
+        """Seconds until the renewal due two thirds of a lease before
+        :attr:`until` (0: it is due already)."""
+        return max(0.0, self.until - self._length * 2 / 3 - self._clock())
 
     def _lose(self, why: str) -> None:
         with self._lock:

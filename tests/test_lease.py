@@ -255,3 +255,27 @@ def test_a_shared_keeper_does_not_keep_its_scheduler_alive() -> None:
     del scheduler, lease
     gc.collect()
     assert gone() is None
+
+
+def test_a_slow_renewal_is_followed_by_the_next_one_on_the_lease_s_own_cadence() -> (
+    None
+):
+    # The next renewal was armed a third of a lease after the slow call
+    # returned: a call of more than two thirds of the lease let it lapse.
+    scheduler = TestScheduler()
+    took = [0.0]
+    renewals: list[tuple[float, float]] = []
+
+    def now() -> float:
+        return float(scheduler.clock) + took[0]
+
+    def renew(until: float) -> bool:
+        renewals.append((now(), until))
+        took[0] += 2.5 if len(renewals) == 1 else 0.0  # the first call takes 2.5 s
+        return True
+
+    lease = Lease(3.0, 3.0, scheduler, now, renew, lambda why: None)
+    scheduler.advance_to(1.0)  # renewed at 1.0 (until 4.0), answered at 3.5
+    scheduler.advance_to(1.2)
+    assert renewals == [(1.0, 4.0), (3.5, 6.5)]  # the next at once, not at 4.5
+    lease.stop()

@@ -118,7 +118,11 @@ class Ownership:
 
     def hold(self, until: float) -> None:
         """Renew the lease (ending at ``until``) every third of it, until
-        :meth:`stop`."""
+        :meth:`stop`; the first renewal two thirds of a lease before ``until``
+        (at once if that has passed: a first write answered late)."""
+        self._hold(until, max(0.0, until - self._length * 2 / 3 - self._clock()))
+
+    def _hold(self, until: float, first: float) -> None:
         with self._lock:
             if self._stopped:
                 return
@@ -129,6 +133,7 @@ class Ownership:
                 self._clock,
                 self._renew,
                 self._lost,
+                first=first,
             )
 
     def _renew(self, until: float) -> bool:
@@ -138,7 +143,7 @@ class Ownership:
 
     def _lost(self, why: str) -> None:
         if why == "lapsed":  # unreachable for a whole lease: keep trying
-            self.hold(self._clock())
+            self._hold(self._clock(), self._length / 3)
             return
         self._on_taken()
 

@@ -666,3 +666,38 @@ def test_a_sigkilled_owner_on_another_machine_is_taken_one_lease_after_its_renew
     ]
     assert worker.effects(effects_path) == ["a started", "undo a"]
     journal.close()
+
+
+class RenewalLog(rxr.InMemorySagaJournal):
+    """Answers every renewal "yours", and notes when it came."""
+
+    def __init__(self, scheduler: TestScheduler) -> None:
+        super().__init__()
+        self.scheduler = scheduler
+        self.renewals: list[tuple[float, float]] = []
+
+    def renew(
+        self, saga_id: str, now: float, *, owner: str, lease_until: float
+    ) -> bool:
+        self.renewals.append((float(self.scheduler.clock), lease_until))
+        return True
+
+
+def test_a_lease_whose_first_write_was_slow_is_renewed_before_it_runs_out() -> None:
+    # The first write carries lease_until = begin + lease; the first renewal
+    # was armed a third of a lease after that write was answered: a write
+    # answered after two thirds of the lease let it lapse while the step ran,
+    # and a recoverer compensated a live saga.
+    from rxresilience.saga._ownership import Ownership
+
+    scheduler = TestScheduler()
+    journal = RenewalLog(scheduler)
+    ownership = Ownership(journal, "s-1", 3.0, scheduler, lambda: None)
+    until = ownership.first_lease()  # 3.0, written with the first batch
+    scheduler.advance_to(2.4)  # the batch is answered 2.4 s later
+    ownership.hold(until)
+    scheduler.advance_to(2.5)
+    assert journal.renewals == [(2.4, 5.4)]  # at once: its renewal was due at 1.0
+    scheduler.advance_to(3.5)
+    assert journal.renewals[1:] == [(3.4, 6.4)]
+    ownership.stop()
