@@ -124,6 +124,8 @@ class Lease:
             else:  # the last try lands on the lease's end, not past it
                 self._arm(min(self._length / 3, self.until - now))
             return
+        if self.stopped():  # by its owner meanwhile (or by ``renew`` itself)
+            return
         if not held:
             self._lose("taken")
             return
@@ -147,6 +149,9 @@ class Lease:
         elif self._timer is not None:
             self._timer.dispose()
         self._on_lost(why)
+
+    def stopped(self) -> bool:
+        return self._stopped
 
     def stop(self) -> None:
         """Renew no more; cancels the pending timer (the lease itself stays)."""

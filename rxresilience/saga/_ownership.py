@@ -50,6 +50,7 @@ class Ownership:
         "_lease",
         "_length",
         "_lock",
+        "_loop",
         "_on_taken",
         "_scheduler",
         "_stopped",
@@ -72,12 +73,14 @@ class Ownership:
         self._clock = clock_of(scheduler)
         self._scheduler = scheduler
         self._on_taken = on_taken
+        self._loop: asyncio.AbstractEventLoop | None = None
         if journal.writes_may_block and isinstance(scheduler, AsyncIOScheduler):
             # A renewal is a journal write: never on the event loop. Its timer
             # runs on a thread (the same real clock); "taken" goes back to the loop.
             loop = loop_of_scheduler(scheduler)
             self._scheduler = thread_scheduler()
             self._on_taken = lambda: _call_soon(loop, on_taken)
+            self._loop = loop
         self._lock = threading.Lock()
         self._stopped = False
         self._lease: Lease | None = None
@@ -137,6 +140,17 @@ class Ownership:
             )
 
     def _renew(self, until: float) -> bool:
+        if self._loop is not None and self._loop.is_closed():
+            # The run's loop is gone, and the run with it (its answers can no
+            # longer reach it): renew no more, so that the lease lapses and a
+            # recoverer finishes the saga.
+            _log.warning(
+                "saga %r: its event loop closed while it ran; its lease is "
+                "renewed no more",
+                self.saga_id,
+            )
+            self.stop()
+            return True
         return self._journal.renew(
             self.saga_id, self._clock(), owner=self.owner, lease_until=until
         )

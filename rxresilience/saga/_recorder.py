@@ -42,15 +42,18 @@ class Mailbox:
     """Runs posted handlers one after the other: never two at once, never nested.
 
     The thread that posts into an idle mailbox runs the handlers, its own and
-    those other threads post meanwhile, until none is left.
+    those other threads post meanwhile, until none is left. A handler that
+    raises (a KeyboardInterrupt out of a subscriber, say) leaves its run
+    half-way: ``on_abandon`` is called, then the exception goes on.
     """
 
-    __slots__ = ("_busy", "_lock", "_queue")
+    __slots__ = ("_busy", "_lock", "_queue", "on_abandon")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._queue: collections.deque[Callable[[], None]] = collections.deque()
         self._busy = False
+        self.on_abandon: Callable[[], None] = lambda: None
 
     def post(self, handler: Callable[[], None]) -> None:
         with self._lock:
@@ -69,6 +72,10 @@ class Mailbox:
             except BaseException:
                 with self._lock:
                     self._busy = False
+                try:
+                    self.on_abandon()
+                except Exception:
+                    _log.exception("abandoning a saga run failed")
                 raise
 
 

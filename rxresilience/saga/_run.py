@@ -81,6 +81,9 @@ class SagaRun(abc.DisposableBase):
         )
         self._failure: tuple[str, BaseException] = ("", SagaCancelledError(""))
         self._ownership: Ownership | None = None
+        # An exception tore through a handler: the run cannot go on, so its
+        # lease is renewed no more, and lapses for a recoverer to finish it.
+        self._mailbox.on_abandon = self._release
 
     def start(self, context: Any) -> None:
         self._mailbox.post(lambda: self._begin(context))

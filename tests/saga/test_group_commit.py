@@ -496,3 +496,31 @@ def test_two_journals_that_compare_equal_each_get_their_own_writes() -> None:
     assert first.state("in-second") is None
     assert second.state("in-second") is not None
     assert second.state("in-first") is None
+
+
+def test_a_saga_whose_event_loop_closed_under_it_is_renewed_no_more() -> None:
+    # The loop closed while the saga ran (a task left pending, a write's
+    # answer with nobody left to hear it): its lease was renewed on a thread
+    # for as long as the process lived, so no recoverer could finish it.
+    closed = threading.Event()
+    renewed_after_close = threading.Event()
+
+    class Recording(Counting):
+        def renew(self, *args: Any, **kwargs: Any) -> bool:
+            if closed.is_set():
+                renewed_after_close.set()
+            return super().renew(*args, **kwargs)
+
+    journal = Recording()
+    saga = rxr.Saga[int]("stuck", lease=0.3).step("a", lambda n: rx.never())
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(rxr.to_async(saga.run(0, journal=journal, saga_id="s")))
+    loop.run_until_complete(asyncio.sleep(0.15))  # begun, a renewal or so
+    loop.close()  # the task still pending
+    closed.set()
+    # a renewal is due every 0.1 s: five would have come
+    assert not renewed_after_close.wait(0.5)
+    record = journal.load("s")
+    assert record is not None
+    assert record.status == "running"
+    del task

@@ -278,3 +278,46 @@ def test_a_step_whose_cleanup_raises_on_cancel_leaves_no_saga_running(
     state = saga_journal.state("k")
     assert state is not None
     assert state.status == "compensated"
+
+
+def test_a_run_a_keyboard_interrupt_tore_through_stops_renewing_its_lease() -> None:
+    # Ctrl-C in the subscriber's on_next left the saga half-run and its lease
+    # renewed for as long as the process lived (a REPL, a notebook): no
+    # recoverer could ever finish it.
+    scheduler = TestScheduler()
+    journal = rxr.InMemorySagaJournal()
+    saga = (
+        rxr.Saga[int]("s", lease=3.0)
+        .step("a", execute=lambda n: rx.of(n + 1), compensate=lambda n: rx.empty())
+        .step(
+            "b",
+            execute=lambda n: rx.timer(5.0).pipe(ops.map(lambda _: n + 1)),
+            compensate=lambda n: rx.empty(),
+        )
+    )
+
+    def interrupted(event: Any) -> None:
+        if isinstance(event, rxr.StepSucceeded):
+            raise KeyboardInterrupt
+
+    saga.execute(0, journal=journal, saga_id="s-1").subscribe(
+        interrupted, scheduler=scheduler
+    )
+    with pytest.raises(KeyboardInterrupt):
+        scheduler.advance_to(1.0)
+    scheduler.stop()  # the interrupted advance left the scheduler marked running
+    record = journal.load("s-1")
+    assert record is not None
+    assert record.lease_until is not None
+    scheduler.advance_to(30.0)
+    later = journal.load("s-1")
+    assert later is not None
+    assert later.lease_until == record.lease_until
+    assert pending(scheduler) == []
+    # so a recoverer takes it once the lease is over, and finishes it
+    events: list[Any] = []
+    rxr.recover(journal, {"s": saga}, scheduler=scheduler).subscribe(
+        events.append, scheduler=scheduler
+    )
+    scheduler.advance_to(40.0)
+    assert journal.load("s-1").status == "compensated"  # type: ignore[union-attr]
