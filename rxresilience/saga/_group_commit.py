@@ -40,7 +40,7 @@ from .._loop_scheduler import in_loop_thread, loop_of_scheduler
 from .._weak_identity_map import WeakIdentityMap
 from ._journal import JournalWrite, SagaJournal
 
-__all__ = ["GroupCommit", "group_commit_for"]
+__all__ = ["GroupCommit", "group_commit_for", "write_owned"]
 
 _log = logging.getLogger("rxresilience")
 
@@ -120,20 +120,23 @@ class GroupCommit:
                     if size > LARGEST_BATCH:
                         break
                     batch.append(self._queue.popleft())
+            journal = self._journal()
             try:
-                journal = self._journal()
                 if journal is None:  # unreachable while a run holds it
                     raise RuntimeError("the saga journal is gone")
-                done: list[bool | Exception] = list(
-                    journal.write_owned([write for write, _ in batch])
-                )
-                if len(done) != len(batch):
-                    raise TypeError(
-                        f"{type(journal).__name__}.write_owned answered "
-                        f"{len(done)} times for {len(batch)} writes"
-                    )
+                done = write_owned(journal, [write for write, _ in batch])
             except Exception as error:  # nothing of the batch is known to be written
                 done = [error] * len(batch)
+            except BaseException as error:  # answered, not lost
+                # A cancellation out of a journal on an async driver, say:
+                # raised here it would end this thread's work and leave the
+                # writer busy for good, every later saga waiting on it.
+                failure = RuntimeError(
+                    f"{type(journal).__name__}.write_owned raised "
+                    f"{type(error).__name__}: {error}"
+                )
+                failure.__cause__ = error
+                done = [failure] * len(batch)
             answers = [
                 (answer, outcome)
                 for (_, answer), outcome in zip(batch, done, strict=True)
@@ -160,6 +163,29 @@ class GroupCommit:
                 answer(outcome)
             except Exception:
                 _log.exception("a saga run failed on a journal answer")
+
+
+def write_owned(
+    journal: SagaJournal, writes: list[JournalWrite]
+) -> list[bool | Exception]:
+    """``journal.write_owned(writes)``, its answers checked: one per write, each
+    True, False or an exception (an answer of 1 or None is no answer: taken
+    for one, a step would start on a start never written).
+
+    Raises:
+        TypeError: the journal answered otherwise, naming it.
+    """
+    done: list[bool | Exception] = list(journal.write_owned(writes))
+    name = f"{type(journal).__name__}.write_owned"
+    if len(done) != len(writes):
+        raise TypeError(f"{name} answered {len(done)} times for {len(writes)} writes")
+    for answer in done:
+        if not isinstance(answer, bool | Exception):
+            raise TypeError(
+                f"{name} answered {answer!r} for a write: True (written), False "
+                "(not the writer's) or an exception expected"
+            )
+    return done
 
 
 def _size(write: JournalWrite) -> int:

@@ -19,7 +19,7 @@ from reactivex import abc
 from .._clock import clock_of
 from ..errors import SagaError, SagaOwnershipLostError
 from ._events import CompensationStarted, SagaEvent, SagaEventBroadcast, StepStarted
-from ._group_commit import GroupCommit
+from ._group_commit import GroupCommit, write_owned
 from ._history import (
     KIND_VALUES,
     EntryKind,
@@ -335,7 +335,7 @@ class Recorder:
             )
             return
         try:
-            done: bool | Exception = journal.write_owned([write])[0]
+            done: bool | Exception = write_owned(journal, [write])[0]
         except Exception as error:
             done = error
         self._committed(write, done, events, then)

@@ -524,3 +524,112 @@ def test_a_saga_whose_event_loop_closed_under_it_is_renewed_no_more() -> None:
     assert record is not None
     assert record.status == "running"
     del task
+
+
+class Answering(rxr.InMemorySagaJournal):
+    """Writes as the in-memory journal does, then answers ``answer`` for the
+    ``nth`` batch (1-based) instead of what it did."""
+
+    def __init__(self, answer: Any, nth: int = 1, *, may_block: bool = True) -> None:
+        super().__init__()
+        self.answer = answer
+        self.nth = nth
+        self.batches = 0
+        self._may_block = may_block
+
+    @property
+    def writes_may_block(self) -> bool:
+        return self._may_block
+
+    def write_owned(self, writes: Sequence[rxr.JournalWrite]) -> list[Any]:
+        self.batches += 1
+        done: list[Any] = list(super().write_owned(writes))
+        if self.batches == self.nth:
+            if isinstance(self.answer, BaseException):
+                raise self.answer
+            return self.answer(done)  # type: ignore[no-any-return]
+        return done
+
+
+def outcome_of(
+    journal: rxr.SagaJournal, *, under_asyncio: bool
+) -> tuple[Any, list[str]]:
+    ran: list[str] = []
+    saga = (
+        rxr.Saga[int]("s")
+        .step(
+            "a",
+            execute=lambda n: rx.of(n + 1).pipe(
+                ops.do_action(lambda _: ran.append("a"))
+            ),
+            compensate=lambda n: rx.empty(),
+        )
+        .step(
+            "b",
+            execute=lambda n: rx.of(n + 1).pipe(
+                ops.do_action(lambda _: ran.append("b"))
+            ),
+            compensate=lambda n: rx.empty(),
+        )
+    )
+    source = saga.run(0, journal=journal, saga_id="s-1")
+    try:
+        if under_asyncio:
+
+            async def main() -> Any:
+                return await asyncio.wait_for(rxr.to_async(source), 5.0)
+
+            return asyncio.run(main()), ran
+        return source.run(), ran
+    except Exception as error:  # the outcome under test
+        return error, ran
+
+
+@pytest.mark.parametrize("under_asyncio", [True, False])
+@pytest.mark.parametrize(
+    ("answer", "nth"),
+    [
+        (lambda done: [1 for _ in done], 1),  # ints, not bools: it hung under asyncio
+        (lambda done: [None for _ in done], 1),  # None read as committed
+        (lambda done: [None for _ in done], 2),  # b ran on a start never written
+        (lambda done: [*done, True], 2),  # one answer too many
+    ],
+)
+def test_a_journal_answering_what_is_not_a_bool_or_an_error_fails_the_saga_naming_it(
+    answer: Any, nth: int, under_asyncio: bool
+) -> None:
+    journal = Answering(answer, nth, may_block=under_asyncio)
+    outcome, ran = outcome_of(journal, under_asyncio=under_asyncio)
+    assert isinstance(outcome, TypeError | rxr.SagaFailed), outcome
+    error = outcome if isinstance(outcome, TypeError) else outcome.cause
+    assert "Answering.write_owned" in str(error)
+    assert ran == ([] if nth == 1 else ["a"])  # no step on an unwritten start
+
+
+def test_a_base_exception_out_of_a_batch_fails_its_sagas_and_the_writer_goes_on() -> (
+    None
+):
+    # asyncio.CancelledError out of a journal on an async driver left the
+    # writer busy for good: every later saga of that journal and loop hung.
+    journal = Answering(asyncio.CancelledError("driver call cancelled"), 1)
+    saga = three_steps()
+
+    async def main() -> list[Any]:
+        outcomes: list[Any] = []
+        for saga_id in ("s-1", "s-2"):
+            try:
+                outcomes.append(
+                    await asyncio.wait_for(
+                        rxr.to_async(saga.run(0, journal=journal, saga_id=saga_id)),
+                        5.0,
+                    )
+                )
+            except Exception as error:  # the outcome under test
+                outcomes.append(error)
+        return outcomes
+
+    first, second = asyncio.run(main())
+    assert isinstance(first, RuntimeError)
+    assert isinstance(first.__cause__, asyncio.CancelledError)
+    assert "Answering.write_owned" in str(first)
+    assert second == 3
