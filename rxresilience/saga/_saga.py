@@ -69,6 +69,9 @@ __all__ = ["ParallelGroup", "Saga"]
 
 _C = TypeVar("_C")
 
+#: The shortest ``Saga(lease=)``, in seconds.
+SHORTEST_LEASE = 0.1
+
 _Compensate: typing.TypeAlias = (
     Callable[[_C], Observable[Any] | None] | Callable[[_C, str], Observable[Any] | None]
 )
@@ -122,8 +125,10 @@ class Saga(Generic[_C]):
             journal lasts; renewed every third of it while a step or a
             compensation runs. It bounds how long a dead process's saga
             waits for recovery from another machine (on the same machine,
-            a gone owner is not waited for), not how long a step may take. Above 0, at
-            most ``LONGEST_WAIT``; default 30.
+            a gone owner is not waited for), not how long a step may take. At
+            least ``SHORTEST_LEASE`` (0.1 s: renewed every 33 ms, a lease
+            must outlast a journal write by far), at most ``LONGEST_WAIT``;
+            default 30.
 
     Raises:
         ValueError: an empty name, an ``on_compensation_failure`` other than
@@ -172,6 +177,12 @@ class Saga(Generic[_C]):
             "compensation_timeout", compensation_timeout
         )
         self._lease = require_duration("lease", lease, positive=True)
+        if self._lease < SHORTEST_LEASE:
+            # Renewed every third of it: a microsecond lease renewed in a hot
+            # loop, and lapsed whenever one write took longer than it.
+            raise ValueError(
+                f"lease must be at least {SHORTEST_LEASE} seconds, got {lease!r}"
+            )
         self._stages: list[SagaStep | ParallelGroup] = []
         self._steps: dict[str, SagaStep] = {}
         self._frozen: SagaPlan | None = None

@@ -437,6 +437,15 @@ def test_a_lease_out_of_range_is_refused_naming_it(
         rxr.Saga("s", lease=value)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("value", [1e-6, 0.0999])
+def test_a_lease_too_short_to_outlast_a_write_is_refused(value: float) -> None:
+    # Accepted, a microsecond lease was renewed in a hot loop (894 SQLite
+    # transactions in a one-second step), and lapsed under a live owner.
+    with pytest.raises(ValueError, match=r"^lease must be at least 0.1 seconds"):
+        rxr.Saga("s", lease=value)
+    rxr.Saga("s", lease=0.1)
+
+
 def test_stale_after_zero_is_allowed_and_is_the_default() -> None:
     journal = rxr.InMemorySagaJournal()
     saga = rxr.Saga("s").step("a", execute=rx.of, compensate=lambda ctx: None)
