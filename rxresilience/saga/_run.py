@@ -33,7 +33,9 @@ class SagaRun(abc.DisposableBase):
     mailbox, one at a time. Disposal, at any instant, stops the saga: no step
     is subscribed after it, the running ones are cancelled (the first as a
     ``StepFailed`` with ``SagaCancelledError``), and the compensations run to
-    their end, journaled and published on ``Saga.events``.
+    their end, journaled and published on ``Saga.events``. Once the last
+    step has succeeded the saga is done: a disposal while its end is being
+    written lets it complete.
 
     With a journal the run owns its saga there: it renews its lease while
     it works, and every write is fenced on its owner token. Told that another

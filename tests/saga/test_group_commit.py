@@ -633,3 +633,49 @@ def test_a_base_exception_out_of_a_batch_fails_its_sagas_and_the_writer_goes_on(
     assert isinstance(first.__cause__, asyncio.CancelledError)
     assert "Answering.write_owned" in str(first)
     assert second == 3
+
+
+def test_a_disposal_while_the_end_is_being_written_lets_the_saga_complete() -> None:
+    ending = threading.Event()
+    go_on = threading.Event()
+
+    class Slow(Counting):
+        def write_owned(self, writes: Sequence[rxr.JournalWrite]) -> list[bool]:
+            if any(write.status is not None for write in writes):
+                ending.set()
+                go_on.wait(5.0)
+            return super().write_owned(writes)
+
+    journal = Slow()
+    log: list[str] = []
+    undone: list[str] = []
+    saga = rxr.Saga[int]("s").step(
+        "a", execute=lambda n: rx.of(n + 1), compensate=lambda n: undo("a")
+    )
+
+    def undo(name: str) -> rx.Observable[int]:
+        undone.append(name)
+        return rx.empty()
+
+    saga.events.subscribe(lambda event: log.append(type(event).__name__))
+
+    async def main() -> None:
+        task = asyncio.ensure_future(
+            rxr.to_async(saga.run(0, journal=journal, saga_id="s-1"))
+        )
+        await asyncio.get_running_loop().run_in_executor(None, ending.wait, 5.0)
+        task.cancel()  # disposes the run while its end is written
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):  # the end's answer comes back on a later turn
+            if "SagaCompleted" in log:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    record = journal.load("s-1")
+    assert record is not None
+    assert record.status == "completed"
+    assert undone == []
+    assert log[-1] == "SagaCompleted"
