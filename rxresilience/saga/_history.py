@@ -108,11 +108,15 @@ class History(Generic[_X]):
         "problem",
         "started",
         "succeeded",
+        "unjournaled",
     )
 
     def __init__(self) -> None:
         self.started: dict[str, _X] = {}  # the context each step was given
         self.succeeded: dict[str, _X] = {}  # in order of completion
+        # Steps that succeeded with a result the codec could not encode (the
+        # journal holds no context for them): why, by step.
+        self.unjournaled: dict[str, str] = {}
         self.failed_step: str | None = None
         self.compensation_started: set[str] = set()
         self.compensated: list[str] = []
@@ -142,6 +146,10 @@ class History(Generic[_X]):
         elif kind == EntryKind.STEP_SUCCEEDED:
             self.succeeded.pop(step, None)
             self.succeeded[step] = context
+            if error is not None:
+                self.unjournaled[step] = error
+            else:
+                self.unjournaled.pop(step, None)
         elif kind == EntryKind.STEP_FAILED:
             self.failed_step = step
         elif kind == EntryKind.COMPENSATION_STARTED:

@@ -281,6 +281,18 @@ class Recorder:
                 )
             except Exception as codec_error:
                 failure = codec_error
+                if kind is EntryKind.STEP_SUCCEEDED:
+                    # The success happened: journaled without its result, so
+                    # that a recovery knows the step's effect is there (and
+                    # that it cannot undo it from the journal).
+                    self._entries.append(
+                        JournalEntry(
+                            KIND_VALUES[kind],
+                            step,
+                            None,
+                            "its result was never journaled: " + describe(codec_error),
+                        )
+                    )
         if kind is not None and fold:
             self.history.apply(kind, step, None if context is NOTHING else context)
         self._events.append(event)

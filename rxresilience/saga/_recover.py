@@ -332,6 +332,12 @@ def _to_compensate(saga: Saga[Any], record: SagaRecord) -> list[tuple[SagaStep, 
     codec = saga.plan().codec
     queue: list[tuple[SagaStep, Any]] = []
     for step, context in history.to_compensate(saga.plan().steps, history.compensated):
+        why = history.unjournaled.get(step.name)
+        if why is not None and step.name in history.succeeded:
+            raise _UnreadableError(
+                f"step {step.name!r} succeeded, but {why}: its compensation "
+                "cannot be run from the journal"
+            )
         try:
             queue.append((step, None if context is None else codec.decode(context)))
         except Exception as error:

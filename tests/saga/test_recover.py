@@ -349,3 +349,53 @@ def test_one_saga_recovery_cannot_read_does_not_stop_the_others() -> None:
     assert ended == ["done"]
     assert undone == ["g"]
     assert journal.unfinished() == ["bad"]  # left for when the code is fixed
+
+
+def test_a_step_whose_result_was_never_journaled_is_not_left_for_dead_by_recovery() -> (
+    None
+):
+    # Step b's result did not encode (a Decimal): its success was dropped
+    # from the journal, the run compensated it live, and the process died
+    # during that compensation. Recovery saw b as never succeeded, undid a
+    # alone and called the saga compensated, b's effect left in place.
+    import decimal
+
+    undone: list[str] = []
+    scheduler = TestScheduler()
+    journal = rxr.InMemorySagaJournal()
+    saga = (
+        rxr.Saga[Any]("pay")
+        .step("a", execute=lambda n: rx.of(1), compensate=undoing(undone, "a"))
+        .step(
+            "b",
+            execute=lambda n: rx.of(decimal.Decimal("9.99")),
+            compensate=lambda n: rx.never(),  # the process dies during it
+        )
+    )
+    saga.execute(0, journal=journal, saga_id="s-1").subscribe(scheduler=scheduler)
+    scheduler.advance_to(1.0)
+    record = journal.load("s-1")
+    assert record is not None
+    succeeded_b = [
+        e for e in record.entries if (e.kind, e.step) == ("step_succeeded", "b")
+    ]
+    assert len(succeeded_b) == 1
+    assert succeeded_b[0].context is None
+    assert "Decimal" in (succeeded_b[0].error or "")
+
+    # The crash, as the next process finds it: the same entries, owner gone.
+    crashed = rxr.InMemorySagaJournal()
+    crashed.begin("s-1", "pay", 0.0)
+    for entry in record.entries:
+        crashed.append("s-1", entry, 0.0)
+    later = TestScheduler()
+    later.advance_to(100.0)
+    events = recover(crashed, {"pay": saga}, later)
+    failures = [e for e in events if isinstance(e, rxr.RecoveryFailed)]
+    assert [f.saga_id for f in failures] == ["s-1"]
+    assert "'b'" in failures[0].reason
+    assert "never journaled" in failures[0].reason
+    state = crashed.state("s-1")
+    assert state is not None
+    assert state.status == "running"  # for a person to decide, not "compensated"
+    assert undone == []
