@@ -32,6 +32,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
+from typing import TypeVar
 
 from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOScheduler
@@ -40,9 +41,11 @@ from .._loop_scheduler import in_loop_thread, loop_of_scheduler
 from .._weak_identity_map import WeakIdentityMap
 from ._journal import JournalWrite, SagaJournal
 
-__all__ = ["GroupCommit", "group_commit_for", "write_owned"]
+__all__ = ["GroupCommit", "JournalCalls", "group_commit_for", "write_owned"]
 
 _log = logging.getLogger("rxresilience")
+
+_R = TypeVar("_R")
 
 #: Answers given back per turn of the loop.
 ANSWERS_PER_TURN = 32
@@ -163,6 +166,68 @@ class GroupCommit:
                 answer(outcome)
             except Exception:
                 _log.exception("a saga run failed on a journal answer")
+
+
+class JournalCalls:
+    """How a recovery calls its journal: in place, or off its event loop.
+
+    Under asyncio (the subscribe-time scheduler an ``AsyncIOScheduler``), with
+    a journal whose calls may block, each call runs on the journal writers'
+    threads and its answer is posted to the caller's mailbox on the loop;
+    elsewhere it runs at once and its answer is posted straight away.
+    """
+
+    __slots__ = ("_loop", "_post")
+
+    def __init__(
+        self,
+        journal: SagaJournal,
+        scheduler: abc.SchedulerBase | None,
+        post: Callable[[Callable[[], None]], None],
+    ) -> None:
+        self._post = post
+        self._loop = (
+            loop_of_scheduler(scheduler)
+            if journal.writes_may_block and isinstance(scheduler, AsyncIOScheduler)
+            else None
+        )
+
+    def run(
+        self,
+        call: Callable[[], _R],
+        then: Callable[[_R | Exception], None],
+        dropped: Callable[[_R | Exception], None] = lambda _: None,
+    ) -> None:
+        """``then`` gets ``call``'s answer, or what it raised, from the mailbox;
+        ``dropped`` gets it, on the thread that has it, if the loop closed."""
+        loop = self._loop
+        if loop is None:
+            answer = _answer_of(call)
+            self._post(lambda: then(answer))
+            return
+
+        def off_the_loop() -> None:
+            answer = _answer_of(call)
+            try:
+                loop.call_soon_threadsafe(self._post, lambda: then(answer))
+            except RuntimeError:  # the loop closed: nobody is left to hear it
+                dropped(answer)
+
+        try:
+            _writers_pool().submit(off_the_loop)
+        except RuntimeError:  # the interpreter is shutting down: here, now
+            off_the_loop()
+
+
+def _answer_of(call: Callable[[], _R]) -> _R | Exception:
+    try:
+        return call()
+    except Exception as error:
+        return error
+    except BaseException as error:  # on a pool thread it would be lost, and we with it
+        failure = RuntimeError(f"a journal call raised {type(error).__name__}: {error}")
+        failure.__cause__ = error
+        return failure
 
 
 def write_owned(

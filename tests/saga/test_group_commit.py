@@ -679,3 +679,60 @@ def test_a_disposal_while_the_end_is_being_written_lets_the_saga_complete() -> N
     assert record.status == "completed"
     assert undone == []
     assert log[-1] == "SagaCompleted"
+
+
+def test_recovery_under_asyncio_calls_the_journal_off_the_loop() -> None:
+    # rxr.recover took its sagas, loaded them and gave them up on the loop:
+    # a SQLite write lock held by another process froze every coroutine for
+    # as long as it was held (up to the journal's 30 s timeout).
+    entered = threading.Event()
+    release = threading.Event()
+    called_on: list[int] = []
+
+    class SlowTake(Counting):
+        def unfinished(self) -> list[str]:
+            called_on.append(threading.get_ident())
+            return super().unfinished()
+
+        def load(self, saga_id: str) -> rxr.SagaRecord | None:
+            called_on.append(threading.get_ident())
+            return super().load(saga_id)
+
+        def take(self, *args: Any, **kwargs: Any) -> bool:
+            called_on.append(threading.get_ident())
+            entered.set()
+            release.wait(5.0)  # a write lock held elsewhere
+            return super().take(*args, **kwargs)
+
+    journal = SlowTake()
+    now = time.time()
+    journal.begin_owned("old", "s", now - 100, owner="dead", lease_until=now - 50)
+    journal.append_owned(
+        "old", rxr.JournalEntry("step_succeeded", "a", b"1"), now - 100, owner="dead"
+    )
+    undone: list[int] = []
+    saga = rxr.Saga[int]("s").step(
+        "a",
+        execute=rx.of,
+        compensate=lambda n: rx.from_callable(lambda: undone.append(n)),
+    )
+
+    async def main() -> list[Any]:
+        loop_thread.append(threading.get_ident())
+        events = asyncio.ensure_future(
+            rxr.to_async(rxr.recover(journal, {"s": saga}).pipe(ops.to_list()))
+        )
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, entered.wait, 5.0)
+        ticked = time.monotonic()
+        await asyncio.sleep(0.01)  # the loop turns while the journal waits
+        assert time.monotonic() - ticked < 1.0
+        release.set()
+        return await asyncio.wait_for(events, 5.0)
+
+    loop_thread: list[int] = []
+    events = asyncio.run(main())
+    assert rxr.StepCompensated("a", "old") in events
+    assert undone == [1]
+    assert called_on
+    assert loop_thread[0] not in called_on
