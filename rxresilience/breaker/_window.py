@@ -41,9 +41,16 @@ class OutcomeWindow(Protocol):
     def clear(self) -> None: ...
 
 
+#: The longest ``CountWindow``, in calls.
+MOST_CALLS = 1_000_000
+
+#: The most buckets of a ``TimeWindow``.
+MOST_BUCKETS = 100_000
+
+
 @dataclass(frozen=True, slots=True)
 class CountWindow:
-    """The last ``size`` calls.
+    """The last ``size`` calls (1 to 1,000,000).
 
     Examples:
         >>> CountWindow(100).size
@@ -54,6 +61,12 @@ class CountWindow:
 
     def __post_init__(self) -> None:
         require_count("size", self.size)
+        if self.size > MOST_CALLS:
+            # Allocated up front, a byte a call, for every breaker (and kept
+            # in Redis alike): sys.maxsize died as a bare MemoryError.
+            raise ValueError(
+                f"size must be at most {MOST_CALLS:,} calls, got {self.size!r}"
+            )
 
     def accumulator(self) -> OutcomeWindow:
         """A fresh, empty accumulator for one breaker."""
@@ -75,7 +88,8 @@ class TimeWindow:
 
     Raises:
         ValueError: ``seconds`` not above 0, not finite, or above
-            ``LONGEST_WAIT`` (about 292 years); ``buckets < 1``; a bucket
+            ``LONGEST_WAIT`` (about 292 years); ``buckets`` below 1 or above
+            100,000; a bucket
             (``seconds / buckets``) narrower than a microsecond, the finest
             step a scheduler resolves.
         TypeError: ``seconds`` not a number (a ``bool`` included), or
@@ -90,6 +104,10 @@ class TimeWindow:
         object.__setattr__(self, "seconds", seconds)
         if self.buckets is not None:
             require_count("buckets", self.buckets, or_none=True)
+            if self.buckets > MOST_BUCKETS:
+                raise ValueError(
+                    f"buckets must be at most {MOST_BUCKETS:,}, got {self.buckets!r}"
+                )
         if seconds / self.bucket_count < RESOLUTION:
             raise ValueError(
                 f"seconds / buckets (the width of a bucket) must be at least "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -112,3 +114,27 @@ def test_the_narrowest_and_widest_windows_count_on_the_real_clock() -> None:
         now = time.time()
         window.add(now, True, False)
         assert window.totals(now).calls == 1
+
+
+@pytest.mark.parametrize(
+    ("build", "named"),
+    [
+        (lambda: rxr.CountWindow(sys.maxsize), "size"),
+        (lambda: rxr.CountWindow(2**36), "size"),
+        (lambda: rxr.TimeWindow(1e9, buckets=10**10), "buckets"),
+    ],
+)
+def test_windows_too_large_to_allocate_are_refused_naming_the_argument(
+    build: Any, named: str
+) -> None:
+    # Accepted, each died as a bare MemoryError in CircuitBreaker (or took
+    # gigabytes for one breaker).
+    with pytest.raises(ValueError, match=rf"^{named} must be at most"):
+        build()
+
+
+def test_the_largest_windows_are_accepted() -> None:
+    rxr.CircuitBreaker(window=rxr.CountWindow(1_000_000), failure_rate_threshold=0.5)
+    rxr.CircuitBreaker(
+        window=rxr.TimeWindow(100_000.0, buckets=100_000), failure_rate_threshold=0.5
+    )
