@@ -178,8 +178,17 @@ def warn_without_renewal(store: IdempotencyStore) -> None:
 
 
 def require_key(key: object) -> str:
-    """An idempotency key must be a non-empty string."""
-    return require_text("key", key)
+    """An idempotency key must be a non-empty string every store can write:
+    UTF-8 encodable (a lone surrogate, as ``os.fsdecode`` makes of undecodable
+    bytes, is not). NUL is fine: the stores keep it, or a digest of the key."""
+    text = require_text("key", key)
+    try:
+        text.encode()
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"key must be text encodable as UTF-8, got {text!r}: {error}"
+        ) from None
+    return text
 
 
 class IdempotencyOptions(TypedDict, total=False):

@@ -182,3 +182,11 @@ def test_a_forked_child_runs_its_own_calls_whatever_its_parent_held() -> None:
     # A thread of the parent inside the registry's lock at the fork: the
     # child has no such thread, and must not wait for it.
     assert in_forked_child(call, holding=_execution._REGISTRY_LOCK) == 0
+
+
+@pytest.mark.parametrize("key", ["\ud800", "order-\udcff"])
+def test_a_key_no_store_can_encode_is_refused_when_the_operator_is_built(
+    key: str,
+) -> None:
+    with pytest.raises(ValueError, match=r"^key must be text encodable as UTF-8"):
+        rxr.idempotent(rxr.InMemoryIdempotencyStore(), key=key)
