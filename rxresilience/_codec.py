@@ -240,7 +240,10 @@ def fingerprint(payload: Any) -> str:
         >>> fingerprint({"b": 1, "a": [1, 2]}) == fingerprint({"a": (1, 2), "b": 1})
         True
     """
-    canonical = json.dumps(
-        _canonical(payload), sort_keys=True, separators=(",", ":"), allow_nan=False
-    )
+    try:
+        canonical = json.dumps(
+            _canonical(payload), sort_keys=True, separators=(",", ":"), allow_nan=False
+        )
+    except ValueError as error:  # NaN or an infinity: strict JSON has none
+        raise ValueError(f"payload cannot be fingerprinted: {error}") from None
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -190,3 +190,8 @@ def test_a_key_no_store_can_encode_is_refused_when_the_operator_is_built(
 ) -> None:
     with pytest.raises(ValueError, match=r"^key must be text encodable as UTF-8"):
         rxr.idempotent(rxr.InMemoryIdempotencyStore(), key=key)
+
+
+def test_a_payload_with_nan_is_refused_naming_payload() -> None:
+    with pytest.raises(ValueError, match=r"^payload cannot be fingerprinted"):
+        rxr.idempotent(rxr.InMemoryIdempotencyStore(), key="k", payload=float("nan"))
