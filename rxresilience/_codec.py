@@ -15,6 +15,7 @@ import enum
 import hashlib
 import json
 import json.encoder
+import math
 import types
 import typing
 import uuid
@@ -212,6 +213,11 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return _canonical(value.value)
     if isinstance(value, dict):
+        for key in value:
+            if isinstance(key, float) and not math.isfinite(key):
+                raise ValueError(
+                    f"Out of range float values are not JSON compliant: {key!r}"
+                )
         return {str(k): _canonical(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_canonical(v) for v in value]

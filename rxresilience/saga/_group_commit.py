@@ -101,16 +101,17 @@ class GroupCommit:
             with self._lock:
                 self._busy = False
             _log.debug("journal writer unavailable (%s): writing on the loop", error)
-            self._drain()
+            self._drain(in_place=True)
 
     def _start(self) -> None:
         try:
             _writers_pool().submit(self._drain)
         except RuntimeError:  # the interpreter is shutting down: write here, now
-            self._drain()
+            self._drain(in_place=True)
 
-    def _drain(self) -> None:
-        """On a worker thread: write batch after batch until none is waiting."""
+    def _drain(self, in_place: bool = False) -> None:
+        """On a worker thread (or, ``in_place``, the caller's): write batch
+        after batch until none is waiting."""
         while True:
             with self._lock:
                 if not self._queue:
@@ -131,6 +132,10 @@ class GroupCommit:
             except Exception as error:  # nothing of the batch is known to be written
                 done = [error] * len(batch)
             except BaseException as error:  # answered, not lost
+                if in_place:  # a Ctrl-C on the caller's thread is the caller's
+                    with self._lock:
+                        self._busy = False
+                    raise
                 # A cancellation out of a journal on an async driver, say:
                 # raised here it would end this thread's work and leave the
                 # writer busy for good, every later saga waiting on it.
@@ -201,8 +206,11 @@ class JournalCalls:
         """``then`` gets ``call``'s answer, or what it raised, from the mailbox;
         ``dropped`` gets it, on the thread that has it, if the loop closed."""
         loop = self._loop
-        if loop is None:
-            answer = _answer_of(call)
+        if loop is None:  # here: a Ctrl-C out of ``call`` is the caller's
+            try:
+                answer: _R | Exception = call()
+            except Exception as error:
+                answer = error
             self._post(lambda: then(answer))
             return
 
@@ -220,11 +228,12 @@ class JournalCalls:
 
 
 def _answer_of(call: Callable[[], _R]) -> _R | Exception:
+    """On a pool thread: what ``call`` answered, or raised."""
     try:
         return call()
     except Exception as error:
         return error
-    except BaseException as error:  # on a pool thread it would be lost, and we with it
+    except BaseException as error:  # here it would be lost, and the caller with it
         failure = RuntimeError(f"a journal call raised {type(error).__name__}: {error}")
         failure.__cause__ = error
         return failure

@@ -42,6 +42,9 @@ class Ownership:
         scheduler: where renewals wait, and whose clock they read.
         on_taken: called once, on the renewal's thread, when the journal
             answers that another owner holds the saga.
+        subscribed_on: the run's subscribe-time scheduler: when it (else
+            ``scheduler``) is an asyncio loop's, the lease is renewed no more
+            once that loop is closed.
     """
 
     __slots__ = (
@@ -65,6 +68,7 @@ class Ownership:
         length: float,
         scheduler: abc.SchedulerBase,
         on_taken: Callable[[], None],
+        subscribed_on: abc.SchedulerBase | None = None,
     ) -> None:
         self.owner = new_owner_token()
         self.saga_id = saga_id
@@ -73,14 +77,19 @@ class Ownership:
         self._clock = clock_of(scheduler)
         self._scheduler = scheduler
         self._on_taken = on_taken
+        # The loop the run lives on, if any (its subscription's, else its
+        # clock's): once it is closed the run is gone, and renews no more.
         self._loop: asyncio.AbstractEventLoop | None = None
+        for candidate in (subscribed_on, scheduler):
+            if isinstance(candidate, AsyncIOScheduler):
+                self._loop = loop_of_scheduler(candidate)
+                break
         if journal.writes_may_block and isinstance(scheduler, AsyncIOScheduler):
             # A renewal is a journal write: never on the event loop. Its timer
             # runs on a thread (the same real clock); "taken" goes back to the loop.
             loop = loop_of_scheduler(scheduler)
             self._scheduler = thread_scheduler()
             self._on_taken = lambda: _call_soon(loop, on_taken)
-            self._loop = loop
         self._lock = threading.Lock()
         self._stopped = False
         self._lease: Lease | None = None

@@ -77,7 +77,32 @@ class RecoveryRun:
         self._subscriber = Subscriber(observer)
         self._clock = clock_of(schedulers[1])
         self._pending: collections.deque[str] = collections.deque()
-        self._calls = JournalCalls(journal, schedulers[0], self._mailbox.post)
+        self._calls = JournalCalls(journal, schedulers[0], self._post_guarded)
+        # The saga being compensated: should an exception tear through a
+        # handler, its lease is renewed no more (it lapses, for the next
+        # recoverer), as a saga run's is.
+        self._holding: Ownership | None = None
+        self._mailbox.on_abandon = self._let_go_of_current
+
+    def _let_go_of_current(self) -> None:
+        if self._holding is not None:
+            self._holding.stop()
+
+    def _post_guarded(self, action: Callable[[], None]) -> None:
+        """Post ``action`` (an answer from the journal) to the mailbox; an
+        exception it raises ends the recovery with it (on a loop's callback
+        it would reach asyncio's handler alone, the subscriber waiting for
+        good)."""
+
+        def guarded() -> None:
+            try:
+                action()
+            except Exception as error:
+                _log.exception("recovery failed")
+                self._let_go_of_current()
+                self._subscriber.end(error)
+
+        self._mailbox.post(guarded)
 
     def start(self) -> abc.DisposableBase:
         self._mailbox.post(
@@ -89,6 +114,11 @@ class RecoveryRun:
         if isinstance(found, Exception):
             self._subscriber.end(found)
             return
+        if not isinstance(found, list) or not all(isinstance(i, str) for i in found):
+            raise TypeError(
+                f"{type(self._journal).__name__}.unfinished() must answer a list "
+                f"of saga ids, got {found!r}"
+            )
         self._pending.extend(found)
         self._next_saga()
 
@@ -154,7 +184,12 @@ class RecoveryRun:
         if saga is None:
             # Taken (and fenced) before the journal is written to.
             holder = Ownership(
-                journal, saga_id, _MISSING_LEASE, self._schedulers[1], lambda: None
+                journal,
+                saga_id,
+                _MISSING_LEASE,
+                self._schedulers[1],
+                lambda: None,
+                self._schedulers[0],
             )
             if holder.take(self._stale, gone):
                 reason = f"no saga named {record.saga_name!r} in sagas"
@@ -181,6 +216,7 @@ class RecoveryRun:
             plan.lease,
             self._schedulers[1],
             lambda: post(recorder.taken_over),
+            self._schedulers[0],
         )
         if not ownership.take(self._stale, gone):
             return None, notes
@@ -236,6 +272,7 @@ class RecoveryRun:
     def _compensate(self, saga_id: str, taken: _Taken) -> None:
         plan, recorder, ownership, queue = taken
         recorder.owner = ownership.owner
+        self._holding = ownership
 
         def lost() -> None:
             ownership.stop()

@@ -117,6 +117,7 @@ class SagaRun(abc.DisposableBase):
                 self._plan.lease,
                 self._schedulers[1],
                 lambda: self._mailbox.post(recorder.taken_over),
+                self._schedulers[0],
             )
             self._ownership = ownership
             recorder.owner = ownership.owner

@@ -192,6 +192,9 @@ def test_a_key_no_store_can_encode_is_refused_when_the_operator_is_built(
         rxr.idempotent(rxr.InMemoryIdempotencyStore(), key=key)
 
 
-def test_a_payload_with_nan_is_refused_naming_payload() -> None:
+@pytest.mark.parametrize(
+    "payload", [float("nan"), {"amount": float("inf")}, {float("nan"): 1}]
+)
+def test_a_payload_with_nan_is_refused_naming_payload(payload: Any) -> None:
     with pytest.raises(ValueError, match=r"^payload cannot be fingerprinted"):
-        rxr.idempotent(rxr.InMemoryIdempotencyStore(), key="k", payload=float("nan"))
+        rxr.idempotent(rxr.InMemoryIdempotencyStore(), key="k", payload=payload)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import reactivex as rx
 from reactivex import operators as ops
+from reactivex.scheduler import TimeoutScheduler
 
 import rxresilience as rxr
 
@@ -498,7 +499,10 @@ def test_two_journals_that_compare_equal_each_get_their_own_writes() -> None:
     assert second.state("in-first") is None
 
 
-def test_a_saga_whose_event_loop_closed_under_it_is_renewed_no_more() -> None:
+@pytest.mark.parametrize("own_scheduler", [False, True])
+def test_a_saga_whose_event_loop_closed_under_it_is_renewed_no_more(
+    own_scheduler: bool,
+) -> None:
     # The loop closed while the saga ran (a task left pending, a write's
     # answer with nobody left to hear it): its lease was renewed on a thread
     # for as long as the process lived, so no recoverer could finish it.
@@ -512,7 +516,10 @@ def test_a_saga_whose_event_loop_closed_under_it_is_renewed_no_more() -> None:
             return super().renew(*args, **kwargs)
 
     journal = Recording()
-    saga = rxr.Saga[int]("stuck", lease=0.3).step("a", lambda n: rx.never())
+    # With a clock of its own (a real one) the run still lives on the loop
+    saga = rxr.Saga[int](
+        "stuck", lease=0.3, scheduler=TimeoutScheduler() if own_scheduler else None
+    ).step("a", lambda n: rx.never())
     loop = asyncio.new_event_loop()
     task = loop.create_task(rxr.to_async(saga.run(0, journal=journal, saga_id="s")))
     loop.run_until_complete(asyncio.sleep(0.15))  # begun, a renewal or so

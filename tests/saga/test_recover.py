@@ -9,6 +9,7 @@ emits ``RecoveryFailed`` and recovery goes on with the other sagas.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import pathlib
 from collections.abc import Callable, Iterator
@@ -399,3 +400,84 @@ def test_a_step_whose_result_was_never_journaled_is_not_left_for_dead_by_recover
     assert state is not None
     assert state.status == "running"  # for a person to decide, not "compensated"
     assert undone == []
+
+
+class Interrupting(rxr.InMemorySagaJournal):
+    """Raises ``error`` out of ``method``."""
+
+    def __init__(self, method: str, error: BaseException | None, answer: Any = None):
+        super().__init__()
+        self.method, self.error, self.answer = method, error, answer
+
+    def load(self, saga_id: str) -> rxr.SagaRecord | None:
+        if self.method == "load" and self.error is not None:
+            raise self.error
+        return super().load(saga_id)
+
+    def unfinished(self) -> list[str]:
+        if self.method == "unfinished":
+            if self.error is not None:
+                raise self.error
+            return self.answer  # type: ignore[no-any-return]
+        return super().unfinished()
+
+
+@pytest.mark.parametrize("method", ["load", "unfinished"])
+def test_a_ctrl_c_out_of_the_journal_during_recovery_reaches_the_caller(
+    method: str,
+) -> None:
+    # It became a RuntimeError, reported as RecoveryFailed, and recovery
+    # went on with the next saga.
+    journal = Interrupting(method, KeyboardInterrupt())
+    journal.begin("s-1", "plain", 0.0)
+    with pytest.raises(KeyboardInterrupt):
+        rxr.recover(journal, {}).subscribe(scheduler=TestScheduler())
+
+
+def test_a_journal_listing_what_is_no_list_of_ids_fails_the_recovery_under_asyncio() -> (
+    None
+):
+    # The TypeError went to asyncio's exception handler and the recovery
+    # never ended.
+    journal = Interrupting("unfinished", None, answer=None)
+    journal.writes_may_block = True  # type: ignore[misc]
+
+    async def main() -> Any:
+        return await asyncio.wait_for(rxr.to_async(rxr.recover(journal, {})), 5.0)
+
+    with pytest.raises(TypeError, match=r"unfinished\(\) must answer a list"):
+        asyncio.run(main())
+
+
+def test_a_recovery_an_exception_tore_through_renews_its_saga_no_more() -> None:
+    class Stop(BaseException):  # as a KeyboardInterrupt would
+        pass
+
+    scheduler = TestScheduler()
+    journal = rxr.InMemorySagaJournal()
+    journal.begin("s-1", "o", 0.0)
+    journal.append("s-1", rxr.JournalEntry("step_succeeded", "a", b"1"), 0.0)
+    journal.append("s-1", rxr.JournalEntry("step_succeeded", "b", b"2"), 0.0)
+    slow = lambda n: rx.timer(1.0)  # noqa: E731
+    saga = (
+        rxr.Saga[Any]("o", lease=3.0)
+        .step("a", rx.of, compensate=slow)
+        .step("b", rx.of, compensate=slow)
+    )
+    scheduler.advance_to(100.0)
+
+    def interrupted(event: Any) -> None:
+        if isinstance(event, rxr.StepCompensated):
+            raise Stop
+
+    rxr.recover(journal, {"o": saga}, scheduler=scheduler).subscribe(
+        interrupted, scheduler=scheduler
+    )
+    with pytest.raises(Stop):
+        scheduler.advance_to(105.0)
+    scheduler.stop()  # the interrupted advance left the scheduler marked running
+    scheduler.advance_to(10_000.0)
+    record = journal.load("s-1")
+    assert record is not None
+    assert record.lease_until is not None
+    assert record.lease_until < 110.0  # renewed no more: it lapsed long ago
