@@ -24,6 +24,10 @@ __all__ = ["Gate"]
 
 _log = logging.getLogger("rxresilience")
 
+#: Seconds, at least, before a trial timeout the storage failed to record is
+#: recorded again (a microsecond ``max_half_open_wait`` would spin).
+_RETRY_RECORD_AFTER = 1.0
+
 #: The states the telemetry gauges label.
 _STATE_NAMES = tuple(state.value for state in CircuitState)
 
@@ -147,11 +151,11 @@ class Gate:
             _log.exception(
                 "breaker %r could not record a trial's timeout; trying again in %s s",
                 self._name,
-                wait,
+                max(wait, _RETRY_RECORD_AFTER),
             )
             if not permit.settled:
-                try:
-                    self._arm_trial_timeout(permit, wait)
+                try:  # not sooner than a second: a storage that is down stays down a while
+                    self._arm_trial_timeout(permit, max(wait, _RETRY_RECORD_AFTER))
                 except Exception:  # a closed loop: nothing runs on it any more
                     _log.exception("breaker %r could not re-arm it", self._name)
 

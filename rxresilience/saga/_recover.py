@@ -69,6 +69,10 @@ def recover(
     running; its lease ends on its own). ``RecoveryFailed`` also goes to the
     saga's ``Saga.events`` when the saga is known.
 
+    Disposing the subscription takes no further saga; a saga whose
+    compensations are under way is compensated to its end (journaled, and
+    published on its ``Saga.events``), as a cancelled run's are.
+
     Examples:
         >>> journal = InMemorySagaJournal()
         >>> recover(journal, {}).pipe(ops.to_list()).run()

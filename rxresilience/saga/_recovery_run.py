@@ -82,6 +82,7 @@ class RecoveryRun:
         # handler, its lease is renewed no more (it lapses, for the next
         # recoverer), as a saga run's is.
         self._holding: Ownership | None = None
+        self._disposed = False
         self._mailbox.on_abandon = self._let_go_of_current
 
     def _let_go_of_current(self) -> None:
@@ -108,7 +109,13 @@ class RecoveryRun:
         self._mailbox.post(
             lambda: self._calls.run(self._journal.unfinished, self._listed)
         )
-        return Disposable(self._subscriber.detach)
+        return Disposable(self._dispose)
+
+    def _dispose(self) -> None:
+        """Take no further saga; one being compensated is undone to its end
+        (a half-undone saga would wait a whole lease for the next recoverer)."""
+        self._disposed = True
+        self._subscriber.detach()
 
     def _listed(self, found: list[str] | Exception) -> None:
         if isinstance(found, Exception):
@@ -123,6 +130,8 @@ class RecoveryRun:
         self._next_saga()
 
     def _next_saga(self) -> None:
+        if self._disposed:
+            self._pending.clear()
         if not self._pending:
             self._subscriber.end(None)
             return

@@ -222,3 +222,23 @@ def test_a_trial_timeout_the_storage_failed_to_record_is_recorded_later() -> Non
     assert breaker.state is CircuitState.HALF_OPEN
     scheduler.advance_to(5.6)  # tried again a wait later: the trial failed
     assert breaker.state is CircuitState.OPEN
+
+
+def test_a_storage_that_stays_down_is_asked_again_at_most_once_a_second() -> None:
+    # With max_half_open_wait=1e-6 the failed record re-armed every microsecond.
+    scheduler = TestScheduler()
+    storage = FailingStorage({rxr.Outcome.TIMED_OUT})
+    breaker = rxr.CircuitBreaker(
+        failure_threshold=1,
+        reset_timeout=1.0,
+        max_half_open_wait=1e-6,
+        scheduler=scheduler,
+        storage=storage,
+    )
+    with pytest.raises(RuntimeError, match="down"):
+        breaker.call(boom)
+    scheduler.advance_to(1.5)
+    rx.never().pipe(rxr.circuit_breaker(breaker)).subscribe(scheduler=scheduler)
+    before = storage.failures
+    scheduler.advance_to(4.5)
+    assert before - storage.failures <= 4  # once at once, then once a second

@@ -481,3 +481,33 @@ def test_a_recovery_an_exception_tore_through_renews_its_saga_no_more() -> None:
     assert record is not None
     assert record.lease_until is not None
     assert record.lease_until < 110.0  # renewed no more: it lapsed long ago
+
+
+def test_a_disposed_recovery_takes_no_further_saga_and_finishes_the_one_under_way() -> (
+    None
+):
+    # Disposed, it went on taking and compensating every saga left.
+    scheduler = TestScheduler()
+    journal = rxr.InMemorySagaJournal()
+    for saga_id in ("s-1", "s-2", "s-3"):
+        journal.begin(saga_id, "o", 0.0)
+        journal.append(saga_id, rxr.JournalEntry("step_succeeded", "a", b"1"), 0.0)
+    undone: list[float] = []
+    saga = rxr.Saga[Any]("o").step(
+        "a",
+        rx.of,
+        compensate=lambda n: rx.timer(1.0).pipe(
+            ops.do_action(lambda _: undone.append(scheduler.clock))
+        ),
+    )
+    scheduler.advance_to(100.0)
+    subscription = rxr.recover(journal, {"o": saga}, scheduler=scheduler).subscribe(
+        scheduler=scheduler
+    )
+    scheduler.advance_to(100.5)  # the first saga's compensation under way
+    subscription.dispose()
+    scheduler.advance_to(1000.0)
+    assert undone == [101.0]
+    statuses = [journal.load(i).status for i in ("s-1", "s-2", "s-3")]  # type: ignore[union-attr]
+    assert sorted(statuses) == ["compensated", "running", "running"]
+    assert pending(scheduler) == []
