@@ -32,7 +32,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOScheduler
@@ -249,17 +249,26 @@ def write_owned(
     Raises:
         TypeError: the journal answered otherwise, naming it.
     """
-    done: list[bool | Exception] = list(journal.write_owned(writes))
+    answers: Any = journal.write_owned(writes)  # a journal of ours may answer errors
+    done: list[Any] = answers if type(answers) is list else list(answers)
+    if len(done) == len(writes):
+        for answer in done:  # on the hot path: no allocation when all is well
+            if (
+                answer is not True
+                and answer is not False
+                and not isinstance(answer, Exception)
+            ):
+                break
+        else:
+            return done
     name = f"{type(journal).__name__}.write_owned"
     if len(done) != len(writes):
         raise TypeError(f"{name} answered {len(done)} times for {len(writes)} writes")
-    for answer in done:
-        if not isinstance(answer, bool | Exception):
-            raise TypeError(
-                f"{name} answered {answer!r} for a write: True (written), False "
-                "(not the writer's) or an exception expected"
-            )
-    return done
+    wrong = next(a for a in done if not isinstance(a, bool | Exception))
+    raise TypeError(
+        f"{name} answered {wrong!r} for a write: True (written), False "
+        "(not the writer's) or an exception expected"
+    )
 
 
 def _size(write: JournalWrite) -> int:
