@@ -41,7 +41,7 @@ from .._loop_scheduler import in_loop_thread, loop_of_scheduler
 from .._weak_identity_map import WeakIdentityMap
 from ._journal import JournalWrite, SagaJournal
 
-__all__ = ["GroupCommit", "JournalCalls", "group_commit_for", "write_owned"]
+__all__ = ["GroupCommit", "JournalCalls", "checked", "group_commit_for", "write_owned"]
 
 _log = logging.getLogger("rxresilience")
 
@@ -242,14 +242,20 @@ def _answer_of(call: Callable[[], _R]) -> _R | Exception:
 def write_owned(
     journal: SagaJournal, writes: list[JournalWrite]
 ) -> list[bool | Exception]:
-    """``journal.write_owned(writes)``, its answers checked: one per write, each
-    True, False or an exception (an answer of 1 or None is no answer: taken
-    for one, a step would start on a start never written).
+    """``journal.write_owned(writes)``, its answers :func:`checked`."""
+    return checked(journal, writes, journal.write_owned(writes))
+
+
+def checked(
+    journal: SagaJournal, writes: list[JournalWrite], answers: Any
+) -> list[bool | Exception]:
+    """``journal``'s ``answers`` to ``writes``: one per write, each True, False
+    or an exception (an answer of 1 or None is no answer: taken for one, a
+    step would start on a start never written).
 
     Raises:
         TypeError: the journal answered otherwise, naming it.
     """
-    answers: Any = journal.write_owned(writes)  # a journal of ours may answer errors
     done: list[Any] = answers if type(answers) is list else list(answers)
     if len(done) == len(writes):
         for answer in done:  # on the hot path: no allocation when all is well

@@ -148,7 +148,7 @@ class History(Generic[_X]):
             self.succeeded[step] = context
             if error is not None:
                 self.unjournaled[step] = error
-            else:
+            elif self.unjournaled:
                 self.unjournaled.pop(step, None)
         elif kind == EntryKind.STEP_FAILED:
             self.failed_step = step

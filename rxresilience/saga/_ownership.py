@@ -53,10 +53,11 @@ class Ownership:
         "_lease",
         "_length",
         "_lock",
-        "_loop",
         "_on_taken",
         "_scheduler",
         "_stopped",
+        "_subscribed_on",
+        "_time_scheduler",
         "owner",
         "saga_id",
     )
@@ -76,14 +77,11 @@ class Ownership:
         self._length = length
         self._clock = clock_of(scheduler)
         self._scheduler = scheduler
+        self._time_scheduler = scheduler
         self._on_taken = on_taken
-        # The loop the run lives on, if any (its subscription's, else its
-        # clock's): once it is closed the run is gone, and renews no more.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        for candidate in (subscribed_on, scheduler):
-            if isinstance(candidate, AsyncIOScheduler):
-                self._loop = loop_of_scheduler(candidate)
-                break
+        # Where the run lives (read at a renewal, not here: a run begins a
+        # thousand times a second and renews rarely).
+        self._subscribed_on = subscribed_on
         if journal.writes_may_block and isinstance(scheduler, AsyncIOScheduler):
             # A renewal is a journal write: never on the event loop. Its timer
             # runs on a thread (the same real clock); "taken" goes back to the loop.
@@ -148,8 +146,16 @@ class Ownership:
                 first=first,
             )
 
+    def _run_loop_closed(self) -> bool:
+        """Whether the run lives on an asyncio loop (its subscription's, else
+        its clock's) that is closed: the run is gone with it."""
+        for candidate in (self._subscribed_on, self._time_scheduler):
+            if isinstance(candidate, AsyncIOScheduler):
+                return loop_of_scheduler(candidate).is_closed()
+        return False
+
     def _renew(self, until: float) -> bool:
-        if self._loop is not None and self._loop.is_closed():
+        if self._run_loop_closed():
             # The run's loop is gone, and the run with it (its answers can no
             # longer reach it): renew no more, so that the lease lapses and a
             # recoverer finishes the saga.

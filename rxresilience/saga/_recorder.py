@@ -19,7 +19,7 @@ from reactivex import abc
 from .._clock import clock_of
 from ..errors import SagaError, SagaOwnershipLostError
 from ._events import CompensationStarted, SagaEvent, SagaEventBroadcast, StepStarted
-from ._group_commit import GroupCommit, write_owned
+from ._group_commit import GroupCommit, checked
 from ._history import (
     KIND_VALUES,
     EntryKind,
@@ -53,7 +53,7 @@ class Mailbox:
         self._lock = threading.Lock()
         self._queue: collections.deque[Callable[[], None]] = collections.deque()
         self._busy = False
-        self.on_abandon: Callable[[], None] = lambda: None
+        self.on_abandon: Callable[[], None] = _nothing
 
     def post(self, handler: Callable[[], None]) -> None:
         with self._lock:
@@ -77,6 +77,10 @@ class Mailbox:
                 except Exception:
                     _log.exception("abandoning a saga run failed")
                 raise
+
+
+def _nothing() -> None:
+    return None
 
 
 class Subscriber:
@@ -347,7 +351,13 @@ class Recorder:
             )
             return
         try:
-            done: bool | Exception = write_owned(journal, [write])[0]
+            answers = journal.write_owned([write])
+            # the usual answer, checked at no cost; anything else, in full
+            done: bool | Exception = (
+                True
+                if type(answers) is list and len(answers) == 1 and answers[0] is True
+                else checked(journal, [write], answers)[0]
+            )
         except Exception as error:
             done = error
         self._committed(write, done, events, then)
