@@ -8,8 +8,9 @@ from typing import Any
 from reactivex import abc
 
 from ._events import CompensationFailed, CompensationStarted, StepCompensated
+from ._mailbox import Mailbox
 from ._plan import Budget, SagaPlan
-from ._recorder import Mailbox, Recorder
+from ._recorder import Recorder
 from ._step import SagaStep
 
 __all__ = ["Compensation", "CompensationErrors"]

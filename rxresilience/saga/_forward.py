@@ -13,8 +13,9 @@ from reactivex.disposable import SingleAssignmentDisposable
 from ..errors import SagaCancelledError, SagaStepEmptyError
 from ._events import StepStarted, StepSucceeded
 from ._history import EntryKind
+from ._mailbox import Mailbox
 from ._plan import ParallelGroup, SagaPlan
-from ._recorder import NOTHING, Mailbox, Recorder
+from ._recorder import NOTHING, Recorder
 from ._step import SagaStep
 
 __all__ = ["ForwardRun", "RunningStep"]

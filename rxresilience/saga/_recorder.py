@@ -1,16 +1,8 @@
-"""Where a run's events go: the journal first, then its history, then the world.
-
-Also the two pieces every run is made of: a :class:`Mailbox` that runs its
-handlers one at a time on a flat stack, whatever thread a step or a
-compensation notifies on; and a :class:`Subscriber` that keeps the run's
-subscriber's exceptions to itself.
-"""
+"""Where a run's events go: the journal first, then its history, then the world."""
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,129 +21,15 @@ from ._history import (
     kind_of,
 )
 from ._journal import JournalEntry, JournalWrite, SagaJournal
+from ._mailbox import Mailbox
 from ._plan import SagaPlan
+from ._subscriber import Subscriber
 
-__all__ = ["NOTHING", "Mailbox", "Recorder", "Subscriber"]
+__all__ = ["NOTHING", "Recorder"]
 
 NOTHING: Any = object()
 
 _log = logging.getLogger("rxresilience")
-
-
-class Mailbox:
-    """Runs posted handlers one after the other: never two at once, never nested.
-
-    The thread that posts into an idle mailbox runs the handlers, its own and
-    those other threads post meanwhile, until none is left. A handler that
-    raises (a KeyboardInterrupt out of a subscriber, say) leaves its run
-    half-way: ``on_abandon`` is called, then the exception goes on.
-    """
-
-    __slots__ = ("_busy", "_lock", "_queue", "on_abandon")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: collections.deque[Callable[[], None]] = collections.deque()
-        self._busy = False
-        self.on_abandon: Callable[[], None] = _nothing
-
-    def post(self, handler: Callable[[], None]) -> None:
-        with self._lock:
-            self._queue.append(handler)
-            if self._busy:
-                return
-            self._busy = True
-        while True:
-            with self._lock:
-                if not self._queue:
-                    self._busy = False
-                    return
-                handler = self._queue.popleft()
-            try:
-                handler()
-            except BaseException:
-                with self._lock:
-                    self._busy = False
-                try:
-                    self.on_abandon()
-                except Exception:
-                    _log.exception("abandoning a saga run failed")
-                raise
-
-
-def _nothing() -> None:
-    return None
-
-
-class Subscriber:
-    """The run's subscriber: an exception its ``on_next`` raises is its own.
-
-    It receives that exception once as ``on_error`` and is detached; the run
-    goes on. A disposal it makes from inside ``on_next`` counts once
-    ``on_next`` has returned, unless it raised (RxPY's auto-detaching observer
-    disposes on the way out of a raising ``on_next``: that is not the
-    subscriber's wish, and the run ignores it).
-    """
-
-    __slots__ = ("_delivering", "_dispose_asked", "_observer", "on_dispose", "raised")
-
-    def __init__(
-        self,
-        observer: abc.ObserverBase[Any] | None,
-        on_dispose: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._observer = observer
-        self._delivering: int | None = None
-        self._dispose_asked = False
-        self.raised = False
-        self.on_dispose = on_dispose
-
-    def detach(self) -> None:
-        self._observer = None
-
-    def asks_to_dispose(self) -> bool:
-        """True when a disposal should be honoured now; False when it is to be
-        decided after the ``on_next`` under way on this thread returns."""
-        if self.raised:
-            return False
-        if self._delivering == threading.get_ident():
-            self._dispose_asked = True
-            return False
-        return True
-
-    def on_next(self, event: Any) -> None:
-        observer = self._observer
-        if observer is None:
-            return
-        self._delivering = threading.get_ident()
-        try:
-            observer.on_next(event)
-        except Exception as error:
-            self.raised = True
-            self._observer = None
-            self._safely(observer.on_error, error)
-            return
-        finally:
-            self._delivering = None
-        if self._dispose_asked:
-            self._dispose_asked = False
-            self.on_dispose()
-
-    def end(self, error: Exception | None) -> None:
-        observer, self._observer = self._observer, None
-        if observer is None:
-            return
-        if error is None:
-            self._safely(observer.on_completed)
-        else:
-            self._safely(observer.on_error, error)
-
-    @staticmethod
-    def _safely(call: Callable[..., None], *args: Any) -> None:
-        try:
-            call(*args)
-        except Exception:
-            _log.exception("a saga subscriber's on_error or on_completed raised")
 
 
 #: Entries of what happened (kept through a failed commit) rather than of what

@@ -25,12 +25,14 @@ from ._events import RecoveryFailed, SagaEvent
 from ._group_commit import JournalCalls, group_commit_for
 from ._history import EntryKind, History, SagaStatus, describe
 from ._journal import JournalEntry, SagaJournal, SagaRecord
+from ._mailbox import Mailbox
 from ._ownership import Ownership
 from ._plan import SagaPlan
 from ._process_identity import owner_is_gone
-from ._recorder import Mailbox, Recorder, Subscriber
+from ._recorder import Recorder
 from ._saga import Saga
 from ._step import SagaStep
+from ._subscriber import Subscriber
 
 __all__ = ["RecoveryRun"]
 

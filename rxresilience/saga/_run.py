@@ -16,10 +16,12 @@ from ._forward import ForwardRun
 from ._group_commit import group_commit_for
 from ._history import SagaStatus
 from ._journal import SagaJournal
+from ._mailbox import Mailbox
 from ._ownership import Ownership
 from ._plan import SagaPlan
-from ._recorder import NOTHING, Mailbox, Recorder, Subscriber
+from ._recorder import NOTHING, Recorder
 from ._step import SagaStep
+from ._subscriber import Subscriber
 
 __all__ = ["SagaRun"]
 
