@@ -260,3 +260,64 @@ class RetryMachine(rxr.testing.VirtualTimeMachine):
 
 TestRetryMachine = RetryMachine.TestCase
 RetryMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=15)
+
+
+# --- run(): found by a hostile review ---------------------------------------------
+
+
+def test_run_keeps_the_clock_still_through_hundreds_of_actions_at_one_instant() -> None:
+    # RxPY's start() moves the clock a second on after 100 actions due at one
+    # instant: 150 immediate retries completed "at 1.0", and a law failed a
+    # transparent operator on the times it reported.
+    trace = rxr.testing.run(
+        lambda: rxr.testing.flaky(["ok"], failures=150).pipe(
+            rxr.retry(200, backoff=None)
+        )
+    )
+    trace.assert_values("ok").assert_completed(at=0.0)
+    rxr.testing.laws.retry_is_transparent_without_failures(
+        [0, 1, 2], 500, operator=lambda: rxr.timeout(5.0)
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"subscribe_at": -5.0}, "subscribe_at"),
+        ({"subscribe_at": True}, "subscribe_at"),
+        ({"until": float("nan")}, "until"),
+        ({"dispose_at": -1.0}, "dispose_at"),
+        ({"subscribe_at": 5.0, "dispose_at": 2.0}, "dispose_at"),
+    ],
+)
+def test_run_refuses_times_that_cannot_be_naming_them(
+    arguments: dict[str, Any], named: str
+) -> None:
+    # Each gave a false trace: a subscription never disposed, nothing run,
+    # or a subscription time that never was.
+    with pytest.raises((ValueError, TypeError), match=rf"^{named}"):
+        rxr.testing.run(lambda: rx.interval(1.0), until=10.0, **arguments)
+
+
+def test_run_on_a_scheduler_past_subscribe_at_records_when_it_subscribed() -> None:
+    from reactivex.testing import TestScheduler
+
+    scheduler = TestScheduler()
+    scheduler.advance_to(7.0)
+    trace = rxr.testing.run(lambda s: rx.timer(3.0, scheduler=s), scheduler=scheduler)
+    assert trace.subscribed_at == 7.0
+    trace.assert_completed(at=10.0)
+
+
+def test_a_factory_that_raises_leaves_the_scheduler_usable() -> None:
+    from reactivex.testing import TestScheduler
+
+    scheduler = TestScheduler()
+
+    def broken() -> rx.Observable[int]:
+        raise RuntimeError("factory")
+
+    with pytest.raises(RuntimeError, match="factory"):
+        rxr.testing.run(broken, scheduler=scheduler)
+    trace = rxr.testing.run(lambda s: rx.timer(1.0, scheduler=s), scheduler=scheduler)
+    assert trace.events  # it ran (it silently ran nothing, for good)

@@ -89,6 +89,7 @@ class ForwardRun:
         "_unjournaled",
         "active",
         "running",
+        "undone",
     )
 
     def __init__(
@@ -112,6 +113,8 @@ class ForwardRun:
         self._failed = failed
         self._unjournaled = unjournaled
         self.active = True
+        # The way back (if any) has ended: a late success is not recorded.
+        self.undone = False
         self.running: dict[str, RunningStep] = {}
         self._stage = 0
         self._stage_context: Any = None
@@ -204,6 +207,20 @@ class ForwardRun:
             del self.running[step.name]
         elif slot.recorded:
             return  # recorded when the saga failed, and compensated with the rest
+        elif self.undone:
+            # Its completion was on its way as the saga stopped it, and the
+            # way back has ended: too late to undo it with the rest, and a
+            # success journaled after the saga's end would never be undone.
+            # It counts as a step cancelled mid-way (compensated only if
+            # marked compensate_on_failure, which it was then).
+            _log.warning(
+                "saga %r: step %r completed after the saga stopped it and its "
+                "compensations ended: not compensated (compensate_on_failure "
+                "undoes steps stopped mid-way)",
+                self._recorder.saga_id,
+                step.name,
+            )
+            return
         recorder = self._recorder
         error = recorder.record(
             StepSucceeded(step.name, slot.last, recorder.saga_id), slot.last

@@ -206,6 +206,7 @@ class SagaRun(abc.DisposableBase):
     def _end_failed(
         self, errors: CompensationErrors, not_compensated: tuple[str, ...]
     ) -> None:
+        self._forward.undone = True
         if self._recorder.lost:
             return
         self._release()

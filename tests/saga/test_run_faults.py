@@ -321,3 +321,68 @@ def test_a_run_a_keyboard_interrupt_tore_through_stops_renewing_its_lease() -> N
     )
     scheduler.advance_to(40.0)
     assert journal.load("s-1").status == "compensated"  # type: ignore[union-attr]
+
+
+def test_a_step_completing_as_the_saga_is_cancelled_is_never_journaled_after_its_end() -> (
+    None
+):
+    # The step's on_completed had passed RxPY's check when the disposal
+    # stopped it: its success arrived after the compensations had ended, was
+    # journaled after "compensated" and was never undone.
+    import sys
+    import time
+
+    from rxresilience.saga import _forward
+
+    paused, resume = threading.Event(), threading.Event()
+    observers: dict[str, Any] = {}
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if (
+            event == "call"
+            and frame.f_code.co_name == "on_completed"
+            and frame.f_code.co_filename == _forward.__file__
+        ):
+            paused.set()
+            resume.wait(5)
+        return None
+
+    undone: list[str] = []
+    saga = (
+        rxr.Saga[str]("R")
+        .step("a", rx.of, lambda c: rx.from_callable(lambda: undone.append("a")))
+        .step(
+            "b",
+            lambda c: rx.create(lambda o, s=None: observers.__setitem__("b", o)),
+            lambda c: rx.from_callable(lambda: undone.append("b")),
+        )
+    )
+    journal = rxr.InMemorySagaJournal()
+    published: list[str] = []
+    saga.events.subscribe(lambda e: published.append(type(e).__name__))
+    subscription = saga.execute("c", journal=journal, saga_id="s").subscribe(
+        on_error=lambda e: None
+    )
+
+    def complete_b() -> None:
+        observers["b"].on_next("B")
+        sys.settrace(tracer)
+        observers["b"].on_completed()
+        sys.settrace(None)
+
+    thread = threading.Thread(target=complete_b)
+    thread.start()
+    assert paused.wait(5)
+    subscription.dispose()  # b is cancelled as its completion is in flight
+    resume.set()
+    thread.join(5)
+    deadline = time.monotonic() + 5
+    while journal.load("s").status == "running" and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.01)
+    record = journal.load("s")
+    assert record is not None
+    assert record.status == "compensated"
+    kinds = [(e.kind, e.step) for e in record.entries]
+    assert ("step_succeeded", "b") not in kinds  # a step cancelled mid-way
+    assert undone == ["a"]
+    assert published[-1] == "StepCompensated"  # nothing after the end
