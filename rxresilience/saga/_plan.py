@@ -19,7 +19,7 @@ from .._broadcast import Broadcast
 from .._clock import choose_scheduler
 from .._codec import Codec
 from .._retry import RetryPolicy, retry
-from .._timeout import AttemptBudget, per_attempt, timeout
+from .._timeout import AttemptBudget, TimeoutPolicy, per_attempt, timeout
 from ._events import SagaEvent
 from ._step import SagaStep
 
@@ -125,6 +125,11 @@ class SagaPlan:
             budget = self.compensation_timeout
         if budget is None:
             budget = default_budget
+        if budget is not None and not isinstance(budget, TimeoutPolicy):
+            # Its values are ignored: the budget is the whole attempt's (a gap
+            # budget let one that keeps emitting run, and a recovery wait, for
+            # good).
+            budget = TimeoutPolicy(total=budget)
         return _budgeted(
             rx.defer(attempt), budget, step.compensation_retry, time_scheduler
         )

@@ -89,7 +89,8 @@ def recover(
             compensation budgets wait (default: the subscribe-time scheduler,
             else the real clock).
         compensation_timeout: the per-attempt budget of compensations that
-            set none, as ``SagaStep(timeout=)`` takes; None for no budget.
+            set none: seconds for the whole attempt, or a ``TimeoutPolicy``;
+            None for no budget.
 
     Returns:
         A cold observable: each subscription recovers what is unfinished then.

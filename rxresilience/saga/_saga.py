@@ -119,8 +119,8 @@ class Saga(Generic[_C]):
             compensation budgets wait, and the clock of journal entries; else
             the subscribe-time scheduler, else the real clock.
         compensation_timeout: the per-attempt budget of compensations that
-            set none (``SagaStep(compensation_timeout=)``), as a step's
-            ``timeout`` takes; None (the default): no budget.
+            set none (``SagaStep(compensation_timeout=)``): seconds for the
+            whole attempt, or a ``TimeoutPolicy``; None (the default): no budget.
         lease: seconds a run's (or a recoverer's) hold on the saga in its
             journal lasts; renewed every third of it while a step or a
             compensation runs. It bounds how long a dead process's saga

@@ -51,7 +51,9 @@ class SagaStep:
             was cancelled), for steps that may have had partial effects; it
             then receives the context it was given.
         compensation_timeout: a per-attempt budget for ``compensate`` (inside
-            ``compensation_retry``), as ``timeout`` takes; None: the saga's
+            ``compensation_retry``): seconds or a ``timedelta`` for the whole
+            attempt, whatever it emits (``TimeoutPolicy(total=...)``), or a
+            ``TimeoutPolicy`` as ``timeout`` takes; None: the saga's
             default (``Saga(compensation_timeout=)``, or
             ``recover(compensation_timeout=)`` when recovering). A
             compensation that runs out ends as ``CompensationFailed`` with

@@ -104,3 +104,36 @@ def test_recovery_gives_a_hung_compensation_300_seconds_by_default() -> None:
     assert state.problem is not None
     assert "TimeoutError" in state.problem
     assert pending(later) == []
+
+
+@pytest.mark.parametrize("where", ["step", "saga", "recover"])
+def test_a_compensation_that_keeps_emitting_runs_out_of_its_budget(where: str) -> None:
+    # The budget was the gap between values, which a compensation's values
+    # reset: one emitting every second never timed out, and recovery waited
+    # on it for good.
+    scheduler = TestScheduler()
+    chatty = lambda n: rx.interval(1.0, scheduler=scheduler)  # noqa: E731
+    saga = rxr.Saga[int](
+        "s", compensation_timeout=5.0 if where == "saga" else None
+    ).step(
+        "a",
+        rx.of,
+        compensate=chatty,
+        compensation_timeout=5.0 if where == "step" else None,
+    )
+    journal = rxr.InMemorySagaJournal()
+    journal.begin("s-1", "s", 0.0)
+    journal.append("s-1", rxr.JournalEntry("step_succeeded", "a", b"1"), 0.0)
+    scheduler.advance_to(100.0)  # the saga long untouched
+    events: list[Any] = []
+    rxr.recover(
+        journal,
+        {"s": saga},
+        scheduler=scheduler,
+        compensation_timeout=5.0 if where == "recover" else 300.0,
+    ).subscribe(events.append, events.append, lambda: events.append("done"))
+    scheduler.advance_to(200.0)
+    failed = [e for e in events if isinstance(e, rxr.CompensationFailed)]
+    assert len(failed) == 1
+    assert isinstance(failed[0].error, rxr.TimeoutError)
+    assert events[-1] == "done"
