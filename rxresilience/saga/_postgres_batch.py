@@ -19,7 +19,7 @@ from typing import Any
 from .._postgres import text_digest
 from ._journal import JournalWrite, lease_of
 
-__all__ = ["BatchStatements", "apply_batch", "batch_statements"]
+__all__ = ["BatchStatements", "apply_batch", "batch_statements", "pg_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +159,10 @@ def _plan(
                 (
                     write.saga_id,
                     saga.count,
-                    entry.kind,
-                    entry.step,
+                    pg_text(entry.kind),
+                    pg_text(entry.step),
                     entry.context,
-                    entry.error,
+                    None if entry.error is None else pg_text(entry.error),
                 )
             )
         if write.status is not None:
@@ -170,3 +170,11 @@ def _plan(
             saga.changed = True
         plan.done.append(True)
     return plan
+
+
+def pg_text(value: str) -> str:
+    """``value`` as PostgreSQL text can hold it: a NUL written as ``\\x00``, as
+    the library's own error texts are (a NUL failed the whole batch)."""
+    if "\x00" not in value:
+        return value
+    return value.replace("\x00", "\\x00")

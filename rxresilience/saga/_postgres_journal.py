@@ -33,7 +33,7 @@ from .._postgres import (
 from .._postgres_schema import SchemaOpening, TableSchema
 from ..errors import SagaError
 from ._journal import JournalEntry, JournalWrite, SagaJournal, SagaRecord
-from ._postgres_batch import apply_batch, batch_statements
+from ._postgres_batch import apply_batch, batch_statements, pg_text
 
 __all__ = ["PostgresSagaJournal"]
 
@@ -308,10 +308,22 @@ class PostgresSagaJournal(SagaJournal):
     def _append(
         self, saga_id: str, entry: JournalEntry, now: float, owner: str | None
     ) -> bool:
-        params = (now, *_found(saga_id), owner, owner, entry.kind, entry.step)
+        params = (
+            now,
+            *_found(saga_id),
+            owner,
+            owner,
+            pg_text(entry.kind),
+            pg_text(entry.step),
+        )
         with self._statement() as conn:
             written = conn.execute(
-                self._append_sql, (*params, entry.context, entry.error)
+                self._append_sql,
+                (
+                    *params,
+                    entry.context,
+                    None if entry.error is None else pg_text(entry.error),
+                ),
             ).fetchone()
         return written is not None
 

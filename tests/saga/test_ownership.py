@@ -401,6 +401,23 @@ def test_journals_fence_every_write_on_the_owner_token(journal: Any) -> None:
         journal.begin_owned("s-1", "s", 0.0, owner="me", lease_until=30.0)
 
 
+def test_an_error_text_holding_nul_fails_no_write_of_its_batch(journal: Any) -> None:
+    # PostgreSQL text holds no NUL: the whole batch failed there, every other
+    # journal wrote it.
+    failed = rxr.JournalEntry("step_failed", "a", None, "bad\x00text")
+    started = rxr.JournalEntry("step_started", "a", b"1")
+    done = journal.write_owned(
+        [
+            rxr.JournalWrite("s-1", "me", 0.0, (failed,), begin="s", lease_until=30.0),
+            rxr.JournalWrite("s-2", "me", 0.0, (started,), begin="s", lease_until=30.0),
+        ]
+    )
+    assert done == [True, True]
+    error = journal.load("s-1").entries[0].error
+    assert error in ("bad\x00text", "bad\\x00text")  # PostgreSQL: as describe() writes
+    assert len(journal.load("s-2").entries) == 1
+
+
 # --- the public base class ---------------------------------------------------------------
 
 
