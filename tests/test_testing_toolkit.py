@@ -296,7 +296,7 @@ def test_run_refuses_times_that_cannot_be_naming_them(
     # Each gave a false trace: a subscription never disposed, nothing run,
     # or a subscription time that never was.
     with pytest.raises((ValueError, TypeError), match=rf"^{named}"):
-        rxr.testing.run(lambda: rx.interval(1.0), until=10.0, **arguments)
+        rxr.testing.run(lambda: rx.interval(1.0), **{"until": 10.0, **arguments})
 
 
 def test_run_on_a_scheduler_past_subscribe_at_records_when_it_subscribed() -> None:

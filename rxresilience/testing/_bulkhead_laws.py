@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import reactivex as rx
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, Disposable
-from reactivex.scheduler import VirtualTimeScheduler
 from reactivex.testing import TestScheduler
 
 from .._bulkhead import Bulkhead, BulkheadMetrics
 from .._bulkhead_operator import bulkhead as bulkhead_operator
 from ..errors import BulkheadFullError
+from ._trace import run_until_idle
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -209,7 +209,7 @@ def bulkhead_never_exceeds_its_concurrency(
             scheduler.schedule_absolute(
                 call.dispose_at, lambda *_, i=index: dispose_call(i)
             )
-    VirtualTimeScheduler.start(scheduler)
+    run_until_idle(scheduler)
 
     limit = bulkhead.max_concurrent
     assert load.peak <= limit, f"{load.peak} sources ran at once, limit {limit}"

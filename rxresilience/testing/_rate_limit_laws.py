@@ -11,12 +11,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import reactivex as rx
-from reactivex.scheduler import VirtualTimeScheduler
 from reactivex.testing import TestScheduler
 
 from .._clock import RESOLUTION
 from ..rate_limit import RateLimiter, RateLimiterConfig, pace, rate_limit
-from ._trace import assert_no_pending, run
+from ._trace import assert_no_pending, run, run_until_idle
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -103,7 +102,7 @@ def rate_limit_never_exceeds_the_rate(
         )
         for at in sorted(subscribe_at)
     ]
-    VirtualTimeScheduler.start(scheduler)  # TestScheduler.start would subscribe
+    run_until_idle(scheduler)
     admissions_fit_the_rate(reached, config)
     if pipeline is None:
         assert len(reached) == len(subscribe_at), (

@@ -11,6 +11,8 @@ from reactivex import Observable, abc
 from reactivex.scheduler import VirtualTimeScheduler
 from reactivex.testing import TestScheduler
 
+from .._arguments import require_duration
+
 __all__ = ["Event", "Trace", "advance", "assert_no_pending", "pending_items", "run"]
 
 
@@ -217,13 +219,31 @@ def run(
         scheduler: the ``TestScheduler`` to use (default: a new one).
 
     Returns:
-        The :class:`Trace`.
+        The :class:`Trace` (its ``subscribed_at`` is when the subscription
+        was made: later than ``subscribe_at`` on a scheduler already past it).
+
+    Raises:
+        ValueError: a time negative or not finite, or ``dispose_at`` before
+            ``subscribe_at``.
+        TypeError: a time that is not a number (a ``bool`` included).
     """
+    subscribe_at = require_duration("subscribe_at", subscribe_at)
+    if dispose_at is not None:
+        dispose_at = require_duration("dispose_at", dispose_at)
+        if dispose_at < subscribe_at:
+            # run first, it would dispose of nothing, the subscription left on
+            raise ValueError(
+                f"dispose_at must not come before subscribe_at, got "
+                f"dispose_at={dispose_at!r} and subscribe_at={subscribe_at!r}"
+            )
+    if until is not None:
+        until = require_duration("until", until)
     sched = scheduler or TestScheduler()
     trace = Trace(subscribed_at=subscribe_at)
     holder: list[abc.DisposableBase] = []
 
     def subscribe(*_: Any) -> None:
+        trace.subscribed_at = sched.clock  # later than asked, on a clock past it
         observable = _call_factory(factory, sched)
         holder.append(
             observable.subscribe(
@@ -244,13 +264,33 @@ def run(
     sched.schedule_absolute(subscribe_at, subscribe)
     if dispose_at is not None:
         sched.schedule_absolute(dispose_at, dispose)
-    if until is not None:
-        advance(sched, until)
-    elif dispose_at is not None:
-        advance(sched, dispose_at)
-    else:
-        VirtualTimeScheduler.start(sched)
+    try:
+        if until is not None:
+            advance(sched, until)
+        elif dispose_at is not None:
+            advance(sched, dispose_at)
+        else:
+            run_until_idle(sched)
+    except BaseException:
+        # RxPY leaves a scheduler an exception went through marked running:
+        # every later run on it would silently run nothing.
+        sched.stop()
+        raise
     return trace
+
+
+def run_until_idle(scheduler: VirtualTimeScheduler) -> None:
+    """Run virtual time until nothing is left to run. Unlike RxPY's
+    ``start``, which moves the clock a second on after 100 actions due at one
+    instant (150 immediate retries "completed at 1.0"), the clock moves only
+    to what is due."""
+    queue = scheduler._queue
+    while queue:
+        due = queue.peek().duetime
+        if due > scheduler.now:
+            scheduler.advance_to(due)  # everything due up to then, in order
+        else:
+            advance(scheduler, scheduler.clock)  # what is due now
 
 
 def advance(scheduler: VirtualTimeScheduler, to: float) -> None:
