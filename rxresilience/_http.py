@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import email.utils
 import math
-from collections.abc import Collection
-from typing import TypeVar
+import re
+from collections.abc import Collection, Mapping
+from datetime import UTC
+from typing import Any, TypeVar
+
+from reactivex import abc
 
 from ._clock import seconds_now
 from .errors import RetryAfterError
@@ -28,22 +32,32 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     """
     if value is None:
         return None
-    text = value.strip()
-    try:
+    text = str(value).strip()
+    if _DELAY_SECONDS.fullmatch(text):
+        # RFC 9110's delay-seconds are ASCII digits (a fraction is taken too):
+        # "-5" or "1_000" or other scripts' digits are no delay, and no header.
         seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - (seconds_now() if now is None else now)
+        return seconds if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # asctime and "-0000" dates: HTTP dates are GMT
+        when = when.replace(tzinfo=UTC)
+    seconds = when.timestamp() - (seconds_now() if now is None else now)
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
 
 
+_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+
+
 def raise_for_retry_after(
-    response: _R, *, statuses: Collection[int] = (429, 503)
+    response: _R,
+    *,
+    statuses: Collection[int] = (429, 503),
+    scheduler: abc.SchedulerBase | None = None,
 ) -> _R:
     """Return ``response``, or raise ``RetryAfterError`` for a come-back-later status.
 
@@ -55,6 +69,8 @@ def raise_for_retry_after(
     Args:
         response: the HTTP response.
         statuses: the statuses that mean "come back later".
+        scheduler: whose clock an HTTP date in ``Retry-After`` is measured
+            against (the retry's, in virtual time); default the real clock.
     """
     status = getattr(response, "status_code", None)
     if status is None:
@@ -62,6 +78,19 @@ def raise_for_retry_after(
     if isinstance(status, int) and status in statuses:
         headers = getattr(response, "headers", {}) or {}
         raise RetryAfterError(
-            status, parse_retry_after(headers.get("Retry-After")), response
+            status,
+            parse_retry_after(_header(headers), now=seconds_now(scheduler)),
+            response,
         )
     return response
+
+
+def _header(headers: Any) -> str | None:
+    """``Retry-After`` from a response's headers, in any case: the clients'
+    header maps ignore case, a plain dict does not."""
+    value = headers.get("Retry-After")
+    if value is None and isinstance(headers, Mapping):
+        for name, found in headers.items():
+            if isinstance(name, str) and name.lower() == "retry-after":
+                return str(found)
+    return None if value is None else str(value)

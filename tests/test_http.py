@@ -299,3 +299,63 @@ def test_parse_retry_after_reads_seconds_and_dates() -> None:
     assert (
         rxr.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     )
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "Wed Oct 21 07:28:00 2015",  # asctime, which RFC 9110 makes recipients accept
+        "Wed, 21 Oct 2015 07:28:00 -0000",
+    ],
+)
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Tokyo", "UTC"])
+def test_every_http_date_is_read_as_gmt_whatever_the_local_zone(
+    date: str, zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Naive dates were read as local time: 14,410 s in New York, 0 in Tokyo.
+    import time
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        assert rxr.parse_retry_after(date, now=1445412470.0) == 10.0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.parametrize("value", ["-5", "1_000", "\u0661\u0662", "1e20", "1e400", "nan"])
+def test_a_retry_after_that_is_no_delay_seconds_is_no_header(value: str) -> None:
+    # "-5" meant "retry now", skipping the backoff; "1_000" and Arabic-Indic
+    # digits parsed; "1e20" meant never.
+    assert rxr.parse_retry_after(value) is None
+
+
+def test_retry_after_reads_numbers_and_any_case_of_the_header_name() -> None:
+    assert rxr.parse_retry_after(" 120 ") == 120.0
+    assert rxr.parse_retry_after("1.5") == 1.5
+
+    class Response:
+        status_code = 503
+        headers = {"retry-after": "7"}
+
+    with pytest.raises(rxr.RetryAfterError) as raised:
+        rxr.raise_for_retry_after(Response())
+    assert raised.value.retry_after == 7.0
+
+
+def test_a_retry_after_date_is_measured_on_the_scheduler_s_clock() -> None:
+    # Measured on the wall clock: in virtual time a "come back in 30 s" date
+    # was retried at once, or never, by the date the test ran.
+    from reactivex.testing import TestScheduler
+
+    scheduler = TestScheduler()
+    scheduler.advance_to(1445412440.0)  # virtual seconds since the epoch
+
+    class Response:
+        status_code = 503
+        headers = {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}
+
+    with pytest.raises(rxr.RetryAfterError) as raised:
+        rxr.raise_for_retry_after(Response(), scheduler=scheduler)
+    assert raised.value.retry_after == 40.0
