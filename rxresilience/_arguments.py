@@ -213,6 +213,19 @@ def require_error_or_factory(name: str, value: object) -> None:
         raise TypeError(f"{name} must be an exception or a function, got {value!r}")
 
 
+def made_error(name: str, factory: Callable[..., object], *args: object) -> Exception:
+    """The exception ``factory(*args)`` makes; what it raises, if it raises; a
+    ``TypeError`` naming ``name`` if it makes something else (a string or
+    None, delivered as an error, broke ``.run()`` and the traces)."""
+    try:
+        error = factory(*args)
+    except Exception as raised:
+        return raised
+    if not isinstance(error, Exception):
+        return TypeError(f"{name} must make an exception, made {error!r}")
+    return error
+
+
 def options_given(
     options: Mapping[str, object], defaults: Mapping[str, object]
 ) -> list[str]:

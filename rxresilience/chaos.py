@@ -17,9 +17,11 @@ from reactivex import operators as ops
 from reactivex.disposable import Disposable
 
 from ._arguments import (
+    made_error,
     require_duration,
     require_error_or_factory,
     require_instance,
+    require_scheduler,
     require_unit_interval,
 )
 from ._clock import choose_scheduler
@@ -65,7 +67,11 @@ def inject_fault(
             observer: abc.ObserverBase[_T], scheduler_: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             if dice.random() < probability:
-                observer.on_error(error if isinstance(error, Exception) else error())
+                observer.on_error(
+                    error
+                    if isinstance(error, Exception)
+                    else made_error("error", error)
+                )
                 return Disposable()
             return source.subscribe(observer, scheduler=scheduler_)
 
@@ -96,10 +102,12 @@ def inject_latency(
     Raises:
         ValueError: ``rate`` outside [0, 1]; ``seconds`` negative, not finite,
             or above ``LONGEST_WAIT``.
-        TypeError: ``rate`` or ``seconds`` not a number (a ``bool`` included).
+        TypeError: ``rate`` or ``seconds`` not a number (a ``bool`` included),
+            or a ``scheduler`` that is not one.
     """
     probability = require_unit_interval("rate", rate)
     delay = require_duration("seconds", seconds)
+    require_scheduler("scheduler", scheduler)
     dice = _rng(rng)
 
     def apply(source: Observable[_T]) -> Observable[_T]:

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -324,7 +324,9 @@ def test_every_http_date_is_read_as_gmt_whatever_the_local_zone(
         time.tzset()
 
 
-@pytest.mark.parametrize("value", ["-5", "1_000", "\u0661\u0662", "1e20", "1e400", "nan"])
+@pytest.mark.parametrize(
+    "value", ["-5", "1_000", "\u0661\u0662", "1e20", "1e400", "nan"]
+)
 def test_a_retry_after_that_is_no_delay_seconds_is_no_header(value: str) -> None:
     # "-5" meant "retry now", skipping the backoff; "1_000" and Arabic-Indic
     # digits parsed; "1e20" meant never.
@@ -337,7 +339,7 @@ def test_retry_after_reads_numbers_and_any_case_of_the_header_name() -> None:
 
     class Response:
         status_code = 503
-        headers = {"retry-after": "7"}
+        headers: ClassVar[dict[str, str]] = {"retry-after": "7"}
 
     with pytest.raises(rxr.RetryAfterError) as raised:
         rxr.raise_for_retry_after(Response())
@@ -354,7 +356,9 @@ def test_a_retry_after_date_is_measured_on_the_scheduler_s_clock() -> None:
 
     class Response:
         status_code = 503
-        headers = {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}
+        headers: ClassVar[dict[str, str]] = {
+            "Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"
+        }
 
     with pytest.raises(rxr.RetryAfterError) as raised:
         rxr.raise_for_retry_after(Response(), scheduler=scheduler)

@@ -321,3 +321,97 @@ def test_a_factory_that_raises_leaves_the_scheduler_usable() -> None:
         rxr.testing.run(broken, scheduler=scheduler)
     trace = rxr.testing.run(lambda s: rx.timer(1.0, scheduler=s), scheduler=scheduler)
     assert trace.events  # it ran (it silently ran nothing, for good)
+
+
+# --- flaky and chaos: found by a hostile review -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failures", "error"),
+    [
+        (["fail", "hnag"], ValueError),  # a typo: retried as an error, calls left open
+        ("fail", TypeError),  # split into characters
+        (range(3), ValueError),
+        (2.0, TypeError),
+        (None, TypeError),
+    ],
+)
+def test_flaky_refuses_a_script_that_cannot_be_naming_failures(
+    failures: Any, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match="failures"):
+        rxr.testing.flaky(["ok"], failures=failures)
+
+
+def test_flaky_refuses_an_error_function_that_cannot_take_the_call_number() -> None:
+    with pytest.raises(TypeError, match=r"^error must take the call's number"):
+        rxr.testing.flaky(error=lambda: ValueError("x"))
+
+
+@pytest.mark.parametrize("latency", [0.0, 1.0])
+def test_an_error_function_that_raises_or_makes_no_exception_fails_the_call(
+    latency: float,
+) -> None:
+    # Raising, it hung the stream on a timer thread (and escaped run()).
+    def raising(call: int) -> Exception:
+        raise KeyError("factory")
+
+    trace = rxr.testing.run(
+        lambda: rxr.testing.flaky(failures=1, latency=latency, error=raising)
+    )
+    assert isinstance(trace.error, KeyError)
+    trace = rxr.testing.run(
+        lambda: rxr.testing.flaky(
+            failures=1,
+            latency=latency,
+            error=lambda call: "nope",  # type: ignore[arg-type, return-value]
+        )
+    )
+    assert isinstance(trace.error, TypeError)
+    assert "error must make an exception" in str(trace.error)
+
+
+def test_flaky_counts_exactly_from_eight_threads() -> None:
+    # Two threads could take the same call number: 2 failures instead of 1.
+    for _ in range(50):
+        source = rxr.testing.flaky(["ok"], failures=1)
+        errors: list[Exception] = []
+        barrier = threading.Barrier(8)
+
+        def call(
+            source: Any = source, barrier: Any = barrier, errors: Any = errors
+        ) -> None:
+            barrier.wait()
+            source.subscribe(on_error=errors.append)
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(errors) == 1
+        assert source.calls == 8
+        assert all(end is not None for _, end in source.subscriptions)
+
+
+def test_a_call_whose_subscriber_raises_is_logged_as_ended() -> None:
+    source = rxr.testing.flaky(["ok"], failures=0)
+
+    def raising(_: Any) -> None:
+        raise RuntimeError("subscriber")
+
+    with pytest.raises(RuntimeError):
+        source.subscribe(raising)
+    assert source.subscriptions[0][1] is not None
+
+
+def test_inject_fault_delivers_a_clear_error_for_a_factory_making_none() -> None:
+    trace = rxr.testing.run(
+        lambda: rx.of(1).pipe(rxr.chaos.inject_fault(1.0, error=lambda: "nope"))  # type: ignore[arg-type, return-value]
+    )
+    assert isinstance(trace.error, TypeError)
+
+
+def test_inject_latency_refuses_a_scheduler_that_is_not_one() -> None:
+    with pytest.raises(TypeError, match="scheduler"):
+        rxr.chaos.inject_latency(1.0, 1.0, scheduler="virtual")  # type: ignore[arg-type]

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
-from .._arguments import require_count, require_duration, require_error_or_factory
+from .._arguments import (
+    made_error,
+    require_count,
+    require_duration,
+    require_error_or_factory,
+)
 from .._clock import choose_scheduler, clock_of
 
 __all__ = ["FlakySource", "flaky"]
@@ -40,6 +47,7 @@ class FlakySource(Observable[_T], Generic[_T]):
         self._script = script
         self._latency = require_duration("latency", latency)
         self._error = error
+        self._lock = threading.Lock()
         self.subscriptions: list[tuple[float, float | None]] = []
 
     @property
@@ -54,27 +62,28 @@ class FlakySource(Observable[_T], Generic[_T]):
     ) -> abc.DisposableBase:
         sched = choose_scheduler(None, scheduler)
         clock = clock_of(sched)
-        index = len(self.subscriptions)
-        self.subscriptions.append((clock(), None))
+        with self._lock:  # subscribed from several threads: one call each
+            index = len(self.subscriptions)
+            self.subscriptions.append((clock(), None))
         outcome = self._script(index)
-        if outcome not in ("ok", "fail", "hang"):
-            raise ValueError(f"unknown outcome {outcome!r}: use 'ok', 'fail' or 'hang'")
 
         def close() -> None:
-            start, end = self.subscriptions[index]
-            if end is None:
-                self.subscriptions[index] = (start, clock())
+            with self._lock:
+                start, end = self.subscriptions[index]
+                if end is None:
+                    self.subscriptions[index] = (start, clock())
 
         def act(*_: Any) -> None:
             if outcome == "hang":
                 return
+            # The call has answered: logged so before its subscriber, which
+            # may raise, hears of it.
+            close()
             if outcome == "fail":
-                close()
-                observer.on_error(self._error(index + 1))
+                observer.on_error(made_error("error", self._error, index + 1))
                 return
             for value in self._values:
                 observer.on_next(value)
-            close()
             observer.on_completed()
 
         if self._latency > 0 or scheduler is not None:
@@ -118,21 +127,39 @@ def flaky(
             number (from 1) making it; default ``FlakyError``.
 
     Raises:
-        ValueError: negative ``failures``, an empty script, or a ``latency``
-            negative, not finite, or above ``LONGEST_WAIT``.
-        TypeError: a ``latency`` that is not a number (a ``bool`` included),
-            or an ``error`` that is neither an exception nor a function.
+        ValueError: negative ``failures``, an empty script or one with an
+            outcome other than those three, or a ``latency`` negative, not
+            finite, or above ``LONGEST_WAIT``.
+        TypeError: ``failures`` neither a count nor a list of outcomes (a
+            string, a float, None); a ``latency`` that is not a number (a
+            ``bool`` included); an ``error`` that is neither an exception nor
+            a function of the call's number.
+
+    An ``error`` function that raises fails the call with what it raised;
+    one that makes no exception, with a ``TypeError`` saying so.
     """
-    if isinstance(failures, int):  # a bool too: refused by name
+    if isinstance(failures, int | float) or failures is None:  # a bool too
+        if not isinstance(failures, int):
+            raise TypeError(f"failures must be a count or a script, got {failures!r}")
         count = require_count("failures", failures, minimum=0)
 
         def script(index: int) -> Outcome:
             return "fail" if index < count else "ok"
 
     else:
+        if isinstance(failures, str | bytes) or not isinstance(failures, Sequence):
+            raise TypeError(
+                "failures must be a count or a script (a list of 'ok', 'fail' "
+                f"and 'hang'), got {failures!r}"
+            )
         steps = list(failures)
         if not steps:
             raise ValueError("failures must not be an empty script")
+        unknown = [step for step in steps if step not in _OUTCOMES]
+        if unknown:  # a typo: refused now, not as an error a retry retries
+            raise ValueError(
+                f"failures: unknown outcome {unknown[0]!r}: use 'ok', 'fail' or 'hang'"
+            )
 
         def script(index: int) -> Outcome:
             return steps[min(index, len(steps) - 1)]
@@ -146,8 +173,19 @@ def flaky(
         make_error = lambda _call: fixed  # noqa: E731
     else:
         require_error_or_factory("error", error)
+        try:  # called with the call's number
+            inspect.signature(error).bind(1)
+        except TypeError:
+            raise TypeError(
+                f"error must take the call's number (from 1), got {error!r}"
+            ) from None
+        except ValueError:  # no signature to read (a builtin): called as it is
+            pass
         make_error = error
     return FlakySource(values, script, latency, make_error)
+
+
+_OUTCOMES = ("ok", "fail", "hang")
 
 
 def _default_error(call: int) -> Exception:
