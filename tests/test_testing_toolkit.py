@@ -415,3 +415,16 @@ def test_inject_fault_delivers_a_clear_error_for_a_factory_making_none() -> None
 def test_inject_latency_refuses_a_scheduler_that_is_not_one() -> None:
     with pytest.raises(TypeError, match="scheduler"):
         rxr.chaos.inject_latency(1.0, 1.0, scheduler="virtual")  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rst.retry_policies())
+def test_every_generated_retry_policy_ends_against_a_source_that_always_fails(
+    policy: rxr.RetryPolicy,
+) -> None:
+    # Unlimited attempts with a time budget and no delay never moved the
+    # clock: 174,851 calls at t=0 under run(until=100).
+    source = rxr.testing.flaky(failures=10**9)
+    trace = rxr.testing.run(lambda: source.pipe(rxr.retry(policy)), until=10_000.0)
+    assert trace.error is not None
+    assert source.calls < 10_000

@@ -178,15 +178,28 @@ def backoff_policies() -> st.SearchStrategy[Backoff]:
 
 
 def retry_policies(*, max_attempts: int = 6) -> st.SearchStrategy[RetryPolicy]:
-    """Retry policies: attempts (or unlimited), a backoff, sometimes a time budget."""
-    return st.builds(
+    """Retry policies: attempts (or unlimited), a backoff, sometimes a time budget.
+
+    Each ends against a source that always fails, in virtual time: unlimited
+    attempts come with a time budget and a delay above 0 (with no delay the
+    budget would never be spent, the clock never moving).
+    """
+    limited = st.builds(
         lambda attempts, backoff, budget: RetryPolicy(
             max_attempts=attempts, backoff=backoff, max_elapsed=budget
         ),
-        st.one_of(st.integers(1, max_attempts), st.none()),
+        st.integers(1, max_attempts),
         st.one_of(st.none(), st.sampled_from([0.0, 1.0, 5.0]), backoff_policies()),
         st.one_of(st.none(), st.sampled_from([10.0, 60.0])),
-    ).filter(lambda p: p.max_attempts is not None or p.max_elapsed is not None)
+    )
+    unlimited = st.builds(
+        lambda delay, budget: RetryPolicy(
+            max_attempts=None, backoff=delay, max_elapsed=budget
+        ),
+        st.sampled_from([1.0, 5.0]),
+        st.sampled_from([10.0, 60.0]),
+    )
+    return st.one_of(limited, unlimited)
 
 
 def breaker_configs() -> st.SearchStrategy[dict[str, Any]]:
