@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from ._arguments import (
     is_number,
+    require_count,
     require_duration,
     require_finite,
     require_instance,
@@ -77,7 +78,12 @@ class Backoff(ABC):
         Examples:
             >>> ConstantBackoff(2.0).sample(3)
             [2.0, 2.0, 2.0]
+
+        Raises:
+            TypeError, ValueError: ``count`` not an int at least 0 (a ``bool``
+                included).
         """
+        require_count("count", count, minimum=0)
         return list(itertools.islice(self.delays(rng or SeededOnFirstUse()), count))
 
     def capped(self, max_delay: float) -> CappedBackoff:

@@ -428,3 +428,12 @@ def test_every_generated_retry_policy_ends_against_a_source_that_always_fails(
     trace = rxr.testing.run(lambda: source.pipe(rxr.retry(policy)), until=10_000.0)
     assert trace.error is not None
     assert source.calls < 10_000
+
+
+def test_set_no_delays_and_sample_refuse_what_is_no_switch_or_count() -> None:
+    with pytest.raises(TypeError, match=r"^enabled must be a bool"):
+        rxr.testing.set_no_delays("no")  # type: ignore[arg-type]
+    for count in (-1, True):
+        with pytest.raises((TypeError, ValueError), match=r"^count"):
+            rxr.ConstantBackoff(1.0).sample(count)
+    assert rxr.ConstantBackoff(1.0).sample(0) == []

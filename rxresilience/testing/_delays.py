@@ -37,5 +37,11 @@ def no_delays() -> Iterator[None]:
 
 
 def set_no_delays(enabled: bool) -> None:
-    """The process-wide switch, for whole test suites (e.g. in ``conftest.py``)."""
+    """The process-wide switch, for whole test suites (e.g. in ``conftest.py``).
+
+    Raises:
+        TypeError: ``enabled`` is not a bool (``"no"`` turned delays off).
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be a bool, got {enabled!r}")
     set_process_no_delays(enabled)
