@@ -437,3 +437,17 @@ def test_set_no_delays_and_sample_refuse_what_is_no_switch_or_count() -> None:
         with pytest.raises((TypeError, ValueError), match=r"^count"):
             rxr.ConstantBackoff(1.0).sample(count)
     assert rxr.ConstantBackoff(1.0).sample(0) == []
+
+
+def test_the_trials_law_gives_the_breaker_its_permits_back() -> None:
+    from reactivex.testing import TestScheduler
+
+    scheduler = TestScheduler()
+    breaker = rxr.CircuitBreaker(
+        failure_threshold=1, reset_timeout=1.0, scheduler=scheduler
+    )
+    with pytest.raises(RuntimeError):
+        breaker.call(lambda: (_ for _ in ()).throw(RuntimeError("down")))
+    scheduler.advance_to(2.0)  # half-open
+    rxr.testing.laws.breaker_admits_at_most_n_trials(breaker, 5)
+    assert not isinstance(breaker.try_admit(), rxr.CircuitOpenError)

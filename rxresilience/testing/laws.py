@@ -259,13 +259,26 @@ def breaker_never_subscribes_while_open(
 
 
 def breaker_admits_at_most_n_trials(breaker: CircuitBreaker, attempts: int) -> None:
-    """In HALF_OPEN, at most ``half_open_max_calls`` calls are in flight."""
+    """In HALF_OPEN, at most ``half_open_max_calls`` calls are in flight.
+
+    The calls it makes never end on their own: they are disposed at the end,
+    so the breaker's trial permits go back (it was left half-open, every
+    permit held, refusing calls for good).
+    """
     source = flaky(["x"], failures=["hang"])
-    for _ in range(attempts):
+    calls = [
         source.pipe(circuit_breaker(breaker)).subscribe(on_error=lambda _: None)
-    limit = breaker.config.half_open_max_calls
-    if breaker.state.value == "half-open":
-        assert source.calls <= limit, f"{source.calls} trials in flight, limit {limit}"
+        for _ in range(attempts)
+    ]
+    try:
+        limit = breaker.config.half_open_max_calls
+        if breaker.state.value == "half-open":
+            assert source.calls <= limit, (
+                f"{source.calls} trials in flight, limit {limit}"
+            )
+    finally:
+        for call in calls:
+            call.dispose()
 
 
 def idempotent_runs_once_per_key(
