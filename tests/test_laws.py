@@ -313,3 +313,32 @@ def test_a_users_resilient_pipeline_emits_exactly_one_attempts_notifications(
             hedge=policy, retry=rxr.RetryPolicy(2, backoff=1.0), bulkhead=bulkhead
         ),
     )
+
+
+def test_the_idempotency_law_catches_an_operator_that_remembers_a_key_too_late() -> (
+    None
+):
+    # Requests ran one after another: an operator that remembers a key only
+    # once its run completes passed, though overlapping requests run twice.
+    from reactivex.disposable import Disposable
+
+    done: dict[str, Any] = {}
+
+    def naive(key: str) -> Any:
+        def operator(source: rx.Observable[Any]) -> rx.Observable[Any]:
+            def subscribe(observer: Any, scheduler: Any = None) -> Any:
+                if key in done:
+                    observer.on_next(done[key])
+                    observer.on_completed()
+                    return Disposable()
+                return source.pipe(
+                    ops.do_action(lambda v: done.__setitem__(key, v))
+                ).subscribe(observer, scheduler=scheduler)
+
+            return rx.create(subscribe)
+
+        return operator
+
+    with pytest.raises(AssertionError):
+        rxr.testing.laws.idempotent_runs_once_per_key(["a", "a"], operator_for=naive)
+    rxr.testing.laws.idempotent_runs_once_per_key(["a", "a", "b"])

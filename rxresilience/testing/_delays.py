@@ -20,7 +20,10 @@ def no_delays() -> Iterator[None]:
 
     For application tests that cannot inject a scheduler. It is a context
     variable: it holds for the current thread or asyncio task and for the
-    subscriptions made there (a subscription reads it when it starts).
+    subscriptions made there (a subscription reads it when it starts). A
+    retry subscribed later on a timer's thread (inside ``rx.timer(...)
+    .pipe(ops.flat_map(...))``, say) runs outside it, threads not inheriting
+    context variables: for those, ``set_no_delays(True)``, process-wide.
 
     Examples:
         >>> import reactivex as rx, rxresilience as rxr

@@ -305,12 +305,23 @@ def idempotent_runs_once_per_key(
     def call(key: str) -> rx.Observable[str]:
         def source(_: Any) -> rx.Observable[str]:
             runs[key] = runs.get(key, 0) + 1
-            return rx.of(f"result {key}")
+            return rx.timer(1.0).pipe(ops.map(lambda _: f"result {key}"))
 
         return rx.defer(source).pipe(make(key))
 
+    # One after another, then all at once: requests of one key overlapping
+    # while its first run is under way (an operator that remembers a key only
+    # once it completes runs the source again then).
     for key in keys:
         assert run(lambda key=key: call(key)).values == [f"result {key}"]
+    assert all(count == 1 for count in runs.values()), runs
+    runs.clear()
+    store = InMemoryIdempotencyStore()  # the default operator's, afresh
+    fresh = [f"{key} (at once)" for key in keys]
+    answers = run(
+        lambda: rx.merge(*(call(key) for key in fresh)) if fresh else rx.empty()
+    ).values
+    assert sorted(answers) == sorted(f"result {key}" for key in fresh), answers
     assert all(count == 1 for count in runs.values()), runs
 
 
