@@ -451,3 +451,22 @@ def test_the_trials_law_gives_the_breaker_its_permits_back() -> None:
     scheduler.advance_to(2.0)  # half-open
     rxr.testing.laws.breaker_admits_at_most_n_trials(breaker, 5)
     assert not isinstance(breaker.try_admit(), rxr.CircuitOpenError)
+
+
+def test_run_inside_a_run_on_the_same_scheduler_is_a_clear_error() -> None:
+    # It returned an empty trace, the inner events arriving later.
+    from reactivex.testing import TestScheduler
+
+    scheduler = TestScheduler()
+    inner: list[Any] = []
+
+    def nested(s: Any) -> rx.Observable[int]:
+        try:
+            rxr.testing.run(lambda t: rx.timer(1.0, scheduler=t), scheduler=scheduler)
+        except RuntimeError as error:
+            inner.append(error)
+        return rx.of(1)
+
+    rxr.testing.run(nested, subscribe_at=1.0, scheduler=scheduler).assert_values(1)
+    assert len(inner) == 1
+    assert "running already" in str(inner[0])

@@ -239,6 +239,14 @@ def run(
     if until is not None:
         until = require_duration("until", until)
     sched = scheduler or TestScheduler()
+    if sched._is_enabled:
+        # Its clock moves only from the run under way: this one would record
+        # nothing (or, waiting for the clock, never return).
+        raise RuntimeError(
+            "scheduler is running already: run() from an action of the same "
+            "scheduler cannot move its clock (give it a TestScheduler of its "
+            "own), or an exception left it running (call scheduler.stop())"
+        )
     trace = Trace(subscribed_at=subscribe_at)
     holder: list[abc.DisposableBase] = []
 
