@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from reactivex import abc
 
+from ._arguments import require_scheduler
 from ._clock import seconds_now
 from .errors import RetryAfterError
 
@@ -19,7 +20,9 @@ __all__ = ["RetryAfterError", "parse_retry_after", "raise_for_retry_after"]
 _R = TypeVar("_R")
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+def parse_retry_after(
+    value: str | bytes | None, *, now: float | None = None
+) -> float | None:
     """Seconds from a ``Retry-After`` header: delta seconds or an HTTP date.
 
     Examples:
@@ -32,12 +35,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     """
     if value is None:
         return None
-    text = str(value).strip()
+    raw = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    text = raw.strip()
     if _DELAY_SECONDS.fullmatch(text):
         # RFC 9110's delay-seconds are ASCII digits (a fraction is taken too):
         # "-5" or "1_000" or other scripts' digits are no delay, and no header.
-        seconds = float(text)
-        return seconds if math.isfinite(seconds) else None
+        # Too many digits for a float is "never" (inf), as a long wait is.
+        return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError):
@@ -72,6 +76,7 @@ def raise_for_retry_after(
         scheduler: whose clock an HTTP date in ``Retry-After`` is measured
             against (the retry's, in virtual time); default the real clock.
     """
+    require_scheduler("scheduler", scheduler)
     status = getattr(response, "status_code", None)
     if status is None:
         status = getattr(response, "status", None)

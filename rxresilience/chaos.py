@@ -7,6 +7,7 @@ chaos.
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -60,6 +61,16 @@ def inject_fault(
     """
     probability = require_unit_interval("rate", rate)
     require_error_or_factory("error", error)
+    if not isinstance(error, Exception):
+        try:  # called with nothing: one that wants an argument fails every call
+            inspect.signature(error, follow_wrapped=False).bind()
+        except TypeError:
+            raise TypeError(
+                f"error must be an exception or a function of no argument, "
+                f"got {error!r}"
+            ) from None
+        except ValueError:  # no signature to read (a builtin): called as it is
+            pass
     dice = _rng(rng)
 
     def apply(source: Observable[_T]) -> Observable[_T]:

@@ -363,3 +363,16 @@ def test_a_retry_after_date_is_measured_on_the_scheduler_s_clock() -> None:
     with pytest.raises(rxr.RetryAfterError) as raised:
         rxr.raise_for_retry_after(Response(), scheduler=scheduler)
     assert raised.value.retry_after == 40.0
+
+
+def test_retry_after_takes_bytes_and_reads_endless_digits_as_never() -> None:
+    assert rxr.parse_retry_after(b"120") == 120.0
+    assert rxr.parse_retry_after("9" * 400) == float("inf")  # never, not "no header"
+
+
+def test_raise_for_retry_after_refuses_a_scheduler_that_is_not_one() -> None:
+    class Response:
+        status_code = 200
+
+    with pytest.raises(TypeError, match="scheduler"):
+        rxr.raise_for_retry_after(Response(), scheduler="x")  # type: ignore[arg-type]

@@ -470,3 +470,79 @@ def test_run_inside_a_run_on_the_same_scheduler_is_a_clear_error() -> None:
     rxr.testing.run(nested, subscribe_at=1.0, scheduler=scheduler).assert_values(1)
     assert len(inner) == 1
     assert "running already" in str(inner[0])
+
+
+# --- a review of the fixes above ------------------------------------------------------
+
+
+def test_run_says_when_virtual_time_stands_still_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rxresilience.testing import _trace
+
+    monkeypatch.setattr(_trace, "MOST_AT_ONE_INSTANT", 1_000)
+    policy = rxr.RetryPolicy(max_attempts=None, backoff=None, max_elapsed=10.0)
+    with pytest.raises(RuntimeError, match="virtual time stands still at 0"):
+        rxr.testing.run(
+            lambda: rxr.testing.flaky(failures=10**9).pipe(rxr.retry(policy))
+        )
+
+
+def test_run_refuses_a_nested_run_at_any_instant() -> None:
+    from reactivex.testing import TestScheduler
+
+    scheduler = TestScheduler()
+    refused: list[Exception] = []
+
+    def nested() -> rx.Observable[int]:
+        try:
+            rxr.testing.run(lambda t: rx.timer(3.0, scheduler=t), scheduler=scheduler)
+        except RuntimeError as error:
+            refused.append(error)
+        return rx.of(1)
+
+    trace = rxr.testing.run(nested, scheduler=scheduler)  # subscribed at 0
+    assert len(refused) == 1
+    trace.assert_values(1)
+    assert trace.events[0].time == 0.0
+    assert isinstance(trace.subscribed_at, float)
+
+
+def test_run_takes_any_finite_virtual_time_and_refuses_until_before_subscribing() -> (
+    None
+):
+    trace = rxr.testing.run(lambda s: rx.timer(1.0, scheduler=s), until=1e10)
+    trace.assert_completed(at=1.0)
+    with pytest.raises(ValueError, match=r"^until must not come before subscribe_at"):
+        rxr.testing.run(lambda: rx.of(1), subscribe_at=10.0, until=5.0)
+
+
+def test_the_idempotency_law_holds_for_an_operator_with_a_short_max_run() -> None:
+    store = rxr.InMemoryIdempotencyStore()
+    rxr.testing.laws.idempotent_runs_once_per_key(
+        ["a", "a", "b"],
+        operator_for=lambda key: rxr.idempotent(
+            rxr.IdempotencyPolicy(store, ttl=60, max_run=0.5), key=key
+        ),
+    )
+
+
+def test_flaky_takes_generated_scripts_and_wrapped_error_functions() -> None:
+    import functools
+
+    def make() -> Exception:
+        return KeyError("x")
+
+    @functools.wraps(make)
+    def wrapper(call: int) -> Exception:
+        return make()
+
+    source = rxr.testing.flaky(failures=(s for s in ["fail", "ok"]), error=wrapper)
+    assert rxr.testing.run(lambda: source.pipe(rxr.retry(2, backoff=None))).values == [
+        "ok"
+    ]
+
+
+def test_inject_fault_refuses_an_error_function_that_wants_an_argument() -> None:
+    with pytest.raises(TypeError, match=r"^error must be an exception or a function"):
+        rxr.chaos.inject_fault(1.0, error=lambda n: ValueError(n))  # type: ignore[arg-type, misc]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
@@ -101,7 +101,7 @@ class FlakyError(Exception):
 def flaky(
     values: Sequence[_T] = ("ok",),  # type: ignore[assignment]
     *,
-    failures: int | Sequence[Outcome] = 1,
+    failures: int | Iterable[Outcome] = 1,
     latency: float = 0.0,
     error: Exception | Callable[[int], Exception] | None = None,
 ) -> FlakySource[_T]:
@@ -147,7 +147,7 @@ def flaky(
             return "fail" if index < count else "ok"
 
     else:
-        if isinstance(failures, str | bytes) or not isinstance(failures, Sequence):
+        if isinstance(failures, str | bytes) or not isinstance(failures, Iterable):
             raise TypeError(
                 "failures must be a count or a script (a list of 'ok', 'fail' "
                 f"and 'hang'), got {failures!r}"
@@ -174,7 +174,7 @@ def flaky(
     else:
         require_error_or_factory("error", error)
         try:  # called with the call's number
-            inspect.signature(error).bind(1)
+            inspect.signature(error, follow_wrapped=False).bind(1)
         except TypeError:
             raise TypeError(
                 f"error must take the call's number (from 1), got {error!r}"

@@ -11,7 +11,7 @@ from reactivex import Observable, abc
 from reactivex.scheduler import VirtualTimeScheduler
 from reactivex.testing import TestScheduler
 
-from .._arguments import require_duration
+from .._arguments import require_finite
 
 __all__ = ["Event", "Trace", "advance", "assert_no_pending", "pending_items", "run"]
 
@@ -227,17 +227,18 @@ def run(
             ``subscribe_at``.
         TypeError: a time that is not a number (a ``bool`` included).
     """
-    subscribe_at = require_duration("subscribe_at", subscribe_at)
-    if dispose_at is not None:
-        dispose_at = require_duration("dispose_at", dispose_at)
-        if dispose_at < subscribe_at:
-            # run first, it would dispose of nothing, the subscription left on
+    # Virtual times: any finite time from 0 (no real timer is armed).
+    subscribe_at = require_finite("subscribe_at", subscribe_at)
+    for name, later in (("dispose_at", dispose_at), ("until", until)):
+        if later is not None and require_finite(name, later) < subscribe_at:
+            # before the subscription, it would dispose of nothing (the
+            # subscription left on) or run nothing (and leave it queued)
             raise ValueError(
-                f"dispose_at must not come before subscribe_at, got "
-                f"dispose_at={dispose_at!r} and subscribe_at={subscribe_at!r}"
+                f"{name} must not come before subscribe_at, got "
+                f"{name}={later!r} and subscribe_at={subscribe_at!r}"
             )
-    if until is not None:
-        until = require_duration("until", until)
+    dispose_at = None if dispose_at is None else float(dispose_at)
+    until = None if until is None else float(until)
     sched = scheduler or TestScheduler()
     if sched._is_enabled:
         # Its clock moves only from the run under way: this one would record
@@ -251,7 +252,7 @@ def run(
     holder: list[abc.DisposableBase] = []
 
     def subscribe(*_: Any) -> None:
-        trace.subscribed_at = sched.clock  # later than asked, on a clock past it
+        trace.subscribed_at = float(sched.clock)  # later than asked, on a clock past it
         observable = _call_factory(factory, sched)
         holder.append(
             observable.subscribe(
@@ -287,27 +288,65 @@ def run(
     return trace
 
 
+#: Actions due at one instant, at most, before :func:`run_until_idle` says
+#: virtual time stands still.
+MOST_AT_ONE_INSTANT = 100_000
+
+
 def run_until_idle(scheduler: VirtualTimeScheduler) -> None:
     """Run virtual time until nothing is left to run. Unlike RxPY's
     ``start``, which moves the clock a second on after 100 actions due at one
     instant (150 immediate retries "completed at 1.0"), the clock moves only
-    to what is due."""
+    to what is due.
+
+    Raises:
+        RuntimeError: more than :data:`MOST_AT_ONE_INSTANT` actions were due
+            at one instant: something reschedules itself there for good (a
+            retry with no delay and only a time budget, ``rx.interval(0)``),
+            which virtual time can never get past (``start`` did, by moving
+            the clock on its own).
+    """
     queue = scheduler._queue
+    at, count = scheduler.now, 0
     while queue:
         due = queue.peek().duetime
         if due > scheduler.now:
             scheduler.advance_to(due)  # everything due up to then, in order
-        else:
-            advance(scheduler, scheduler.clock)  # what is due now
+            continue
+        if scheduler.now != at:
+            at, count = scheduler.now, 0
+        count += 1
+        if count > MOST_AT_ONE_INSTANT:
+            raise RuntimeError(
+                f"virtual time stands still at {scheduler.clock!r}: more than "
+                f"{MOST_AT_ONE_INSTANT:,} actions due at that one instant "
+                "(something reschedules itself there for good: a retry with no "
+                "delay and only a time budget, rx.interval(0)); give run() "
+                "until= or dispose_at="
+            )
+        advance(scheduler, scheduler.clock, most=1)  # one action due now
 
 
-def advance(scheduler: VirtualTimeScheduler, to: float) -> None:
-    """Run virtual time to ``to``, including what is due at the current instant."""
+def advance(
+    scheduler: VirtualTimeScheduler, to: float, *, most: int | None = None
+) -> None:
+    """Run virtual time to ``to``, including what is due at the current instant
+    (``most`` actions of it at most)."""
     if to > scheduler.clock:
         scheduler.advance_to(to)
         return
     queue = scheduler._queue
-    while queue and queue.peek().duetime <= scheduler.now:
-        item = queue.dequeue()
-        if not item.is_cancelled():
-            item.invoke()
+    ran = 0
+    # Marked running meanwhile, as advance_to marks it: a run() from inside
+    # one of these actions is refused, not left to move the clock under it.
+    scheduler._is_enabled = True
+    try:
+        while queue and queue.peek().duetime <= scheduler.now:
+            if most is not None and ran >= most:
+                return
+            item = queue.dequeue()
+            ran += 1
+            if not item.is_cancelled():
+                item.invoke()
+    finally:
+        scheduler._is_enabled = False
