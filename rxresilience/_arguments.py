@@ -213,6 +213,20 @@ def require_error_or_factory(name: str, value: object) -> None:
         raise TypeError(f"{name} must be an exception or a function, got {value!r}")
 
 
+def require_callable_with(
+    name: str, function: Callable[..., object], args: tuple[object, ...], wanted: str
+) -> None:
+    """Raise ``TypeError`` (``name must <wanted>``) unless ``function`` can be
+    called with ``args``, as its signature says (a builtin without one is let
+    through: it is called as it is)."""
+    try:
+        inspect.signature(function, follow_wrapped=False).bind(*args)
+    except TypeError:
+        raise TypeError(f"{name} must {wanted}, got {function!r}") from None
+    except ValueError:
+        pass
+
+
 def made_error(name: str, factory: Callable[..., object], *args: object) -> Exception:
     """The exception ``factory(*args)`` makes; what it raises, if it raises; a
     ``TypeError`` naming ``name`` if it makes something else (a string or

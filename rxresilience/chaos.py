@@ -7,7 +7,6 @@ chaos.
 
 from __future__ import annotations
 
-import inspect
 import random
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ from reactivex.disposable import Disposable
 
 from ._arguments import (
     made_error,
+    require_callable_with,
     require_duration,
     require_error_or_factory,
     require_instance,
@@ -61,16 +61,10 @@ def inject_fault(
     """
     probability = require_unit_interval("rate", rate)
     require_error_or_factory("error", error)
-    if not isinstance(error, Exception):
-        try:  # called with nothing: one that wants an argument fails every call
-            inspect.signature(error, follow_wrapped=False).bind()
-        except TypeError:
-            raise TypeError(
-                f"error must be an exception or a function of no argument, "
-                f"got {error!r}"
-            ) from None
-        except ValueError:  # no signature to read (a builtin): called as it is
-            pass
+    if not isinstance(error, Exception):  # one wanting an argument failed every call
+        require_callable_with(
+            "error", error, (), "be an exception or a function of no argument"
+        )
     dice = _rng(rng)
 
     def apply(source: Observable[_T]) -> Observable[_T]:

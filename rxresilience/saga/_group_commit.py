@@ -139,11 +139,7 @@ class GroupCommit:
                 # A cancellation out of a journal on an async driver, say:
                 # raised here it would end this thread's work and leave the
                 # writer busy for good, every later saga waiting on it.
-                failure = RuntimeError(
-                    f"{type(journal).__name__}.write_owned raised "
-                    f"{type(error).__name__}: {error}"
-                )
-                failure.__cause__ = error
+                failure = _caught(f"{type(journal).__name__}.write_owned", error)
                 done = [failure] * len(batch)
             answers = [
                 (answer, outcome)
@@ -234,9 +230,14 @@ def _answer_of(call: Callable[[], _R]) -> _R | Exception:
     except Exception as error:
         return error
     except BaseException as error:  # here it would be lost, and the caller with it
-        failure = RuntimeError(f"a journal call raised {type(error).__name__}: {error}")
-        failure.__cause__ = error
-        return failure
+        return _caught("a journal call", error)
+
+
+def _caught(what: str, error: BaseException) -> RuntimeError:
+    """A BaseException out of ``what`` on a pool thread, as an error to answer with."""
+    failure = RuntimeError(f"{what} raised {type(error).__name__}: {error}")
+    failure.__cause__ = error
+    return failure
 
 
 def write_owned(

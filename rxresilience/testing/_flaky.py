@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
@@ -12,6 +11,7 @@ from reactivex.disposable import CompositeDisposable, Disposable
 
 from .._arguments import (
     made_error,
+    require_callable_with,
     require_count,
     require_duration,
     require_error_or_factory,
@@ -173,14 +173,7 @@ def flaky(
         make_error = lambda _call: fixed  # noqa: E731
     else:
         require_error_or_factory("error", error)
-        try:  # called with the call's number
-            inspect.signature(error, follow_wrapped=False).bind(1)
-        except TypeError:
-            raise TypeError(
-                f"error must take the call's number (from 1), got {error!r}"
-            ) from None
-        except ValueError:  # no signature to read (a builtin): called as it is
-            pass
+        require_callable_with("error", error, (1,), "take the call's number (from 1)")
         make_error = error
     return FlakySource(values, script, latency, make_error)
 
